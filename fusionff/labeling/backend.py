@@ -1,0 +1,94 @@
+"""The interface every reference program (MOPAC, later OpenQP, ...) implements for labelling.
+
+A backend turns one geometry into energies and forces of the lowest ``n_states`` electronic
+states. It never raises for a structure it cannot compute: it returns a :class:`LabelResult`
+whose per-state ``success`` mask is False for the failed states and whose ``error`` says why.
+Backends must be picklable, because the labelling runner ships them to worker processes.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class LabelResult:
+    """Reference labels of one structure.
+
+    Attributes:
+        energies: (S,) eV; NaN where ``success`` is False.
+        forces: (N, S, 3) eV/Angstrom, atoms first then states (the dataset's layout); NaN
+            where ``success`` is False.
+        success: (S,) bool, True where the state was computed.
+        error: empty when every state succeeded, otherwise one message per failed state,
+            each prefixed with the state's name (``"S1: ..."``), joined by ``"; "``.
+        seconds: wall-clock time spent on the structure, s.
+    """
+
+    energies: np.ndarray
+    forces: np.ndarray
+    success: np.ndarray
+    error: str = ""
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when every state was computed."""
+        return bool(np.all(self.success))
+
+    @property
+    def state_forces(self) -> np.ndarray:
+        """(S, N, 3) eV/Angstrom: the forces with states first (the ASE calculator's layout)."""
+        return np.ascontiguousarray(self.forces.transpose(1, 0, 2))
+
+    @classmethod
+    def failure(cls, n_atoms: int, n_states: int, error: str, seconds: float = 0.0) -> LabelResult:
+        """A result in which every state failed with the same message."""
+        return cls(
+            energies=np.full(n_states, np.nan),
+            forces=np.full((n_atoms, n_states, 3), np.nan),
+            success=np.zeros(n_states, dtype=bool),
+            error=error,
+            seconds=seconds,
+        )
+
+
+class ReferenceBackend(ABC):
+    """A reference electronic-structure program that labels structures with S states."""
+
+    @abstractmethod
+    def compute(self, numbers: np.ndarray, positions: np.ndarray, n_states: int) -> LabelResult:
+        """Energies and forces of states S0 .. S(n_states-1) of one structure.
+
+        Args:
+            numbers: (N,) atomic numbers.
+            positions: (N, 3) Angstrom.
+            n_states: number of states S, counted from the ground state.
+
+        Returns:
+            The labels; failures are reported in the result, never raised.
+        """
+
+    @abstractmethod
+    def provenance(self) -> dict:
+        """What produced the labels: at least ``program``, ``version``, ``keywords`` and
+        ``method`` (a one-line description of the level of theory)."""
+
+
+def check_geometry(numbers: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Validate shapes of one structure and return them as ``(int64 (N,), float64 (N, 3))``.
+
+    Raises:
+        ValueError: shapes that do not fit (a caller's bug, not a bad structure).
+    """
+    numbers = np.asarray(numbers, dtype=np.int64).reshape(-1)
+    positions = np.asarray(positions, dtype=np.float64)
+    if positions.shape != (len(numbers), 3):
+        raise ValueError(
+            f"positions must have shape ({len(numbers)}, 3) for {len(numbers)} atoms, "
+            f"got {positions.shape}"
+        )
+    return numbers, positions
