@@ -1,0 +1,98 @@
+"""``FusionCalculator``: a multi-state fusionff model as an ASE calculator."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator, all_changes
+
+from fusionff.models.multistate_mace import MultiStateMACE
+from fusionff.potential import Potential
+
+
+class FusionCalculator(Calculator):
+    """ASE calculator exposing every electronic state of a fusionff model.
+
+    ``energy``/``forces`` (eV, eV/Angstrom) are those of the active surface ``state``;
+    ``results["energies"]`` (S,) eV and ``results["state_forces"]`` (S, N, 3) eV/Angstrom hold
+    every state. Works for isolated molecules and periodic cells.
+
+    Args:
+        model: a :class:`MultiStateMACE` or the path of a ``*.fff`` file.
+        state: index of the active state (0 = ground state).
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+    """
+
+    implemented_properties = ["energy", "free_energy", "forces", "energies", "state_forces"]
+
+    def __init__(
+        self,
+        model: MultiStateMACE | str | os.PathLike,
+        state: int = 0,
+        device: str = "auto",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.potential = Potential(model, device=device)
+        self._state = 0
+        self.state = state
+
+    @property
+    def n_states(self) -> int:
+        return self.potential.n_states
+
+    @property
+    def state(self) -> int:
+        """Index of the active state whose energy and forces ``energy``/``forces`` report."""
+        return self._state
+
+    @state.setter
+    def state(self, value: int) -> None:
+        value = int(value)
+        if not 0 <= value < self.n_states:
+            raise ValueError(f"state {value} out of range: the model has {self.n_states} states")
+        self._state = value
+        if "energies" in self.results:  # every state is already computed: just switch surface
+            self.results["energy"] = self.results["free_energy"] = self.results["energies"][value]
+            self.results["forces"] = self.results["state_forces"][value]
+
+    def calculate(self, atoms: Atoms | None = None, properties=None, system_changes=all_changes):
+        super().calculate(atoms, properties or ["energy"], system_changes)
+        atoms = self.atoms
+        numbers, positions = self._validated(atoms)
+        pbc = np.asarray(atoms.pbc, dtype=bool)
+        cell = np.asarray(atoms.cell.array) if pbc.any() else None
+        (out,) = self.potential.evaluate_structures([numbers], [positions], [cell], [pbc])
+        energies, forces = out["energies"], out["forces"]
+        self.results = {
+            "energies": energies,
+            "state_forces": forces,
+            "energy": float(energies[self._state]),
+            "free_energy": float(energies[self._state]),
+            "forces": forces[self._state],
+        }
+
+    def _validated(self, atoms: Atoms) -> tuple[np.ndarray, np.ndarray]:
+        numbers = np.asarray(atoms.numbers)
+        positions = np.asarray(atoms.positions, dtype=np.float64)
+        if positions.shape != (len(numbers), 3):
+            raise ValueError(
+                f"positions have shape {positions.shape}, expected ({len(numbers)}, 3)"
+            )
+        known = set(self.potential.model.config.atomic_numbers)
+        for i, z in enumerate(numbers):
+            if int(z) not in known:
+                raise ValueError(
+                    f"atom {i} ({atoms.get_chemical_symbols()[i]}, Z={int(z)}) is not an element "
+                    f"of this model (elements: {self.potential.model.elements})"
+                )
+        bad = ~np.isfinite(positions)
+        if bad.any():
+            i, k = np.argwhere(bad)[0]
+            raise ValueError(
+                f"atom {i} has a non-finite position: {'xyz'[k]} = {positions[i, k]} "
+                f"(positions {positions[i].tolist()} Angstrom)"
+            )
+        return numbers, positions

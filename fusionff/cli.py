@@ -1,0 +1,65 @@
+"""Command line: ``fusionff info | ...``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from fusionff import __version__
+
+
+def _info(args: argparse.Namespace) -> int:
+    from fusionff.models.io import load_model
+
+    model = load_model(args.model)
+    c = model.config
+    rows = [
+        ("file", args.model),
+        ("model", "MultiStateMACE (fusion blocks)" if c.fusion else "MultiStateMACE (plain MACE)"),
+        ("elements", " ".join(c.elements)),
+        ("states", str(c.n_states)),
+        ("parameters", f"{model.num_parameters():,}"),
+        ("r_max", f"{c.r_max} Angstrom"),
+        ("channels", str(c.channels)),
+        ("l_max / hidden_l_max", f"{c.l_max} / {c.hidden_l_max}"),
+        ("correlation", str(c.correlation)),
+        ("layers", str(c.num_layers)),
+        ("dtype", c.dtype),
+    ]
+    if c.fusion:
+        rows.append(("fusion diagram", model.products[0].diagram.describe()))
+        rows.append(("l_int_max", str(c.l_int_max)))
+    if args.json:
+        from fusionff.models.io import read_header
+
+        print(json.dumps(read_header(args.model), indent=2))
+        return 0
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"{k:<{width}}  {v}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fusionff", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"fusionff {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("info", help="architecture, elements, states and size of a model file")
+    p.add_argument("model", help="model file (*.fff)")
+    p.add_argument("--json", action="store_true", help="print the file's full JSON header")
+    p.set_defaults(func=_info)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError, RuntimeError) as err:
+        print(f"fusionff {args.command}: error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

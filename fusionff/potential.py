@@ -1,0 +1,108 @@
+"""Batched multi-state evaluation of a model: B structures in one graph, on CPU or GPU.
+
+``Potential`` is what the ASE calculator and the dynamics use: positions in Angstrom in,
+energies (eV) and forces (eV/Angstrom) of every state out.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from fusionff.data.graph import build_graph, molecular_batch_graph
+from fusionff.models.io import load_model
+from fusionff.models.multistate_mace import MultiStateMACE
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; asking for CUDA without it is an error."""
+    if isinstance(device, torch.device):
+        device = str(device)
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device {device!r} was asked for, but CUDA is not available here")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:k]', got {device!r}")
+    return torch.device(device)
+
+
+class Potential:
+    """A multi-state model ready to evaluate batches of structures.
+
+    Args:
+        model: a :class:`MultiStateMACE` or the path of a ``*.fff`` model file.
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+    """
+
+    def __init__(self, model: MultiStateMACE | str | os.PathLike, device: str = "auto"):
+        self.device = resolve_device(device)
+        if not isinstance(model, MultiStateMACE):
+            model = load_model(model)
+        self.model = model.to(self.device).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    @property
+    def n_states(self) -> int:
+        return self.model.n_states
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.model.dtype
+
+    def evaluate(
+        self, numbers: Sequence[int] | np.ndarray | torch.Tensor, positions
+    ) -> dict[str, torch.Tensor]:
+        """B configurations of one isolated molecule in one graph.
+
+        Args:
+            numbers: (N,) atomic numbers.
+            positions: (B, N, 3) Angstrom (tensor or array).
+
+        Returns:
+            ``energies`` (B, S) eV and ``forces`` (B, S, N, 3) eV/Angstrom, on the model's device.
+        """
+        x = torch.as_tensor(positions, dtype=self.dtype, device=self.device)
+        if x.ndim != 3 or x.shape[-1] != 3:
+            raise ValueError(f"positions must have shape (B, N, 3), got {tuple(x.shape)}")
+        z = torch.as_tensor(numbers, dtype=torch.long, device=self.device)
+        if z.shape != (x.shape[1],):
+            raise ValueError(f"{z.numel()} atomic numbers for {x.shape[1]} atoms per structure")
+        b, n, _ = x.shape
+        x = x.detach().requires_grad_(True)
+        with torch.enable_grad():
+            out = self.model(molecular_batch_graph(z, x, self.model.r_max))
+        forces = out["forces"].detach().reshape(b, n, self.n_states, 3).transpose(1, 2)
+        return {"energies": out["energies"].detach(), "forces": forces}
+
+    def evaluate_structures(
+        self,
+        numbers: Sequence[np.ndarray],
+        positions: Sequence[np.ndarray],
+        cells: Sequence[np.ndarray | None] | None = None,
+        pbcs: Sequence[np.ndarray | None] | None = None,
+    ) -> list[dict[str, np.ndarray]]:
+        """Structures of any sizes, molecules or periodic cells, in one graph.
+
+        Returns one dict per structure with ``energies`` (S,) eV and ``forces`` (S, N, 3)
+        eV/Angstrom as numpy arrays.
+        """
+        graph = build_graph(
+            numbers, positions, self.model.r_max, cells, pbcs, self.dtype, self.device
+        )
+        with torch.enable_grad():
+            out = self.model(graph)
+        energies = out["energies"].detach().cpu().numpy()
+        forces = out["forces"].detach().cpu().numpy()
+        results, start = [], 0
+        for b, z in enumerate(numbers):
+            n = len(z)
+            results.append(
+                {"energies": energies[b], "forces": forces[start : start + n].transpose(1, 0, 2)}
+            )
+            start += n
+        return results
