@@ -1,0 +1,34 @@
+"""Batched non-adiabatic surface hopping (FSSH, kappa-TSH, Landau-Zener) on any multi-state
+electronic structure: ML potentials, Tully's models or wrapped ASE calculators.
+
+Units: eV, Angstrom, fs, amu (velocities Angstrom/fs); see :mod:`fusionff.dynamics.units`.
+"""
+
+from fusionff.dynamics.algorithms import ALGORITHMS, HoppingAlgorithm, get_algorithm
+from fusionff.dynamics.engine import SurfaceHoppingConfig, initial_state, run, step, total_energy
+from fusionff.dynamics.protocol import ASECalculatorStructure, ElectronicStructure, StateOutputs
+from fusionff.dynamics.rng import trajectory_seeds, uniform
+from fusionff.dynamics.scattering import tully_scattering
+from fusionff.dynamics.state import Status, SurfaceHoppingState
+from fusionff.dynamics.tully import TULLY_MODELS, TullyModel
+
+__all__ = [
+    "ALGORITHMS",
+    "ASECalculatorStructure",
+    "ElectronicStructure",
+    "HoppingAlgorithm",
+    "StateOutputs",
+    "Status",
+    "SurfaceHoppingConfig",
+    "SurfaceHoppingState",
+    "TULLY_MODELS",
+    "TullyModel",
+    "get_algorithm",
+    "initial_state",
+    "run",
+    "step",
+    "total_energy",
+    "trajectory_seeds",
+    "tully_scattering",
+    "uniform",
+]

@@ -1,0 +1,287 @@
+"""The batched surface-hopping engine: configuration, initial state, one step, a run.
+
+One step of every running trajectory (all in eV, Angstrom, fs, amu):
+1. velocity Verlet on the active state (one evaluation of the electronic structure);
+2. gap histories, then the hopping algorithm (:mod:`fusionff.dynamics.algorithms`) propagates
+   the amplitudes and returns hop probabilities;
+3. one uniform number from the trajectory's own stream (seed, step) picks the hop; the
+   momentum is adjusted to conserve the total energy, or the hop is frustrated;
+4. optional energy-based decoherence;
+5. status: non-finite values -> BLEW_UP, total-energy drift -> ENERGY_DRIFT, the stop
+   criterion -> STOPPED. Trajectories that are not running are left untouched (masked out),
+   and each trajectory's arithmetic involves only its own row, so its result does not depend
+   on the batch it runs in.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from fusionff.dynamics.algorithms import get_algorithm
+from fusionff.dynamics.couplings import gap_rates, nac_couplings, state_gaps
+from fusionff.dynamics.decoherence import DEFAULT_DECOHERENCE_CONSTANT, energy_based_decoherence
+from fusionff.dynamics.hopping import (
+    RESCALE_DIRECTIONS,
+    adjust_momentum,
+    choose_targets,
+    rescale_direction,
+)
+from fusionff.dynamics.integrator import active_forces, drift, half_kick, kinetic_energy
+from fusionff.dynamics.protocol import ElectronicStructure
+from fusionff.dynamics.rng import uniform
+from fusionff.dynamics.state import Status, SurfaceHoppingState
+
+__all__ = ["SurfaceHoppingConfig", "initial_state", "total_energy", "step", "run"]
+
+StopCriterion = Callable[[SurfaceHoppingState], Tensor]
+"""Maps a state to a (B,) bool tensor: True where the trajectory should stop."""
+
+
+@dataclass
+class SurfaceHoppingConfig:
+    """Settings of a surface-hopping run (every default lives here).
+
+    Attributes:
+        dt: nuclear time step, fs.
+        n_substeps: electronic sub-steps per nuclear step.
+        algorithm: "fssh", "kappa-tsh" or "lz" (see :data:`fusionff.dynamics.ALGORITHMS`).
+        decoherence: apply the energy-based decoherence correction.
+        decoherence_constant: its constant C, eV (0.1 hartree).
+        rescale: momentum-adjustment direction at a hop: "auto" (NAC if known, else the
+            gradient difference), "nac", "gradient" or "velocity".
+        reverse_frustrated: Jasper-Truhlar reversal of the momentum component at a
+            frustrated hop.
+        kappa_gap_threshold: eV; kappa-TSH couplings are zero at gaps at or above it.
+        max_energy_drift: eV; a trajectory whose total energy moves further from its start is
+            flagged ENERGY_DRIFT and stopped.
+    """
+
+    dt: float = 0.5
+    n_substeps: int = 10
+    algorithm: str = "fssh"
+    decoherence: bool = False
+    decoherence_constant: float = DEFAULT_DECOHERENCE_CONSTANT
+    rescale: str = "auto"
+    reverse_frustrated: bool = False
+    kappa_gap_threshold: float = 1.0
+    max_energy_drift: float = 0.5
+
+    def __post_init__(self) -> None:
+        get_algorithm(self.algorithm)
+        if self.rescale not in RESCALE_DIRECTIONS:
+            raise ValueError(f"rescale must be one of {RESCALE_DIRECTIONS}, got {self.rescale!r}")
+        if self.dt <= 0 or self.n_substeps < 1:
+            raise ValueError(f"need dt > 0 and n_substeps >= 1, got {self.dt}, {self.n_substeps}")
+        if self.kappa_gap_threshold <= 0 or self.max_energy_drift <= 0:
+            raise ValueError("kappa_gap_threshold and max_energy_drift must be positive")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> SurfaceHoppingConfig:
+        """Build from a mapping (e.g. YAML); unknown keys and wrong types are errors."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        for key, value in values.items():
+            if key not in fields:
+                raise ValueError(f"unknown surface-hopping option {key!r}; known: {sorted(fields)}")
+            expected = type(getattr(cls, key))
+            ok = isinstance(value, expected) or (expected is float and isinstance(value, int))
+            if not ok or (expected is not bool and isinstance(value, bool)):
+                raise TypeError(f"option {key!r} must be {expected.__name__}, got {value!r}")
+        return cls(**values)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The settings as a plain dict (for run summaries)."""
+        return dataclasses.asdict(self)
+
+
+def total_energy(state: SurfaceHoppingState) -> Tensor:
+    """(B,) eV: kinetic energy plus the energy of the active state."""
+    rows = torch.arange(state.batch_size, device=state.device)
+    return kinetic_energy(state.velocities, state.masses) + state.energies[rows, state.active]
+
+
+def initial_state(
+    structure: ElectronicStructure,
+    positions: Tensor,
+    velocities: Tensor,
+    masses: Tensor,
+    active: Tensor,
+    seeds: Tensor,
+    config: SurfaceHoppingConfig,
+    coefficients: Tensor | None = None,
+) -> SurfaceHoppingState:
+    """Evaluate the structure at the start and assemble the batch.
+
+    Args:
+        positions, velocities: (B, N, 3) Angstrom, Angstrom/fs (float64).
+        masses: (N,) or (B, N) amu.
+        active: (B,) int64 initial active state.
+        seeds: (B,) int64 random-stream seeds.
+        coefficients: (B, S) complex; by default the active state with amplitude 1.
+    """
+    algorithm = get_algorithm(config.algorithm)
+    if algorithm.needs_nacs and not structure.provides_nacs:
+        raise ValueError(
+            f"algorithm {config.algorithm!r} needs NACs and the electronic structure provides "
+            "none; use 'kappa-tsh' or 'lz'"
+        )
+    b, device = positions.shape[0], positions.device
+    out = structure.evaluate(positions)
+    s = out.energies.shape[1]
+    if coefficients is None:
+        coefficients = torch.nn.functional.one_hot(active, s).to(torch.complex128)
+    if algorithm.needs_nacs:
+        couplings = nac_couplings(velocities, out.nacs)
+    else:
+        couplings = positions.new_zeros(b, s, s)
+    gaps = state_gaps(out.energies)
+    rates = gap_rates(out.energies, out.forces, velocities)
+    zeros = torch.zeros(b, dtype=torch.int64, device=device)
+    state = SurfaceHoppingState(
+        positions=positions,
+        velocities=velocities,
+        masses=masses.expand(b, -1).clone() if masses.dim() == 1 else masses,
+        coefficients=coefficients.to(device),
+        active=active.to(device),
+        status=zeros.clone(),
+        step=zeros.clone(),
+        time=positions.new_zeros(b),
+        seeds=seeds.to(device),
+        energies=out.energies,
+        forces=out.forces,
+        nacs=out.nacs,
+        couplings=couplings,
+        gaps=gaps[:, None].repeat(1, 3, 1, 1),
+        gap_rates=rates[:, None].repeat(1, 2, 1, 1),
+        reference_energy=positions.new_zeros(b),
+        n_hops=zeros.clone(),
+        n_frustrated=zeros.clone(),
+    )
+    return state.replace(reference_energy=total_energy(state))
+
+
+def _advance(
+    before: SurfaceHoppingState, structure: ElectronicStructure, config: SurfaceHoppingConfig
+) -> SurfaceHoppingState:
+    """One step of every trajectory in ``before`` (all assumed running)."""
+    algorithm = get_algorithm(config.algorithm)
+    dt, m, active = config.dt, before.masses, before.active
+    v_half = half_kick(before.velocities, active_forces(before.forces, active), m, dt)
+    positions = drift(before.positions, v_half, dt)
+    out = structure.evaluate(positions)
+    velocities = half_kick(v_half, active_forces(out.forces, active), m, dt)
+    gaps = state_gaps(out.energies)
+    rates = gap_rates(out.energies, out.forces, velocities)
+    after = before.replace(
+        positions=positions,
+        velocities=velocities,
+        energies=out.energies,
+        forces=out.forces,
+        nacs=out.nacs,
+        gaps=torch.cat([before.gaps[:, 1:], gaps[:, None]], dim=1),
+        gap_rates=torch.cat([before.gap_rates[:, 1:], rates[:, None]], dim=1),
+        step=before.step + 1,
+        time=before.time + dt,
+    )
+    after, probabilities = algorithm.update(before, after, config)
+
+    # hop
+    target = choose_targets(probabilities, active, uniform(after.seeds, after.step))
+    attempt = target != active
+    rows = torch.arange(after.batch_size, device=after.device)
+    direction = rescale_direction(
+        config.rescale, after.velocities, m, after.forces, after.nacs, active, target
+    )
+    adjusted, allowed = adjust_momentum(
+        after.velocities,
+        m,
+        direction,
+        after.energies[rows, target] - after.energies[rows, active],
+        after.forces[rows, target],
+        config.reverse_frustrated,
+    )
+    hop = attempt & allowed
+    frustrated = attempt & ~allowed
+    active = torch.where(hop, target, active)
+    after = after.replace(
+        velocities=torch.where(attempt[:, None, None], adjusted, after.velocities),
+        active=active,
+        n_hops=after.n_hops + hop,
+        n_frustrated=after.n_frustrated + frustrated,
+    )
+    if algorithm.amplitudes_follow_active:
+        after = after.replace(
+            coefficients=torch.nn.functional.one_hot(active, after.n_states).to(
+                after.coefficients.dtype
+            )
+        )
+    elif config.decoherence:
+        kinetic = kinetic_energy(after.velocities, m)
+        after = after.replace(
+            coefficients=energy_based_decoherence(
+                after.coefficients, after.energies, active, kinetic, dt,
+                config.decoherence_constant,
+            )
+        )
+    return after.replace(status=_status(after, config))
+
+
+def _status(state: SurfaceHoppingState, config: SurfaceHoppingConfig) -> Tensor:
+    """Status after a step: BLEW_UP where anything is non-finite, ENERGY_DRIFT on drift."""
+    b = state.batch_size
+    finite = torch.ones(b, dtype=torch.bool, device=state.device)
+    for value in (state.positions, state.velocities, state.energies, state.forces):
+        finite &= torch.isfinite(value.reshape(b, -1)).all(dim=1)
+    finite &= torch.isfinite(torch.view_as_real(state.coefficients).reshape(b, -1)).all(dim=1)
+    drift_ = (total_energy(state) - state.reference_energy).abs() > config.max_energy_drift
+    status = torch.where(drift_, int(Status.ENERGY_DRIFT), state.status)
+    return torch.where(finite, status, int(Status.BLEW_UP))
+
+
+def step(
+    state: SurfaceHoppingState,
+    structure: ElectronicStructure,
+    config: SurfaceHoppingConfig,
+    stop: StopCriterion | None = None,
+) -> SurfaceHoppingState:
+    """Advance the running trajectories by one step; the others are returned unchanged."""
+    running = state.running
+    n_running = int(running.sum())
+    if n_running == 0:
+        return state
+    everyone = n_running == state.batch_size
+    index = None if everyone else running.nonzero().squeeze(1)
+    sub = state if everyone else state.select(index)
+    sub = _advance(sub, structure, config)
+    if stop is not None:
+        halt = stop(sub) & (sub.status == Status.RUNNING)
+        sub = sub.replace(status=torch.where(halt, int(Status.STOPPED), sub.status))
+    return sub if everyone else state.assign(index, sub)
+
+
+def run(
+    state: SurfaceHoppingState,
+    structure: ElectronicStructure,
+    config: SurfaceHoppingConfig,
+    n_steps: int,
+    stop: StopCriterion | None = None,
+    observer: Callable[[SurfaceHoppingState], None] | None = None,
+) -> SurfaceHoppingState:
+    """Up to ``n_steps`` steps; trajectories still running at the end get TIME_LIMIT.
+
+    ``observer(state)`` is called after every step (e.g. a trajectory writer).
+    """
+    for _ in range(n_steps):
+        if not bool(state.running.any()):
+            break
+        state = step(state, structure, config, stop)
+        if observer is not None:
+            observer(state)
+    return state.replace(
+        status=torch.where(state.running, int(Status.TIME_LIMIT), state.status)
+    )
