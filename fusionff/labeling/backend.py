@@ -8,6 +8,7 @@ Backends must be picklable, because the labelling runner ships them to worker pr
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -92,3 +93,19 @@ def check_geometry(numbers: np.ndarray, positions: np.ndarray) -> tuple[np.ndarr
             f"got {positions.shape}"
         )
     return numbers, positions
+
+
+def compute_safely(
+    backend: ReferenceBackend, numbers: np.ndarray, positions: np.ndarray, n_states: int
+) -> LabelResult:
+    """``backend.compute``, with an exception turned into a failed result naming it.
+
+    The labelling runner's worker processes call this; it lives here so that they import
+    only the backend, not the dataset.
+    """
+    start = time.perf_counter()
+    try:
+        return backend.compute(numbers, positions, n_states)
+    except Exception as exc:  # a backend bug must not end a long labelling job
+        message = f"{type(backend).__name__} raised {type(exc).__name__}: {exc}"
+        return LabelResult.failure(len(numbers), n_states, message, time.perf_counter() - start)
