@@ -88,14 +88,25 @@ def _fewest_switches(
     return after.replace(coefficients=coefficients, couplings=couplings), probabilities
 
 
+def _aligned(
+    before: SurfaceHoppingState, after: SurfaceHoppingState, config: SurfaceHoppingConfig
+) -> SurfaceHoppingState:
+    """``after`` with NAC signs aligned (if configured) and the NAC history shifted."""
+    if after.nacs is None:
+        return after
+    nacs = after.nacs
+    if config.align_nac_signs:
+        nacs = align_nac_signs(nacs, before.nacs, before.previous_nacs)
+    return after.replace(nacs=nacs, previous_nacs=before.nacs)
+
+
 @register_algorithm("fssh", needs_nacs=True)
 def fssh_update(
     before: SurfaceHoppingState, after: SurfaceHoppingState, config: SurfaceHoppingConfig
 ) -> tuple[SurfaceHoppingState, Tensor]:
-    """Fewest switches with NAC couplings sigma_jk = v . d_jk (signs aligned along time)."""
-    nacs = align_nac_signs(after.nacs, before.nacs)
-    after = after.replace(nacs=nacs)
-    return _fewest_switches(before, after, nac_couplings(after.velocities, nacs), config)
+    """Fewest switches with NAC couplings sigma_jk = v . d_jk."""
+    after = _aligned(before, after, config)
+    return _fewest_switches(before, after, nac_couplings(after.velocities, after.nacs), config)
 
 
 @register_algorithm("kappa-tsh")
@@ -107,8 +118,7 @@ def kappa_update(
         after.gaps[:, -1], after.gap_rates[:, 0], after.gap_rates[:, 1], config.dt,
         config.kappa_gap_threshold,
     )
-    if after.nacs is not None:
-        after = after.replace(nacs=align_nac_signs(after.nacs, before.nacs))
+    after = _aligned(before, after, config)
     return _fewest_switches(before, after, couplings, config)
 
 
@@ -118,6 +128,5 @@ def landau_zener_update(
 ) -> tuple[SurfaceHoppingState, Tensor]:
     """Belyaev-Lebedev Landau-Zener probabilities at local gap minima."""
     probabilities = landau_zener_probabilities(after.gaps, before.active, config.dt)
-    if after.nacs is not None:
-        after = after.replace(nacs=align_nac_signs(after.nacs, before.nacs))
+    after = _aligned(before, after, config)
     return after.replace(couplings=torch.zeros_like(after.couplings)), probabilities

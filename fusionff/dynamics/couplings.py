@@ -1,7 +1,9 @@
 """Time-derivative couplings sigma_jk (1/fs) for the TDSE and hopping.
 
-* From NACs: sigma_jk = v . d_jk, with the sign of each d_jk aligned to the previous step
-  (a potential may return either sign of an eigenvector's phase).
+* From NACs: sigma_jk = v . d_jk. A potential whose NAC signs are arbitrary (each state's
+  phase is free) can have each d_jk aligned with its linear extrapolation from the last two
+  steps; extrapolating, rather than comparing with the last step, keeps the genuine sign
+  changes of a coupling that passes smoothly through zero (Tully's model 2 has two).
 * Curvature-driven (kappa-TSH; Baeck & An 2017): from the adiabatic gaps only,
   sigma_jk = 1/2 sqrt((d2 Delta/dt2) / Delta) where the ratio is positive, else 0. The second
   derivative is the once-differenced gap rate dDelta/dt = -sign(V_j - V_k)(F_j - F_k) . v,
@@ -24,11 +26,10 @@ __all__ = [
 ]
 
 
-def align_nac_signs(nacs: Tensor, previous: Tensor | None) -> Tensor:
-    """Flip each d_jk (B, S, S, N, 3) whose overlap with ``previous`` is negative."""
-    if previous is None:
-        return nacs
-    overlap = (nacs * previous).sum(dim=(-1, -2))
+def align_nac_signs(nacs: Tensor, last: Tensor, before_last: Tensor) -> Tensor:
+    """Flip each d_jk (B, S, S, N, 3) that points against 2 last - before_last."""
+    reference = 2.0 * last - before_last
+    overlap = (nacs * reference).sum(dim=(-1, -2))
     sign = torch.where(overlap < 0, -1.0, 1.0).to(nacs.dtype)
     return nacs * sign[..., None, None]
 

@@ -57,6 +57,8 @@ class SurfaceHoppingConfig:
             gradient difference), "nac", "gradient" or "velocity".
         reverse_frustrated: Jasper-Truhlar reversal of the momentum component at a
             frustrated hop.
+        align_nac_signs: flip NACs that point against their extrapolation from the last two
+            steps; for electronic structures whose NAC signs are arbitrary (free state phases).
         kappa_gap_threshold: eV; kappa-TSH couplings are zero at gaps at or above it.
         max_energy_drift: eV; a trajectory whose total energy moves further from its start is
             flagged ENERGY_DRIFT and stopped.
@@ -69,6 +71,7 @@ class SurfaceHoppingConfig:
     decoherence_constant: float = DEFAULT_DECOHERENCE_CONSTANT
     rescale: str = "auto"
     reverse_frustrated: bool = False
+    align_nac_signs: bool = False
     kappa_gap_threshold: float = 1.0
     max_energy_drift: float = 0.5
 
@@ -155,6 +158,7 @@ def initial_state(
         energies=out.energies,
         forces=out.forces,
         nacs=out.nacs,
+        previous_nacs=out.nacs,
         couplings=couplings,
         gaps=gaps[:, None].repeat(1, 3, 1, 1),
         gap_rates=rates[:, None].repeat(1, 2, 1, 1),

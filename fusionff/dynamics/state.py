@@ -47,7 +47,9 @@ class SurfaceHoppingState:
         seeds: (B,) int64 seeds of the per-trajectory random streams.
         energies: (B, S) eV at ``positions``.
         forces: (B, S, N, 3) eV/Angstrom at ``positions``.
-        nacs: (B, S, S, N, 3) 1/Angstrom sign-aligned along the trajectory, or None.
+        nacs: (B, S, S, N, 3) 1/Angstrom (signs aligned along the trajectory if so
+            configured), or None.
+        previous_nacs: (B, S, S, N, 3) 1/Angstrom the NACs of the previous step, or None.
         couplings: (B, S, S) 1/fs time-derivative couplings sigma_jk used by the TDSE.
         gaps: (B, 3, S, S) eV |V_j - V_k| at the last three steps (oldest first).
         gap_rates: (B, 2, S, S) eV/fs d|V_j - V_k|/dt = -sign(V_j - V_k)(F_j - F_k).v at the
@@ -69,6 +71,7 @@ class SurfaceHoppingState:
     energies: Tensor
     forces: Tensor
     nacs: Tensor | None
+    previous_nacs: Tensor | None
     couplings: Tensor
     gaps: Tensor
     gap_rates: Tensor
