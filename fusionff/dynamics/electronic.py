@@ -78,17 +78,23 @@ def propagate_coefficients(
         to each state during the step (unclipped sums of fewest-switches sub-step terms).
     """
     tau = dt / n_substeps
+    b, s = coefficients.shape
     e0, e1 = energies
     s0, s1 = couplings
     # a global energy shift only changes a global phase; remove it for accuracy
     shift = e0.mean(dim=1, keepdim=True)
-    e0, e1 = e0 - shift, e1 - shift
-    probabilities = torch.zeros_like(e0)
+    f = (torch.arange(n_substeps, dtype=e0.dtype, device=e0.device) + 0.5) / n_substeps
+    f_e, f_s = f[:, None, None], f[:, None, None, None]
+    sigma = (1.0 - f_s) * s0 + f_s * s1  # (M, B, S, S) midpoint couplings of the sub-steps
+    levels = ((1.0 - f_e) * e0 + f_e * e1 - shift) / HBAR_EV_FS
+    h = torch.diag_embed(levels).to(coefficients.dtype) - 1j * sigma
+    u = local_propagator(h.reshape(-1, s, s), tau).reshape(n_substeps, b, s, s)
     c = coefficients
+    trajectory = []
     for m in range(n_substeps):
-        f = (m + 0.5) / n_substeps
-        sigma = (1.0 - f) * s0 + f * s1
-        h = torch.diag_embed(((1.0 - f) * e0 + f * e1) / HBAR_EV_FS).to(c.dtype) - 1j * sigma
-        c = (local_propagator(h, tau) @ c[..., None])[..., 0]
-        probabilities = probabilities + tau * fewest_switches_rate(c, sigma, active)
-    return c, probabilities
+        c = (u[m] @ c[..., None])[..., 0]
+        trajectory.append(c)
+    rates = fewest_switches_rate(
+        torch.cat(trajectory), sigma.reshape(-1, s, s), active.repeat(n_substeps)
+    )
+    return c, tau * rates.reshape(n_substeps, b, s).sum(dim=0)
