@@ -1,0 +1,56 @@
+"""Shared fixtures: small float64 models and test structures."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fusionff import MultiStateMACE
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _threads():
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+def small_model(fusion: bool, n_states: int = 3, **overrides) -> MultiStateMACE:
+    """A small but complete model (every block present) for exact tests; float64."""
+    kw = dict(
+        elements=["H", "C", "O"], n_states=n_states, r_max=3.5, channels=8, l_max=2,
+        hidden_l_max=1, correlation=3, num_layers=2, fusion=fusion, dtype="float64",
+        avg_num_neighbors=4.0,
+    )
+    kw.update(overrides)
+    torch.manual_seed(0)
+    model = MultiStateMACE(**kw)
+    # random E0s and scale/shift so that every buffer takes part in the checks
+    with torch.no_grad():
+        model.e0.normal_()
+        model.scale.uniform_(0.5, 2.0)
+        model.shift.normal_()
+    return model
+
+
+@pytest.fixture(params=[False, True], ids=["plain", "fusion"], scope="module")
+def model(request) -> MultiStateMACE:
+    return small_model(fusion=request.param)
+
+
+def random_molecule(rng: np.random.Generator, n: int = 9) -> tuple[np.ndarray, np.ndarray]:
+    """A compact random H/C/O cluster with no two atoms closer than 0.9 Angstrom."""
+    numbers = rng.choice([1, 6, 8], size=n)
+    positions: list[np.ndarray] = []
+    while len(positions) < n:
+        x = rng.uniform(-1.8, 1.8, size=3)
+        if all(np.linalg.norm(x - p) > 0.9 for p in positions):
+            positions.append(x)
+    return numbers, np.array(positions)
+
+
+def random_crystal(rng: np.random.Generator, n: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A triclinic periodic cell (rows = lattice vectors, Angstrom) with n atoms inside."""
+    cell = np.diag([3.2, 3.6, 3.4]) + rng.uniform(-0.4, 0.4, size=(3, 3))
+    frac = rng.uniform(0, 1, size=(n, 3))
+    numbers = rng.choice([1, 6, 8], size=n)
+    return numbers, frac @ cell, cell
