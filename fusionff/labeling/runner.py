@@ -92,36 +92,55 @@ def _periodic_cell(geometry: Geometry) -> tuple[np.ndarray | None, np.ndarray | 
     return np.asarray(geometry.cell, dtype=np.float64), np.asarray(pbc, dtype=bool)
 
 
+_PROVENANCE_KEYS = ("program", "version", "keywords")
+"""Provenance entries that must agree between an existing output and the backend."""
+
+
 def _open_output(
     path: Path, backend: ReferenceBackend, n_states: int, overwrite: bool
 ) -> MultiStateDataset:
-    if path.exists() and not overwrite:
-        return MultiStateDataset.open(path, mode="a")
+    """Create the output, or open it to continue (dropping rows of an interrupted append)
+    after checking that it holds the same number of states from the same program."""
     provenance = backend.provenance()
-    return MultiStateDataset.create(
-        path,
-        n_states,
-        method=provenance.get("method", ""),
-        provenance=provenance,
-        overwrite=overwrite,
-    )
+    if overwrite or not path.exists():
+        return MultiStateDataset.create(
+            path,
+            n_states,
+            method=provenance.get("method", ""),
+            provenance=provenance,
+            overwrite=overwrite,
+        )
+    dataset = MultiStateDataset.open(path, mode="a", repair=True)
+    problems = []
+    if dataset.n_states != n_states:
+        problems.append(f"n_states {dataset.n_states} (asked: {n_states})")
+    problems += [
+        f"{key} {dataset.provenance.get(key)!r} (backend: {provenance.get(key)!r})"
+        for key in _PROVENANCE_KEYS
+        if dataset.provenance.get(key) != provenance.get(key)
+    ]
+    if problems:
+        dataset.close()
+        raise ValueError(
+            f"{path} cannot be continued, it has "
+            + ", ".join(problems)
+            + "; use another output or overwrite it"
+        )
+    return dataset
 
 
-def done_indices(
-    dataset: MultiStateDataset, structures: Sequence[Geometry], n_states: int
-) -> set[int]:
+def done_indices(dataset: MultiStateDataset, structures: Sequence[Geometry]) -> set[int]:
     """Input indices already in ``dataset``, checked against the input.
 
     Raises:
         ValueError: an entry without ``source_index``, an index outside the input, an index
-            present twice, an entry whose atoms or positions (1e-4 Angstrom) differ from that
-            input structure, or labels of another number of states.
+            present twice, or an entry whose atoms or positions (1e-4 Angstrom) differ from
+            that input structure.
     """
     done: set[int] = set()
-    for entry in range(len(dataset)):
-        stored = dataset[entry]
+    for entry, stored in enumerate(dataset):
         index = stored.meta.get(SOURCE_INDEX)
-        where = f"output entry {entry}"
+        where = f"{dataset.path} entry {entry}"
         if index is None:
             raise ValueError(f"{where} has no meta[{SOURCE_INDEX!r}]: not written by label()")
         if not 0 <= index < len(structures):
@@ -132,14 +151,12 @@ def done_indices(
         if index in done:
             raise ValueError(f"{where}: input structure {index} is stored twice")
         source = structures[index]
-        if not np.array_equal(np.asarray(stored.numbers), np.asarray(source.numbers)) or not (
-            np.allclose(stored.positions, source.positions, rtol=0.0, atol=1e-4)
+        if not np.array_equal(stored.numbers, np.asarray(source.numbers)) or not np.allclose(
+            stored.positions, source.positions, rtol=0.0, atol=1e-4
         ):
             raise ValueError(
                 f"{where} differs from input structure {index}; is this the same input?"
             )
-        if stored.energy_mask is not None and len(stored.energy_mask) != n_states:
-            raise ValueError(f"{where} has {len(stored.energy_mask)} states, not {n_states}")
         done.add(int(index))
     return done
 
@@ -180,7 +197,7 @@ def label(
     path = Path(output_path)
     counts = {"ok": 0, "failed": 0}
     with _open_output(path, backend, n_states, overwrite) as dataset:
-        done = done_indices(dataset, structures, n_states)
+        done = done_indices(dataset, structures)
         pending = [i for i in range(len(structures)) if i not in done]
         logger.info(
             "%d structures, %d already in %s, %d to label with %d worker(s)",

@@ -1,87 +1,16 @@
-"""The labelling runner with fast fake backends: failures recorded, resume, parallel workers.
+"""The labelling runner with fast fake backends: failures recorded, resume, parallel workers."""
 
-Until ``fusionff.data.dataset`` exists in the repository, a temporary stand-in with its
-announced API (pickle file instead of HDF5) is registered in its place; once the real module
-is there, these tests run against it.
-"""
-
-import pickle
+import os
+import subprocess
 import sys
-import types
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pytest
 from ase import Atoms
 
-try:
-    from fusionff.data.dataset import MultiStateDataset
-except ImportError:  # temporary stand-in, same API as announced for fusionff.data
-
-    @dataclass
-    class Structure:
-        numbers: np.ndarray
-        positions: np.ndarray
-        energies: np.ndarray | None
-        forces: np.ndarray | None
-        energy_mask: np.ndarray | None
-        force_mask: np.ndarray | None
-        cell: np.ndarray | None = None
-        pbc: np.ndarray | None = None
-        status: str = "ok"
-        error: str = ""
-        meta: dict = field(default_factory=dict)
-
-    class MultiStateDataset:
-        def __init__(self, path, header, entries):
-            self.path, self.header, self.entries = Path(path), header, entries
-
-        @classmethod
-        def create(cls, path, n_states, *, method="", provenance=None, overwrite=False):
-            if Path(path).exists() and not overwrite:
-                raise FileExistsError(path)
-            dataset = cls(
-                path, {"n_states": n_states, "method": method, "provenance": provenance}, []
-            )
-            dataset._flush()
-            return dataset
-
-        @classmethod
-        def open(cls, path, mode="r"):
-            header, entries = pickle.loads(Path(path).read_bytes())
-            return cls(path, header, entries)
-
-        def _flush(self):
-            self.path.write_bytes(pickle.dumps((self.header, self.entries)))
-
-        def append(self, structure):
-            self.entries.append(structure)
-            self._flush()
-            return len(self.entries) - 1
-
-        def __len__(self):
-            return len(self.entries)
-
-        def __getitem__(self, i):
-            return self.entries[i]
-
-        def close(self):
-            pass
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.close()
-
-    for name, obj in (("dataset", MultiStateDataset), ("structure", Structure)):
-        module = types.ModuleType(f"fusionff.data.{name}")
-        setattr(module, obj.__name__, obj)
-        sys.modules[f"fusionff.data.{name}"] = module
-
-from fusionff.labeling.backend import LabelResult, ReferenceBackend  # noqa: E402
-from fusionff.labeling.runner import SOURCE_INDEX, label  # noqa: E402
+from fusionff.data.dataset import MultiStateDataset
+from fusionff.labeling.backend import LabelResult, ReferenceBackend
+from fusionff.labeling.runner import SOURCE_INDEX, label
 
 N_STATES = 2
 
@@ -129,6 +58,11 @@ class CountingBackend(HarmonicBackend):
     def compute(self, numbers, positions, n_states):
         self.seen.append(np.asarray(positions).copy())
         return super().compute(numbers, positions, n_states)
+
+
+class OtherKeywordsBackend(HarmonicBackend):
+    def provenance(self):
+        return {**super().provenance(), "keywords": "stiffer"}
 
 
 class BuggyBackend(HarmonicBackend):
@@ -218,6 +152,17 @@ def test_resume_refuses_a_different_input(tmp_path):
         label(molecules, HarmonicBackend(), N_STATES, tmp_path / "out.h5")
 
 
+def test_resume_refuses_other_states_or_another_method(tmp_path):
+    """An output is continued only with its number of states and its program's keywords."""
+    label(_molecules(2), HarmonicBackend(), N_STATES, tmp_path / "out.h5")
+    with pytest.raises(ValueError, match="n_states 2 \\(asked: 3\\)"):
+        label(_molecules(2), HarmonicBackend(), 3, tmp_path / "out.h5")
+    with pytest.raises(ValueError, match="keywords ''"):
+        label(_molecules(2), OtherKeywordsBackend(), N_STATES, tmp_path / "out.h5")
+    summary = label(_molecules(2), OtherKeywordsBackend(), 3, tmp_path / "out.h5", overwrite=True)
+    assert summary.already_done == 0
+
+
 def test_backend_exception_is_recorded_as_failure(tmp_path):
     """An exception inside a backend becomes a failed entry naming it, not a crashed job."""
     label(_molecules(2), BuggyBackend(), N_STATES, tmp_path / "out.h5")
@@ -226,6 +171,7 @@ def test_backend_exception_is_recorded_as_failure(tmp_path):
     assert all(e.status == "failed" and "RuntimeError: bug in backend" in e.error for e in entries)
 
 
+@pytest.mark.slow
 def test_parallel_workers_give_the_serial_labels(tmp_path):
     """Two worker processes store the same labels as one, each input exactly once."""
     molecules = _molecules(6)
@@ -241,3 +187,46 @@ def test_parallel_workers_give_the_serial_labels(tmp_path):
         np.testing.assert_array_equal(entry.energy_mask, reference.energy_mask)
         np.testing.assert_allclose(entry.energies, reference.energies)
         np.testing.assert_allclose(entry.forces, reference.forces)
+
+
+KILLED_JOB = """
+import os, sys
+import numpy as np
+from ase import Atoms
+from fusionff.labeling.backend import LabelResult, ReferenceBackend
+from fusionff.labeling.runner import label
+
+class DyingBackend(ReferenceBackend):
+    calls = 0
+    def compute(self, numbers, positions, n_states):
+        if self.calls == 3:
+            os._exit(9)  # killed: no cleanup, the HDF5 file is never closed
+        self.calls += 1
+        forces = np.zeros((len(numbers), n_states, 3))
+        return LabelResult(np.arange(n_states) + 0.5, forces, np.ones(n_states, bool))
+    def provenance(self):
+        return {"program": "harmonic", "version": "1", "keywords": "", "method": "harmonic"}
+
+molecules = [Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.7 + 0.01 * i]]) for i in range(6)]
+label(molecules, DyingBackend(), 2, sys.argv[1])
+"""
+
+
+@pytest.mark.slow
+def test_resume_after_the_process_is_killed(tmp_path):
+    """A labelling process killed (os._exit, file never closed) after 3 structures leaves a
+    readable output with those 3; resuming labels the other 3, each index once."""
+    script = tmp_path / "job.py"
+    script.write_text(KILLED_JOB)
+    path = tmp_path / "out.h5"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    run = subprocess.run(
+        [sys.executable, str(script), str(path)], capture_output=True, text=True, env=env
+    )
+    assert run.returncode == 9, run.stderr
+    assert sorted(_by_index(_entries(path))) == [0, 1, 2]
+    molecules = [Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.7 + 0.01 * i]]) for i in range(6)]
+    backend = CountingBackend()
+    summary = label(molecules, backend, N_STATES, path)
+    assert (summary.already_done, summary.ok) == (3, 3) and len(backend.seen) == 3
+    assert sorted(e.meta[SOURCE_INDEX] for e in _entries(path)) == list(range(6))

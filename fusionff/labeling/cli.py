@@ -1,0 +1,78 @@
+"""``fusionff label INPUT OUTPUT``: label the geometries of an (ext)xyz file with MOPAC.
+
+The project's command line registers the subcommand with::
+
+    sub = subparsers.add_parser("label", help="label geometries with MOPAC (R1)")
+    add_label_arguments(sub)
+    sub.set_defaults(func=label_main)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+from fusionff.labeling.mopac import R1_KEYWORDS
+
+logger = logging.getLogger(__name__)
+
+
+def add_label_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the arguments of ``fusionff label`` to ``parser`` and return it."""
+    parser.add_argument(
+        "input", help="xyz/extxyz file of geometries (Angstrom); every frame is labelled"
+    )
+    parser.add_argument("output", help="HDF5 dataset to create, or to continue if it exists")
+    parser.add_argument(
+        "--n-states", type=int, default=2, help="states to label, S0 upwards (default: 2)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=len(os.sched_getaffinity(0)),
+        help="parallel MOPAC processes (default: the usable cores)",
+    )
+    parser.add_argument(
+        "--keywords",
+        default=R1_KEYWORDS,
+        help=f"MOPAC keywords without ROOT/AUX (default: R1, {R1_KEYWORDS!r})",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=600.0,
+        help="seconds allowed to one MOPAC run, one state (default: 600)",
+    )
+    parser.add_argument("--mopac", default="mopac", help="MOPAC executable (default: mopac)")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="start OUTPUT afresh instead of continuing it"
+    )
+    return parser
+
+
+def label_main(args: argparse.Namespace) -> int:
+    """Run ``fusionff label`` with parsed arguments; returns the exit status (0 when the job
+    finished, even if some structures failed: those are recorded in the output)."""
+    from ase.io import read
+
+    from fusionff.labeling.mopac import MopacBackend
+    from fusionff.labeling.runner import label
+
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    structures = read(args.input, index=":")
+    backend = MopacBackend(args.keywords, timeout=args.timeout, executable=args.mopac)
+    summary = label(
+        structures,
+        backend,
+        args.n_states,
+        args.output,
+        workers=args.workers,
+        overwrite=args.overwrite,
+    )
+    print(
+        f"{args.output}: {summary.total} structures, {summary.already_done} already labelled, "
+        f"{summary.ok} labelled now, {summary.failed} failed, {summary.seconds:.1f} s"
+    )
+    return 0
