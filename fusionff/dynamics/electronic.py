@@ -6,7 +6,8 @@ Over a nuclear step the energies and couplings are interpolated linearly between
 and each sub-step is propagated exactly with exp(-i H tau) of the local (midpoint) H, so the
 norm is conserved to rounding. Fewest-switches probabilities (Tully 1990)
     g_kj = max(0, -2 Re(c_j* c_k sigma_jk) tau / |c_k|^2)
-are summed over the sub-steps.
+are summed over the sub-steps, each by the trapezoidal rule (amplitudes at both of its ends,
+coupling at its midpoint), which is second-order accurate in tau.
 """
 
 from __future__ import annotations
@@ -90,11 +91,13 @@ def propagate_coefficients(
     h = torch.diag_embed(levels).to(coefficients.dtype) - 1j * sigma
     u = local_propagator(h.reshape(-1, s, s), tau).reshape(n_substeps, b, s, s)
     c = coefficients
-    trajectory = []
+    trajectory = [c]
     for m in range(n_substeps):
         c = (u[m] @ c[..., None])[..., 0]
         trajectory.append(c)
-    rates = fewest_switches_rate(
-        torch.cat(trajectory), sigma.reshape(-1, s, s), active.repeat(n_substeps)
-    )
-    return c, tau * rates.reshape(n_substeps, b, s).sum(dim=0)
+    # trapezoidal rule on each sub-step: rates with the amplitudes at both of its ends
+    sigma = sigma.reshape(-1, s, s)
+    actives = active.repeat(n_substeps)
+    rates = fewest_switches_rate(torch.cat(trajectory[:-1]), sigma, actives)
+    rates = rates + fewest_switches_rate(torch.cat(trajectory[1:]), sigma, actives)
+    return c, (0.5 * tau) * rates.reshape(n_substeps, b, s).sum(dim=0)
