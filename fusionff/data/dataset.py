@@ -36,8 +36,9 @@ from fusionff.data.schema import (
 )
 from fusionff.data.structure import Structure
 
-_CHUNK_ATOMS = 4096
-_CHUNK_STRUCTS = 1024
+_CHUNK_ATOMS = 2048
+_CHUNK_STRUCTS = 256
+_CHUNK_CACHE_BYTES = 64 * 2**20  # keeps the chunks being appended to in memory
 _BLOCK = 1024  # structures read or written per HDF5 call when iterating or extending
 
 
@@ -81,7 +82,7 @@ class MultiStateDataset:
             provenance_json = json.dumps(provenance or {}, sort_keys=True)
         except TypeError as err:
             raise ValueError(f"provenance must be JSON-serialisable: {err}") from None
-        f = h5py.File(path, "w")
+        f = h5py.File(path, "w", rdcc_nbytes=_CHUNK_CACHE_BYTES)
         f.attrs["format"] = FORMAT_NAME
         f.attrs["version"] = FORMAT_VERSION
         f.attrs["n_states"] = int(n_states)
@@ -114,7 +115,7 @@ class MultiStateDataset:
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such dataset file")
         try:
-            f = h5py.File(path, "r" if mode == "r" else "r+")
+            f = h5py.File(path, "r" if mode == "r" else "r+", rdcc_nbytes=_CHUNK_CACHE_BYTES)
         except OSError as err:
             raise DatasetError(f"{path}: not a readable HDF5 file ({err})") from None
         try:
