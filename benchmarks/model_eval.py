@@ -50,8 +50,17 @@ def main() -> None:
     rows = []
     for fusion in (False, True):
         torch.manual_seed(0)
-        model = MultiStateMACE(elements=["H", "C"], n_states=2, r_max=5.0, channels=args.channels,
-                               l_max=2, correlation=3, num_layers=2, fusion=fusion, dtype=args.dtype)
+        model = MultiStateMACE(
+            elements=["H", "C"],
+            n_states=2,
+            r_max=5.0,
+            channels=args.channels,
+            l_max=2,
+            correlation=3,
+            num_layers=2,
+            fusion=fusion,
+            dtype=args.dtype,
+        )
         pot = Potential(model, device=args.device)
         row = {"fusion": fusion, "parameters": model.num_parameters()}
         single = _time(lambda pot=pot: pot.evaluate_structures([z], [atoms.positions]), 10, sync)
@@ -63,16 +72,27 @@ def main() -> None:
             row[f"batch{b}_ms_per_structure"] = 1e3 * t / b
         rows.append(row)
     plain, fus = rows
-    print(f"trans-stilbene, 26 atoms, 2 states, C={args.channels}, l_max=2, nu=3, 2 layers, "
-          f"{args.dtype}, {args.device} ({platform.processor() or platform.machine()}, "
-          f"{torch.get_num_threads()} threads)")
+    print(
+        f"trans-stilbene, 26 atoms, 2 states, C={args.channels}, l_max=2, nu=3, 2 layers, "
+        f"{args.dtype}, {args.device} ({platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} threads)"
+    )
     keys = [k for k in plain if k != "fusion"]
     print(f"{'':28s}{'plain':>12s}{'fusion':>12s}{'fusion/plain':>14s}")
     for k in keys:
         print(f"{k:28s}{plain[k]:12.3f}{fus[k]:12.3f}{fus[k] / plain[k]:14.2f}")
     out = Path(__file__).parent / "results" / f"model_eval_{dev.type}_{args.dtype}.json"
-    out.write_text(json.dumps({"device": args.device, "dtype": args.dtype,
-                               "threads": torch.get_num_threads(), "rows": rows}, indent=2))
+    out.write_text(
+        json.dumps(
+            {
+                "device": args.device,
+                "dtype": args.dtype,
+                "threads": torch.get_num_threads(),
+                "rows": rows,
+            },
+            indent=2,
+        )
+    )
     print(f"wrote {out}")
 
 

@@ -17,8 +17,16 @@ def _threads():
 def small_model(fusion: bool, n_states: int = 3, **overrides) -> MultiStateMACE:
     """A small but complete model (every block present) for exact tests; float64."""
     kw = dict(
-        elements=["H", "C", "O"], n_states=n_states, r_max=3.5, channels=8, l_max=2,
-        hidden_l_max=1, correlation=3, num_layers=2, fusion=fusion, dtype="float64",
+        elements=["H", "C", "O"],
+        n_states=n_states,
+        r_max=3.5,
+        channels=8,
+        l_max=2,
+        hidden_l_max=1,
+        correlation=3,
+        num_layers=2,
+        fusion=fusion,
+        dtype="float64",
         avg_num_neighbors=4.0,
     )
     kw.update(overrides)
@@ -48,7 +56,9 @@ def random_molecule(rng: np.random.Generator, n: int = 9) -> tuple[np.ndarray, n
     return numbers, np.array(positions)
 
 
-def random_crystal(rng: np.random.Generator, n: int = 5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def random_crystal(
+    rng: np.random.Generator, n: int = 5
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A triclinic periodic cell (rows = lattice vectors, Angstrom) with n atoms inside."""
     cell = np.diag([3.2, 3.6, 3.4]) + rng.uniform(-0.4, 0.4, size=(3, 3))
     frac = rng.uniform(0, 1, size=(n, 3))

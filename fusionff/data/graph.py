@@ -64,7 +64,9 @@ def build_graph(
         z = np.asarray(z, dtype=np.int64)
         x = np.asarray(x, dtype=np.float64)
         if x.shape != (len(z), 3):
-            raise ValueError(f"structure {b}: positions have shape {x.shape}, expected ({len(z)}, 3)")
+            raise ValueError(
+                f"structure {b}: positions have shape {x.shape}, expected ({len(z)}, 3)"
+            )
         i, j, s = neighbor_list(x, r_max, cell, pbc)
         all_z.append(z)
         all_x.append(x)

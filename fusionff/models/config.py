@@ -98,14 +98,17 @@ class ModelConfig:
         for key in ("scale", "shift"):
             v = getattr(self, key)
             if v is not None and len(v) != self.n_states:
-                raise ValueError(f"model config: {key} has {len(v)} entries, n_states is {self.n_states}")
+                raise ValueError(
+                    f"model config: {key} has {len(v)} entries, n_states is {self.n_states}"
+                )
         if self.e0s is not None:
             for sym, vals in self.e0s.items():
                 if sym not in self.elements:
                     raise ValueError(f"model config: e0s for {sym!r}, which is not in elements")
                 if len(vals) != self.n_states:
                     raise ValueError(
-                        f"model config: e0s[{sym!r}] has {len(vals)} entries, n_states is {self.n_states}"
+                        f"model config: e0s[{sym!r}] has {len(vals)} entries, "
+                        f"n_states is {self.n_states}"
                     )
 
     @property

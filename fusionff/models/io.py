@@ -32,7 +32,9 @@ class ModelFileError(ValueError):
     """A model file that cannot be read: wrong format, truncated, unknown version, bad header."""
 
 
-def save_model(model: MultiStateMACE, path: str | os.PathLike, metadata: dict | None = None) -> None:
+def save_model(
+    model: MultiStateMACE, path: str | os.PathLike, metadata: dict | None = None
+) -> None:
     """Write ``model`` to ``path`` (one ``*.fff`` file); ``metadata`` must be JSON-serialisable."""
     header = {
         "format": FORMAT,
@@ -47,7 +49,12 @@ def save_model(model: MultiStateMACE, path: str | os.PathLike, metadata: dict | 
         "metadata": metadata or {},
     }
     weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    payload = {"format": FORMAT, "version": VERSION, "header": json.dumps(header), "weights": weights}
+    payload = {
+        "format": FORMAT,
+        "version": VERSION,
+        "header": json.dumps(header),
+        "weights": weights,
+    }
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     torch.save(payload, tmp)
@@ -98,6 +105,8 @@ def _read(path: str | os.PathLike) -> tuple[dict, dict]:
     except (KeyError, TypeError, json.JSONDecodeError) as err:
         raise ModelFileError(f"{path}: missing or invalid JSON header: {err}") from err
     weights = payload.get("weights")
-    if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
+    if not isinstance(weights, dict) or not all(
+        isinstance(v, torch.Tensor) for v in weights.values()
+    ):
         raise ModelFileError(f"{path}: missing or invalid 'weights'")
     return header, weights

@@ -44,7 +44,9 @@ class ProductBasis(nn.Module):
 
     def __init__(self, irreps_a, irreps_out, correlation, n_elements, l_int_max):
         super().__init__()
-        self.contraction = SymmetricContraction(irreps_a, irreps_out, correlation, n_elements, l_int_max)
+        self.contraction = SymmetricContraction(
+            irreps_a, irreps_out, correlation, n_elements, l_int_max
+        )
         self.linear = o3.Linear(irreps_out, irreps_out)
 
     def forward(self, h: torch.Tensor, a: torch.Tensor, node_attrs: torch.Tensor) -> torch.Tensor:
@@ -60,8 +62,12 @@ class FusionProduct(nn.Module):
         build = FusionDiagram.chain if config.fusion_tree == "chain" else FusionDiagram.balanced
         self.diagram = build(leaves, config.l_int_max)
         self.block = FusionBlock(
-            self.diagram, {"h": irreps_h, "A": irreps_a}, irreps_out, config.channels,
-            n_elements, element_weights=config.fusion_element_weights,
+            self.diagram,
+            {"h": irreps_h, "A": irreps_a},
+            irreps_out,
+            config.channels,
+            n_elements,
+            element_weights=config.fusion_element_weights,
         )
 
     def forward(self, h: torch.Tensor, a: torch.Tensor, node_attrs: torch.Tensor) -> torch.Tensor:
@@ -123,8 +129,14 @@ class MultiStateMACE(nn.Module):
             last = layer == c.num_layers - 1
             irreps_out = irreps_embed if last else irreps_hidden
             self.interactions.append(
-                Interaction(irreps_in, self.irreps_sh, irreps_a, c.num_bessel,
-                            tuple(c.radial_mlp), c.avg_num_neighbors)
+                Interaction(
+                    irreps_in,
+                    self.irreps_sh,
+                    irreps_a,
+                    c.num_bessel,
+                    tuple(c.radial_mlp),
+                    c.avg_num_neighbors,
+                )
             )
             if c.fusion:
                 self.products.append(FusionProduct(irreps_in, irreps_a, irreps_out, c, n_el))
@@ -136,7 +148,9 @@ class MultiStateMACE(nn.Module):
                 o3.FullyConnectedTensorProduct(irreps_in, o3.Irreps(f"{n_el}x0e"), irreps_out)
             )
             self.readouts.append(
-                MLPReadout(irreps_out, S, c.readout_hidden) if last else LinearReadout(irreps_out, S)
+                MLPReadout(irreps_out, S, c.readout_hidden)
+                if last
+                else LinearReadout(irreps_out, S)
             )
             irreps_in = irreps_out
 
@@ -228,14 +242,18 @@ class MultiStateMACE(nn.Module):
         return self.forward(graph)
 
 
-def state_forces(energies: torch.Tensor, positions: torch.Tensor, create_graph: bool) -> torch.Tensor:
+def state_forces(
+    energies: torch.Tensor, positions: torch.Tensor, create_graph: bool
+) -> torch.Tensor:
     """Forces of every state: energies (B, S) -> (n, S, 3) = -dE_s/dx, one backward per state."""
     n_states = energies.shape[1]
     grads = []
     for s in range(n_states):
         (g,) = torch.autograd.grad(
-            energies[:, s].sum(), positions,
-            retain_graph=create_graph or s < n_states - 1, create_graph=create_graph,
+            energies[:, s].sum(),
+            positions,
+            retain_graph=create_graph or s < n_states - 1,
+            create_graph=create_graph,
         )
         grads.append(-g)
     return torch.stack(grads, dim=1)

@@ -58,7 +58,9 @@ class FusionDiagram:
             node = n + k
             for child in (a, b):
                 if not 0 <= child < node:
-                    raise ValueError(f"vertex {k} (node {node}) has child {child}: not an earlier node")
+                    raise ValueError(
+                        f"vertex {k} (node {node}) has child {child}: not an earlier node"
+                    )
                 if child in used:
                     raise ValueError(f"node {child} is the child of more than one vertex")
                 used.add(child)
@@ -120,7 +122,10 @@ class FusionDiagram:
         for a, b in self.vertices:
             types.append(
                 sorted_unique(
-                    ir for i1 in types[a] for i2 in types[b] for ir in coupled_types(i1, i2, self.l_int_max)
+                    ir
+                    for i1 in types[a]
+                    for i2 in types[b]
+                    for ir in coupled_types(i1, i2, self.l_int_max)
                 )
             )
         out = set(out_types)
@@ -150,8 +155,11 @@ class FusionDiagram:
         return names[-1][1:-1] if len(names) > 1 and names[-1].startswith("(") else names[-1]
 
     def to_dict(self) -> dict:
-        return {"leaves": list(self.leaves), "vertices": [list(v) for v in self.vertices],
-                "l_int_max": self.l_int_max}
+        return {
+            "leaves": list(self.leaves),
+            "vertices": [list(v) for v in self.vertices],
+            "l_int_max": self.l_int_max,
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping) -> FusionDiagram:
@@ -189,12 +197,13 @@ class FusionBlock(nn.Module):
         for node, t in enumerate(types):
             if not t:
                 raise ValueError(
-                    f"fusion diagram {diagram.describe()}: node {node} carries no irreps that reach "
-                    f"the output {self.irreps_out} (raise l_int_max or change the tree)"
+                    f"fusion diagram {diagram.describe()}: node {node} carries no irreps that "
+                    f"reach the output {self.irreps_out} (raise l_int_max or change the tree)"
                 )
         self.node_irreps = [uniform_irreps(channels, t) for t in types]
         self.leaf_linears = nn.ModuleList(
-            o3.Linear(leaf_irreps[name], self.node_irreps[i]) for i, name in enumerate(diagram.leaves)
+            o3.Linear(leaf_irreps[name], self.node_irreps[i])
+            for i, name in enumerate(diagram.leaves)
         )
         self.couplings = nn.ModuleList()
         self.vertex_weights = nn.ParameterList()
@@ -208,8 +217,12 @@ class FusionBlock(nn.Module):
                 if t3 in t1 * t2
             ]
             tp = o3.TensorProduct(
-                ir_a, ir_b, ir_v, instructions,
-                internal_weights=not element_weights, shared_weights=not element_weights,
+                ir_a,
+                ir_b,
+                ir_v,
+                instructions,
+                internal_weights=not element_weights,
+                shared_weights=not element_weights,
             )
             self.couplings.append(tp)
             if element_weights:

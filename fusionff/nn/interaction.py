@@ -50,8 +50,12 @@ class Interaction(nn.Module):
         self.irreps_mid = o3.Irreps(mid)
         self.linear_up = o3.Linear(self.irreps_node, self.irreps_node)
         self.conv = o3.TensorProduct(
-            self.irreps_node, self.irreps_sh, self.irreps_mid, instructions,
-            shared_weights=False, internal_weights=False,
+            self.irreps_node,
+            self.irreps_sh,
+            self.irreps_mid,
+            instructions,
+            shared_weights=False,
+            internal_weights=False,
         )
         self.radial = RadialMLP(num_radial, radial_hidden, self.conv.weight_numel)
         self.linear = o3.Linear(self.irreps_mid, self.irreps_a)

@@ -8,7 +8,7 @@ from e3nn import o3
 
 
 def natural_types(l_max: int) -> list[o3.Irrep]:
-    """Irreps of natural parity, ``0e, 1o, 2e, ...`` up to ``l_max`` (those of spherical harmonics)."""
+    """Natural-parity irreps ``0e, 1o, 2e, ...`` up to ``l_max`` (as spherical harmonics)."""
     if l_max < 0:
         raise ValueError(f"l_max must be >= 0, got {l_max}")
     return [o3.Irrep(l, (-1) ** l) for l in range(l_max + 1)]

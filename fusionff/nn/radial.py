@@ -50,7 +50,8 @@ class BesselBasis(nn.Module):
         self.r_max = float(r_max)
         self.num_basis = int(num_basis)
         self.register_buffer(
-            "frequencies", math.pi / self.r_max * torch.arange(1, num_basis + 1, dtype=torch.float64)
+            "frequencies",
+            math.pi / self.r_max * torch.arange(1, num_basis + 1, dtype=torch.float64),
         )
         self.prefactor = math.sqrt(2.0 / self.r_max)
 

@@ -63,7 +63,9 @@ def _block_equivariance(block, inputs, irreps_in, irreps_out, attrs):
         r = reflect * o3.rand_matrix()
         rotated = {k: v @ irreps_in[k].D_from_matrix(r).T for k, v in inputs.items()}
         expected = out @ irreps_out.D_from_matrix(r).T
-        assert torch.allclose(block(rotated, attrs), expected, rtol=0, atol=1e-12 * float(out.abs().max()))
+        assert torch.allclose(
+            block(rotated, attrs), expected, rtol=0, atol=1e-12 * float(out.abs().max())
+        )
 
 
 @pytest.mark.parametrize("tree", ["chain", "balanced"])

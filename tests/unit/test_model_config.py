@@ -35,13 +35,22 @@ def test_parameter_counts_of_fusion_and_plain_are_reported(capsys):
     foundation issue's comparison) and checks they are computed from real modules."""
     counts = {}
     for fusion in (False, True):
-        m = MultiStateMACE(elements=["H", "C"], n_states=2, channels=32, l_max=2,
-                           correlation=3, num_layers=2, fusion=fusion)
+        m = MultiStateMACE(
+            elements=["H", "C"],
+            n_states=2,
+            channels=32,
+            l_max=2,
+            correlation=3,
+            num_layers=2,
+            fusion=fusion,
+        )
         counts[fusion] = m.num_parameters()
         assert counts[fusion] == sum(p.numel() for p in m.parameters() if p.requires_grad)
     with capsys.disabled():
-        print(f"\nparameters (C=32, l_max=2, nu=3, 2 layers): plain {counts[False]:,}, "
-              f"fusion {counts[True]:,}")
+        print(
+            f"\nparameters (C=32, l_max=2, nu=3, 2 layers): plain {counts[False]:,}, "
+            f"fusion {counts[True]:,}"
+        )
     assert counts[False] != counts[True]  # the product blocks really differ
 
 

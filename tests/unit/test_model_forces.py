@@ -23,7 +23,9 @@ def _finite_difference_forces(pot, z, x, cell=None, h=1e-5):
             xp, xm = x.copy(), x.copy()
             xp[i, k] += h
             xm[i, k] -= h
-            fd[:, i, k] = -(_energies(pot, z, xp, cell)[0] - _energies(pot, z, xm, cell)[0]) / (2 * h)
+            fd[:, i, k] = -(_energies(pot, z, xp, cell)[0] - _energies(pot, z, xm, cell)[0]) / (
+                2 * h
+            )
     return fd
 
 

@@ -60,7 +60,10 @@ def test_truncated_file_fails_cleanly(saved):
 
 def test_file_of_another_format_fails_cleanly(tmp_path):
     """Random bytes, a JSON file and a torch file without the marker are all refused."""
-    for name, content in [("r.fff", bytes(range(256)) * 8), ("j.fff", json.dumps({"a": 1}).encode())]:
+    for name, content in [
+        ("r.fff", bytes(range(256)) * 8),
+        ("j.fff", json.dumps({"a": 1}).encode()),
+    ]:
         (tmp_path / name).write_bytes(content)
         with pytest.raises(ModelFileError, match=name):
             load_model(tmp_path / name)
