@@ -235,12 +235,24 @@ class MultiStateDataset:
                 pbc=per["pbc"][j] if has_cell else None,
                 status=str(per["status"][j]),
                 error=str(per["error"][j]),
-                meta=json.loads(per["meta"][j]) if "meta" in per and per["meta"][j] else {},
+                meta=self._meta(per.get("meta"), j, start),
                 nacs=atoms["nacs"][b0:b1] if has_nacs else None,
             )
-            structure.validate(self.n_states, name=f"{self._name}: structure {start + j}")
+            try:
+                structure.validate(self.n_states, name=f"{self._name}: structure {start + j}")
+            except ValueError as err:
+                raise DatasetError(str(err)) from None
             structures.append(structure)
         return structures
+
+    def _meta(self, meta: np.ndarray | None, j: int, start: int) -> dict[str, Any]:
+        if meta is None or not meta[j]:
+            return {}
+        try:
+            return json.loads(meta[j])
+        except json.JSONDecodeError as err:
+            name = f"{self._name}: structure {start + j}"
+            raise DatasetError(f"{name}: 'meta' is not valid JSON ({err})") from None
 
     def _load(self, key: str, start: int, stop: int) -> np.ndarray | None:
         if key not in self._file:
@@ -280,6 +292,23 @@ class MultiStateDataset:
     def validate(self) -> None:
         """Check every value in the file (the layout was checked when it was opened)."""
         self.arrays(validate=True)
+
+    def summary(self) -> dict[str, Any]:
+        """Counts for a quick look (``fusionff info``): structures, atoms, elements, statuses
+        and, per state, how many structures have energies and forces."""
+        arrays = self.arrays(validate=False)
+        statuses, counts = np.unique(arrays["status"], return_counts=True)
+        return {
+            "path": self._name,
+            "n_structures": len(self),
+            "n_atoms": int(self._offsets[-1]),
+            "n_states": self.n_states,
+            "method": self.method,
+            "elements": sorted(int(z) for z in np.unique(arrays["numbers"])),
+            "status": {str(k): int(v) for k, v in zip(statuses, counts, strict=True)},
+            "energies_per_state": arrays["energy_mask"].sum(axis=0).tolist(),
+            "forces_per_state": arrays["force_mask"].sum(axis=0).tolist(),
+        }
 
 
 def _create_array(f: h5py.File, key: str, n_states: int, n_rows: int = 0) -> None:

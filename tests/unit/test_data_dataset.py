@@ -87,6 +87,9 @@ def test_failed_and_missing_labels_are_masked_and_stored_as_zero(path):
     with MultiStateDataset.open(path) as ds:
         a, b = ds[0], ds[1]
         arrays = ds.arrays()
+        summary = ds.summary()
+    assert summary["status"] == {"failed": 1, "missing": 1}
+    assert summary["energies_per_state"] == [1, 0, 1] and summary["forces_per_state"] == [1, 0, 0]
     assert_same(failed, a)
     assert a.energies[1] == 0.0 and np.all(a.forces[:, 1:] == 0.0)
     assert b.status == "missing" and not b.energy_mask.any() and not b.force_mask.any()
@@ -220,7 +223,7 @@ def test_bad_values_in_file_are_reported(structures, path, key, index, value, me
         with pytest.raises(DatasetError, match=message):
             ds.arrays()
         i = int(message.split("structure ")[1][0])
-        with pytest.raises(ValueError, match=f"data.h5: structure {i}"):
+        with pytest.raises(DatasetError, match=f"data.h5: structure {i}"):
             ds[i]
 
 
