@@ -56,12 +56,10 @@ def read_extxyz(path: PathLike, n_states: int | None = None) -> list[Structure]:
     labels = [_frame_labels(atoms, f"{path}: frame {i}") for i, atoms in enumerate(frames)]
     if n_states is None:
         pairs = zip(labels, frames, strict=True)
-        n_states = max(_count_states(e, f, atoms.info) for (e, f), atoms in pairs)
+        n_states = max((_count_states(e, f, atoms.info) for (e, f), atoms in pairs), default=1)
     structures = []
     for i, (atoms, (energies, forces)) in enumerate(zip(frames, labels, strict=True)):
-        meta = {k: _plain(v) for k, v in atoms.info.items() if k not in _RESERVED_INFO}
-        meta = {k: v for k, v in meta.items() if not _ENERGY_KEY.match(k) and v is not None}
-        meta.update(source=str(path), frame=i)
+        meta = _meta(atoms.info, source=str(path), frame=i)
         structures.append(
             _assemble(atoms, energies, forces, n_states, f"{path}: frame {i}", atoms.info, meta)
         )
@@ -198,9 +196,7 @@ def read_ase_db(
     for row, (energies, forces) in zip(rows, parsed, strict=True):
         where = f"{path}: row id={row.id}"
         info = dict(row.key_value_pairs)
-        meta = {k: v for k, v in info.items() if k not in _RESERVED_INFO}
-        meta = {k: v for k, v in meta.items() if not _ENERGY_KEY.match(k)}
-        meta.update(source=str(path), row_id=row.id)
+        meta = _meta(info, source=str(path), row_id=row.id)
         structures.append(_assemble(row.toatoms(), energies, forces, n_states, where, info, meta))
     return structures
 
@@ -379,6 +375,16 @@ def _assemble(
     )
     structure.validate(n_states, name=where)
     return structure
+
+
+def _meta(info: dict[str, Any], **origin: Any) -> dict[str, Any]:
+    """The scalar entries of ``info`` that are not labels, plus where the structure came from."""
+    meta = {}
+    for key, value in info.items():
+        if key not in _RESERVED_INFO and not _ENERGY_KEY.match(key):
+            if (value := _plain(value)) is not None:
+                meta[key] = value
+    return {**meta, **origin}
 
 
 def _plain(value: Any) -> Any:

@@ -182,3 +182,16 @@ def test_import_any_rejects_unknown_suffix(tmp_path):
     """An unsupported suffix is an error listing the known ones."""
     with pytest.raises(ValueError, match=r"unknown suffix '.pdb'"):
         import_any(tmp_path / "x.pdb")
+
+
+def test_import_any_dispatches_by_suffix(tmp_path):
+    """import_any reads .extxyz, .db and .h5 files to the same structures."""
+    structures = [labelled(5), labelled(6, n_missing_state=1)]
+    write_extxyz(tmp_path / "a.extxyz", structures)
+    write_ase_db(tmp_path / "a.db", structures)
+    with MultiStateDataset.create(tmp_path / "a.h5", S) as ds:
+        ds.extend(structures)
+    for name in ("a.extxyz", "a.db", "a.h5"):
+        back = import_any(tmp_path / name)
+        for a, b in zip(structures, back, strict=True):
+            assert_close(a, b, atol=1e-8)
