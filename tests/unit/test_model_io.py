@@ -99,7 +99,8 @@ def test_loading_executes_no_code(tmp_path, monkeypatch):
     """A file carrying a pickled callable is refused and the callable never runs."""
     monkeypatch.chdir(tmp_path)
     with open("evil.fff", "wb") as fh:
-        pickle.dump({"format": FORMAT, "version": 1, "header": "{}", "weights": _Exploit()}, fh)
+        payload = {"format": FORMAT, "version": 1, "header": "{}", "weights": _Exploit()}
+        pickle.dump(payload, fh, protocol=2)
     with pytest.raises(ModelFileError):
         load_model("evil.fff")
     assert not (tmp_path / "PWNED").exists()
