@@ -57,9 +57,13 @@ class NormalModes:
         omega = np.sign(self.omega_squared) * np.sqrt(np.abs(self.omega_squared))
         return omega / (2 * np.pi * SPEED_OF_LIGHT_CM_PER_FS)
 
-    def cartesian(self, mass_weighted: np.ndarray) -> np.ndarray:
-        """Mass-weighted mode coordinates (..., M) -> Cartesian (..., N, 3), divided by sqrt(m)."""
-        flat = mass_weighted @ self.vectors.T
+    def cartesian(self, coordinates: np.ndarray, modes: np.ndarray | None = None) -> np.ndarray:
+        """Mass-weighted mode coordinates (..., M) -> Cartesian (..., N, 3) (divided by sqrt(m)).
+
+        ``modes``: boolean (M,) selection of the modes the coordinates belong to (default all).
+        """
+        vectors = self.vectors if modes is None else self.vectors[:, modes]
+        flat = coordinates @ vectors.T
         return flat.reshape(*flat.shape[:-1], -1, 3) / np.sqrt(self.masses)[:, None]
 
 
@@ -183,11 +187,10 @@ def wigner_sample(
     factor = thermal_factor(omega, temperature)
     sigma_q = np.sqrt(HBAR_AMU_A2_PER_FS / (2 * omega) * factor)
     sigma_p = np.sqrt(HBAR_AMU_A2_PER_FS * omega / 2 * factor)
-    kept = NormalModes(modes.omega_squared[~soft], modes.vectors[:, ~soft], modes.masses, 0)
     q = rng.standard_normal((n_samples, omega.size)) * sigma_q
     p = rng.standard_normal((n_samples, omega.size)) * sigma_p
-    sampled_positions = np.asarray(positions, dtype=np.float64) + kept.cartesian(q)
-    velocities = kept.cartesian(p)
+    sampled_positions = np.asarray(positions, dtype=np.float64) + modes.cartesian(q, ~soft)
+    velocities = modes.cartesian(p, ~soft)
     if zero_angular_momentum:
         velocities = remove_angular_momentum(sampled_positions, velocities, modes.masses)
     return sampled_positions, velocities

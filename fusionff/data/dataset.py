@@ -316,7 +316,8 @@ def _create_array(f: h5py.File, key: str, n_states: int, n_rows: int = 0) -> Non
     spec = SPECS[key]
     tail = spec.shape_tail(n_states)
     chunk_rows = _CHUNK_ATOMS if spec.per_atom else _CHUNK_STRUCTS
-    compress = {} if spec.dtype is STRING else {"compression": "gzip", "shuffle": True}
+    filters = {"compression": "gzip", "shuffle": True, "fletcher32": True}  # checksummed
+    compress = {} if spec.dtype is STRING else filters
     dataset = f.create_dataset(
         key,
         shape=(n_rows, *tail),

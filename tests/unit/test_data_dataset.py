@@ -261,6 +261,21 @@ def test_truncated_and_garbage_files_are_reported(structures, path, tmp_path):
         MultiStateDataset.open(tmp_path / "absent.h5")
 
 
+def test_corrupted_chunk_is_reported(structures, path):
+    """Bytes overwritten inside the 'forces' chunk fail its checksum: DatasetError names the key."""
+    write_valid(path, structures)
+    with h5py.File(path) as f:
+        chunk = f["forces"].id.get_chunk_info(0)
+    data = bytearray(path.read_bytes())
+    data[chunk.byte_offset + 8 : chunk.byte_offset + 24] = b"\xff" * 16
+    path.write_bytes(bytes(data))
+    with (
+        MultiStateDataset.open(path) as ds,
+        pytest.raises(DatasetError, match=r"cannot read 'forces'"),
+    ):
+        ds.arrays()
+
+
 def test_arrays_are_chunked_compressed_and_resizable(structures, path):
     """Every array is chunked, gzip-compressed (strings excepted) and unlimited along axis 0."""
     write_valid(path, structures)
