@@ -67,7 +67,9 @@ class NormalModes:
         return flat.reshape(*flat.shape[:-1], -1, 3) / np.sqrt(self.masses)[:, None]
 
 
-def external_basis(positions: np.ndarray, masses: np.ndarray, tolerance: float = 1e-6):
+def external_basis(
+    positions: np.ndarray, masses: np.ndarray, tolerance: float = 1e-6
+) -> np.ndarray:
     """Orthonormal mass-weighted translations and rotations: (3N, k), k = 6, 5 (linear) or 3.
 
     Args:
@@ -196,7 +198,9 @@ def wigner_sample(
     return sampled_positions, velocities
 
 
-def angular_momentum(positions: np.ndarray, velocities: np.ndarray, masses: np.ndarray):
+def angular_momentum(
+    positions: np.ndarray, velocities: np.ndarray, masses: np.ndarray
+) -> np.ndarray:
     """(..., 3) amu Angstrom^2/fs about the centre of mass, for (..., N, 3) inputs."""
     com = np.einsum("i,...ij->...j", masses, positions) / masses.sum()
     r = positions - com[..., None, :]
