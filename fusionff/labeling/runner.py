@@ -179,7 +179,9 @@ def label(
         n_states: number of states S to label, from the ground state.
         output_path: HDF5 dataset; created (with the backend's provenance) if absent,
             otherwise continued.
-        workers: processes computing in parallel; 1 computes in this process.
+        workers: processes computing in parallel; 1 computes in this process. Workers
+            re-import the calling script, so a script that calls ``label`` with
+            ``workers > 1`` needs the usual ``if __name__ == "__main__":`` guard.
         overwrite: start a new dataset even if ``output_path`` exists.
 
     Returns:
@@ -230,11 +232,22 @@ def label(
     return summary
 
 
+def _worker_context() -> multiprocessing.context.BaseContext:
+    """Workers are forked from a fresh server process that imported the backend module once
+    (not from this process, which may hold threads and an open HDF5 file); where the platform
+    has no fork server (Windows), they are spawned."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["fusionff.labeling.backend"])
+    return context
+
+
 def _label_in_pool(structures, pending, backend, n_states, workers, record) -> None:
-    """Compute ``pending`` in ``workers`` spawned processes, at most two per worker in flight,
+    """Compute ``pending`` in ``workers`` processes, at most two per worker in flight,
     calling ``record(index, result)`` in this process as each finishes."""
     queue = iter(pending)
-    context = multiprocessing.get_context("spawn")  # no fork of a parent holding HDF5/threads
+    context = _worker_context()
     executor = ProcessPoolExecutor(max_workers=workers, mp_context=context)
     running: dict[Future, int] = {}
 
