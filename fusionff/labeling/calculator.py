@@ -31,15 +31,16 @@ class MopacCalculator(Calculator):
         backend: another reference backend to use instead of MOPAC (then ``keywords``,
             ``timeout`` and ``executable`` are not used).
 
-    Results: ``energy`` (eV) and ``forces`` ((N, 3) eV/Angstrom) of ``state``; ``energies``
-    ((S,) eV) and ``state_forces`` ((S, N, 3) eV/Angstrom) of every state.
+    Results: ``energy`` = ``free_energy`` (eV) and ``forces`` ((N, 3) eV/Angstrom) of
+    ``state``; ``energies`` ((S,) eV) and ``state_forces`` ((S, N, 3) eV/Angstrom) of every
+    state.
 
     Raises:
         ase.calculators.calculator.CalculationFailed: when a state fails; the message names
             the state and the program's own message.
     """
 
-    implemented_properties = ["energy", "forces", "energies", "state_forces"]
+    implemented_properties = ["energy", "free_energy", "forces", "energies", "state_forces"]
 
     def __init__(
         self,
@@ -72,7 +73,8 @@ class MopacCalculator(Calculator):
             raise ValueError(f"state must be in 0..{self.n_states - 1}, got {value}")
         self._state = int(value)
         if "energies" in self.results:
-            self.results["energy"] = float(self.results["energies"][self._state])
+            energy = float(self.results["energies"][self._state])
+            self.results["energy"] = self.results["free_energy"] = energy
             self.results["forces"] = self.results["state_forces"][self._state].copy()
 
     def calculate(
@@ -83,6 +85,11 @@ class MopacCalculator(Calculator):
     ) -> None:
         """Run the backend for every state at the geometry of ``atoms``."""
         super().calculate(atoms, properties or ["energy"], system_changes)
+        if self.atoms.pbc.any():
+            raise ValueError(
+                f"{type(self).__name__} computes isolated molecules; atoms.pbc is "
+                f"{self.atoms.pbc.tolist()}"
+            )
         result = self.backend.compute(self.atoms.numbers, self.atoms.positions, self.n_states)
         if not result.ok:
             failed = ", ".join(f"S{k}" for k in np.flatnonzero(~result.success))

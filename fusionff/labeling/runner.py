@@ -63,9 +63,7 @@ class LabelSummary:
     seconds: float
 
 
-def labelled_structure(
-    index: int, geometry: Geometry, result: LabelResult, cell=None, pbc=None
-) -> Structure:
+def labelled_structure(index: int, geometry: Geometry, result: LabelResult) -> Structure:
     """The dataset entry of input structure ``index``: labels where they succeeded (failed
     states hold 0 with a False mask), ``status`` "ok" or "failed" with the message."""
     success = np.asarray(result.success, dtype=bool)
@@ -76,20 +74,10 @@ def labelled_structure(
         forces=np.where(success[None, :, None], result.forces, 0.0),
         energy_mask=success.copy(),
         force_mask=success.copy(),
-        cell=cell,
-        pbc=pbc,
         status="ok" if result.ok else "failed",
         error=result.error,
         meta={SOURCE_INDEX: int(index), "seconds": round(float(result.seconds), 4)},
     )
-
-
-def _periodic_cell(geometry: Geometry) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """(cell (3, 3) Angstrom, pbc (3,)) of a periodic ``ase.Atoms``; (None, None) otherwise."""
-    pbc = getattr(geometry, "pbc", None)
-    if pbc is None or not np.any(pbc):
-        return None, None
-    return np.asarray(geometry.cell, dtype=np.float64), np.asarray(pbc, dtype=bool)
 
 
 _PROVENANCE_KEYS = ("program", "version", "keywords")
@@ -194,6 +182,10 @@ def label(
             check_geometry(geometry.numbers, geometry.positions)
         except ValueError as exc:
             raise ValueError(f"input structure {i}: {exc}") from exc
+        if np.any(getattr(geometry, "pbc", False)):
+            raise ValueError(
+                f"input structure {i} is periodic; reference backends label isolated molecules"
+            )
     if n_states < 1 or workers < 1:
         raise ValueError(f"n_states and workers must be positive, got {n_states}, {workers}")
     path = Path(output_path)
@@ -211,8 +203,7 @@ def label(
         )
 
         def record(index: int, result: LabelResult) -> None:
-            cell, pbc = _periodic_cell(structures[index])
-            dataset.append(labelled_structure(index, structures[index], result, cell, pbc))
+            dataset.append(labelled_structure(index, structures[index], result))
             counts["ok" if result.ok else "failed"] += 1
             if not result.ok:
                 logger.warning("structure %d failed: %s", index, result.error)

@@ -120,10 +120,16 @@ def test_calculator_has_the_fusion_calculator_results(backend, ethylene):
     atoms.calc = calc
     energy = atoms.get_potential_energy()
     forces = atoms.get_forces()
-    assert set(calc.implemented_properties) >= {"energy", "forces", "energies", "state_forces"}
+    assert set(calc.implemented_properties) == {
+        "energy",
+        "free_energy",
+        "forces",
+        "energies",
+        "state_forces",
+    }
     assert calc.results["energies"].shape == (2,)
     assert calc.results["state_forces"].shape == (2, 6, 3)
-    assert energy == calc.results["energies"][1]
+    assert energy == calc.results["energies"][1] == calc.results["free_energy"]
     np.testing.assert_array_equal(forces, calc.results["state_forces"][1])
     reference = backend.compute(atoms.numbers, atoms.positions, 2)
     np.testing.assert_allclose(calc.results["energies"], reference.energies)

@@ -163,6 +163,14 @@ def test_resume_refuses_other_states_or_another_method(tmp_path):
     assert summary.already_done == 0
 
 
+def test_periodic_input_is_refused(tmp_path):
+    """Backends label isolated molecules: a periodic input structure is an error up front."""
+    molecules = _molecules(2)
+    molecules[1].cell, molecules[1].pbc = [10.0, 10.0, 10.0], True
+    with pytest.raises(ValueError, match="input structure 1 is periodic"):
+        label(molecules, HarmonicBackend(), N_STATES, tmp_path / "out.h5")
+
+
 def test_backend_exception_is_recorded_as_failure(tmp_path):
     """An exception inside a backend becomes a failed entry naming it, not a crashed job."""
     label(_molecules(2), BuggyBackend(), N_STATES, tmp_path / "out.h5")
