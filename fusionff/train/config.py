@@ -1,0 +1,305 @@
+"""Training configuration: dataclasses built from YAML, checked key by key.
+
+Every default lives in the dataclasses below. Example (``data/examples/train_tiny.yaml``)::
+
+    data: data/examples/toy_two_state.h5     # one path or a list; relative to the working dir
+    output: runs/train_tiny
+    model: {channels: 8, num_layers: 1, r_max: 4.0}   # ModelConfig keys
+    split: {train: 0.7, validation: 0.15, test: 0.15}
+    loss: {energy: 1.0, forces: 10.0, states: [1.0, 1.0]}
+    optimizer: {name: adam, lr: 0.01}
+    schedule: {name: plateau, factor: 0.8, patience: 5}
+    batch_size: 8
+    max_epochs: 50
+
+Unknown keys and values of the wrong type raise :class:`ConfigError` naming the key
+(``model.chanels: unknown key (did you mean 'channels'?)``).
+
+The ``model`` mapping takes any :class:`fusionff.models.ModelConfig` key except ``dtype`` (set
+at the top level). ``elements`` defaults to the elements found in the data and ``n_states`` to
+the data's number of states; ``e0s``, ``avg_num_neighbors``, ``scale`` and ``shift`` are computed
+from the training split unless given.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fusionff.models.config import DTYPES, ModelConfig
+
+OPTIMIZERS = ("adam", "adamw")
+SCHEDULES = ("plateau", "cosine", "exponential", "none")
+
+
+class ConfigError(ValueError):
+    """A training configuration with an unknown key, a wrong type or an invalid value."""
+
+
+@dataclass
+class SplitConfig:
+    """Sizes of the train/validation/test splits and the seed of the random split.
+
+    An ``int`` is a number of structures, a ``float`` a fraction of the usable structures
+    (``1`` is one structure, ``1.0`` all of them).
+    """
+
+    train: int | float = 0.8
+    validation: int | float = 0.1
+    test: int | float = 0.1
+    seed: int | None = None  # None: the run's seed
+
+
+@dataclass
+class LossConfig:
+    """Weights of the loss: ``sum_s states[s] * (energy * dE_s^2/N^2 + forces * |dF_s|^2)``."""
+
+    energy: float = 1.0
+    forces: float = 10.0
+    states: list[float] | None = None  # None: 1.0 for every state
+
+
+@dataclass
+class OptimizerConfig:
+    """Adam or AdamW; ``clip_grad_norm`` clips the gradient norm when set."""
+
+    name: str = "adam"
+    lr: float = 0.01
+    weight_decay: float = 0.0
+    clip_grad_norm: float | None = None
+
+
+@dataclass
+class ScheduleConfig:
+    """Learning-rate schedule, stepped once per epoch.
+
+    ``plateau``: multiply by ``factor`` after ``patience`` epochs without a lower validation
+    loss; ``cosine``: cosine decay to ``min_lr`` over ``max_epochs``; ``exponential``: multiply
+    by ``gamma`` every epoch; ``none``: constant.
+    """
+
+    name: str = "plateau"
+    factor: float = 0.8
+    patience: int = 10
+    gamma: float = 0.99
+    min_lr: float = 0.0
+
+
+@dataclass
+class TrainConfig:
+    """A training run (see the module docstring for the YAML form).
+
+    Attributes:
+        data: HDF5 multi-state dataset file(s) (a string or a list in YAML).
+        output: directory for checkpoint.pt, split.json, model.fff, metrics.json, logs, plots.
+        model: ModelConfig keys (see module docstring).
+        split, loss, optimizer, schedule: see their classes.
+        batch_size: structures per optimisation step (and per evaluation batch).
+        max_epochs: epochs to train (a resumed run continues up to this number).
+        ema_decay: decay of the exponential moving average of the weights used for
+            validation and for the final model; 0 disables it.
+        early_stopping_patience: stop after this many epochs without a lower validation loss
+            (None: never).
+        checkpoint_every: write ``checkpoint.pt`` every this many epochs (and at the end).
+        dtype: ``float32`` or ``float64`` (model and labels).
+        device: ``auto``, ``cpu`` or ``cuda[:k]`` (asking for CUDA without it is an error).
+        seed: initial weights and batch order (and the split unless ``split.seed`` is set).
+    """
+
+    data: list[str]
+    output: str = "runs/train"
+    model: dict[str, Any] = field(default_factory=dict)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    batch_size: int = 8
+    max_epochs: int = 100
+    ema_decay: float = 0.99
+    early_stopping_patience: int | None = 50
+    checkpoint_every: int = 1
+    dtype: str = "float64"
+    device: str = "auto"
+    seed: int = 0
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> TrainConfig:
+        """Read and check a YAML config file."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"training config not found: {path}")
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        try:
+            return cls.from_dict(raw if raw is not None else {})
+        except ConfigError as err:
+            raise ConfigError(f"{path}: {err}") from None
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> TrainConfig:
+        """Build from a mapping (as read from YAML), checking keys, types and values."""
+        if isinstance(raw, dict) and isinstance(raw.get("data"), str):
+            raw = {**raw, "data": [raw["data"]]}
+        config = _build(cls, raw, "")
+        _check_model_keys(config.model)
+        config.check()
+        return config
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-python form (round-trips through :meth:`from_dict`)."""
+        return dataclasses.asdict(self)
+
+    def check(self) -> None:
+        """Check the values (types were checked when the config was built)."""
+        rules = [
+            ("data", len(self.data) >= 1, "must name at least one dataset file"),
+            ("batch_size", self.batch_size >= 1, "must be at least 1"),
+            ("max_epochs", self.max_epochs >= 0, "must be at least 0"),
+            ("ema_decay", 0.0 <= self.ema_decay < 1.0, "must be in [0, 1)"),
+            ("checkpoint_every", self.checkpoint_every >= 1, "must be at least 1"),
+            ("dtype", self.dtype in DTYPES, f"must be one of {DTYPES}"),
+            ("device", _device_ok(self.device), "must be 'auto', 'cpu' or 'cuda[:k]'"),
+            ("optimizer.name", self.optimizer.name in OPTIMIZERS, f"must be one of {OPTIMIZERS}"),
+            ("optimizer.lr", self.optimizer.lr > 0, "must be positive"),
+            ("optimizer.weight_decay", self.optimizer.weight_decay >= 0, "must be >= 0"),
+            ("schedule.name", self.schedule.name in SCHEDULES, f"must be one of {SCHEDULES}"),
+            ("schedule.factor", 0 < self.schedule.factor < 1, "must be in (0, 1)"),
+            ("schedule.gamma", 0 < self.schedule.gamma <= 1, "must be in (0, 1]"),
+            ("schedule.patience", self.schedule.patience >= 0, "must be >= 0"),
+            ("loss.energy", self.loss.energy >= 0, "must be >= 0"),
+            ("loss.forces", self.loss.forces >= 0, "must be >= 0"),
+        ]
+        patience = self.early_stopping_patience
+        rules.append(("early_stopping_patience", patience is None or patience >= 1, "must be >= 1"))
+        clip = self.optimizer.clip_grad_norm
+        rules.append(("optimizer.clip_grad_norm", clip is None or clip > 0, "must be positive"))
+        if self.loss.states is not None:
+            rules.append(("loss.states", all(w >= 0 for w in self.loss.states), "must be >= 0"))
+        for key in ("train", "validation", "test"):
+            v = getattr(self.split, key)
+            ok = v >= 0 and (isinstance(v, int) or v <= 1.0)
+            rules.append((f"split.{key}", ok, "must be a count >= 0 or a fraction in [0, 1]"))
+        for key, ok, message in rules:
+            if not ok:
+                raise ConfigError(f"{key}: {message} (got {_value(self, key)!r})")
+        fractions = [getattr(self.split, k) for k in ("train", "validation", "test")]
+        if sum(f for f in fractions if isinstance(f, float)) > 1.0 + 1e-9:
+            raise ConfigError(f"split: fractions add up to more than 1 ({fractions})")
+        if self.split.train == 0:
+            raise ConfigError("split.train: the training split must not be empty")
+
+
+def _value(config: TrainConfig, dotted: str) -> Any:
+    value: Any = config
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def _device_ok(device: str) -> bool:
+    if device in ("auto", "cpu", "cuda"):
+        return True
+    return device.startswith("cuda:") and device[5:].isdigit()
+
+
+def _check_model_keys(model: dict[str, Any]) -> None:
+    """Check the ``model`` mapping against ModelConfig's fields and their types."""
+    hints = typing.get_type_hints(ModelConfig)
+    for key, value in model.items():
+        if key == "dtype":
+            raise ConfigError("model.dtype: set dtype at the top level of the config")
+        if key not in hints:
+            raise ConfigError(_unknown(f"model.{key}", key, list(hints)))
+        model[key] = _convert(value, hints[key], f"model.{key}")
+
+
+def _unknown(name: str, key: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(str(key), known, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else f" (known keys: {', '.join(known)})"
+    return f"{name}: unknown key{hint}"
+
+
+def _build(cls: type, raw: Any, prefix: str) -> Any:
+    """Instantiate dataclass ``cls`` from mapping ``raw``; errors name ``prefix.key``."""
+    where = prefix.rstrip(".") or "config"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(raw).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in raw.items():
+        if key not in fields:
+            raise ConfigError(_unknown(f"{prefix}{key}", key, list(fields)))
+        kwargs[key] = _convert(value, hints[key], f"{prefix}{key}")
+    for name, f in fields.items():
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        if required and name not in kwargs:
+            raise ConfigError(f"{prefix}{name}: missing required key")
+    return cls(**kwargs)
+
+
+def _convert(value: Any, annotation: Any, key: str) -> Any:
+    """``value`` checked against ``annotation`` (ints accepted where floats are expected)."""
+    origin = typing.get_origin(annotation)
+    if dataclasses.is_dataclass(annotation):
+        return _build(annotation, value, f"{key}.")
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if value is None and len(options) < len(typing.get_args(annotation)):
+            return None
+        if len(options) == 1:  # X | None: report the error inside X
+            return _convert(value, options[0], key)
+        for option in options:
+            try:
+                return _convert(value, option, key)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{key}: expected {_name(annotation)}, got {value!r}")
+    if annotation is type(None):
+        if value is None:
+            return None
+    elif annotation is Any:
+        return value
+    elif annotation is bool:
+        if isinstance(value, bool):
+            return value
+    elif annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif annotation is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    elif annotation is str:
+        if isinstance(value, str):
+            return value
+    elif origin is list:
+        if isinstance(value, list):
+            (item,) = typing.get_args(annotation)
+            return [_convert(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
+    elif origin is dict:
+        if isinstance(value, dict):
+            k_type, v_type = typing.get_args(annotation)
+            return {
+                _convert(k, k_type, f"{key} (key)"): _convert(v, v_type, f"{key}.{k}")
+                for k, v in value.items()
+            }
+    else:  # pragma: no cover - a field type this checker does not know
+        raise TypeError(f"{key}: unsupported annotation {annotation!r}")
+    raise ConfigError(f"{key}: expected {_name(annotation)}, got {value!r}")
+
+
+def _name(annotation: Any) -> str:
+    if annotation is type(None):
+        return "null"
+    if isinstance(annotation, type) and typing.get_origin(annotation) is None:
+        return annotation.__name__
+    return str(annotation).replace("typing.", "").replace("NoneType", "null")

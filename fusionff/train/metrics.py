@@ -1,0 +1,144 @@
+"""Error metrics of multi-state predictions: pure functions on arrays, and a text table.
+
+Per state: energy MAE/RMSE per structure and per atom (meV), force MAE/RMSE per Cartesian
+component (meV/Angstrom); per excited state s >= 1 the gap E_s - E_0 MAE/RMSE (meV); and the
+same for the "near-intersection" structures (reference E_1 - E_0 below a threshold, 0.5 eV by
+default) when there are any. Only labelled entries count; a metric without entries is None.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+MEV = 1000.0  # meV per eV
+NEAR_INTERSECTION_GAP = 0.5  # eV
+
+
+def _mae_rmse(errors: np.ndarray) -> tuple[float | None, float | None]:
+    if errors.size == 0:
+        return None, None
+    return float(np.mean(np.abs(errors))), float(np.sqrt(np.mean(errors**2)))
+
+
+def compute_metrics(
+    pred_energies: np.ndarray,
+    ref_energies: np.ndarray,
+    energy_mask: np.ndarray,
+    n_atoms: np.ndarray,
+    pred_forces: np.ndarray,
+    ref_forces: np.ndarray,
+    force_mask: np.ndarray,
+    near_gap: float | None = NEAR_INTERSECTION_GAP,
+) -> dict[str, Any]:
+    """Metrics of B structures (n atoms in all) and S states.
+
+    Args:
+        pred_energies, ref_energies: (B, S) eV.
+        energy_mask: (B, S) bool, True where the reference energy is labelled.
+        n_atoms: (B,) atoms per structure (the atoms of the force arrays, in order).
+        pred_forces, ref_forces: (n, S, 3) eV/Angstrom.
+        force_mask: (B, S) bool, True where the structure's reference forces are labelled.
+        near_gap: threshold (eV) of the near-intersection subset; None to leave it out.
+
+    Returns:
+        ``{"n_structures", "states": [per state], "gaps": [per s >= 1],
+        "near_intersection": {...} (when S >= 2 and a structure qualifies)}``; energies in
+        meV, forces in meV/Angstrom.
+    """
+    energy_mask = np.asarray(energy_mask, dtype=bool)
+    force_mask = np.asarray(force_mask, dtype=bool)
+    n_atoms = np.asarray(n_atoms)
+    n_structures, n_states = energy_mask.shape
+    atom_mask = np.repeat(force_mask, n_atoms, axis=0)  # (n, S)
+    e_err = (np.asarray(pred_energies) - np.asarray(ref_energies)) * MEV
+    f_err = (np.asarray(pred_forces) - np.asarray(ref_forces)) * MEV
+    states = []
+    for s in range(n_states):
+        rows = energy_mask[:, s]
+        e_mae, e_rmse = _mae_rmse(e_err[rows, s])
+        a_mae, a_rmse = _mae_rmse(e_err[rows, s] / n_atoms[rows])
+        f_mae, f_rmse = _mae_rmse(f_err[atom_mask[:, s], s].ravel())
+        states.append(
+            {
+                "state": s,
+                "n_energies": int(rows.sum()),
+                "energy_mae": e_mae,
+                "energy_rmse": e_rmse,
+                "energy_mae_per_atom": a_mae,
+                "energy_rmse_per_atom": a_rmse,
+                "n_forces": int(force_mask[:, s].sum()),
+                "force_mae": f_mae,
+                "force_rmse": f_rmse,
+            }
+        )
+    gaps = []
+    for s in range(1, n_states):
+        rows = energy_mask[:, s] & energy_mask[:, 0]
+        mae, rmse = _mae_rmse(e_err[rows, s] - e_err[rows, 0])
+        gaps.append({"state": s, "n": int(rows.sum()), "mae": mae, "rmse": rmse})
+    out: dict[str, Any] = {"n_structures": int(n_structures), "states": states, "gaps": gaps}
+    if near_gap is not None and n_states >= 2:
+        ref = np.asarray(ref_energies)
+        near = energy_mask[:, 0] & energy_mask[:, 1] & (ref[:, 1] - ref[:, 0] < near_gap)
+        if near.any():
+            atoms = np.repeat(near, n_atoms)
+            sub = compute_metrics(
+                np.asarray(pred_energies)[near],
+                ref[near],
+                energy_mask[near],
+                n_atoms[near],
+                np.asarray(pred_forces)[atoms],
+                np.asarray(ref_forces)[atoms],
+                force_mask[near],
+                near_gap=None,
+            )
+            out["near_intersection"] = {"gap_below_eV": near_gap, **sub}
+    return out
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def format_metrics(metrics: dict[str, Any], title: str = "") -> str:
+    """A text table of :func:`compute_metrics`' result (meV, meV/Angstrom)."""
+    lines = [
+        f"{title} ({metrics['n_structures']} structures)"
+        if title
+        else f"{metrics['n_structures']} structures"
+    ]
+    lines.extend(_table(metrics))
+    near = metrics.get("near_intersection")
+    if near is not None:
+        lines.append(
+            f"near intersection: E1 - E0 < {near['gap_below_eV']} eV "
+            f"({near['n_structures']} structures)"
+        )
+        lines.extend(_table(near))
+    return "\n".join(lines)
+
+
+def _table(metrics: dict[str, Any]) -> list[str]:
+    head = (
+        f"{'state':<7}{'n_E':>5}{'E MAE':>10}{'E RMSE':>10}{'E/at MAE':>10}{'E/at RMSE':>10}"
+        f"{'n_F':>6}{'F MAE':>10}{'F RMSE':>10}"
+    )
+    units = (
+        f"{'':<12}" + "".join(f"{u:>10}" for u in ("meV",) * 4) + f"{'':>6}" + f"{'meV/A':>10}" * 2
+    )
+    rows = [head, units]
+    for m in metrics["states"]:
+        rows.append(
+            f"{'S' + str(m['state']):<7}{m['n_energies']:>5}{_fmt(m['energy_mae']):>10}"
+            f"{_fmt(m['energy_rmse']):>10}{_fmt(m['energy_mae_per_atom']):>10}"
+            f"{_fmt(m['energy_rmse_per_atom']):>10}{m['n_forces']:>6}{_fmt(m['force_mae']):>10}"
+            f"{_fmt(m['force_rmse']):>10}"
+        )
+    for g in metrics["gaps"]:
+        rows.append(
+            f"{'S' + str(g['state']) + '-S0':<7}{g['n']:>5}{_fmt(g['mae']):>10}"
+            f"{_fmt(g['rmse']):>10}   (gap)"
+        )
+    return rows

@@ -1,0 +1,64 @@
+"""Files a training run leaves for people: the history as JSON lines, and the learning curve."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+def write_history(history: list[dict[str, Any]], path: str | os.PathLike) -> None:
+    """Write the epoch records, one JSON object per line (replacing the file)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(json.dumps(record) + "\n" for record in history))
+    os.replace(tmp, path)
+
+
+def write_json(value: Any, path: str | os.PathLike) -> None:
+    """Write ``value`` as indented JSON (replacing the file atomically)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(value, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def append_history(record: dict[str, Any], path: str | os.PathLike) -> None:
+    """Append one epoch record to the JSON-lines history."""
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def plot_learning_curve(history: list[dict[str, Any]], path: str | os.PathLike) -> None:
+    """PNG with the train/validation loss and the per-state validation MAEs against the epoch.
+
+    Uses matplotlib's object API with the Agg canvas (no display, no global pyplot state).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11, 3.4), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 3)
+    epochs = [r["epoch"] for r in history]
+    axes[0].plot(epochs, [r["train_loss"] for r in history], label="train")
+    axes[0].plot(epochs, [r["val_loss"] for r in history], label="validation")
+    axes[0].set_ylabel("loss")
+    panels = (
+        (axes[1], "val_energy_mae", "validation energy MAE (meV)"),
+        (axes[2], "val_force_mae", "validation force MAE (meV/Å)"),
+    )
+    for ax, key, label in panels:
+        n_states = len(history[0][key]) if history else 0
+        for s in range(n_states):
+            values = [r[key][s] for r in history]
+            if any(v is not None for v in values):
+                ax.plot(epochs, [float("nan") if v is None else v for v in values], label=f"S{s}")
+        ax.set_ylabel(label)
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        if ax.has_data():
+            ax.set_yscale("log")
+            ax.legend()
+    fig.savefig(path, dpi=100)

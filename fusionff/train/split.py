@@ -1,0 +1,97 @@
+"""Train/validation/test splits: random, seeded, and stored so that a resumed run reuses them.
+
+``split.json`` in the output directory holds the dataset files (path, SHA-256, number of
+structures), the seed, and the structures of each split as rows of the files taken one after
+another (``TrainingData.ids``), so that the split survives changes of which structures are
+usable only if the files are unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from fusionff.train.config import SplitConfig
+from fusionff.train.data import TrainingData
+
+SPLITS = ("train", "validation", "test")
+
+
+def split_sizes(n: int, spec: SplitConfig) -> dict[str, int]:
+    """Number of structures in each split out of ``n`` usable ones.
+
+    Counts are taken as given, fractions rounded down; when the fractions add up to 1 the
+    structures left by rounding go to the training split.
+    """
+    values = {k: getattr(spec, k) for k in SPLITS}
+    sizes = {k: v if isinstance(v, int) else math.floor(v * n + 1e-9) for k, v in values.items()}
+    if all(isinstance(v, float) for v in values.values()) and abs(sum(values.values()) - 1) < 1e-9:
+        sizes["train"] += n - sum(sizes.values())
+    if sum(sizes.values()) > n:
+        raise ValueError(f"split asks for {sizes} structures but only {n} are usable")
+    if sizes["train"] < 1:
+        raise ValueError(f"split: the training split is empty ({n} usable structures, {values})")
+    if sizes["validation"] < 1:
+        raise ValueError(
+            f"split: the validation split is empty ({n} usable structures, {values}); "
+            "validation drives early stopping and the learning-rate schedule"
+        )
+    return sizes
+
+
+def random_split(n: int, spec: SplitConfig, seed: int) -> dict[str, np.ndarray]:
+    """Disjoint random subsets of ``range(n)`` (sorted), sizes from :func:`split_sizes`."""
+    sizes = split_sizes(n, spec)
+    order = np.random.default_rng(seed).permutation(n)
+    out, start = {}, 0
+    for key in SPLITS:
+        out[key] = np.sort(order[start : start + sizes[key]])
+        start += sizes[key]
+    return out
+
+
+def load_or_create_split(
+    path: str | os.PathLike,
+    data: TrainingData,
+    spec: SplitConfig,
+    seed: int,
+    files: list[dict],
+) -> dict[str, np.ndarray]:
+    """The split stored at ``path``, or a new random one written there.
+
+    Args:
+        data: the usable structures; the returned arrays index them.
+        files: ``[{"path", "sha256", "n_structures"}]`` of the dataset files.
+
+    Raises ValueError when the stored split belongs to other data or another split setting.
+    """
+    path = Path(path)
+    setting = {k: getattr(spec, k) for k in SPLITS} | {"seed": seed}
+    if not path.exists():
+        split = random_split(len(data), spec, seed)
+        record = {"files": files, "setting": setting}
+        record |= {k: data.ids[v].tolist() for k, v in split.items()}
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(record, indent=1))
+        os.replace(tmp, path)
+        return split
+    record = json.loads(path.read_text())
+    hint = "use another output directory or start afresh (fusionff train --restart)"
+    if [f["sha256"] for f in record["files"]] != [f["sha256"] for f in files]:
+        raise ValueError(f"{path} was made for other dataset files ({record['files']}); {hint}")
+    if record["setting"] != setting:
+        raise ValueError(
+            f"{path} was made with split {record['setting']}, the config asks for {setting}; {hint}"
+        )
+    position = {int(i): k for k, i in enumerate(data.ids)}
+    split = {}
+    for key in SPLITS:
+        missing = [i for i in record[key] if i not in position]
+        if missing:
+            raise ValueError(f"{path}: {key} structure {missing[0]} is not usable in the data")
+        split[key] = np.array([position[i] for i in record[key]], dtype=np.int64)
+    return split

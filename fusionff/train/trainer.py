@@ -1,0 +1,420 @@
+"""The training loop: shuffled batches, EMA weights, LR schedule, early stopping, resumable.
+
+A run lives in its output directory::
+
+    split.json            the split (reused on resume)
+    checkpoint.pt         model, EMA and best weights, optimizer, scheduler, RNG, history
+    history.jsonl         one JSON record per epoch
+    train.log             the progress lines and the final metrics table
+    model.fff             the final model (best EMA weights by validation loss)
+    metrics.json          validation and test metrics of the final model
+    learning_curve.png    losses and per-state validation MAEs against the epoch
+
+``Trainer(config).fit()`` starts a run, or continues it from ``checkpoint.pt`` when there is
+one: a run stopped at any point and continued gives the same weights as one never stopped
+(bitwise in float64 on the CPU).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+import torch
+
+from fusionff.models.config import ModelConfig
+from fusionff.models.io import save_model
+from fusionff.models.multistate_mace import MultiStateMACE
+from fusionff.potential import resolve_device
+from fusionff.train import report
+from fusionff.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from fusionff.train.config import TrainConfig
+from fusionff.train.data import TrainingData, file_sha256, load_training_data
+from fusionff.train.ema import ExponentialMovingAverage
+from fusionff.train.evaluate import metrics_of, predict
+from fusionff.train.loss import multistate_loss
+from fusionff.train.metrics import format_metrics
+from fusionff.train.split import load_or_create_split
+from fusionff.train.statistics import average_num_neighbors, fit_e0s, scale_and_shift
+
+RESUMABLE_CHANGES = ("max_epochs", "early_stopping_patience", "checkpoint_every", "device")
+"""Config keys that may differ between a run and its continuation."""
+OUTPUT_FILES = (
+    "checkpoint.pt",
+    "split.json",
+    "history.jsonl",
+    "train.log",
+    "model.fff",
+    "metrics.json",
+    "learning_curve.png",
+)
+
+
+@dataclass
+class TrainResult:
+    """What a finished run produced (files in ``output``)."""
+
+    output: Path
+    model_path: Path
+    epochs: int
+    best_epoch: int
+    stopped_early: bool
+    training_time_s: float
+    validation_metrics: dict[str, Any]
+    test_metrics: dict[str, Any] | None
+    history: list[dict[str, Any]]
+
+
+def model_config_for(config: TrainConfig, data: TrainingData, train: np.ndarray) -> ModelConfig:
+    """The model's config: the ``model`` keys, with elements, states and statistics from data.
+
+    Raises ValueError when ``model.n_states``, ``model.elements`` or ``loss.states`` do not fit
+    the data.
+    """
+    keys = dict(config.model)
+    n_states = keys.setdefault("n_states", data.n_states)
+    if n_states != data.n_states:
+        raise ValueError(
+            f"model.n_states is {n_states} but {', '.join(data.paths)} has {data.n_states} states"
+        )
+    if config.loss.states is not None and len(config.loss.states) != n_states:
+        raise ValueError(f"loss.states has {len(config.loss.states)} weights for {n_states} states")
+    elements = keys.setdefault("elements", data.elements())
+    data.check_elements(elements)
+    keys["dtype"] = config.dtype
+    if "e0s" not in keys:
+        e0 = fit_e0s(data, train, elements)
+        keys["e0s"] = {sym: e0[k].tolist() for k, sym in enumerate(elements)}
+    if "avg_num_neighbors" not in keys:
+        keys["avg_num_neighbors"] = average_num_neighbors(data, train)
+    if "scale" not in keys or "shift" not in keys:
+        e0 = np.array([keys["e0s"].get(sym, [0.0] * n_states) for sym in elements])
+        scale, shift = scale_and_shift(data, train, elements, e0)
+        keys.setdefault("scale", scale)
+        keys.setdefault("shift", shift)
+    return ModelConfig(**keys)
+
+
+class Trainer:
+    """One training run (see the module docstring).
+
+    Args:
+        config: the run's settings.
+        restart: delete the output directory's run files first instead of continuing.
+        log: stream for the progress lines (default stderr).
+    """
+
+    def __init__(self, config: TrainConfig, restart: bool = False, log: TextIO | None = None):
+        self.config = config
+        self.log = log if log is not None else sys.stderr
+        self.output = Path(config.output)
+        self.output.mkdir(parents=True, exist_ok=True)
+        if restart:
+            for name in OUTPUT_FILES:
+                (self.output / name).unlink(missing_ok=True)
+        self.device = resolve_device(config.device)
+        self.dtype = torch.float64 if config.dtype == "float64" else torch.float32
+        r_max = config.model.get("r_max", ModelConfig.__dataclass_fields__["r_max"].default)
+        self.data = load_training_data(config.data, r_max)
+        self.files = [
+            {"path": p, "sha256": file_sha256(p), "n_structures": n}
+            for p, n in zip(self.data.paths, self.data.file_rows, strict=True)
+        ]
+        split_seed = config.split.seed if config.split.seed is not None else config.seed
+        self.split = load_or_create_split(
+            self.output / "split.json", self.data, config.split, split_seed, self.files
+        )
+        checkpoint_path = self.output / "checkpoint.pt"
+        checkpoint = load_checkpoint(checkpoint_path) if checkpoint_path.exists() else None
+        if checkpoint is not None:
+            self._check_continuation(checkpoint["config"])
+            model_config = ModelConfig.from_dict(checkpoint["model_config"])
+        else:
+            model_config = model_config_for(config, self.data, self.split["train"])
+        torch.manual_seed(config.seed)
+        self.model = MultiStateMACE(config=model_config).to(self.device)
+        self.ema = ExponentialMovingAverage(self.model, config.ema_decay)
+        self.optimizer = _optimizer(config, self.model)
+        self.scheduler = _scheduler(config, self.optimizer)
+        self.shuffle = torch.Generator().manual_seed(config.seed)
+        weights = config.loss.states or [1.0] * model_config.n_states
+        self.state_weights = torch.tensor(weights, dtype=self.dtype, device=self.device)
+        self.val_labels = self.data.labels(self.split["validation"], self.dtype, self.device)
+        self.epoch, self.best_epoch, self.bad_epochs = 0, 0, 0
+        self.best_loss, self.elapsed, self.stopped_early = math.inf, 0.0, False
+        self.best_weights: dict[str, torch.Tensor] | None = None
+        self.history: list[dict[str, Any]] = []
+        if checkpoint is not None:
+            self._restore(checkpoint)
+            self._say(f"resuming {self.output} after epoch {self.epoch}")
+        else:
+            sizes = {k: len(v) for k, v in self.split.items()}
+            self._say(
+                f"{len(self.data)} usable structures ({self.data.n_skipped} skipped), split "
+                f"{sizes}; model {model_config.n_states} states, elements "
+                f"{model_config.elements}, {self.model.num_parameters():,} parameters, "
+                f"device {self.device}"
+            )
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self, on_epoch_end: Callable[[Trainer], None] | None = None) -> TrainResult:
+        """Train until ``max_epochs`` or early stopping, then write the final files.
+
+        ``on_epoch_end(trainer)`` runs after each epoch's checkpoint (tests use it to stop a
+        run as a kill would).
+        """
+        c = self.config
+        while self.epoch < c.max_epochs and not self.stopped_early:
+            start = time.perf_counter()
+            train_loss = self._train_epoch()
+            val_loss, val_metrics = self._validate()
+            self.epoch += 1
+            improved = val_loss < self.best_loss
+            if improved:
+                self.best_loss, self.best_epoch, self.bad_epochs = val_loss, self.epoch, 0
+                self.best_weights = {
+                    k: v.detach().clone() for k, v in self.ema.model.state_dict().items()
+                }
+            else:
+                self.bad_epochs += 1
+            lr = self.optimizer.param_groups[0]["lr"]
+            if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                self.scheduler.step(val_loss)
+            elif self.scheduler is not None:
+                self.scheduler.step()
+            patience = c.early_stopping_patience
+            self.stopped_early = patience is not None and self.bad_epochs >= patience
+            seconds = time.perf_counter() - start
+            self.elapsed += seconds
+            record = _record(self.epoch, train_loss, val_loss, lr, seconds, val_metrics)
+            self.history.append(record)
+            report.append_history(record, self.output / "history.jsonl")
+            self._say(_progress(record, c.max_epochs, improved))
+            if self.stopped_early:
+                self._say(f"early stopping: no lower validation loss in {patience} epochs")
+            done = self.epoch >= c.max_epochs or self.stopped_early
+            if done or self.epoch % c.checkpoint_every == 0:
+                self.save_checkpoint()
+            if on_epoch_end is not None:
+                on_epoch_end(self)
+        return self._finish()
+
+    def _train_epoch(self) -> float:
+        train, bs = self.split["train"], self.config.batch_size
+        order = train[torch.randperm(len(train), generator=self.shuffle).numpy()]
+        self.model.train()
+        total = 0.0
+        for start in range(0, len(order), bs):
+            batch = order[start : start + bs]
+            graph = self.data.graph(batch, self.dtype, self.device)
+            labels = self.data.labels(batch, self.dtype, self.device)
+            out = self.model(graph, compute_forces=True, training=True)
+            loss = self._loss(out["energies"], out["forces"], labels)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.config.optimizer.clip_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(
+                    self.model.parameters(), self.config.optimizer.clip_grad_norm
+                )
+            self.optimizer.step()
+            self.ema.update(self.model)
+            total += float(loss.detach()) * len(batch)
+        return total / len(order)
+
+    def _loss(self, energies, forces, labels) -> torch.Tensor:
+        c = self.config.loss
+        return multistate_loss(energies, forces, labels, c.energy, c.forces, self.state_weights)
+
+    def _validate(self) -> tuple[float, dict[str, Any]]:
+        """Validation loss and metrics of the EMA weights."""
+        indices = self.split["validation"]
+        pred = predict(self.ema.model, self.data, indices, self.config.batch_size)
+        loss = float(self._loss(pred.energies, pred.forces, self.val_labels))
+        return loss, metrics_of(self.data, indices, pred)
+
+    # ------------------------------------------------------------------ checkpoints
+    def save_checkpoint(self) -> None:
+        """Write ``checkpoint.pt`` (atomically) with everything a continuation needs."""
+        cpu = lambda sd: {k: v.detach().cpu() for k, v in sd.items()}  # noqa: E731
+        save_checkpoint(
+            {
+                "config": self.config.to_dict(),
+                "model_config": self.model.config.to_dict(),
+                "epoch": self.epoch,
+                "best_loss": self.best_loss,
+                "best_epoch": self.best_epoch,
+                "bad_epochs": self.bad_epochs,
+                "stopped_early": self.stopped_early,
+                "elapsed_s": self.elapsed,
+                "model": cpu(self.model.state_dict()),
+                "ema": {
+                    "weights": cpu(self.ema.model.state_dict()),
+                    "n_updates": self.ema.n_updates,
+                },
+                "best_weights": None if self.best_weights is None else cpu(self.best_weights),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
+                "rng": rng_state(self.shuffle, self.device),
+                "history": self.history,
+            },
+            self.output / "checkpoint.pt",
+        )
+
+    def _check_continuation(self, stored: dict[str, Any]) -> None:
+        now = _flatten(self.config.to_dict())
+        before = _flatten(stored)
+        changed = sorted(
+            k
+            for k in now.keys() | before.keys()
+            if now.get(k) != before.get(k) and k.split(".")[0] not in RESUMABLE_CHANGES
+        )
+        if changed:
+            details = ", ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in changed)
+            raise ValueError(
+                f"{self.output / 'checkpoint.pt'} belongs to a run with other settings "
+                f"({details}); continue it with its config, or start afresh "
+                "(fusionff train --restart)"
+            )
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.ema.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"], self.shuffle, self.device)
+        self.epoch, self.best_epoch = int(state["epoch"]), int(state["best_epoch"])
+        self.bad_epochs, self.best_loss = int(state["bad_epochs"]), float(state["best_loss"])
+        self.stopped_early, self.elapsed = bool(state["stopped_early"]), float(state["elapsed_s"])
+        best = state["best_weights"]
+        if best is not None:
+            self.best_weights = {k: v.to(self.device) for k, v in best.items()}
+        self.history = list(state["history"])
+        report.write_history(self.history, self.output / "history.jsonl")
+
+    # ------------------------------------------------------------------ the end
+    def final_model(self) -> MultiStateMACE:
+        """The EMA weights of the epoch with the lowest validation loss (the current EMA
+        weights before any epoch)."""
+        model = MultiStateMACE(config=self.model.config).to(self.device)
+        model.load_state_dict(self.best_weights or self.ema.model.state_dict())
+        return model.eval()
+
+    def _finish(self) -> TrainResult:
+        model = self.final_model()
+        bs = self.config.batch_size
+        metrics = {}
+        for key in ("validation", "test"):
+            indices = self.split[key]
+            if len(indices):
+                pred = predict(model, self.data, indices, bs)
+                metrics[key] = metrics_of(self.data, indices, pred)
+        test = metrics.get("test")
+        sizes = {k: len(v) for k, v in self.split.items()}
+        summary = {
+            "epochs": self.epoch,
+            "best_epoch": self.best_epoch,
+            "stopped_early": self.stopped_early,
+            "training_time_s": self.elapsed,
+        }
+        metadata = {
+            "training": {
+                "data": self.files,
+                "split": sizes,
+                "test_metrics": test,
+                "device": str(self.device),
+                **summary,
+            }
+        }
+        model_path = self.output / "model.fff"
+        save_model(model, model_path, metadata=metadata)
+        report.write_json({**summary, "split": sizes, **metrics}, self.output / "metrics.json")
+        if self.history:
+            report.plot_learning_curve(self.history, self.output / "learning_curve.png")
+        for key, title in (("validation", "validation split"), ("test", "test split")):
+            if key in metrics:
+                table = format_metrics(metrics[key], title)
+                with open(self.output / "train.log", "a") as f:
+                    f.write(table + "\n")
+        return TrainResult(
+            output=self.output,
+            model_path=model_path,
+            epochs=self.epoch,
+            best_epoch=self.best_epoch,
+            stopped_early=self.stopped_early,
+            training_time_s=self.elapsed,
+            validation_metrics=metrics["validation"],
+            test_metrics=test,
+            history=list(self.history),
+        )
+
+    def _say(self, line: str) -> None:
+        print(line, file=self.log, flush=True)
+        with open(self.output / "train.log", "a") as f:
+            f.write(line + "\n")
+
+
+def _optimizer(config: TrainConfig, model: MultiStateMACE) -> torch.optim.Optimizer:
+    o = config.optimizer
+    cls = torch.optim.AdamW if o.name == "adamw" else torch.optim.Adam
+    return cls(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+
+
+def _scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer):
+    s = config.schedule
+    if s.name == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="min", factor=s.factor, patience=s.patience, min_lr=s.min_lr
+        )
+    if s.name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=max(config.max_epochs, 1), eta_min=s.min_lr
+        )
+    if s.name == "exponential":
+        return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=s.gamma)
+    return None
+
+
+def _record(epoch, train_loss, val_loss, lr, seconds, metrics) -> dict[str, Any]:
+    return {
+        "epoch": epoch,
+        "train_loss": train_loss,
+        "val_loss": val_loss,
+        "lr": lr,
+        "time_s": seconds,
+        "val_energy_mae": [m["energy_mae"] for m in metrics["states"]],
+        "val_force_mae": [m["force_mae"] for m in metrics["states"]],
+        "val_gap_mae": [g["mae"] for g in metrics["gaps"]],
+    }
+
+
+def _progress(record: dict[str, Any], max_epochs: int, improved: bool) -> str:
+    f = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
+    states = " | ".join(
+        f"S{s} E {f(e)} F {f(fo)}"
+        for s, (e, fo) in enumerate(
+            zip(record["val_energy_mae"], record["val_force_mae"], strict=True)
+        )
+    )
+    return (
+        f"epoch {record['epoch']:>4}/{max_epochs}  loss {record['train_loss']:.3e}  "
+        f"val {record['val_loss']:.3e}{'*' if improved else ' '}  lr {record['lr']:.1e}  "
+        f"val MAE {states} (meV, meV/A)  {record['time_s']:.1f} s"
+    )
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dict -> {"a.b.c": value}."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out |= _flatten(v, f"{prefix}{k}.")
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
