@@ -8,13 +8,14 @@ reflected, on the lower (0) or upper (1) adiabatic state.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
 from fusionff.dynamics.engine import SurfaceHoppingConfig, initial_state, run
 from fusionff.dynamics.rng import trajectory_seeds
 from fusionff.dynamics.state import Status, SurfaceHoppingState
-from fusionff.dynamics.tully import TULLY_MASS_AU, TullyModel
+from fusionff.dynamics.tully import TULLY_MASS_AU, Diabatic, TullyModel
 from fusionff.dynamics.units import AU_TIME_FS, AU_VELOCITY_A_PER_FS, BOHR_ANGSTROM
 
 __all__ = ["tully_scattering", "TULLY_START_BOHR"]
@@ -32,7 +33,7 @@ def _left_interaction_region(state: SurfaceHoppingState):
 
 
 def tully_scattering(
-    model: str = "simple",
+    model: str | Callable[[torch.Tensor], Diabatic] = "simple",
     k: float = 20.0,
     n_traj: int = 2000,
     algorithm: str = "fssh",
@@ -46,7 +47,8 @@ def tully_scattering(
     """Run Tully's scattering experiment with ``n_traj`` trajectories.
 
     Args:
-        model: "simple", "dual" or "extended".
+        model: "simple", "dual" or "extended", or a one-dimensional diabatic model in atomic
+            units (see :class:`~fusionff.dynamics.tully.TullyModel`).
         k: initial momentum, atomic units.
         n_traj: number of trajectories; trajectory i has seed ``trajectory_seeds(seed, i)``, so
             the result does not depend on ``batch_size`` or ``device`` type.

@@ -70,7 +70,8 @@ class TullyModel:
     grad theta of the mixing angle, see :mod:`fusionff.dynamics.diabatic`).
 
     Args:
-        model: "simple" (1), "dual" (2) or "extended" (3).
+        model: "simple" (1), "dual" (2) or "extended" (3), or any function mapping x (B,) bohr
+            to diabatic (h11, h22, h12) hartree and their x derivatives, hartree/bohr.
     """
 
     n_states = 2
@@ -78,11 +79,14 @@ class TullyModel:
     mass_amu = TULLY_MASS_AU * ELECTRON_MASS_AMU
     """Mass of the single particle in amu."""
 
-    def __init__(self, model: str = "simple") -> None:
-        if model not in TULLY_MODELS:
+    def __init__(self, model: str | Callable[[Tensor], Diabatic] = "simple") -> None:
+        if callable(model):
+            self._diabatic = model
+        elif model in TULLY_MODELS:
+            self._diabatic = TULLY_MODELS[model]
+        else:
             raise ValueError(f"unknown Tully model {model!r}; choose from {sorted(TULLY_MODELS)}")
         self.model = model
-        self._diabatic = TULLY_MODELS[model]
 
     def diabatic(self, x_bohr: Tensor) -> Diabatic:
         """Diabatic h11, h22, h12 (hartree) and their x derivatives (hartree/bohr), x: (B,)."""
