@@ -1,0 +1,108 @@
+"""The electronic-structure protocol and the ASE calculator adapter."""
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+from ase.calculators.calculator import Calculator, all_changes
+
+from fusionff.dynamics import (
+    ASECalculatorStructure,
+    ElectronicStructure,
+    StateOutputs,
+    SurfaceHoppingConfig,
+    TullyModel,
+    initial_state,
+    run,
+    total_energy,
+)
+
+
+class TwoStateSprings(Calculator):
+    """A multi-state ASE calculator: two harmonic states of a diatomic (eV, Angstrom) with a
+    constant coupling vector; fills energies, state_forces and nacs like FusionCalculator."""
+
+    implemented_properties = ["energy", "forces", "energies", "state_forces", "nacs"]
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        x = self.atoms.positions
+        bond = x[1] - x[0]
+        r = np.linalg.norm(bond)
+        unit = bond / r
+        energies = np.array([0.5 * 10.0 * (r - 1.0) ** 2, 1.0 + 0.5 * 8.0 * (r - 1.2) ** 2])
+        slopes = np.array([10.0 * (r - 1.0), 8.0 * (r - 1.2)])
+        forces = np.zeros((2, 2, 3))
+        forces[:, 0] = slopes[:, None] * unit
+        forces[:, 1] = -slopes[:, None] * unit
+        nacs = np.zeros((2, 2, 2, 3))
+        nacs[0, 1] = 0.1 * np.stack([-unit, unit])
+        nacs[1, 0] = -nacs[0, 1]
+        self.results = {
+            "energy": energies[0], "forces": forces[0], "energies": energies,
+            "state_forces": forces, "nacs": nacs,
+        }
+
+
+def _positions(b):
+    g = torch.Generator().manual_seed(0)
+    x = torch.zeros(b, 2, 3, dtype=torch.float64)
+    x[:, 1, 0] = 1.0
+    return x + 0.05 * torch.randn(b, 2, 3, dtype=torch.float64, generator=g)
+
+
+def test_ase_adapter_returns_batched_outputs():
+    """The adapter loops over structures and stacks energies (B, S), forces (B, S, N, 3) and
+    NACs (B, S, S, N, 3) exactly as the calculator returns them."""
+    atoms = Atoms("H2", positions=[[0, 0, 0], [1, 0, 0]])
+    calc = TwoStateSprings()
+    structure = ASECalculatorStructure(calc, atoms, n_states=2, provides_nacs=True)
+    assert isinstance(structure, ElectronicStructure)
+    positions = _positions(3)
+    out = structure.evaluate(positions)
+    assert out.energies.shape == (3, 2) and out.forces.shape == (3, 2, 2, 3)
+    assert out.nacs.shape == (3, 2, 2, 2, 3)
+    for i in range(3):
+        atoms.positions = positions[i].numpy()
+        calc.calculate(atoms)
+        np.testing.assert_allclose(out.energies[i].numpy(), calc.results["energies"])
+        np.testing.assert_allclose(out.forces[i].numpy(), calc.results["state_forces"])
+        np.testing.assert_allclose(out.nacs[i].numpy(), calc.results["nacs"])
+
+
+def test_ase_adapter_drives_dynamics():
+    """Dynamics on a wrapped ASE calculator runs and conserves energy within 1 meV."""
+    atoms = Atoms("H2", positions=[[0, 0, 0], [1, 0, 0]])
+    structure = ASECalculatorStructure(TwoStateSprings(), atoms, n_states=2, provides_nacs=True)
+    config = SurfaceHoppingConfig(dt=0.05)
+    masses = torch.tensor(atoms.get_masses(), dtype=torch.float64)
+    positions = _positions(2)
+    state = initial_state(structure, positions, torch.zeros_like(positions), masses,
+                          torch.zeros(2, dtype=torch.int64), torch.arange(2), config)
+    final = run(state, structure, config, 100)
+    assert (total_energy(final) - final.reference_energy).abs().max() < 1e-3
+
+
+def test_ase_adapter_reports_missing_results():
+    """A calculator without per-state results is reported by name, not silently used (EMT's
+    results["energies"] are ASE's per-atom energies, of the wrong shape here)."""
+    from ase.calculators.emt import EMT
+
+    atoms = Atoms("Cu3", positions=[[0, 0, 0], [2.5, 0, 0], [0, 2.5, 0]])
+    structure = ASECalculatorStructure(EMT(), atoms, n_states=2)
+    with pytest.raises(ValueError, match="energies"):
+        structure.evaluate(torch.tensor(atoms.positions)[None])
+
+
+def test_state_outputs_validate_shapes():
+    """StateOutputs rejects forces or NACs whose shapes do not match the energies."""
+    with pytest.raises(ValueError, match="forces"):
+        StateOutputs(torch.zeros(2, 3), torch.zeros(2, 2, 4, 3))
+    with pytest.raises(ValueError, match="nacs"):
+        StateOutputs(torch.zeros(2, 3), torch.zeros(2, 3, 4, 3), torch.zeros(2, 3, 4, 3))
+
+
+def test_tully_model_satisfies_protocol():
+    """TullyModel is an ElectronicStructure with NACs."""
+    model = TullyModel("dual")
+    assert isinstance(model, ElectronicStructure) and model.provides_nacs
