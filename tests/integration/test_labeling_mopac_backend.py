@@ -173,3 +173,21 @@ def test_cli_labels_frames_with_two_workers_and_records_the_failure(backend, eth
     assert label_main(parser.parse_args(argv)) == 0
     with dataset_module.MultiStateDataset.open(tmp_path / "out.h5") as dataset:
         assert len(dataset) == 3
+
+
+def test_calculator_drives_the_dynamics_electronic_structure(backend, ethylene):
+    """MopacCalculator plugs into the dynamics engine's ASE wrapper: (B, S) energies and
+    (B, S, N, 3) forces equal to the backend's labels of each structure."""
+    torch = pytest.importorskip("torch")
+    from fusionff.dynamics.protocol import ASECalculatorStructure
+
+    structure = ASECalculatorStructure(MopacCalculator(n_states=2), ethylene, 2)
+    stretched = ethylene.positions.copy()
+    stretched[0, 2] += 0.05
+    positions = np.stack([ethylene.positions, stretched])
+    out = structure.evaluate(torch.as_tensor(positions))
+    assert tuple(out.energies.shape) == (2, 2) and tuple(out.forces.shape) == (2, 2, 6, 3)
+    for b in range(2):
+        reference = backend.compute(ethylene.numbers, positions[b], 2)
+        np.testing.assert_allclose(out.energies[b].numpy(), reference.energies)
+        np.testing.assert_allclose(out.forces[b].numpy(), reference.state_forces)
