@@ -149,10 +149,9 @@ def parse_out(text: str) -> MopacOut:
     for i, line in enumerate(lines):
         if _ERROR_BOX_TITLE in line:
             for box_line in lines[i + 1 :]:
-                content = box_line.strip().strip("*").strip()
                 if box_line.strip().startswith("*" * 10):
                     break
-                content = " ".join(content.split())
+                content = " ".join(box_line.strip().strip("*").split())
                 if content and content != "JOB ENDED NORMALLY":
                     errors.append(content)
     return MopacOut(
