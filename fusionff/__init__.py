@@ -1,27 +1,33 @@
 """fusionff: multi-state equivariant potentials (fusion-block MACE) and batched surface hopping.
 
 Units at every public interface: energies in eV, lengths in Angstrom, time in fs, masses in amu.
+
+The public names below are imported lazily, so ``import fusionff`` (and the command line, and
+worker processes) start without loading PyTorch until a model is used.
 """
+
+from importlib import import_module
 
 __version__ = "0.1.0"
 
-from fusionff.calculator import FusionCalculator  # noqa: E402
-from fusionff.models import (  # noqa: E402
-    ModelConfig,
-    ModelFileError,
-    MultiStateMACE,
-    load_model,
-    save_model,
-)
-from fusionff.potential import Potential  # noqa: E402
+_EXPORTS = {
+    "FusionCalculator": "fusionff.calculator",
+    "ModelConfig": "fusionff.models.config",
+    "ModelFileError": "fusionff.models.io",
+    "MultiStateMACE": "fusionff.models.multistate_mace",
+    "Potential": "fusionff.potential",
+    "load_model": "fusionff.models.io",
+    "save_model": "fusionff.models.io",
+}
 
-__all__ = [
-    "FusionCalculator",
-    "ModelConfig",
-    "ModelFileError",
-    "MultiStateMACE",
-    "Potential",
-    "__version__",
-    "load_model",
-    "save_model",
-]
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'fusionff' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__
