@@ -76,7 +76,8 @@ class SurfaceHoppingConfig:
     max_energy_drift: float = 0.5
 
     def __post_init__(self) -> None:
-        get_algorithm(self.algorithm)
+        if get_algorithm(self.algorithm).amplitudes_follow_active and self.decoherence:
+            raise ValueError(f"algorithm {self.algorithm!r} has no amplitudes to decohere")
         if self.rescale not in RESCALE_DIRECTIONS:
             raise ValueError(f"rescale must be one of {RESCALE_DIRECTIONS}, got {self.rescale!r}")
         if self.dt <= 0 or self.n_substeps < 1:
@@ -210,13 +211,16 @@ def _advance(
         config.reverse_frustrated,
     )
     hop = attempt & allowed
-    frustrated = attempt & ~allowed
     active = torch.where(hop, target, active)
+    velocities = torch.where(attempt[:, None, None], adjusted, after.velocities)
+    # the gap rate after a momentum change, so that the next curvature is not a jump
+    rates = gap_rates(after.energies, after.forces, velocities)
     after = after.replace(
-        velocities=torch.where(attempt[:, None, None], adjusted, after.velocities),
+        velocities=velocities,
         active=active,
+        gap_rates=torch.cat([after.gap_rates[:, :1], rates[:, None]], dim=1),
         n_hops=after.n_hops + hop,
-        n_frustrated=after.n_frustrated + frustrated,
+        n_frustrated=after.n_frustrated + (attempt & ~allowed),
     )
     if algorithm.amplitudes_follow_active:
         after = after.replace(
@@ -275,10 +279,12 @@ def run(
     n_steps: int,
     stop: StopCriterion | None = None,
     observer: Callable[[SurfaceHoppingState], None] | None = None,
+    final: bool = True,
 ) -> SurfaceHoppingState:
     """Up to ``n_steps`` steps; trajectories still running at the end get TIME_LIMIT.
 
-    ``observer(state)`` is called after every step (e.g. a trajectory writer).
+    ``observer(state)`` is called after every step (e.g. a trajectory writer). With
+    ``final=False`` running trajectories stay RUNNING, so a run can continue in chunks.
     """
     for _ in range(n_steps):
         if not bool(state.running.any()):
@@ -286,6 +292,8 @@ def run(
         state = step(state, structure, config, stop)
         if observer is not None:
             observer(state)
+    if not final:
+        return state
     return state.replace(
         status=torch.where(state.running, int(Status.TIME_LIMIT), state.status)
     )

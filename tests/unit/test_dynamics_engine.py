@@ -9,6 +9,7 @@ from fusionff.dynamics import (
     StateOutputs,
     Status,
     SurfaceHoppingConfig,
+    TullyModel,
     initial_state,
     run,
     step,
@@ -16,6 +17,8 @@ from fusionff.dynamics import (
     trajectory_seeds,
 )
 from fusionff.dynamics.diabatic import two_state_adiabatic
+from fusionff.dynamics.tully import TULLY_MASS_AU
+from fusionff.dynamics.units import AU_VELOCITY_A_PER_FS, BOHR_ANGSTROM
 
 BONDS = ((0, 1), (1, 2), (0, 2))
 MASSES = torch.tensor([12.0, 1.0, 16.0], dtype=torch.float64)
@@ -204,3 +207,57 @@ def test_config_rejects_unknown_keys_types_and_names():
         SurfaceHoppingConfig(algorithm="afssh")
     with pytest.raises(ValueError, match="NACs"):
         _initial(CoupledTriatomic(provides_nacs=False), SurfaceHoppingConfig(), 2)
+
+
+def test_run_in_chunks_equals_one_run():
+    """run(..., final=False) twice (50 + 50 steps) gives the state of one 100-step run."""
+    structure = CoupledTriatomic()
+    config = SurfaceHoppingConfig(dt=0.1)
+    start = _initial(structure, config, 3, seed=8)
+    whole = run(start, structure, config, 100)
+    half = run(start, structure, config, 50, final=False)
+    assert torch.all(half.status == Status.RUNNING)
+    chunked = run(half, structure, config, 50)
+    torch.testing.assert_close(chunked.positions, whole.positions, rtol=0, atol=0)
+    assert torch.equal(chunked.status, whole.status) and torch.equal(chunked.step, whole.step)
+
+
+class FlippingSigns:
+    """Tully's model 2 whose NACs change sign on every other call (free state phases)."""
+
+    n_states = 2
+    provides_nacs = True
+
+    def __init__(self):
+        self.model, self.calls = TullyModel("dual"), 0
+
+    def evaluate(self, positions):
+        out = self.model.evaluate(positions)
+        self.calls += 1
+        sign = -1.0 if self.calls % 2 else 1.0
+        return StateOutputs(out.energies, out.forces, sign * out.nacs)
+
+
+def test_nac_sign_alignment_recovers_smooth_couplings():
+    """With align_nac_signs, FSSH on a model whose NAC signs flip at random gives the same
+    amplitudes as on the smooth model, although the true coupling changes sign twice."""
+    config = SurfaceHoppingConfig(dt=0.1, align_nac_signs=True)
+    states = []
+    for structure in (TullyModel("dual"), FlippingSigns()):
+        x = torch.zeros(3, 1, 3, dtype=torch.float64)
+        x[:, 0, 0] = -8.0 * BOHR_ANGSTROM
+        v = torch.zeros_like(x)
+        v[:, 0, 0] = torch.tensor([25.0, 30.0, 40.0]) / TULLY_MASS_AU * AU_VELOCITY_A_PER_FS
+        masses = torch.tensor([TullyModel.mass_amu], dtype=torch.float64)
+        state = initial_state(structure, x, v, masses, torch.zeros(3, dtype=torch.int64),
+                              torch.arange(3), config)
+        states.append(run(state, structure, config, 500))
+    smooth, flipped = states
+    assert smooth.populations[:, 1].min() > 0.05  # transitions happened
+    torch.testing.assert_close(flipped.populations, smooth.populations, rtol=0, atol=1e-10)
+
+
+def test_landau_zener_has_no_amplitudes_to_decohere():
+    """Asking for decoherence with Landau-Zener hopping is an error, not silently ignored."""
+    with pytest.raises(ValueError, match="decohere"):
+        SurfaceHoppingConfig(algorithm="lz", decoherence=True)
