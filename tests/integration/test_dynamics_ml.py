@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from ase.build import molecule
 
-from fusionff.dynamics import SurfaceHoppingConfig, Status, initial_state, run, total_energy
+from fusionff.dynamics import Status, SurfaceHoppingConfig, initial_state, run, total_energy
 from fusionff.dynamics.ml import MLElectronicStructure
 from tests.conftest import small_model
 
