@@ -173,7 +173,7 @@ class Trainer:
         while self.epoch < c.max_epochs and not self.stopped_early:
             start = time.perf_counter()
             train_loss = self._train_epoch()
-            val_loss, val_metrics = self._validate()
+            val_loss, val_metrics = self.validate()
             self.epoch += 1
             improved = val_loss < self.best_loss
             if improved:
@@ -231,7 +231,7 @@ class Trainer:
         c = self.config.loss
         return multistate_loss(energies, forces, labels, c.energy, c.forces, self.state_weights)
 
-    def _validate(self) -> tuple[float, dict[str, Any]]:
+    def validate(self) -> tuple[float, dict[str, Any]]:
         """Validation loss and metrics of the EMA weights."""
         indices = self.split["validation"]
         pred = predict(self.ema.model, self.data, indices, self.config.batch_size)

@@ -1,0 +1,161 @@
+"""Training data: loading, batching by offsets, E0/neighbour/scale statistics, stored splits."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from fusionff.data.dataset import MultiStateDataset
+from fusionff.data.graph import build_graph
+from fusionff.data.structure import Structure
+from fusionff.train.config import SplitConfig
+from fusionff.train.data import load_training_data
+from fusionff.train.split import load_or_create_split, random_split, split_sizes
+from fusionff.train.statistics import average_num_neighbors, fit_e0s, scale_and_shift
+
+E0_TRUE = {1: (-13.1, -12.7), 6: (-1030.4, -1029.9), 7: (-1480.2, -1479.6), 8: (-2041.0, -2040.3)}
+
+
+def _molecule(rng, n):
+    x = [np.zeros(3)]
+    while len(x) < n:
+        y = rng.uniform(-2.0, 2.0, 3)
+        if min(np.linalg.norm(y - p) for p in x) > 0.9:
+            x.append(y)
+    return np.array(x)
+
+
+def write_composition_dataset(path, n=30, noise=1e-6, seed=0):
+    """Energies = sum over atoms of E0_TRUE (+ noise); state 1 unlabelled in every 4th."""
+    rng = np.random.default_rng(seed)
+    structures = []
+    for k in range(n):
+        size = int(rng.integers(2, 7))
+        z = rng.choice(list(E0_TRUE), size=size)
+        e = np.array([sum(E0_TRUE[int(a)][s] for a in z) for s in (0, 1)])
+        e += rng.normal(scale=noise, size=2)
+        energy_mask = np.array([True, k % 4 != 1])
+        e[~energy_mask] = 1e3  # a wrong value that the mask must hide
+        forces = rng.normal(scale=0.5, size=(size, 2, 3))
+        structures.append(
+            Structure(z, _molecule(rng, size), e, forces, energy_mask, np.array([True, True]))
+        )
+    structures.append(Structure.unlabelled(np.array([6, 1]), np.eye(3)[:2]))
+    failed = Structure(np.array([8]), np.zeros((1, 3)), None, None, None, None, status="failed")
+    structures.append(failed)
+    with MultiStateDataset.create(path, 2) as ds:
+        ds.extend(structures)
+    return structures
+
+
+@pytest.fixture(scope="module")
+def comp_data(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "comp.h5"
+    structures = write_composition_dataset(path)
+    return load_training_data([path], r_max=3.0), structures
+
+
+def test_failed_and_unlabelled_structures_are_skipped(comp_data):
+    """The 'failed' structure and the one without labels are left out; ids keep file rows."""
+    data, structures = comp_data
+    assert len(data) == len(structures) - 2 and data.n_skipped == 2
+    assert np.array_equal(data.ids, np.arange(len(structures) - 2))
+    assert data.elements() == ["H", "C", "N", "O"]
+
+
+def test_e0_least_squares_recovers_known_reference_energies(comp_data):
+    """Energies built as sum(count * E0) are fitted back to E0 (both states, masks respected)."""
+    data, _ = comp_data
+    e0 = fit_e0s(data, np.arange(len(data)), data.elements())
+    expected = np.array([E0_TRUE[z] for z in (1, 6, 7, 8)])
+    np.testing.assert_allclose(e0, expected, atol=1e-5)
+
+
+def test_batched_graph_equals_build_graph(comp_data):
+    """Precomputed neighbour lists joined by offsets give build_graph's graph, in any order."""
+    data, _ = comp_data
+    idx = np.array([5, 0, 17, 3])
+    g = data.graph(idx, torch.float64, "cpu")
+    o = data.atom_offsets
+    ref = build_graph(
+        [data.numbers[o[i] : o[i + 1]] for i in idx],
+        [data.positions[o[i] : o[i + 1]] for i in idx],
+        data.r_max,
+    )
+    for key in ("numbers", "positions", "batch", "edge_index", "shifts"):
+        assert torch.equal(getattr(g, key), getattr(ref, key)), key
+    labels = data.labels(idx, torch.float64, "cpu")
+    assert labels.force_mask.shape == (g.numbers.shape[0], 2)
+    assert torch.equal(labels.n_atoms, torch.tensor(np.diff(o)[idx], dtype=torch.float64))
+
+
+def test_neighbour_count_and_force_scale(comp_data):
+    """avg_num_neighbors = edges/atoms; scale = RMS of the labelled force components."""
+    data, _ = comp_data
+    idx = np.arange(len(data))
+    expected = (np.diff(data.edge_offsets).sum()) / data.numbers.size
+    assert average_num_neighbors(data, idx) == pytest.approx(expected)
+    e0 = fit_e0s(data, idx, data.elements())
+    scale, shift = scale_and_shift(data, idx, data.elements(), e0)
+    np.testing.assert_allclose(scale, np.sqrt((data.forces**2).mean(axis=(0, 2))))
+    assert max(abs(v) for v in shift) < 1e-5  # residuals of an exact fit
+
+
+def test_unknown_element_is_named(comp_data):
+    """check_elements names the file, structure, atom and element the model does not know."""
+    data, _ = comp_data
+    with pytest.raises(ValueError, match=r"comp\.h5: structure \d+: atom \d+ is (N|O), which"):
+        data.check_elements(["H", "C"])
+
+
+def test_missing_file_and_state_mismatch(tmp_path, comp_data):
+    """A missing file is FileNotFoundError; files with different state counts are refused."""
+    with pytest.raises(FileNotFoundError, match="missing.h5"):
+        load_training_data([tmp_path / "missing.h5"], 3.0)
+    three = tmp_path / "three.h5"
+    with MultiStateDataset.create(three, 3) as ds:
+        ds.append(Structure(np.array([1]), np.zeros((1, 3)), np.zeros(3), None, None, None))
+    two = tmp_path / "two.h5"
+    write_composition_dataset(two, n=3)
+    with pytest.raises(ValueError, match="has 3 states but .* has 2"):
+        load_training_data([two, three], 3.0)
+
+
+def test_split_sizes_counts_and_fractions():
+    """Fractions are rounded down (the rest goes to train when they add to 1); counts exact."""
+    assert split_sizes(39, SplitConfig(0.8, 0.1, 0.1)) == {"train": 33, "validation": 3, "test": 3}
+    assert split_sizes(39, SplitConfig(10, 0.2, 5)) == {"train": 10, "validation": 7, "test": 5}
+    with pytest.raises(ValueError, match="only 10 are usable"):
+        split_sizes(10, SplitConfig(8, 2, 1))
+    with pytest.raises(ValueError, match="validation split is empty"):
+        split_sizes(5, SplitConfig(0.9, 0.1, 0.0))
+
+
+def test_random_split_is_seeded_and_disjoint():
+    """Same seed -> same split; the three splits are disjoint."""
+    a = random_split(50, SplitConfig(), seed=3)
+    b = random_split(50, SplitConfig(), seed=3)
+    c = random_split(50, SplitConfig(), seed=4)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert not np.array_equal(a["train"], c["train"])
+    joined = np.concatenate(list(a.values()))
+    assert len(set(joined.tolist())) == joined.size
+
+
+def test_split_is_stored_reused_and_checked(tmp_path, comp_data):
+    """split.json is written once, read back identically, and refused for other data/settings."""
+    data, _ = comp_data
+    files = [{"path": "comp.h5", "sha256": "abc", "n_structures": 32}]
+    path = tmp_path / "split.json"
+    first = load_or_create_split(path, data, SplitConfig(), 0, files)
+    stored = json.loads(path.read_text())
+    assert stored["train"] == data.ids[first["train"]].tolist()
+    again = load_or_create_split(path, data, SplitConfig(), 0, files)
+    assert all(np.array_equal(first[k], again[k]) for k in first)
+    with pytest.raises(ValueError, match="other dataset files"):
+        load_or_create_split(path, data, SplitConfig(), 0, [{**files[0], "sha256": "def"}])
+    with pytest.raises(ValueError, match="was made with split"):
+        load_or_create_split(path, data, SplitConfig(), 1, files)

@@ -1,0 +1,65 @@
+"""The masked multi-state loss: value by hand, masked labels change nothing."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fusionff.train.data import Labels
+from fusionff.train.loss import multistate_loss, state_losses
+
+
+def make(energy_mask, force_mask):
+    g = torch.Generator().manual_seed(0)
+    labels = Labels(
+        energies=torch.randn(2, 2, generator=g, dtype=torch.float64),
+        energy_mask=torch.tensor(energy_mask),
+        forces=torch.randn(3, 2, 3, generator=g, dtype=torch.float64),
+        force_mask=torch.tensor(force_mask),
+        n_atoms=torch.tensor([2.0, 1.0], dtype=torch.float64),
+    )
+    energies = torch.randn(2, 2, generator=g, dtype=torch.float64, requires_grad=True)
+    forces = torch.randn(3, 2, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    return energies, forces, labels
+
+
+def test_loss_value_by_hand():
+    """Per-state means over labelled entries, weighted by w_E, w_F and the state weights."""
+    energy_mask = [[True, True], [True, False]]
+    energies, forces, labels = make(energy_mask, [[True, True]] * 2 + [[True, False]])
+    with torch.no_grad():
+        e_mse, f_mse = state_losses(energies, forces, labels)
+        de = (energies - labels.energies) / labels.n_atoms[:, None]
+        df = ((forces - labels.forces) ** 2).sum(-1)
+    assert e_mse[0] == pytest.approx(float((de[:, 0] ** 2).mean()))
+    assert e_mse[1] == pytest.approx(float(de[0, 1] ** 2))
+    assert f_mse[0] == pytest.approx(float(df[:, 0].mean()))
+    assert f_mse[1] == pytest.approx(float(df[:2, 1].mean()))
+    w = torch.tensor([1.0, 0.5], dtype=torch.float64)
+    loss = multistate_loss(energies, forces, labels, 2.0, 3.0, w).detach()
+    assert float(loss) == pytest.approx(float((w * (2.0 * e_mse + 3.0 * f_mse)).sum()))
+
+
+def test_changing_masked_labels_changes_nothing():
+    """Masked energies/forces set to huge values or NaN leave the loss and its gradient as is."""
+    energy_mask = [[True, False], [True, True]]
+    force_mask = [[True, False], [True, False], [False, True]]
+    energies, forces, labels = make(energy_mask, force_mask)
+    w = torch.ones(2, dtype=torch.float64)
+    loss = multistate_loss(energies, forces, labels, 1.0, 10.0, w)
+    grads = torch.autograd.grad(loss, (energies, forces))
+    for bad in (1e6, float("nan")):
+        changed = Labels(**vars(labels))
+        changed.energies = labels.energies.masked_fill(~labels.energy_mask, bad)
+        changed.forces = labels.forces.masked_fill(~labels.force_mask[..., None], bad)
+        loss2 = multistate_loss(energies, forces, changed, 1.0, 10.0, w)
+        grads2 = torch.autograd.grad(loss2, (energies, forces))
+        assert torch.equal(loss, loss2)
+        assert all(torch.equal(a, b) for a, b in zip(grads, grads2, strict=True))
+
+
+def test_state_without_labels_contributes_zero():
+    """A state with no labelled entry in the batch adds 0 (not NaN) to the loss."""
+    energies, forces, labels = make([[True, False]] * 2, [[True, False]] * 3)
+    e_mse, f_mse = state_losses(energies, forces, labels)
+    assert e_mse[1] == 0.0 and f_mse[1] == 0.0
