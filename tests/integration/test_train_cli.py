@@ -1,0 +1,180 @@
+"""`fusionff train` and `fusionff eval` from the command line, and their errors on bad inputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from fusionff import load_model
+from fusionff.cli import main
+from fusionff.data.dataset import MultiStateDataset
+from fusionff.data.structure import Structure
+from fusionff.train.toy import toy_structures
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "data" / "examples" / "train_tiny.yaml"
+
+
+def write_config(tmp_path, **overrides) -> Path:
+    """The example config, with its data path made absolute, output in tmp_path, 2 epochs."""
+    raw = yaml.safe_load(EXAMPLE.read_text())
+    raw["data"] = str(ROOT / raw["data"])
+    raw.update(output=str(tmp_path / "run"), max_epochs=2, device="cpu")
+    raw.update(overrides)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """The example config trained for 2 epochs through the CLI: (tmp dir, stdout)."""
+    tmp = tmp_path_factory.mktemp("cli")
+    config = write_config(tmp)
+    out = subprocess.run(
+        [sys.executable, "-m", "fusionff.cli", "train", str(config)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        cwd=tmp,
+    )
+    assert out.returncode == 0, out.stderr
+    return tmp, out
+
+
+def test_train_cli_prints_progress_and_test_table(trained):
+    """`fusionff train` on the example config prints a progress line per epoch (stderr) and
+    the test metrics table (stdout), and writes the model."""
+    tmp, out = trained
+    progress = [line for line in out.stderr.splitlines() if line.startswith("epoch")]
+    assert len(progress) == 2 and "val MAE S0 E" in progress[0] and "| S1 E" in progress[0]
+    assert out.stdout.startswith("test split (")
+    assert "S1-S0" in out.stdout and "model: " in out.stdout
+    assert (tmp / "run" / "model.fff").is_file()
+
+
+def test_eval_cli_prints_metrics_table(trained, capsys):
+    """`fusionff eval MODEL DATA` prints the table for the whole dataset and writes --json."""
+    tmp, _ = trained
+    data = ROOT / "data" / "examples" / "toy_two_state.h5"
+    rc = main(
+        [
+            "eval",
+            str(tmp / "run" / "model.fff"),
+            str(data),
+            "--device",
+            "cpu",
+            "--batch-size",
+            "5",
+            "--json",
+            str(tmp / "m.json"),
+        ]
+    )
+    text = capsys.readouterr().out
+    assert rc == 0
+    assert "(39 structures)" in text.splitlines()[0]
+    assert "S0 " in text and "S1-S0" in text and "near intersection" in text
+    metrics = json.loads((tmp / "m.json").read_text())
+    assert metrics["n_structures"] == 39 and len(metrics["states"]) == 2
+
+
+def _write(path, structures, n_states):
+    with MultiStateDataset.create(path, n_states) as ds:
+        ds.extend(structures)
+    return path
+
+
+def test_eval_refuses_other_number_of_states(trained, tmp_path, capsys):
+    """A 3-state dataset against a 2-state model is a clear error, not a crash."""
+    tmp, _ = trained
+    s = Structure(
+        np.array([6, 1]), np.array([[0, 0, 0], [1.1, 0, 0.0]]), np.zeros(3), None, None, None
+    )
+    data = _write(tmp_path / "three.h5", [s], 3)
+    assert main(["eval", str(tmp / "run" / "model.fff"), str(data), "--device", "cpu"]) == 1
+    assert "the data have 3 states, the model 2" in capsys.readouterr().err
+
+
+def test_eval_refuses_unknown_element(trained, tmp_path, capsys):
+    """A dataset with nitrogen against an H/C/O model names the structure, atom and element."""
+    tmp, _ = trained
+    s = Structure(
+        np.array([6, 7]), np.array([[0, 0, 0], [1.1, 0, 0.0]]), np.zeros(2), None, None, None
+    )
+    data = _write(tmp_path / "n.h5", [s], 2)
+    assert main(["eval", str(tmp / "run" / "model.fff"), str(data), "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert "n.h5: structure 0: atom 1 is N, which is not among the model's elements" in err
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"data": "/nonexistent/data.h5"}, "dataset file not found: /nonexistent/data.h5"),
+        ({"model": {"n_states": 3}}, r"model.n_states is 3 but .*toy_two_state.h5 has 2 states"),
+        ({"model": {"elements": ["H", "C"]}}, "is O, which is not among the model's elements"),
+        ({"model": {"chanels": 4}}, r"model.chanels: unknown key \(did you mean 'channels'\?\)"),
+        ({"loss": {"states": [1.0, 1.0, 1.0]}}, "loss.states has 3 weights for 2 states"),
+    ],
+)
+def test_train_bad_inputs_give_clear_errors(tmp_path, capsys, overrides, message):
+    """Missing data, a state count or elements that do not fit the data, and config typos
+    end `fusionff train` with status 1 and a message naming the problem."""
+    import re
+
+    assert main(["train", str(write_config(tmp_path, **overrides))]) == 1
+    assert re.search(message, capsys.readouterr().err)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
+def test_train_on_cuda_without_cuda_is_an_error(tmp_path, capsys):
+    """device: cuda without a GPU is an error, not a silent fallback to the CPU."""
+    assert main(["train", str(write_config(tmp_path, device="cuda"))]) == 1
+    assert "CUDA is not available" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_killed_process_resumes_to_the_same_model(tmp_path):
+    """SIGKILL a `fusionff train` process after its second checkpoint, run it again: the final
+    model equals an uninterrupted run's, bit for bit (float64, CPU)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "fusionff.cli", "train"]
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    straight = write_config(tmp_path / "a", max_epochs=6)
+    subprocess.run([*cmd, str(straight)], check=True, capture_output=True, env=env)
+    config = write_config(tmp_path / "b", max_epochs=6)
+    proc = subprocess.Popen([*cmd, str(config)], stderr=subprocess.PIPE, text=True, env=env)
+    history = tmp_path / "b" / "run" / "history.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if history.exists() and len(history.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "b" / "run" / "model.fff").exists(), "killed too late"
+    subprocess.run([*cmd, str(config)], check=True, capture_output=True, env=env)
+    a = load_model(tmp_path / "a" / "run" / "model.fff").state_dict()
+    b = load_model(tmp_path / "b" / "run" / "model.fff").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_toy_structures_match_the_example_dataset():
+    """data/examples/toy_two_state.h5 holds toy_structures(40, seed=0)."""
+    with MultiStateDataset.open(ROOT / "data" / "examples" / "toy_two_state.h5") as ds:
+        stored = list(ds)
+    for a, b in zip(stored, toy_structures(40, 0), strict=True):
+        assert np.array_equal(a.positions, b.positions) and a.status == b.status
+        if b.energies is not None:
+            np.testing.assert_allclose(a.energies[a.energy_mask], b.energies[b.energy_mask])

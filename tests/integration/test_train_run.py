@@ -1,0 +1,185 @@
+"""End-to-end training on the toy two-state dataset: learning, resume identity, output files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from fusionff import load_model
+from fusionff.models.io import read_header
+from fusionff.train.config import TrainConfig
+from fusionff.train.data import file_sha256
+from fusionff.train.toy import write_toy_dataset
+from fusionff.train.trainer import Trainer
+
+TINY_MODEL = {
+    "channels": 4,
+    "num_layers": 1,
+    "r_max": 4.0,
+    "l_max": 1,
+    "hidden_l_max": 1,
+    "correlation": 2,
+    "radial_mlp": [8],
+    "readout_hidden": 4,
+}
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    """40 toy structures (2 states, some labels masked, one failed)."""
+    path = tmp_path_factory.mktemp("toy") / "toy.h5"
+    write_toy_dataset(path, n=40, seed=0)
+    return path
+
+
+def tiny_config(data, output, **overrides) -> TrainConfig:
+    raw = {
+        "data": str(data),
+        "output": str(output),
+        "model": dict(TINY_MODEL),
+        "split": {"train": 0.6, "validation": 0.2, "test": 0.2},
+        "batch_size": 8,
+        "max_epochs": 4,
+        "device": "cpu",
+        "dtype": "float64",
+        "seed": 1,
+        "loss": {"energy": 10.0, "forces": 10.0},
+        "schedule": {"name": "plateau", "patience": 1, "factor": 0.5},
+    }
+    raw.update(overrides)
+    return TrainConfig.from_dict(raw)
+
+
+class Killed(Exception):
+    """Stands for the process being killed after a checkpoint."""
+
+
+def test_training_lowers_validation_error(toy, tmp_path, capsys):
+    """30 epochs of a tiny float64 model lower the validation loss and the force MAE of both
+    states (numbers are printed for the report)."""
+    trainer = Trainer(
+        tiny_config(
+            toy,
+            tmp_path,
+            max_epochs=30,
+            early_stopping_patience=None,
+            optimizer={"lr": 0.02},
+            schedule={"name": "exponential", "gamma": 0.97},
+        )
+    )
+    before_loss, before = trainer.validate()
+    result = trainer.fit()
+    after_loss, after = trainer.validate()
+    f_before = [s["force_mae"] for s in before["states"]]
+    f_after = [s["force_mae"] for s in after["states"]]
+    e_before = [s["energy_mae"] for s in before["states"]]
+    e_after = [s["energy_mae"] for s in after["states"]]
+    with capsys.disabled():
+        print(
+            f"\nvalidation loss {before_loss:.3f} -> {after_loss:.3f}; force MAE (meV/A) "
+            f"{np.round(f_before, 1)} -> {np.round(f_after, 1)}; energy MAE (meV) "
+            f"{np.round(e_before, 1)} -> {np.round(e_after, 1)}; {result.training_time_s:.1f} s"
+        )
+    assert after_loss < 0.5 * before_loss
+    assert all(a < 0.8 * b for a, b in zip(f_after, f_before, strict=True))
+    assert result.epochs == 30 and len(result.history) == 30
+
+
+def _state(path):
+    return torch.load(path / "checkpoint.pt", weights_only=True)
+
+
+def test_resumed_run_equals_uninterrupted_run(toy, tmp_path):
+    """2 epochs, a 'kill', then resume to 4 gives bitwise the weights, EMA, optimizer state and
+    history of an uninterrupted 4-epoch run (float64, CPU); the checkpoint loads with
+    weights_only=True."""
+    straight = Trainer(tiny_config(toy, tmp_path / "a")).fit()
+
+    def kill_after_two(trainer):
+        if trainer.epoch == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        Trainer(tiny_config(toy, tmp_path / "b")).fit(on_epoch_end=kill_after_two)
+    assert _state(tmp_path / "b")["epoch"] == 2
+    resumed = Trainer(tiny_config(toy, tmp_path / "b")).fit()
+
+    a, b = _state(tmp_path / "a"), _state(tmp_path / "b")
+    for key in ("model", "best_weights"):
+        assert all(torch.equal(a[key][k], b[key][k]) for k in a[key]), key
+    assert all(torch.equal(a["ema"]["weights"][k], b["ema"]["weights"][k]) for k in a["model"])
+    opt_a, opt_b = a["optimizer"]["state"], b["optimizer"]["state"]
+    assert all(torch.equal(opt_a[i]["exp_avg_sq"], opt_b[i]["exp_avg_sq"]) for i in opt_a)
+    assert a["scheduler"] == b["scheduler"]
+    strip = lambda h: [{k: v for k, v in r.items() if k != "time_s"} for r in h]  # noqa: E731
+    assert strip(straight.history) == strip(resumed.history)
+    lines = (tmp_path / "b" / "history.jsonl").read_text().splitlines()
+    assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3, 4]
+    ma, mb = load_model(tmp_path / "a" / "model.fff"), load_model(tmp_path / "b" / "model.fff")
+    assert all(
+        torch.equal(x, y)
+        for x, y in zip(ma.state_dict().values(), mb.state_dict().values(), strict=True)
+    )
+    assert json.loads((tmp_path / "b" / "split.json").read_text()) == json.loads(
+        (tmp_path / "a" / "split.json").read_text()
+    )
+
+
+def test_output_files_and_model_metadata(toy, tmp_path):
+    """A finished run leaves model.fff (EMA weights, data hash, split sizes, test metrics,
+    device, time), metrics.json, history.jsonl, train.log and learning_curve.png."""
+    result = Trainer(tiny_config(toy, tmp_path, max_epochs=2)).fit()
+    out = result.output
+    for name in (
+        "model.fff",
+        "metrics.json",
+        "history.jsonl",
+        "train.log",
+        "learning_curve.png",
+        "split.json",
+        "checkpoint.pt",
+    ):
+        assert (out / name).is_file(), name
+    assert (out / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
+    meta = read_header(out / "model.fff")["metadata"]["training"]
+    assert meta["data"][0]["sha256"] == file_sha256(toy)
+    assert meta["split"] == {"train": 25, "validation": 7, "test": 7}
+    assert meta["device"] == "cpu" and meta["training_time_s"] > 0
+    assert meta["test_metrics"]["states"][1]["force_mae"] > 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["test"] == meta["test_metrics"] and metrics["epochs"] == 2
+    header = read_header(out / "model.fff")["config"]
+    assert header["elements"] == ["H", "C", "O"] and header["n_states"] == 2
+    assert header["avg_num_neighbors"] > 1 and len(header["e0s"]["C"]) == 2
+    model = load_model(out / "model.fff")
+    best = torch.load(out / "checkpoint.pt", weights_only=True)["best_weights"]
+    assert all(torch.equal(v, best[k]) for k, v in model.state_dict().items())
+
+
+def test_resume_with_changed_settings_is_refused(toy, tmp_path):
+    """Continuing a checkpoint with another learning rate names the changed key; a longer
+    max_epochs is allowed."""
+    Trainer(tiny_config(toy, tmp_path, max_epochs=1)).fit()
+    with pytest.raises(ValueError, match=r"optimizer\.lr: 0\.01 -> 0\.5"):
+        Trainer(tiny_config(toy, tmp_path, max_epochs=1, optimizer={"lr": 0.5}))
+    result = Trainer(tiny_config(toy, tmp_path, max_epochs=2)).fit()
+    assert result.epochs == 2
+
+
+def test_early_stopping(toy, tmp_path):
+    """With patience 1 and a learning rate too large to improve, training stops early."""
+    result = Trainer(
+        tiny_config(
+            toy,
+            tmp_path,
+            max_epochs=30,
+            early_stopping_patience=1,
+            optimizer={"lr": 5.0},
+            schedule={"name": "none"},
+        )
+    ).fit()
+    assert result.stopped_early and result.epochs < 30
+    assert result.epochs == result.best_epoch + 1
