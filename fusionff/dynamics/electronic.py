@@ -43,18 +43,19 @@ def local_propagator(hamiltonian: Tensor, tau: float) -> Tensor:
 
 
 def fewest_switches_rate(coefficients: Tensor, couplings: Tensor, active: Tensor) -> Tensor:
-    """Hopping rates out of the active state k, (B, S) in 1/fs.
+    """Hopping rates out of the active state k, (..., B, S) in 1/fs.
 
     rate_j = max(0, -2 Re(c_j* c_k sigma_jk)) / |c_k|^2 (0 for j = k).
-    coefficients: (B, S) complex, couplings: (B, S, S) 1/fs, active: (B,) int64.
+    coefficients: (..., B, S) complex, couplings: (..., B, S, S) 1/fs, active: (B,) int64;
+    leading dimensions (e.g. sub-steps) share the active state.
     """
-    rows = torch.arange(coefficients.shape[0], device=coefficients.device)
-    ck = coefficients[rows, active]
-    sigma_jk = couplings[rows, :, active]
-    flux = -2.0 * (coefficients.conj() * ck[:, None] * sigma_jk).real
-    rate = flux.clamp_min(0.0) / (ck.abs() ** 2).clamp_min(1e-300)[:, None]
-    rate[rows, active] = 0.0
-    return rate
+    s = coefficients.shape[-1]
+    k = active[:, None].expand(coefficients.shape[:-1] + (1,))
+    ck = coefficients.gather(-1, k)
+    sigma_jk = couplings.gather(-1, k[..., None].expand(couplings.shape[:-1] + (1,)))[..., 0]
+    flux = -2.0 * (coefficients.conj() * ck * sigma_jk).real
+    rate = flux.clamp_min(0.0) / (ck.abs() ** 2).clamp_min(1e-300)
+    return rate.masked_fill(torch.nn.functional.one_hot(active, s).bool(), 0.0)
 
 
 def propagate_coefficients(
@@ -95,9 +96,8 @@ def propagate_coefficients(
     for m in range(n_substeps):
         c = (u[m] @ c[..., None])[..., 0]
         trajectory.append(c)
+    amplitudes = torch.stack(trajectory)  # (M + 1, B, S)
     # trapezoidal rule on each sub-step: rates with the amplitudes at both of its ends
-    sigma = sigma.reshape(-1, s, s)
-    actives = active.repeat(n_substeps)
-    rates = fewest_switches_rate(torch.cat(trajectory[:-1]), sigma, actives)
-    rates = rates + fewest_switches_rate(torch.cat(trajectory[1:]), sigma, actives)
-    return c, (0.5 * tau) * rates.reshape(n_substeps, b, s).sum(dim=0)
+    rates = fewest_switches_rate(amplitudes[:-1], sigma, active)
+    rates = rates + fewest_switches_rate(amplitudes[1:], sigma, active)
+    return c, (0.5 * tau) * rates.sum(dim=0)

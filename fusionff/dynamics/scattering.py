@@ -41,7 +41,7 @@ def tully_scattering(
     batch_size: int | None = None,
     device: str | torch.device = "cpu",
     step_bohr: float = 0.04,
-    n_substeps: int = 10,
+    n_substeps: int = 5,
     **options,
 ) -> dict[str, float]:
     """Run Tully's scattering experiment with ``n_traj`` trajectories.

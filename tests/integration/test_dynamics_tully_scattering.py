@@ -85,8 +85,8 @@ def test_all_algorithms_reproduce_landau_zener(algorithm):
 def test_result_does_not_depend_on_batch_size():
     """The same seed gives the same probabilities whether trajectories run all together or in
     batches of 7."""
-    together = tully_scattering("dual", k=30, n_traj=21, seed=9)
-    batched = tully_scattering("dual", k=30, n_traj=21, seed=9, batch_size=7)
+    together = tully_scattering("dual", k=30, n_traj=21, seed=9, step_bohr=0.1)
+    batched = tully_scattering("dual", k=30, n_traj=21, seed=9, step_bohr=0.1, batch_size=7)
     assert together == batched
     assert 0 < together["T1"] < 1
 
