@@ -4,7 +4,12 @@ electronic structure: ML potentials, Tully's models or wrapped ASE calculators.
 Units: eV, Angstrom, fs, amu (velocities Angstrom/fs); see :mod:`fusionff.dynamics.units`.
 """
 
-from fusionff.dynamics.algorithms import ALGORITHMS, HoppingAlgorithm, get_algorithm
+from fusionff.dynamics.algorithms import (
+    ALGORITHMS,
+    HoppingAlgorithm,
+    get_algorithm,
+    register_algorithm,
+)
 from fusionff.dynamics.engine import SurfaceHoppingConfig, initial_state, run, step, total_energy
 from fusionff.dynamics.protocol import ASECalculatorStructure, ElectronicStructure, StateOutputs
 from fusionff.dynamics.rng import trajectory_seeds, uniform
@@ -25,6 +30,7 @@ __all__ = [
     "TullyModel",
     "get_algorithm",
     "initial_state",
+    "register_algorithm",
     "run",
     "step",
     "total_energy",
