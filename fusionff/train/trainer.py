@@ -43,8 +43,16 @@ from fusionff.train.metrics import format_metrics
 from fusionff.train.split import load_or_create_split
 from fusionff.train.statistics import average_num_neighbors, fit_e0s, scale_and_shift
 
-RESUMABLE_CHANGES = ("max_epochs", "early_stopping_patience", "checkpoint_every", "device")
-"""Config keys that may differ between a run and its continuation."""
+RESUMABLE_CHANGES = (
+    "data",
+    "output",
+    "max_epochs",
+    "early_stopping_patience",
+    "checkpoint_every",
+    "device",
+)
+"""Config keys that may differ between a run and its continuation (split.json checks that the
+data files are the same by their SHA-256)."""
 OUTPUT_FILES = (
     "checkpoint.pt",
     "split.json",
@@ -174,6 +182,11 @@ class Trainer:
             start = time.perf_counter()
             train_loss = self._train_epoch()
             val_loss, val_metrics = self.validate()
+            if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
+                raise RuntimeError(
+                    f"training diverged in epoch {self.epoch + 1} (loss {train_loss}, validation "
+                    f"loss {val_loss}); lower optimizer.lr or set optimizer.clip_grad_norm"
+                )
             self.epoch += 1
             improved = val_loss < self.best_loss
             if improved:
@@ -274,6 +287,8 @@ class Trainer:
             for k in now.keys() | before.keys()
             if now.get(k) != before.get(k) and k.split(".")[0] not in RESUMABLE_CHANGES
         )
+        if self.config.schedule.name == "cosine" and now["max_epochs"] != before["max_epochs"]:
+            changed.append("max_epochs")  # the cosine schedule spans max_epochs
         if changed:
             details = ", ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in changed)
             raise ValueError(

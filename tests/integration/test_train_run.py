@@ -57,9 +57,9 @@ class Killed(Exception):
     """Stands for the process being killed after a checkpoint."""
 
 
-def test_training_lowers_validation_error(toy, tmp_path, capsys):
+def test_training_lowers_validation_error(toy, tmp_path):
     """30 epochs of a tiny float64 model lower the validation loss and the force MAE of both
-    states (numbers are printed for the report)."""
+    states."""
     trainer = Trainer(
         tiny_config(
             toy,
@@ -77,14 +77,13 @@ def test_training_lowers_validation_error(toy, tmp_path, capsys):
     f_after = [s["force_mae"] for s in after["states"]]
     e_before = [s["energy_mae"] for s in before["states"]]
     e_after = [s["energy_mae"] for s in after["states"]]
-    with capsys.disabled():
-        print(
-            f"\nvalidation loss {before_loss:.3f} -> {after_loss:.3f}; force MAE (meV/A) "
-            f"{np.round(f_before, 1)} -> {np.round(f_after, 1)}; energy MAE (meV) "
-            f"{np.round(e_before, 1)} -> {np.round(e_after, 1)}; {result.training_time_s:.1f} s"
-        )
-    assert after_loss < 0.5 * before_loss
-    assert all(a < 0.8 * b for a, b in zip(f_after, f_before, strict=True))
+    numbers = (
+        f"validation loss {before_loss:.3f} -> {after_loss:.3f}; force MAE (meV/A) "
+        f"{np.round(f_before, 1)} -> {np.round(f_after, 1)}; energy MAE (meV) "
+        f"{np.round(e_before, 1)} -> {np.round(e_after, 1)}; {result.training_time_s:.1f} s"
+    )
+    assert after_loss < 0.5 * before_loss, numbers
+    assert all(a < 0.8 * b for a, b in zip(f_after, f_before, strict=True)), numbers
     assert result.epochs == 30 and len(result.history) == 30
 
 

@@ -159,3 +159,13 @@ def test_split_is_stored_reused_and_checked(tmp_path, comp_data):
         load_or_create_split(path, data, SplitConfig(), 0, [{**files[0], "sha256": "def"}])
     with pytest.raises(ValueError, match="was made with split"):
         load_or_create_split(path, data, SplitConfig(), 1, files)
+
+
+def test_several_files_are_joined(tmp_path):
+    """Two files load as one: ids continue across files and errors name the right file."""
+    write_composition_dataset(tmp_path / "a.h5", n=4, seed=1)
+    write_composition_dataset(tmp_path / "b.h5", n=3, seed=2)
+    data = load_training_data([tmp_path / "a.h5", tmp_path / "b.h5"], 3.0)
+    assert data.file_rows == [6, 5] and len(data) == 7
+    assert data.ids.tolist() == [0, 1, 2, 3, 6, 7, 8]
+    assert data.describe(5) == f"{tmp_path / 'b.h5'}: structure 1"
