@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from ase.data import chemical_symbols
+from ase.data import atomic_numbers, chemical_symbols
 
 from fusionff.data.dataset import MultiStateDataset
 from fusionff.data.graph import Graph
@@ -99,7 +99,10 @@ class TrainingData:
 
     def check_elements(self, elements: list[str]) -> None:
         """ValueError naming the first structure with an element outside ``elements``."""
-        known = np.array([chemical_symbols.index(s) for s in elements])
+        unknown = [s for s in elements if s not in atomic_numbers]
+        if unknown:
+            raise ValueError(f"unknown chemical symbol {unknown[0]!r} in elements {elements}")
+        known = np.array([atomic_numbers[s] for s in elements])
         bad = np.flatnonzero(~np.isin(self.numbers, known))
         if bad.size:
             atom = int(bad[0])

@@ -1,4 +1,5 @@
-"""Files a training run leaves for people: the history as JSON lines, and the learning curve."""
+"""What a training run shows people: epoch records and progress lines, the history as JSON
+lines, metrics as JSON, and the learning curve."""
 
 from __future__ import annotations
 
@@ -28,6 +29,38 @@ def append_history(record: dict[str, Any], path: str | os.PathLike) -> None:
     """Append one epoch record to the JSON-lines history."""
     with open(path, "a") as f:
         f.write(json.dumps(record) + "\n")
+
+
+def epoch_record(
+    epoch: int, train_loss: float, val_loss: float, lr: float, seconds: float, metrics: dict
+) -> dict[str, Any]:
+    """One epoch of the history: losses, lr, seconds and per-state validation MAEs (meV)."""
+    return {
+        "epoch": epoch,
+        "train_loss": train_loss,
+        "val_loss": val_loss,
+        "lr": lr,
+        "time_s": seconds,
+        "val_energy_mae": [m["energy_mae"] for m in metrics["states"]],
+        "val_force_mae": [m["force_mae"] for m in metrics["states"]],
+        "val_gap_mae": [g["mae"] for g in metrics["gaps"]],
+    }
+
+
+def progress_line(record: dict[str, Any], max_epochs: int, improved: bool) -> str:
+    """The line printed after each epoch (``*`` marks a new lowest validation loss)."""
+    f = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
+    states = " | ".join(
+        f"S{s} E {f(e)} F {f(fo)}"
+        for s, (e, fo) in enumerate(
+            zip(record["val_energy_mae"], record["val_force_mae"], strict=True)
+        )
+    )
+    return (
+        f"epoch {record['epoch']:>4}/{max_epochs}  loss {record['train_loss']:.3e}  "
+        f"val {record['val_loss']:.3e}{'*' if improved else ' '}  lr {record['lr']:.1e}  "
+        f"val MAE {states} (meV, meV/A)  {record['time_s']:.1f} s"
+    )
 
 
 def plot_learning_curve(history: list[dict[str, Any]], path: str | os.PathLike) -> None:

@@ -2,7 +2,7 @@
 
 ``e0s`` (per-element, per-state reference energies by least squares), ``avg_num_neighbors``
 (normalises neighbour sums), ``scale`` and ``shift`` (per-state scale and per-atom shift of the
-learned interaction energy).
+learned interaction energy); :func:`model_config_for` puts them into the model's config.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from ase.data import atomic_numbers
 
+from fusionff.models.config import ModelConfig
+from fusionff.train.config import TrainConfig
 from fusionff.train.data import TrainingData
 
 
@@ -76,3 +78,33 @@ def scale_and_shift(
         scale.append(value if value > 0 else 1.0)
         shift.append(float(np.mean(residual[e_rows, s])) if e_rows.any() else 0.0)
     return scale, shift
+
+
+def model_config_for(config: TrainConfig, data: TrainingData, train: np.ndarray) -> ModelConfig:
+    """The model's config: the ``model`` keys, with elements, states and statistics from data.
+
+    Raises ValueError when ``model.n_states``, ``model.elements`` or ``loss.states`` do not fit
+    the data.
+    """
+    keys = dict(config.model)
+    n_states = keys.setdefault("n_states", data.n_states)
+    if n_states != data.n_states:
+        raise ValueError(
+            f"model.n_states is {n_states} but {', '.join(data.paths)} has {data.n_states} states"
+        )
+    if config.loss.states is not None and len(config.loss.states) != n_states:
+        raise ValueError(f"loss.states has {len(config.loss.states)} weights for {n_states} states")
+    elements = keys.setdefault("elements", data.elements())
+    data.check_elements(elements)
+    keys["dtype"] = config.dtype
+    if "e0s" not in keys:
+        e0 = fit_e0s(data, train, elements)
+        keys["e0s"] = {sym: e0[k].tolist() for k, sym in enumerate(elements)}
+    if "avg_num_neighbors" not in keys:
+        keys["avg_num_neighbors"] = average_num_neighbors(data, train)
+    if "scale" not in keys or "shift" not in keys:
+        e0 = np.array([keys["e0s"].get(sym, [0.0] * n_states) for sym in elements])
+        scale, shift = scale_and_shift(data, train, elements, e0)
+        keys.setdefault("scale", scale)
+        keys.setdefault("shift", shift)
+    return ModelConfig(**keys)

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-import numpy as np
 import torch
 
 from fusionff.models.config import ModelConfig
@@ -35,13 +34,13 @@ from fusionff.potential import resolve_device
 from fusionff.train import report
 from fusionff.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from fusionff.train.config import TrainConfig
-from fusionff.train.data import TrainingData, file_sha256, load_training_data
+from fusionff.train.data import file_sha256, load_training_data
 from fusionff.train.ema import ExponentialMovingAverage
 from fusionff.train.evaluate import metrics_of, predict
 from fusionff.train.loss import multistate_loss
 from fusionff.train.metrics import format_metrics
 from fusionff.train.split import load_or_create_split
-from fusionff.train.statistics import average_num_neighbors, fit_e0s, scale_and_shift
+from fusionff.train.statistics import model_config_for
 
 RESUMABLE_CHANGES = (
     "data",
@@ -77,36 +76,6 @@ class TrainResult:
     validation_metrics: dict[str, Any]
     test_metrics: dict[str, Any] | None
     history: list[dict[str, Any]]
-
-
-def model_config_for(config: TrainConfig, data: TrainingData, train: np.ndarray) -> ModelConfig:
-    """The model's config: the ``model`` keys, with elements, states and statistics from data.
-
-    Raises ValueError when ``model.n_states``, ``model.elements`` or ``loss.states`` do not fit
-    the data.
-    """
-    keys = dict(config.model)
-    n_states = keys.setdefault("n_states", data.n_states)
-    if n_states != data.n_states:
-        raise ValueError(
-            f"model.n_states is {n_states} but {', '.join(data.paths)} has {data.n_states} states"
-        )
-    if config.loss.states is not None and len(config.loss.states) != n_states:
-        raise ValueError(f"loss.states has {len(config.loss.states)} weights for {n_states} states")
-    elements = keys.setdefault("elements", data.elements())
-    data.check_elements(elements)
-    keys["dtype"] = config.dtype
-    if "e0s" not in keys:
-        e0 = fit_e0s(data, train, elements)
-        keys["e0s"] = {sym: e0[k].tolist() for k, sym in enumerate(elements)}
-    if "avg_num_neighbors" not in keys:
-        keys["avg_num_neighbors"] = average_num_neighbors(data, train)
-    if "scale" not in keys or "shift" not in keys:
-        e0 = np.array([keys["e0s"].get(sym, [0.0] * n_states) for sym in elements])
-        scale, shift = scale_and_shift(data, train, elements, e0)
-        keys.setdefault("scale", scale)
-        keys.setdefault("shift", shift)
-    return ModelConfig(**keys)
 
 
 class Trainer:
@@ -205,10 +174,10 @@ class Trainer:
             self.stopped_early = patience is not None and self.bad_epochs >= patience
             seconds = time.perf_counter() - start
             self.elapsed += seconds
-            record = _record(self.epoch, train_loss, val_loss, lr, seconds, val_metrics)
+            record = report.epoch_record(self.epoch, train_loss, val_loss, lr, seconds, val_metrics)
             self.history.append(record)
             report.append_history(record, self.output / "history.jsonl")
-            self._say(_progress(record, c.max_epochs, improved))
+            self._say(report.progress_line(record, c.max_epochs, improved))
             if self.stopped_early:
                 self._say(f"early stopping: no lower validation loss in {patience} epochs")
             done = self.epoch >= c.max_epochs or self.stopped_early
@@ -394,34 +363,6 @@ def _scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer):
     if s.name == "exponential":
         return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=s.gamma)
     return None
-
-
-def _record(epoch, train_loss, val_loss, lr, seconds, metrics) -> dict[str, Any]:
-    return {
-        "epoch": epoch,
-        "train_loss": train_loss,
-        "val_loss": val_loss,
-        "lr": lr,
-        "time_s": seconds,
-        "val_energy_mae": [m["energy_mae"] for m in metrics["states"]],
-        "val_force_mae": [m["force_mae"] for m in metrics["states"]],
-        "val_gap_mae": [g["mae"] for g in metrics["gaps"]],
-    }
-
-
-def _progress(record: dict[str, Any], max_epochs: int, improved: bool) -> str:
-    f = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
-    states = " | ".join(
-        f"S{s} E {f(e)} F {f(fo)}"
-        for s, (e, fo) in enumerate(
-            zip(record["val_energy_mae"], record["val_force_mae"], strict=True)
-        )
-    )
-    return (
-        f"epoch {record['epoch']:>4}/{max_epochs}  loss {record['train_loss']:.3e}  "
-        f"val {record['val_loss']:.3e}{'*' if improved else ' '}  lr {record['lr']:.1e}  "
-        f"val MAE {states} (meV, meV/A)  {record['time_s']:.1f} s"
-    )
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
