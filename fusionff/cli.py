@@ -1,4 +1,4 @@
-"""Command line: ``fusionff info | train | eval | ...``."""
+"""Command line: ``fusionff info | label | train | eval``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 import sys
 
 from fusionff import __version__
+from fusionff.labeling.cli import add_label_arguments, label_main
 from fusionff.train.cli import add_eval_arguments, add_train_arguments, eval_main, train_main
 
 
@@ -51,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the file's full JSON header")
     p.set_defaults(func=_info)
 
+    p = sub.add_parser("label", help="label geometries with a reference program (MOPAC, R1)")
+    add_label_arguments(p).set_defaults(func=label_main)
     p = sub.add_parser("train", help="train a model on multi-state datasets (YAML config)")
     add_train_arguments(p).set_defaults(func=train_main)
     p = sub.add_parser("eval", help="error metrics of a model on a dataset, per state and gap")

@@ -7,20 +7,25 @@
     print(format_metrics(result.test_metrics, "test split"))
 """
 
-from fusionff.train.config import ConfigError, TrainConfig
-from fusionff.train.data import TrainingData, load_training_data
-from fusionff.train.evaluate import evaluate
-from fusionff.train.metrics import compute_metrics, format_metrics
-from fusionff.train.trainer import Trainer, TrainResult
+from importlib import import_module
 
-__all__ = [
-    "ConfigError",
-    "TrainConfig",
-    "TrainResult",
-    "Trainer",
-    "TrainingData",
-    "compute_metrics",
-    "evaluate",
-    "format_metrics",
-    "load_training_data",
-]
+_EXPORTS = {
+    "ConfigError": "fusionff.train.config",
+    "TrainConfig": "fusionff.train.config",
+    "TrainingData": "fusionff.train.data",
+    "load_training_data": "fusionff.train.data",
+    "evaluate": "fusionff.train.evaluate",
+    "compute_metrics": "fusionff.train.metrics",
+    "format_metrics": "fusionff.train.metrics",
+    "Trainer": "fusionff.train.trainer",
+    "TrainResult": "fusionff.train.trainer",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    # lazy, so that ``fusionff --help`` and ``fusionff.train.cli`` start without PyTorch
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'fusionff.train' has no attribute {name!r}")
