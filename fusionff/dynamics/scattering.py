@@ -26,7 +26,7 @@ TULLY_START_BOHR = -10.0
 OUTCOMES = ("T0", "T1", "R0", "R1")
 
 
-def _left_interaction_region(state: SurfaceHoppingState):
+def _left_interaction_region(state: SurfaceHoppingState) -> torch.Tensor:
     x = state.positions[:, 0, 0] / BOHR_ANGSTROM
     vx = state.velocities[:, 0, 0]
     return (x > -TULLY_START_BOHR) | ((x < TULLY_START_BOHR) & (vx < 0))
