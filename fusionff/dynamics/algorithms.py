@@ -74,7 +74,9 @@ def get_algorithm(name: str) -> HoppingAlgorithm:
 
 
 def _fewest_switches(
-    before: SurfaceHoppingState, after: SurfaceHoppingState, couplings: Tensor,
+    before: SurfaceHoppingState,
+    after: SurfaceHoppingState,
+    couplings: Tensor,
     config: SurfaceHoppingConfig,
 ) -> tuple[SurfaceHoppingState, Tensor]:
     coefficients, probabilities = propagate_coefficients(
@@ -115,7 +117,10 @@ def kappa_update(
 ) -> tuple[SurfaceHoppingState, Tensor]:
     """Fewest switches with curvature-driven couplings (below ``config.kappa_gap_threshold``)."""
     couplings = curvature_couplings(
-        after.gaps[:, -1], after.gap_rates[:, 0], after.gap_rates[:, 1], config.dt,
+        after.gaps[:, -1],
+        after.gap_rates[:, 0],
+        after.gap_rates[:, 1],
+        config.dt,
         config.kappa_gap_threshold,
     )
     after = _aligned(before, after, config)

@@ -19,7 +19,11 @@ DEFAULT_DECOHERENCE_CONSTANT = 0.1 * HARTREE_EV
 
 
 def energy_based_decoherence(
-    coefficients: Tensor, energies: Tensor, active: Tensor, kinetic: Tensor, dt: float,
+    coefficients: Tensor,
+    energies: Tensor,
+    active: Tensor,
+    kinetic: Tensor,
+    dt: float,
     constant: float = DEFAULT_DECOHERENCE_CONSTANT,
 ) -> Tensor:
     """Damped amplitudes (B, S) complex.

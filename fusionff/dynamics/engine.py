@@ -232,7 +232,11 @@ def _advance(
         kinetic = kinetic_energy(after.velocities, m)
         after = after.replace(
             coefficients=energy_based_decoherence(
-                after.coefficients, after.energies, active, kinetic, dt,
+                after.coefficients,
+                after.energies,
+                active,
+                kinetic,
+                dt,
                 config.decoherence_constant,
             )
         )
@@ -294,6 +298,4 @@ def run(
             observer(state)
     if not final:
         return state
-    return state.replace(
-        status=torch.where(state.running, int(Status.TIME_LIMIT), state.status)
-    )
+    return state.replace(status=torch.where(state.running, int(Status.TIME_LIMIT), state.status))

@@ -50,8 +50,13 @@ def choose_targets(probabilities: Tensor, active: Tensor, random: Tensor) -> Ten
 
 
 def rescale_direction(
-    method: str, velocities: Tensor, masses: Tensor, forces: Tensor, nacs: Tensor | None,
-    active: Tensor, target: Tensor,
+    method: str,
+    velocities: Tensor,
+    masses: Tensor,
+    forces: Tensor,
+    nacs: Tensor | None,
+    active: Tensor,
+    target: Tensor,
 ) -> Tensor:
     """Direction u (B, N, 3) along which the momentum is adjusted for the hop active -> target.
 
@@ -72,8 +77,12 @@ def rescale_direction(
 
 
 def adjust_momentum(
-    velocities: Tensor, masses: Tensor, direction: Tensor, energy_change: Tensor,
-    target_force: Tensor, reverse_frustrated: bool,
+    velocities: Tensor,
+    masses: Tensor,
+    direction: Tensor,
+    energy_change: Tensor,
+    target_force: Tensor,
+    reverse_frustrated: bool,
 ) -> tuple[Tensor, Tensor]:
     """Velocities after an attempted hop and whether it is allowed.
 

@@ -85,9 +85,13 @@ def tully_scattering(
         velocities[:, 0, 0] = velocity_au * AU_VELOCITY_A_PER_FS
         masses = torch.full((1,), structure.mass_amu, dtype=torch.float64, device=device)
         state = initial_state(
-            structure, positions, velocities, masses,
+            structure,
+            positions,
+            velocities,
+            masses,
             active=torch.zeros(b, dtype=torch.int64, device=device),
-            seeds=trajectory_seeds(seed, index), config=config,
+            seeds=trajectory_seeds(seed, index),
+            config=config,
         )
         state = run(state, structure, config, n_steps, stop=_left_interaction_region)
         transmitted = state.positions[:, 0, 0] > 0

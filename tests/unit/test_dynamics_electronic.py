@@ -34,8 +34,9 @@ def test_populations_stay_normalised(s):
     active = torch.zeros(64, dtype=torch.int64)
     for _ in range(200):
         c, _ = propagate_coefficients(c, energies, couplings, active, dt=0.1, n_substeps=5)
-    torch.testing.assert_close(c.abs().pow(2).sum(1), torch.ones(64, dtype=torch.float64),
-                               atol=1e-12, rtol=0)
+    torch.testing.assert_close(
+        c.abs().pow(2).sum(1), torch.ones(64, dtype=torch.float64), atol=1e-12, rtol=0
+    )
 
 
 def test_two_state_closed_form_equals_matrix_exponential():
@@ -86,8 +87,9 @@ def test_fewest_switches_rate_is_nonnegative_and_zero_on_active_state():
 def test_decoherence_damps_coherences_and_keeps_norm():
     """Energy-based decoherence shrinks inactive populations, grows the active one, keeps the
     norm, and converges to the active state after many steps."""
-    c = torch.tensor([[0.6 + 0j, 0.8 * math.cos(1.0) + 0.8j * math.sin(1.0)]] * 2,
-                     dtype=torch.complex128)
+    c = torch.tensor(
+        [[0.6 + 0j, 0.8 * math.cos(1.0) + 0.8j * math.sin(1.0)]] * 2, dtype=torch.complex128
+    )
     energies = torch.tensor([[0.0, 2.0], [0.0, 2.0]], dtype=torch.float64)
     active = torch.tensor([0, 1])
     kinetic = torch.tensor([0.5, 0.5], dtype=torch.float64)
@@ -100,8 +102,7 @@ def test_decoherence_damps_coherences_and_keeps_norm():
     assert torch.angle(out[1, 1]).item() == pytest.approx(1.0, abs=1e-12)
     for _ in range(200):
         out = energy_based_decoherence(out, energies, active, kinetic, dt=0.5)
-    torch.testing.assert_close(out.abs() ** 2, torch.eye(2, dtype=torch.float64), atol=1e-8,
-                               rtol=0)
+    torch.testing.assert_close(out.abs() ** 2, torch.eye(2, dtype=torch.float64), atol=1e-8, rtol=0)
 
 
 def test_decoherence_time_follows_granucci_persico():

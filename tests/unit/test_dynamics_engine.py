@@ -32,10 +32,16 @@ class CoupledTriatomic:
 
     n_states = 2
 
-    def __init__(self, coupling=0.15, width=0.4, offset=0.2, shift=0.1, k2=20.0,
-                 provides_nacs=True):
+    def __init__(
+        self, coupling=0.15, width=0.4, offset=0.2, shift=0.1, k2=20.0, provides_nacs=True
+    ):
         self.coupling, self.width, self.offset, self.shift, self.k2 = (
-            coupling, width, offset, shift, k2)
+            coupling,
+            width,
+            offset,
+            shift,
+            k2,
+        )
         self.provides_nacs = provides_nacs
 
     def diabatic(self, positions):
@@ -66,9 +72,13 @@ def _initial(structure, config, b, seed=0, active=1, scale=1.0):
     velocities = 0.02 * scale * torch.randn(b, 3, 3, dtype=torch.float64, generator=g)
     velocities -= (MASSES[:, None] * velocities).sum(1, keepdim=True) / MASSES.sum()
     return initial_state(
-        structure, positions, velocities, MASSES,
+        structure,
+        positions,
+        velocities,
+        MASSES,
         active=torch.full((b,), active, dtype=torch.int64),
-        seeds=trajectory_seeds(seed, torch.arange(b)), config=config,
+        seeds=trajectory_seeds(seed, torch.arange(b)),
+        config=config,
     )
 
 
@@ -165,9 +175,15 @@ def test_energy_drift_is_flagged_and_stops_the_trajectory():
     triangle = torch.tensor(
         [[[0.0, 0.0, 0.0], [1.2, 0.0, 0.0], [0.6, 1.2 * 3**0.5 / 2, 0.0]]], dtype=torch.float64
     )
-    still = initial_state(structure, triangle, torch.zeros_like(triangle), MASSES,
-                          torch.zeros(1, dtype=torch.int64), torch.zeros(1, dtype=torch.int64),
-                          config)
+    still = initial_state(
+        structure,
+        triangle,
+        torch.zeros_like(triangle),
+        MASSES,
+        torch.zeros(1, dtype=torch.int64),
+        torch.zeros(1, dtype=torch.int64),
+        config,
+    )
     final = run(moving.concatenate([moving, still]), structure, config, 50)
     assert final.status.tolist() == [Status.ENERGY_DRIFT, Status.TIME_LIMIT]
     assert final.step[0] < 50 and final.step[1] == 50
@@ -178,8 +194,7 @@ def test_kappa_never_hops_between_surfaces_two_ev_apart(decoherence):
     """kappa-TSH with energies and forces only: on two surfaces at least 2 eV apart whose gap
     is modulated by the vibration, trajectories never hop with the default 1 eV threshold (also
     with decoherence), while without the threshold the vibration alone makes couplings."""
-    structure = CoupledTriatomic(coupling=0.0, offset=2.0, shift=0.0, k2=30.0,
-                                 provides_nacs=False)
+    structure = CoupledTriatomic(coupling=0.0, offset=2.0, shift=0.0, k2=30.0, provides_nacs=False)
     config = SurfaceHoppingConfig(dt=0.1, algorithm="kappa-tsh", decoherence=decoherence)
     state = _initial(structure, config, 16, seed=4, scale=2.0)
     final = run(state, structure, config, 300)
@@ -249,8 +264,9 @@ def test_nac_sign_alignment_recovers_smooth_couplings():
         v = torch.zeros_like(x)
         v[:, 0, 0] = torch.tensor([25.0, 30.0, 40.0]) / TULLY_MASS_AU * AU_VELOCITY_A_PER_FS
         masses = torch.tensor([TullyModel.mass_amu], dtype=torch.float64)
-        state = initial_state(structure, x, v, masses, torch.zeros(3, dtype=torch.int64),
-                              torch.arange(3), config)
+        state = initial_state(
+            structure, x, v, masses, torch.zeros(3, dtype=torch.int64), torch.arange(3), config
+        )
         states.append(run(state, structure, config, 500))
     smooth, flipped = states
     assert smooth.populations[:, 1].min() > 0.05  # transitions happened

@@ -44,8 +44,9 @@ def test_allowed_hop_conserves_energy_along_direction():
     ratio = delta / u
     torch.testing.assert_close(ratio, ratio[:, :1, :1].expand_as(ratio))
     # the smaller root: tiny energy change -> tiny velocity change
-    tiny_v, _ = adjust_momentum(v, m, u, 1e-9 * torch.ones(20, dtype=torch.float64),
-                                torch.zeros_like(v), False)
+    tiny_v, _ = adjust_momentum(
+        v, m, u, 1e-9 * torch.ones(20, dtype=torch.float64), torch.zeros_like(v), False
+    )
     assert (tiny_v - v).abs().max() < 1e-6
 
 
@@ -107,8 +108,9 @@ def test_landau_zener_probability_at_gap_minimum():
     expected = math.exp(-(math.pi / (2 * HBAR_EV_FS)) * math.sqrt(0.2**3 / curvature))
     assert p[0, 1].item() == pytest.approx(expected, rel=1e-12)
     assert p[0, 0].item() == 0
-    monotonic = torch.stack([state_gaps(e) for e in reversed(energies[:2])] +
-                            [state_gaps(energies[0])], dim=1)
+    monotonic = torch.stack(
+        [state_gaps(e) for e in reversed(energies[:2])] + [state_gaps(energies[0])], dim=1
+    )
     assert landau_zener_probabilities(monotonic, torch.tensor([0]), dt).sum() == 0
 
 

@@ -39,8 +39,11 @@ class TwoStateSprings(Calculator):
         nacs[0, 1] = 0.1 * np.stack([-unit, unit])
         nacs[1, 0] = -nacs[0, 1]
         self.results = {
-            "energy": energies[0], "forces": forces[0], "energies": energies,
-            "state_forces": forces, "nacs": nacs,
+            "energy": energies[0],
+            "forces": forces[0],
+            "energies": energies,
+            "state_forces": forces,
+            "nacs": nacs,
         }
 
 
@@ -77,8 +80,15 @@ def test_ase_adapter_drives_dynamics():
     config = SurfaceHoppingConfig(dt=0.05)
     masses = torch.tensor(atoms.get_masses(), dtype=torch.float64)
     positions = _positions(2)
-    state = initial_state(structure, positions, torch.zeros_like(positions), masses,
-                          torch.zeros(2, dtype=torch.int64), torch.arange(2), config)
+    state = initial_state(
+        structure,
+        positions,
+        torch.zeros_like(positions),
+        masses,
+        torch.zeros(2, dtype=torch.int64),
+        torch.arange(2),
+        config,
+    )
     final = run(state, structure, config, 100)
     assert (total_energy(final) - final.reference_energy).abs().max() < 1e-3
 

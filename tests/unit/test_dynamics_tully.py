@@ -77,8 +77,9 @@ def test_nac_is_derivative_of_mixing_angle(name):
     theta_plus = mixing_angle(*model.diabatic(X + h)[:3])
     theta_minus = mixing_angle(*model.diabatic(X - h)[:3])
     _, _, nacs = model.adiabatic_au(X)
-    torch.testing.assert_close(nacs[:, 0, 1], (theta_plus - theta_minus) / (2 * h), atol=1e-7,
-                               rtol=1e-6)
+    torch.testing.assert_close(
+        nacs[:, 0, 1], (theta_plus - theta_minus) / (2 * h), atol=1e-7, rtol=1e-6
+    )
 
 
 @pytest.mark.parametrize("name", MODELS)
