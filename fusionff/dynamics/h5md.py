@@ -1,0 +1,190 @@
+"""One surface-hopping trajectory as an H5MD 1.1 file (readable by MDAnalysis).
+
+Layout (units in ``unit`` attributes)::
+
+    h5md/                        version = [1, 1]; author/name; creator/name, version
+    particles/molecule/
+        box                      dimension = 3, boundary = [none, none, none] (no edges)
+        species (N,)             atomic numbers;  mass (N,) amu
+        position/{step, time, value (F, N, 3) Angstrom}
+        velocity/{step, time, value (F, N, 3) Angstrom fs-1}
+    observables/                 one row per frame, same frames as position
+        active_state/value (F,) int;  energies/value (F, S) eV;  populations/value (F, S)
+        kinetic_energy/value (F,) eV;  total_energy/value (F,) eV
+    parameters/hops/             one row per hop attempt: step, time (fs), from_state,
+                                 to_state, frustrated (to_state = -1 where a frustrated
+                                 attempt's target is not known: more than two states)
+    parameters/                  attributes: trajectory index, seed, initial state; once
+                                 finished: status, final state, final time
+
+``step`` and ``time`` of every time series are hard links to those of ``position`` (allowed
+by H5MD 1.1), so all series share one set of frames. Frames and hops are buffered in memory
+and appended when :meth:`TrajectoryFile.flush` opens the file; between flushes the file is
+closed, so a killed run leaves a readable file that :meth:`TrajectoryFile.resume` truncates
+to the frames its checkpoint counted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from fusionff import __version__
+
+__all__ = ["TrajectoryFile", "FRAME_SERIES", "HOP_COLUMNS"]
+
+GROUP = "particles/molecule"
+FRAME_SERIES = {
+    # name: (path, unit or None, dtype, per-frame shape given (N, S))
+    "position": (f"{GROUP}/position", "Angstrom", np.float64, lambda n, s: (n, 3)),
+    "velocity": (f"{GROUP}/velocity", "Angstrom fs-1", np.float64, lambda n, s: (n, 3)),
+    "active_state": ("observables/active_state", None, np.int64, lambda n, s: ()),
+    "energies": ("observables/energies", "eV", np.float64, lambda n, s: (s,)),
+    "populations": ("observables/populations", None, np.float64, lambda n, s: (s,)),
+    "kinetic_energy": ("observables/kinetic_energy", "eV", np.float64, lambda n, s: ()),
+    "total_energy": ("observables/total_energy", "eV", np.float64, lambda n, s: ()),
+}
+HOP_COLUMNS = {
+    "step": (np.int64, None),
+    "time": (np.float64, "fs"),
+    "from_state": (np.int64, None),
+    "to_state": (np.int64, None),
+    "frustrated": (np.int8, None),
+}
+
+
+def _dataset(group: h5py.Group, name: str, shape: tuple, dtype, unit: str | None) -> None:
+    row_bytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+    rows = max(16, min(1024, 65536 // max(row_bytes, 1)))
+    ds = group.create_dataset(
+        name, shape=(0, *shape), maxshape=(None, *shape), dtype=dtype, chunks=(rows, *shape)
+    )
+    if unit is not None:
+        ds.attrs["unit"] = unit
+
+
+def _append(ds: h5py.Dataset, rows: np.ndarray) -> None:
+    start = ds.shape[0]
+    ds.resize(start + len(rows), axis=0)
+    ds[start:] = rows
+
+
+class TrajectoryFile:
+    """Writer of one trajectory file.
+
+    Args:
+        path: the ``.h5md`` file.
+        numbers: (N,) atomic numbers (0 for a model particle).
+        masses: (N,) amu.
+        n_states: number of electronic states S.
+    """
+
+    def __init__(self, path: Path, numbers: np.ndarray, masses: np.ndarray, n_states: int):
+        self.path = Path(path)
+        self.numbers = np.asarray(numbers, dtype=np.int64)
+        self.masses = np.asarray(masses, dtype=np.float64)
+        self.n_states = int(n_states)
+        self._frames: list[dict[str, Any]] = []
+        self._hops: list[tuple] = []
+        self.n_frames_on_disk = 0
+        self.hops: list[tuple] = []
+        """Every hop row (step, time, from_state, to_state, frustrated) so far."""
+        self.last_step = -1
+        """Step of the last frame (on disk or buffered); -1 before the first."""
+
+    @property
+    def n_frames(self) -> int:
+        """Frames written or buffered."""
+        return self.n_frames_on_disk + len(self._frames)
+
+    def create(self, parameters: dict[str, Any]) -> None:
+        """Write a new file (replacing any) with the header and empty series."""
+        n, s = len(self.numbers), self.n_states
+        with h5py.File(self.path, "w") as f:
+            h5md = f.create_group("h5md")
+            h5md.attrs["version"] = np.array([1, 1], dtype=np.int32)
+            h5md.create_group("author").attrs["name"] = "fusionff user"
+            creator = h5md.create_group("creator")
+            creator.attrs["name"] = "fusionff"
+            creator.attrs["version"] = __version__
+            particles = f.create_group(GROUP)
+            box = particles.create_group("box")
+            box.attrs["dimension"] = np.int32(3)
+            box.attrs["boundary"] = np.array([b"none"] * 3, dtype="S4")
+            particles.create_dataset("species", data=self.numbers)
+            particles.create_dataset("mass", data=self.masses).attrs["unit"] = "u"
+            first = None
+            for path, unit, dtype, shape in FRAME_SERIES.values():
+                group = f.create_group(path)
+                _dataset(group, "value", shape(n, s), dtype, unit)
+                if first is None:
+                    _dataset(group, "step", (), np.int64, None)
+                    _dataset(group, "time", (), np.float64, "fs")
+                    first = group
+                else:
+                    group["step"], group["time"] = first["step"], first["time"]
+            hops = f.create_group("parameters/hops")
+            for name, (dtype, unit) in HOP_COLUMNS.items():
+                _dataset(hops, name, (), dtype, unit)
+            for key, value in parameters.items():
+                f["parameters"].attrs[key] = value
+        self._frames, self._hops, self.hops = [], [], []
+        self.n_frames_on_disk, self.last_step = 0, -1
+
+    def resume(self, n_frames: int, n_hops: int) -> None:
+        """Cut the file back to its first ``n_frames`` frames and ``n_hops`` hop rows (those a
+        checkpoint counted) and read the hop rows back."""
+        with h5py.File(self.path, "a") as f:
+            position = f[FRAME_SERIES["position"][0]]
+            if position["value"].shape[0] < n_frames:
+                raise ValueError(
+                    f"{self.path}: {position['value'].shape[0]} frames, the checkpoint "
+                    f"counted {n_frames}"
+                )
+            for path, *_ in FRAME_SERIES.values():
+                f[path]["value"].resize(n_frames, axis=0)
+            position["step"].resize(n_frames, axis=0)
+            position["time"].resize(n_frames, axis=0)
+            hops = f["parameters/hops"]
+            for name in HOP_COLUMNS:
+                hops[name].resize(n_hops, axis=0)
+            columns = [hops[name][:].tolist() for name in HOP_COLUMNS]
+            self.hops = list(zip(*columns, strict=True))
+            self.last_step = int(position["step"][-1]) if n_frames else -1
+            for key in ("status", "final_state", "final_time"):
+                f["parameters"].attrs.pop(key, None)
+        self._frames, self._hops = [], []
+        self.n_frames_on_disk = n_frames
+
+    def add_frame(self, step: int, time: float, **series: np.ndarray) -> None:
+        """Buffer one frame; ``series`` holds every name of :data:`FRAME_SERIES`."""
+        self._frames.append({"step": step, "time": time, **series})
+        self.last_step = step
+
+    def add_hop(self, step: int, time: float, source: int, target: int, frustrated: bool) -> None:
+        """Buffer one hop attempt (a hop, or a frustrated one)."""
+        row = (int(step), float(time), int(source), int(target), int(frustrated))
+        self._hops.append(row)
+        self.hops.append(row)
+
+    def flush(self, final: dict[str, Any] | None = None) -> None:
+        """Append the buffered frames and hops; ``final`` attributes mark a finished run."""
+        with h5py.File(self.path, "a") as f:
+            if self._frames:
+                position = f[FRAME_SERIES["position"][0]]
+                _append(position["step"], np.array([r["step"] for r in self._frames]))
+                _append(position["time"], np.array([r["time"] for r in self._frames]))
+                for name, (path, _, dtype, _) in FRAME_SERIES.items():
+                    rows = np.stack([np.asarray(r[name], dtype=dtype) for r in self._frames])
+                    _append(f[path]["value"], rows)
+            if self._hops:
+                columns = list(zip(*self._hops, strict=True))
+                for (name, (dtype, _)), column in zip(HOP_COLUMNS.items(), columns, strict=True):
+                    _append(f["parameters/hops"][name], np.array(column, dtype=dtype))
+            for key, value in (final or {}).items():
+                f["parameters"].attrs[key] = value
+        self.n_frames_on_disk += len(self._frames)
+        self._frames, self._hops = [], []

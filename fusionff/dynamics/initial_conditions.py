@@ -1,0 +1,189 @@
+"""Initial conditions of an ensemble: Wigner samples excited vertically, or Tully's wave packet.
+
+Trajectory i draws its sample from its own generator, ``numpy.random.default_rng(seed_i)`` with
+``seed_i = trajectory_seeds(run_seed, i)`` read as an unsigned 64-bit integer, so trajectory i
+starts the same whatever batch it runs in. With an energy window, trajectory i keeps drawing
+from its generator until a sample's gap E_state - E_0 lies in [emin, emax].
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from ase import Atoms
+from torch import Tensor
+
+from fusionff.dynamics.protocol import ElectronicStructure
+from fusionff.dynamics.run_config import InitialConditionsSpec, WignerSpec
+from fusionff.dynamics.tully import TULLY_MASS_AU, TullyModel
+from fusionff.dynamics.units import AU_VELOCITY_A_PER_FS, BOHR_ANGSTROM
+from fusionff.sampling import finite_difference_hessian, wigner_sample
+
+__all__ = ["InitialConditions", "reference_hessian", "sample_molecules", "tully_wave_packet"]
+
+
+@dataclass
+class InitialConditions:
+    """A batch of B starting points (float64, on the run's device).
+
+    Attributes:
+        positions: (B, N, 3) Angstrom.
+        velocities: (B, N, 3) Angstrom/fs.
+        masses: (N,) amu.
+        active: (B,) int64 initial state.
+        gaps: (B,) eV E_state - E_0 at the start (0 for the ground state).
+        attempts: (B,) samples drawn per trajectory (1 without an energy window).
+    """
+
+    positions: Tensor
+    velocities: Tensor
+    masses: Tensor
+    active: Tensor
+    gaps: Tensor
+    attempts: list[int]
+
+
+def _generator(seed: int) -> np.random.Generator:
+    return np.random.default_rng(int(seed) & 0xFFFFFFFFFFFFFFFF)
+
+
+def reference_hessian(
+    spec: WignerSpec,
+    atoms: Atoms,
+    structure: ElectronicStructure,
+    device: torch.device,
+    cache: Path,
+) -> np.ndarray:
+    """(3N, 3N) eV/Angstrom^2 at ``atoms``: read from ``spec.hessian``, or computed by central
+    differences of the S0 forces of ``structure`` (6N evaluations) and cached in ``cache``.
+
+    A file whose ``numbers`` or ``positions`` do not match ``atoms`` (1e-4 Angstrom) is an error.
+    """
+    path = cache if spec.hessian == "compute" else Path(spec.hessian)
+    n = len(atoms)
+    if path.exists():
+        data = np.load(path)
+        if "hessian" not in data:
+            raise ValueError(f"{path}: no 'hessian' array (keys: {sorted(data)})")
+        hessian = np.asarray(data["hessian"], dtype=np.float64)
+        if hessian.shape != (3 * n, 3 * n):
+            raise ValueError(f"{path}: hessian has shape {hessian.shape}, expected {(3 * n,) * 2}")
+        if "numbers" in data and not np.array_equal(data["numbers"], atoms.numbers):
+            raise ValueError(f"{path}: atomic numbers differ from the structure's")
+        if "positions" in data:
+            shift = np.abs(np.asarray(data["positions"]) - atoms.positions).max()
+            if shift > 1e-4:
+                raise ValueError(
+                    f"{path}: computed at other positions (max difference {shift:.2g} Angstrom)"
+                )
+        return hessian
+    if spec.hessian != "compute":
+        raise FileNotFoundError(f"initial_conditions.wigner.hessian: no file {path}")
+
+    def s0_forces(x: np.ndarray) -> np.ndarray:
+        positions = torch.as_tensor(x[None], dtype=torch.float64, device=device)
+        return structure.evaluate(positions).forces[0, 0].double().cpu().numpy()
+
+    hessian = finite_difference_hessian(s0_forces, atoms.positions, step=spec.step)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_suffix(".tmp.npz")
+    np.savez(tmp, hessian=hessian, positions=atoms.positions, numbers=atoms.numbers, step=spec.step)
+    tmp.replace(cache)
+    return hessian
+
+
+def sample_molecules(
+    spec: InitialConditionsSpec,
+    atoms: Atoms,
+    hessian: np.ndarray,
+    structure: ElectronicStructure,
+    seeds: Tensor,
+    device: torch.device,
+) -> InitialConditions:
+    """Wigner samples (one per seed) excited vertically to ``spec.state``, within the energy
+    window if one is given. seeds: (B,) int64 trajectory seeds."""
+    if spec.wigner is None:
+        raise ValueError("initial_conditions.wigner is required for molecules")
+    if spec.state >= structure.n_states:
+        raise ValueError(
+            f"initial_conditions.state: {spec.state}, but the potential has "
+            f"{structure.n_states} states"
+        )
+    generators = [_generator(s) for s in seeds.tolist()]
+    b, n = len(generators), len(atoms)
+    positions = np.empty((b, n, 3))
+    velocities = np.empty((b, n, 3))
+    gaps = np.zeros(b)
+    attempts = [0] * b
+    pending = list(range(b))
+    masses = atoms.get_masses()
+    window = spec.energy_window
+    with warnings.catch_warnings():
+        warnings.simplefilter("once")
+        while pending:
+            for i in pending:
+                x, v = wigner_sample(
+                    atoms.positions,
+                    masses,
+                    hessian,
+                    spec.wigner.temperature,
+                    1,
+                    generators[i],
+                    imaginary_tolerance=spec.wigner.imaginary_tolerance,
+                )
+                positions[i], velocities[i] = x[0], v[0]
+                attempts[i] += 1
+            if window is None and spec.state == 0:
+                break
+            x = torch.as_tensor(positions[pending], dtype=torch.float64, device=device)
+            energies = structure.evaluate(x).energies.double().cpu().numpy()
+            gaps[pending] = energies[:, spec.state] - energies[:, 0]
+            if window is None:
+                break
+            inside = (gaps[pending] >= window[0]) & (gaps[pending] <= window[1])
+            pending = [i for i, ok in zip(pending, inside, strict=True) if not ok]
+            for i in pending:
+                if attempts[i] >= spec.max_attempts:
+                    raise ValueError(
+                        f"initial_conditions.energy_window: {spec.max_attempts} samples drawn "
+                        f"and none has its gap in {window} eV (last {gaps[i]:.3f} eV)"
+                    )
+
+    def tensor(a: np.ndarray) -> Tensor:
+        return torch.as_tensor(a, dtype=torch.float64, device=device)
+
+    return InitialConditions(
+        positions=tensor(positions),
+        velocities=tensor(velocities),
+        masses=tensor(masses),
+        active=torch.full((b,), spec.state, dtype=torch.int64, device=device),
+        gaps=tensor(gaps),
+        attempts=attempts,
+    )
+
+
+def tully_wave_packet(
+    spec: InitialConditionsSpec, model: TullyModel, b: int, device: torch.device
+) -> InitialConditions:
+    """B identical particles at x0 (bohr) with momentum k (a.u.) on state ``spec.state``."""
+    if spec.x0 is None or spec.k is None:
+        raise ValueError("initial_conditions: Tully models need x0 and k")
+    if not 0 <= spec.state < model.n_states:
+        raise ValueError(f"initial_conditions.state: {spec.state} is not a state of the model")
+    positions = torch.zeros(b, 1, 3, dtype=torch.float64, device=device)
+    positions[:, 0, 0] = spec.x0 * BOHR_ANGSTROM
+    velocities = torch.zeros_like(positions)
+    velocities[:, 0, 0] = spec.k / TULLY_MASS_AU * AU_VELOCITY_A_PER_FS
+    energies = model.evaluate(positions).energies
+    return InitialConditions(
+        positions=positions,
+        velocities=velocities,
+        masses=torch.full((1,), model.mass_amu, dtype=torch.float64, device=device),
+        active=torch.full((b,), spec.state, dtype=torch.int64, device=device),
+        gaps=energies[:, spec.state] - energies[:, 0],
+        attempts=[1] * b,
+    )

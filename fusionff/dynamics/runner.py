@@ -1,0 +1,393 @@
+"""The ensemble runner behind ``fusionff run md/<name>.yaml``.
+
+Trajectories run in batches of ``batch_size``; each batch is one tensor program on the device
+(:func:`fusionff.dynamics.engine.run` in chunks of ``checkpoint_every`` steps). Output
+directory::
+
+    config.yaml          the resolved run config
+    topology.pdb         atoms of the molecule (one dummy atom X for Tully's models)
+    traj_00000.h5md ...  one H5MD file per trajectory (:mod:`fusionff.dynamics.h5md`)
+    checkpoint.pt        batch state after the last chunk (tensors and plain data only)
+    summary.json         the ensemble summary, written when every batch is done
+    hessian.npz          with ``wigner.hessian: compute``: the cached S0 Hessian
+
+After every chunk the buffered frames are appended to the files and ``checkpoint.pt`` is
+replaced atomically; running the same config again continues from it (the files are cut back
+to the frames the checkpoint counted), and the result is identical to an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+import torch
+import yaml
+from ase import Atoms
+from ase.io import read, write
+
+from fusionff.dynamics.engine import initial_state, run
+from fusionff.dynamics.h5md import TrajectoryFile
+from fusionff.dynamics.initial_conditions import (
+    reference_hessian,
+    sample_molecules,
+    tully_wave_packet,
+)
+from fusionff.dynamics.protocol import ElectronicStructure
+from fusionff.dynamics.recorder import BatchRecorder, StopTracker
+from fusionff.dynamics.rng import trajectory_seeds
+from fusionff.dynamics.run_config import RunConfig
+from fusionff.dynamics.state import Status, SurfaceHoppingState
+from fusionff.dynamics.tully import TullyModel
+
+__all__ = ["run_ensemble", "build_structure", "STATUS_NAMES", "CHECKPOINT_FORMAT"]
+
+CHECKPOINT_FORMAT = "fusionff-run-checkpoint"
+SUMMARY_FORMAT = "fusionff-ensemble-summary"
+STATUS_NAMES = {
+    Status.STOPPED: "stopped",
+    Status.TIME_LIMIT: "time-limit",
+    Status.ENERGY_DRIFT: "energy-drift",
+    Status.BLEW_UP: "blew-up",
+}
+"""Status names in the summary; a run without stop criteria reports TIME_LIMIT as "ok"."""
+RUN_FILES = re.compile(r"(traj_\d{5}\.h5md|checkpoint\.pt|summary\.json|topology\.pdb)$")
+
+
+def build_structure(config: RunConfig, atoms: Atoms | None, device: torch.device):
+    """The electronic structure named by ``config.potential``."""
+    p = config.potential
+    if p.kind == "tully":
+        return TullyModel(p.tully)
+    if p.kind == "model":
+        from fusionff.dynamics.ml import MLElectronicStructure
+
+        if not Path(p.path).exists():
+            raise FileNotFoundError(f"potential: no model file {p.path}")
+        return MLElectronicStructure(p.path, atoms.numbers, device=str(device))
+    from fusionff.dynamics.protocol import ASECalculatorStructure
+    from fusionff.labeling.calculator import MopacCalculator
+
+    options = {"timeout": p.timeout} | ({} if p.keywords is None else {"keywords": p.keywords})
+    calculator = MopacCalculator(n_states=p.n_states, **options)
+    return ASECalculatorStructure(calculator, atoms, p.n_states)
+
+
+def _resolve_device(name: str) -> torch.device:
+    from fusionff.potential import resolve_device
+
+    return resolve_device(name)
+
+
+def _atomic_write(path: Path, write_to) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    write_to(tmp)
+    os.replace(tmp, path)
+
+
+def _config_digest(resolved: dict[str, Any]) -> str:
+    relevant = {k: v for k, v in resolved.items() if k != "output"}
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()
+
+
+def _state_to_plain(state: SurfaceHoppingState) -> dict[str, torch.Tensor | None]:
+    return {k: None if v is None else v.cpu() for k, v in vars(state).items()}
+
+
+class _Ensemble:
+    """One invocation of a run: sets up, loops over batches, writes checkpoints and summary."""
+
+    def __init__(self, config: RunConfig, structure, log: TextIO | None) -> None:
+        self.config = config
+        self.out = Path(config.output)
+        self.device = _resolve_device(config.device)
+        self.log = log
+        self.resolved = config.as_dict()
+        self.digest = _config_digest(self.resolved)
+        self.atoms = None if config.structure is None else read(config.structure)
+        self.structure: ElectronicStructure = structure or build_structure(
+            config, self.atoms, self.device
+        )
+        self.hessian = None
+        self.steps_done_total = 0
+        self.started = time.perf_counter()
+
+    # files ----------------------------------------------------------------------------
+    def topology(self) -> Atoms:
+        return Atoms("X") if self.atoms is None else self.atoms
+
+    def prepare(self, restart: bool) -> dict[str, Any] | None:
+        """Create the output directory; return the checkpoint to continue from, if any."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        checkpoint = self.out / "checkpoint.pt"
+        if restart:
+            for path in self.out.iterdir():
+                if RUN_FILES.match(path.name):
+                    path.unlink()
+        if not checkpoint.exists():
+            write(self.out / "topology.pdb", self.topology())
+            (self.out / "config.yaml").write_text(yaml.safe_dump(self.resolved, sort_keys=False))
+            return None
+        saved = torch.load(checkpoint, weights_only=True)
+        if saved.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"{checkpoint}: not a fusionff run checkpoint")
+        if saved["config_sha256"] != self.digest:
+            raise ValueError(
+                f"{checkpoint}: written by a run with another config (see "
+                f"{self.out / 'config.yaml'}); use another output directory or --restart"
+            )
+        return saved
+
+    def save_checkpoint(self, payload: dict[str, Any]) -> None:
+        payload = {
+            "format": CHECKPOINT_FORMAT,
+            "version": 1,
+            "config_sha256": self.digest,
+            **payload,
+        }
+        _atomic_write(self.out / "checkpoint.pt", lambda p: torch.save(payload, p))
+
+    # initial conditions ----------------------------------------------------------------
+    def initial_conditions(self, seeds: torch.Tensor):
+        ic = self.config.initial_conditions
+        if isinstance(self.structure, TullyModel):
+            return tully_wave_packet(ic, self.structure, seeds.numel(), self.device)
+        if self.hessian is None:
+            self.hessian = reference_hessian(
+                ic.wigner, self.atoms, self.structure, self.device, self.out / "hessian.npz"
+            )
+        return sample_molecules(ic, self.atoms, self.hessian, self.structure, seeds, self.device)
+
+    # one batch -------------------------------------------------------------------------
+    def run_batch(self, batch: int, saved: dict[str, Any] | None, records: list) -> None:
+        c = self.config
+        first = batch * c.batch_size
+        indices = list(range(first, min(first + c.batch_size, c.n_traj)))
+        seeds = trajectory_seeds(c.seed, torch.tensor(indices, device=self.device))
+        topology = self.topology()
+        files = [
+            TrajectoryFile(
+                self.out / f"traj_{i:05d}.h5md",
+                topology.numbers,
+                topology.get_masses() if self.atoms is not None else [self.structure.mass_amu],
+                self.structure.n_states,
+            )
+            for i in indices
+        ]
+        stop = StopTracker(c.stop, seeds)
+        if saved is None:
+            start = self.initial_conditions(seeds)
+            state = initial_state(
+                self.structure,
+                start.positions,
+                start.velocities,
+                start.masses,
+                start.active,
+                seeds,
+                c.dynamics,
+            )
+            initial = [
+                {"initial_state": int(a), "initial_gap_ev": float(g), "samples_drawn": n}
+                for a, g, n in zip(
+                    start.active.tolist(), start.gaps.tolist(), start.attempts, strict=True
+                )
+            ]
+            for i, f, seed, info in zip(indices, files, seeds.tolist(), initial, strict=True):
+                f.create({"trajectory": i, "seed": seed, **info})
+            steps_done = 0
+            stop.start(state)
+            recorder = BatchRecorder(files, c.write_every)
+            recorder.start(state)
+        else:
+            state = SurfaceHoppingState(
+                **{k: None if v is None else v.to(self.device) for k, v in saved["state"].items()}
+            )
+            initial, steps_done = saved["initial"], saved["steps_done"]
+            stop.reached_at = saved["reached_at"].to(self.device)
+            for f, n_frames, n_hops in zip(files, saved["frames"], saved["hops"], strict=True):
+                f.resume(n_frames, n_hops)
+            recorder = BatchRecorder(files, c.write_every)
+            recorder.resume(state)
+        n_batches = -(-c.n_traj // c.batch_size)
+        while steps_done < c.n_steps and bool(state.running.any()):
+            chunk = min(c.checkpoint_every, c.n_steps - steps_done)
+            tick = time.perf_counter()
+            state = run(
+                state, self.structure, c.dynamics, chunk, stop=stop, observer=recorder, final=False
+            )
+            steps_done += chunk
+            for f in files:
+                f.flush()
+            self.save_checkpoint(
+                {
+                    "batch": batch,
+                    "complete": False,
+                    "records": records,
+                    "state": _state_to_plain(state),
+                    "steps_done": steps_done,
+                    "reached_at": stop.reached_at.cpu(),
+                    "initial": initial,
+                    "frames": [f.n_frames for f in files],
+                    "hops": [len(f.hops) for f in files],
+                }
+            )
+            self.progress(
+                batch,
+                n_batches,
+                steps_done,
+                state,
+                recorder.take_count(),
+                time.perf_counter() - tick,
+            )
+        state = run(state, self.structure, c.dynamics, 0, final=True)
+        recorder.finish(state)
+        for k, (i, f) in enumerate(zip(indices, files, strict=True)):
+            record = self.record(i, f, state, k, initial[k])
+            f.flush(
+                {
+                    "status": record["status"],
+                    "final_state": record["final_state"],
+                    "final_time": record["final_time_fs"],
+                }
+            )
+            records.append(record)
+        self.save_checkpoint(
+            {
+                "batch": batch + 1,
+                "complete": batch + 1 == n_batches,
+                "records": records,
+                "state": None,
+            }
+        )
+
+    def record(self, index: int, f: TrajectoryFile, state, k: int, initial: dict) -> dict:
+        status = Status(int(state.status[k]))
+        name = STATUS_NAMES[status]
+        if status == Status.TIME_LIMIT and self.config.stop is None:
+            name = "ok"
+        hops = [
+            {"step": s, "time_fs": t, "from": a, "to": b}
+            for s, t, a, b, frustrated in f.hops
+            if not frustrated
+        ]
+        frustrated = [
+            {"step": s, "time_fs": t, "from": a, "to": b}
+            for s, t, a, b, frustrated in f.hops
+            if frustrated
+        ]
+        return {
+            "index": index,
+            "file": f.path.name,
+            "seed": int(state.seeds[k]),
+            **initial,
+            "final_state": int(state.active[k]),
+            "status": name,
+            "final_time_fs": float(state.time[k]),
+            "n_steps": int(state.step[k]),
+            "n_frames": f.n_frames,
+            "n_hops": int(state.n_hops[k]),
+            "n_frustrated": int(state.n_frustrated[k]),
+            "hops": hops,
+            "frustrated_hops": frustrated,
+            "final_populations": state.populations[k].tolist(),
+        }
+
+    def progress(self, batch, n_batches, steps_done, state, advanced, seconds) -> None:
+        self.steps_done_total += advanced
+        if self.log is None:
+            return
+        status = state.status
+        failed = int(((status == Status.BLEW_UP) | (status == Status.ENERGY_DRIFT)).sum())
+        running = int(state.running.sum())
+        finished = state.batch_size - running - failed
+        rate = advanced / max(seconds, 1e-9)
+        print(
+            f"batch {batch + 1}/{n_batches}  step {steps_done}/{self.config.n_steps}  "
+            f"running {running}  finished {finished}  failed {failed}  "
+            f"{rate:.0f} trajectory-steps/s",
+            file=self.log,
+            flush=True,
+        )
+
+    def summary(self, records: list[dict]) -> dict[str, Any]:
+        counts: dict[str, int] = {}
+        for r in records:
+            counts[r["status"]] = counts.get(r["status"], 0) + 1
+        dyn = self.config.dynamics
+        notes = [
+            "status 'ok': ran to the time limit without stop criteria; 'time-limit': the stop "
+            "criterion was not met in time; 'stopped': it was met",
+        ]
+        if dyn.algorithm == "kappa-tsh":
+            notes.append(
+                f"kappa-TSH couplings are used only where the gap is below "
+                f"kappa_gap_threshold = {dyn.kappa_gap_threshold} eV (zero above it)"
+            )
+        wall = time.perf_counter() - self.started
+        return {
+            "format": SUMMARY_FORMAT,
+            "version": 1,
+            "config": self.resolved,
+            "notes": notes,
+            "units": {"time": "fs", "energy": "eV", "length": "Angstrom"},
+            "n_traj": len(records),
+            "status_counts": dict(sorted(counts.items())),
+            "trajectories": records,
+            "timing": {
+                "note": "this invocation only (a resumed run counts from its restart)",
+                "wall_s": wall,
+                "trajectory_steps": self.steps_done_total,
+                "trajectory_steps_per_s": self.steps_done_total / max(wall, 1e-9),
+                "device": str(self.device),
+            },
+        }
+
+
+def run_ensemble(
+    config: RunConfig,
+    *,
+    restart: bool = False,
+    structure: ElectronicStructure | None = None,
+    log: TextIO | None = sys.stderr,
+) -> dict[str, Any]:
+    """Run (or continue) the ensemble of ``config``; returns the summary (also in summary.json).
+
+    Args:
+        restart: delete the output directory's run files first instead of continuing.
+        structure: an electronic structure to use instead of ``config.potential`` (tests, or a
+            potential built in Python); it must be the same on a resumed run.
+        log: where progress lines go (None: silent).
+    """
+    ensemble = _Ensemble(config, structure, log)
+    saved = ensemble.prepare(restart)
+    summary_path = ensemble.out / "summary.json"
+    if saved is not None and saved["complete"] and summary_path.exists():
+        if log is not None:
+            print(f"{summary_path}: run already complete", file=log)
+        return json.loads(summary_path.read_text())
+    records = [] if saved is None else list(saved["records"])
+    first = 0 if saved is None else saved["batch"]
+    n_batches = -(-config.n_traj // config.batch_size)
+    for batch in range(first, n_batches):
+        resume = saved if saved is not None and saved.get("state") is not None else None
+        ensemble.run_batch(batch, resume, records)
+        saved = None
+    summary = ensemble.summary(records)
+    _atomic_write(summary_path, lambda p: p.write_text(json.dumps(summary, indent=1)))
+    if log is not None:
+        counts = ", ".join(f"{k} {v}" for k, v in summary["status_counts"].items())
+        print(f"{summary_path}: {summary['n_traj']} trajectories ({counts})", file=log)
+    return summary
+
+
+def run_main(args) -> int:
+    """``fusionff run CONFIG.yaml [--restart]``."""
+    config = RunConfig.from_yaml(args.config)
+    run_ensemble(config, restart=args.restart)
+    return 0
