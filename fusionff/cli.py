@@ -1,4 +1,4 @@
-"""Command line: ``fusionff info | label | train | eval``."""
+"""Command line: ``fusionff info | label | train | eval | run``."""
 
 from __future__ import annotations
 
@@ -43,6 +43,26 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_run_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Arguments of ``fusionff run`` (here, not in fusionff.dynamics, whose package imports
+    PyTorch: ``fusionff --help`` must start without it)."""
+    parser.add_argument("config", help="run input (YAML; see md/tully1_fssh.yaml)")
+    parser.add_argument(
+        "--restart",
+        action="store_true",
+        help="delete the output directory's run files and start afresh (default: continue "
+        "from its checkpoint.pt when there is one)",
+    )
+    return parser
+
+
+def run_main(args: argparse.Namespace) -> int:
+    """``fusionff run``: the ensemble runner, imported only when used."""
+    from fusionff.dynamics.runner import run_main as main_
+
+    return main_(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fusionff", description=__doc__)
     parser.add_argument("--version", action="version", version=f"fusionff {__version__}")
@@ -58,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_arguments(p).set_defaults(func=train_main)
     p = sub.add_parser("eval", help="error metrics of a model on a dataset, per state and gap")
     add_eval_arguments(p).set_defaults(func=eval_main)
+    p = sub.add_parser("run", help="run a surface-hopping ensemble (YAML input, e.g. md/*.yaml)")
+    add_run_arguments(p).set_defaults(func=run_main)
     return parser
 
 
