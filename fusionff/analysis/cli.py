@@ -1,0 +1,128 @@
+"""``fusionff analyze RUN_DIR``: populations, decay time, products, yields and hops of an ensemble.
+
+Writes ``RUN_DIR/analysis/{populations.png, dihedral.png, hops.png, analysis.json}`` and prints
+a short report. The project's command line registers the subcommand with::
+
+    sub = subparsers.add_parser("analyze", help="...")
+    add_analyze_arguments(sub).set_defaults(func=analyze_main)
+
+Heavy imports (h5py, MDAnalysis, scipy, matplotlib) happen inside :func:`analyze_main`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+_DEFAULTS = {
+    "n_boot": 2000,
+    "n_boot_fit": 200,
+    "seed": 0,
+    "cis_below": 90.0,
+    "trans_above": 90.0,
+}  # the same as AnalysisOptions (a test checks), kept here so --help stays light
+
+
+def add_analyze_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the arguments of ``fusionff analyze`` to ``parser`` and return it."""
+    d = _DEFAULTS
+    parser.add_argument("run_dir", help="directory written by 'fusionff run' (summary.json, ...)")
+    parser.add_argument(
+        "--dihedral",
+        nargs=4,
+        type=int,
+        metavar=("I", "J", "K", "L"),
+        help="atoms (0-based) of the dihedral that tells the isomers apart "
+        "(default: detect stilbene's C(ipso)-C=C-C(ipso))",
+    )
+    parser.add_argument(
+        "--include-failed",
+        action="store_true",
+        help="analyse trajectories that blew up or drifted in energy too (default: counted only)",
+    )
+    parser.add_argument(
+        "--no-hold",
+        dest="hold_last",
+        action="store_false",
+        help="trajectories leave the populations when they end (default: they keep their "
+        "last state, e.g. S0 after stopping)",
+    )
+    parser.add_argument(
+        "--grid", type=float, metavar="FS", help="population time grid spacing, fs "
+        "(default: the frame interval)"
+    )  # fmt: skip
+    parser.add_argument(
+        "--decay-state", type=int, help="state whose decay is fitted (default: the initial one)"
+    )
+    parser.add_argument(
+        "--cis-below",
+        type=float,
+        default=d["cis_below"],
+        help=f"|dihedral| below this is cis, degrees (default: {d['cis_below']:g})",
+    )
+    parser.add_argument(
+        "--trans-above",
+        type=float,
+        default=d["trans_above"],
+        help=f"|dihedral| above this is trans, degrees (default: {d['trans_above']:g})",
+    )
+    parser.add_argument(
+        "--n-boot",
+        type=int,
+        default=d["n_boot"],
+        help=f"bootstrap resamples for yield intervals (default: {d['n_boot']})",
+    )
+    parser.add_argument(
+        "--n-boot-fit",
+        type=int,
+        default=d["n_boot_fit"],
+        help=f"bootstrap resamples for decay-time errors (default: {d['n_boot_fit']})",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=d["seed"], help="seed of the bootstrap (default: 0)"
+    )
+    parser.add_argument(
+        "--output", help="directory for figures and analysis.json (default: RUN_DIR/analysis)"
+    )
+    parser.add_argument("--no-plots", action="store_true", help="write analysis.json only")
+    return parser
+
+
+def analyze_main(args: argparse.Namespace) -> int:
+    """Run ``fusionff analyze`` with parsed arguments; returns the exit status."""
+    from fusionff.analysis.analyze import (
+        AnalysisOptions,
+        analysis_to_dict,
+        analyze_run,
+        format_report,
+    )
+    from fusionff.analysis.run import read_run
+
+    options = AnalysisOptions(
+        dihedral=tuple(args.dihedral) if args.dihedral else None,
+        include_failed=args.include_failed,
+        hold_last=args.hold_last,
+        grid_spacing_fs=args.grid,
+        decay_state=args.decay_state,
+        cis_below=args.cis_below,
+        trans_above=args.trans_above,
+        n_boot=args.n_boot,
+        n_boot_fit=args.n_boot_fit,
+        seed=args.seed,
+    )
+    run = read_run(args.run_dir, include_failed=options.include_failed)
+    analysis = analyze_run(run, options)
+    output = Path(args.output) if args.output else Path(args.run_dir) / "analysis"
+    output.mkdir(parents=True, exist_ok=True)
+    written = []
+    if not args.no_plots:
+        from fusionff.analysis.plots import plot_all
+
+        written = plot_all(analysis, output)
+    json_path = output / "analysis.json"
+    json_path.write_text(json.dumps(analysis_to_dict(analysis), indent=1, allow_nan=False))
+    written.append(json_path)
+    print(format_report(analysis))
+    print("wrote " + ", ".join(str(p) for p in written))
+    return 0

@@ -1,0 +1,162 @@
+"""The central dihedral of a trajectory (MDAnalysis) and its automatic detection for stilbene.
+
+The series is computed with :func:`MDAnalysis.lib.distances.calc_dihedrals` on the frames of
+an H5MD trajectory (the four atoms read in one slice; MDAnalysis' own H5MD reader gives the
+same numbers, :func:`universe_dihedral_series`, but copies every observable on every frame,
+milliseconds per frame). For stilbene the four atoms can be found from the
+topology alone (:func:`detect_stilbene_dihedral`): the C=C bond whose two carbons each carry
+exactly one hydrogen and one phenyl ipso carbon (a carbon bonded to three carbons in a
+six-membered carbon ring). Bonds come from the topology when it has them, otherwise from
+distances (covalent radii, :data:`BOND_TOLERANCE`). Angles are degrees in (-180, 180].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+COVALENT_RADII = {
+    "H": 0.31, "B": 0.84, "C": 0.76, "N": 0.71, "O": 0.66, "F": 0.57,
+    "Si": 1.11, "P": 1.07, "S": 1.05, "Cl": 1.02, "Br": 1.20, "I": 1.39,
+}  # fmt: skip
+"""Angstrom (Cordero et al. 2008)."""
+BOND_TOLERANCE = 1.2
+"""Atoms are bonded when closer than this factor times the sum of their covalent radii."""
+Dihedral = tuple[int, int, int, int]
+
+
+def guess_bonds(elements: Sequence[str], positions: np.ndarray) -> list[tuple[int, int]]:
+    """Bonds (i < j) from distances. elements: (N,) symbols; positions: (N, 3) Angstrom."""
+    positions = np.asarray(positions, dtype=np.float64)
+    unknown = sorted({e for e in elements if e not in COVALENT_RADII})
+    if unknown:
+        raise ValueError(f"no covalent radius for element(s) {', '.join(unknown)}")
+    radii = np.array([COVALENT_RADII[e] for e in elements])
+    distance = np.linalg.norm(positions[:, None] - positions[None], axis=-1)
+    bonded = distance < BOND_TOLERANCE * (radii[:, None] + radii[None])
+    i, j = np.nonzero(np.triu(bonded, k=1))
+    return list(zip(i.tolist(), j.tolist(), strict=True))
+
+
+def _in_carbon_ring(start: int, size: int, neighbours: list[set[int]], carbon: set[int]) -> bool:
+    """Whether ``start`` lies on a ring of ``size`` carbons."""
+
+    def walk(atom: int, path: list[int]) -> bool:
+        for nxt in neighbours[atom] & carbon:
+            if nxt == start and len(path) == size:
+                return True
+            if nxt not in path and len(path) < size and walk(nxt, path + [nxt]):
+                return True
+        return False
+
+    return walk(start, [start])
+
+
+def detect_stilbene_dihedral(
+    elements: Sequence[str],
+    positions: np.ndarray,
+    bonds: Sequence[tuple[int, int]] | None = None,
+) -> Dihedral:
+    """The central dihedral (ipso_a, C_a, C_b, ipso_b) of a stilbene, C_a < C_b.
+
+    elements: (N,) symbols; positions: (N, 3) Angstrom (used when ``bonds`` is None).
+    Raises ValueError when there is not exactly one such C=C bond.
+    """
+    elements = [str(e).capitalize() for e in elements]
+    if bonds is None:
+        bonds = guess_bonds(elements, positions)
+    neighbours: list[set[int]] = [set() for _ in elements]
+    for i, j in bonds:
+        neighbours[i].add(j)
+        neighbours[j].add(i)
+    carbon = {i for i, e in enumerate(elements) if e == "C"}
+
+    def ipso_of(c: int, partner: int) -> int | None:
+        others = neighbours[c] - {partner}
+        hydrogens = [i for i in others if elements[i] == "H"]
+        carbons = [i for i in others if i in carbon]
+        if len(neighbours[c]) != 3 or len(hydrogens) != 1 or len(carbons) != 1:
+            return None
+        ipso = carbons[0]
+        if neighbours[ipso] - carbon or len(neighbours[ipso]) != 3:
+            return None
+        return ipso if _in_carbon_ring(ipso, 6, neighbours, carbon - {c}) else None
+
+    found = []
+    for i, j in sorted((min(b), max(b)) for b in bonds):
+        if i in carbon and j in carbon:
+            ipso_i, ipso_j = ipso_of(i, j), ipso_of(j, i)
+            if ipso_i is not None and ipso_j is not None:
+                found.append((ipso_i, i, j, ipso_j))
+    if len(found) != 1:
+        what = "no" if not found else f"{len(found)} candidate"
+        raise ValueError(
+            f"found {what} stilbene-like C=C bond(s) (each carbon bearing one H and one phenyl) "
+            "in the topology; give the four atoms of the dihedral with --dihedral I J K L"
+        )
+    return found[0]
+
+
+def read_topology(path: str | Path):
+    """The molecule of a topology file as an MDAnalysis Universe."""
+    import MDAnalysis as mda
+
+    return mda.Universe(str(path))
+
+
+def topology_dihedral(universe) -> Dihedral:
+    """:func:`detect_stilbene_dihedral` on a Universe (its bonds when it has any)."""
+    try:
+        bonds = [tuple(int(i) for i in b) for b in universe.bonds.indices]
+    except AttributeError:  # topology without bond information
+        bonds = []
+    try:
+        elements = list(universe.atoms.elements)
+    except AttributeError:
+        raise ValueError("the topology has no element symbols; give --dihedral I J K L") from None
+    return detect_stilbene_dihedral(elements, universe.atoms.positions, bonds or None)
+
+
+def dihedral_degrees(positions: np.ndarray) -> np.ndarray:
+    """Dihedral angles of (n, 4, 3) positions (Angstrom) with MDAnalysis' ``calc_dihedrals``:
+    (n,) degrees in (-180, 180], NaN where positions are not finite."""
+    from MDAnalysis.lib.distances import calc_dihedrals
+
+    p = np.asarray(positions, dtype=np.float64).reshape(-1, 4, 3)
+    with np.errstate(invalid="ignore"):
+        angle = np.degrees(calc_dihedrals(p[:, 0], p[:, 1], p[:, 2], p[:, 3]))
+    angle = np.atleast_1d(angle)
+    angle[angle <= -180.0] += 360.0
+    return angle
+
+
+def dihedral_series(trajectory: str | Path, indices: Dihedral) -> tuple[np.ndarray, np.ndarray]:
+    """Dihedral ``indices`` over the frames of an H5MD trajectory: time (n,) fs and angle (n,)
+    degrees. The four atoms are sliced from the file in one read
+    (:func:`fusionff.analysis.run.read_positions`); :func:`universe_dihedral_series` gives the
+    same numbers through an MDAnalysis Universe, frame by frame."""
+    from fusionff.analysis.run import read_positions
+
+    time, positions = read_positions(trajectory, list(indices))
+    return time, dihedral_degrees(positions)
+
+
+def universe_dihedral_series(
+    topology: str | Path, trajectory: str | Path, indices: Dihedral
+) -> tuple[np.ndarray, np.ndarray]:
+    """As :func:`dihedral_series`, through ``mda.Universe(topology, trajectory)``."""
+    import MDAnalysis as mda
+
+    universe = mda.Universe(str(topology), str(trajectory), format="H5MD")
+    group = universe.atoms[list(indices)]
+    try:
+        time_ps, positions = [], []
+        for ts in universe.trajectory:
+            time_ps.append(ts.time)
+            positions.append(group.positions.astype(np.float64))
+    finally:
+        universe.trajectory.close()
+    time_fs = mda.units.convert(np.array(time_ps, dtype=np.float64), "ps", "fs")
+    return time_fs, dihedral_degrees(np.array(positions))

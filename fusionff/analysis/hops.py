@@ -1,0 +1,117 @@
+"""Hop statistics: hops per trajectory, hop times, the geometry and gap at each hop, frustrated
+hops.
+
+Hops come from the run summary (time, step, from, to). The dihedral and the energy gap
+|E_to - E_from| (eV) at a hop are taken from the written frame nearest in time to it: exact
+when every step is written, within half the frame stride otherwise.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from fusionff.analysis.run import Trajectory
+
+
+@dataclass(frozen=True)
+class HopEvent:
+    """One hop of trajectory ``trajectory``: time fs, states, dihedral degrees, gap eV."""
+
+    trajectory: int
+    time_fs: float
+    source: int
+    target: int
+    dihedral: float
+    gap: float
+
+
+def nearest_frame(time: np.ndarray, t: float) -> int:
+    """Index of the frame of ``time`` (n,) fs nearest to ``t`` fs."""
+    return int(np.argmin(np.abs(np.asarray(time) - t)))
+
+
+def hop_events(
+    trajectory: Trajectory, dihedral_time: np.ndarray, dihedral: np.ndarray
+) -> list[HopEvent]:
+    """The hops of one trajectory with the dihedral (degrees; sampled at ``dihedral_time`` fs)
+    and the gap between the two states at the nearest frames."""
+    events = []
+    for hop in trajectory.hops:
+        frame = nearest_frame(trajectory.time, hop.time_fs)
+        energies = trajectory.energies[frame]
+        events.append(
+            HopEvent(
+                trajectory=trajectory.index,
+                time_fs=hop.time_fs,
+                source=hop.source,
+                target=hop.target,
+                dihedral=float(dihedral[nearest_frame(dihedral_time, hop.time_fs)]),
+                gap=float(abs(energies[hop.target] - energies[hop.source])),
+            )
+        )
+    return events
+
+
+@dataclass
+class HopStatistics:
+    """All hop events and, per analysed trajectory, its number of hops and frustrated hops."""
+
+    events: list[HopEvent]
+    hops_per_trajectory: np.ndarray
+    frustrated_per_trajectory: np.ndarray
+
+    def to_dict(self, n_bins: int = 20) -> dict:
+        times = np.array([e.time_fs for e in self.events])
+        n_hops = self.hops_per_trajectory
+        histogram: dict = {"counts": [], "edges_fs": []}
+        if len(times):
+            counts, edges = np.histogram(times, bins=n_bins)
+            histogram = {"counts": counts.tolist(), "edges_fs": edges.tolist()}
+        return {
+            "n_hops": int(n_hops.sum()),
+            "mean_hops_per_trajectory": float(n_hops.mean()) if len(n_hops) else None,
+            "trajectories_by_number_of_hops": {
+                str(k): int(v) for k, v in sorted(Counter(n_hops.tolist()).items())
+            },
+            "by_type": {
+                f"{a}->{b}": int(v)
+                for (a, b), v in sorted(Counter((e.source, e.target) for e in self.events).items())
+            },
+            "n_frustrated": int(self.frustrated_per_trajectory.sum()),
+            "mean_frustrated_per_trajectory": (
+                float(self.frustrated_per_trajectory.mean()) if len(n_hops) else None
+            ),
+            "hop_time_histogram": histogram,
+            "events": [
+                {
+                    "trajectory": e.trajectory,
+                    "time_fs": e.time_fs,
+                    "from": e.source,
+                    "to": e.target,
+                    "dihedral_deg": e.dihedral,
+                    "gap_eV": e.gap,
+                }
+                for e in self.events
+            ],
+        }
+
+
+def hop_statistics(
+    trajectories: Sequence[Trajectory],
+    dihedrals: Sequence[tuple[np.ndarray, np.ndarray]],
+) -> HopStatistics:
+    """Hop statistics of ``trajectories``; ``dihedrals[i]`` is (time fs, degrees) of the i-th."""
+    events = [
+        e
+        for traj, (t, d) in zip(trajectories, dihedrals, strict=True)
+        for e in hop_events(traj, t, d)
+    ]
+    return HopStatistics(
+        events=events,
+        hops_per_trajectory=np.array([len(t.hops) for t in trajectories], dtype=np.int64),
+        frustrated_per_trajectory=np.array([t.n_frustrated for t in trajectories], dtype=np.int64),
+    )

@@ -1,0 +1,128 @@
+"""Figures of an analysis (matplotlib, Agg backend): populations, dihedrals, hops.
+
+Each function takes an :class:`~fusionff.analysis.analyze.Analysis` and a path, writes one PNG
+and returns the path. Dihedrals are drawn as |dihedral| in [0, 180] degrees (0 cis, 180 trans)
+so that trans geometries do not jump between -180 and 180.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from fusionff.analysis.analyze import Analysis  # noqa: E402
+from fusionff.analysis.products import PRODUCTS  # noqa: E402
+
+STATE_COLOURS = ("tab:blue", "tab:red", "tab:green", "tab:purple", "tab:orange", "tab:brown")
+
+
+def _colour(state: int) -> str:
+    return STATE_COLOURS[state % len(STATE_COLOURS)]
+
+
+def _save(fig, path: Path) -> Path:
+    path = Path(path)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_populations(a: Analysis, path: Path) -> Path:
+    """Active-state fractions with +-1 standard-error bands, mean |c|^2 (dashed) and the
+    decay fits of the decaying state (black)."""
+    p = a.populations
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for s in range(a.run.n_states):
+        c = _colour(s)
+        ax.plot(p.time, p.active[:, s], color=c, label=f"S{s} active")
+        ax.fill_between(
+            p.time, p.active[:, s] - p.active_se[:, s], p.active[:, s] + p.active_se[:, s],
+            color=c, alpha=0.2, linewidth=0,
+        )  # fmt: skip
+        ax.plot(p.time, p.electronic[:, s], color=c, linestyle="--", label=f"S{s} mean |c|^2")
+    styles = {"active/delayed": ":", "active/exponential": "-.", "electronic/delayed": (0, (1, 3))}
+    for name, fit in a.fits.items():
+        if fit.success:
+            label = f"fit {name}: tau = {fit.tau:.0f} +- {fit.tau_se:.0f} fs"
+            ax.plot(p.time, fit.curve(p.time), color="k", linestyle=styles[name], label=label)
+    ax.set_xlabel("time (fs)")
+    ax.set_ylabel("population")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(f"{len(a.run.trajectories)} trajectories")
+    ax.legend(fontsize=7, loc="center right")
+    return _save(fig, path)
+
+
+def plot_dihedrals(a: Analysis, path: Path) -> Path:
+    """|dihedral| against time for every trajectory, points coloured by active state; and a
+    histogram of the final |dihedral| by product."""
+    fig, (ax, hist) = plt.subplots(1, 2, figsize=(10, 4.5), width_ratios=(2.2, 1))
+    for traj, (t, d) in zip(a.run.trajectories, a.dihedrals, strict=True):
+        index = np.clip(np.searchsorted(traj.time, t + 1e-6, side="right") - 1, 0, None)
+        state = traj.active_state[index]
+        ax.plot(t, np.abs(d), color="0.8", linewidth=0.5, zorder=1)
+        ax.scatter(t, np.abs(d), c=[_colour(s) for s in state], s=2, zorder=2, linewidths=0)
+    for s in range(a.run.n_states):
+        ax.scatter([], [], color=_colour(s), s=10, label=f"on S{s}")
+    ax.axhline(a.options.cis_below, color="k", linewidth=0.5, linestyle="--")
+    ax.axhline(a.options.trans_above, color="k", linewidth=0.5, linestyle="--")
+    ax.set_xlabel("time (fs)")
+    ax.set_ylabel("|central dihedral| (degrees)")
+    ax.set_ylim(0, 180)
+    ax.legend(fontsize=8)
+    final = np.array([abs(d[np.isfinite(d)][-1]) for _, d in a.dihedrals])
+    product = np.array(a.products.product)
+    bins = np.linspace(0, 180, 19)
+    data = [final[product == name] for name in PRODUCTS]
+    hist.hist(data, bins=bins, stacked=True, label=list(PRODUCTS),
+              color=["tab:cyan", "tab:olive", "0.5", _colour(1)])  # fmt: skip
+    hist.set_xlabel("final |dihedral| (degrees)")
+    hist.set_ylabel("trajectories")
+    qy = a.products.quantum_yield
+    hist.set_title(f"isomerisation yield {qy.value:.2f} [{qy.low:.2f}, {qy.high:.2f}]", fontsize=9)
+    hist.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_hops(a: Analysis, path: Path) -> Path:
+    """Hop times by type, the dihedral and gap at each hop, and hops per trajectory."""
+    events = a.hops.events
+    fig, (times, geometry, counts) = plt.subplots(1, 3, figsize=(13, 4))
+    types = sorted({(e.source, e.target) for e in events})
+    t_end = float(a.populations.time[-1]) if len(a.populations.time) else 1.0
+    bins = np.linspace(0.0, max(t_end, 1e-6), 26)
+    for source, target in types:
+        sel = [e for e in events if (e.source, e.target) == (source, target)]
+        label = f"S{source} -> S{target}"
+        times.hist([e.time_fs for e in sel], bins=bins, alpha=0.6, label=label)
+        geometry.scatter([abs(e.dihedral) for e in sel], [e.gap for e in sel], s=10, label=label)
+    times.set_xlabel("hop time (fs)")
+    times.set_ylabel("hops")
+    geometry.set_xlabel("|central dihedral| at hop (degrees)")
+    geometry.set_ylabel("gap at hop (eV)")
+    geometry.set_xlim(0, 180)
+    for axis in (times, geometry):
+        if types:
+            axis.legend(fontsize=8)
+    n = a.hops.hops_per_trajectory
+    counts.hist(n, bins=np.arange(-0.5, (n.max() if len(n) else 0) + 1.5), rwidth=0.8)
+    counts.set_xlabel("hops per trajectory")
+    counts.set_ylabel("trajectories")
+    counts.set_title(f"frustrated hops: {int(a.hops.frustrated_per_trajectory.sum())}", fontsize=9)
+    return _save(fig, path)
+
+
+def plot_all(a: Analysis, directory: Path) -> list[Path]:
+    """populations.png, dihedral.png and hops.png in ``directory``."""
+    directory = Path(directory)
+    return [
+        plot_populations(a, directory / "populations.png"),
+        plot_dihedrals(a, directory / "dihedral.png"),
+        plot_hops(a, directory / "hops.png"),
+    ]

@@ -1,0 +1,239 @@
+"""Reading an ensemble run directory: the summary and every trajectory's H5MD observables.
+
+The layout written by the ensemble runner (all of this module's knowledge of it)::
+
+    <run_dir>/topology.pdb | topology.xyz      the molecule, atom order as in the trajectories
+    <run_dir>/summary.json                     {"config", "n_states", "dt_fs", "trajectories"}
+    <run_dir>/traj_00000.h5md, ...             H5MD 1.1, one file per trajectory
+
+Each trajectory file holds ``particles/<group>/position/{step, time, value}`` (Angstrom, fs;
+readable by MDAnalysis) and per-frame observables ``observables/<name>/{step, time, value}``
+for ``active_state`` (n,), ``energies`` (n, S) eV, ``populations`` (n, S), ``kinetic_energy``
+(n,) and ``total_energy`` (n,) eV, read here with h5py. Trajectories whose status is in
+:data:`FAILED_STATUSES` are excluded from statistics unless asked for; they are always counted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+STATUSES = ("stopped", "time-limit", "energy-drift", "blew-up")
+"""Statuses a trajectory may end with (the runner's vocabulary)."""
+FAILED_STATUSES = frozenset({"energy-drift", "blew-up"})
+"""Statuses whose trajectories are excluded from statistics by default."""
+TOPOLOGY_NAMES = ("topology.pdb", "topology.xyz")
+LENGTH_UNITS = {"Angstrom": 1.0, "angstrom": 1.0, "A": 1.0, "nm": 10.0, "pm": 0.01}
+"""H5MD length units and their factor to Angstrom."""
+TIME_UNITS = {"fs": 1.0, "ps": 1000.0}
+"""H5MD time units and their factor to fs."""
+OBSERVABLES = ("active_state", "energies", "populations", "kinetic_energy", "total_energy")
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One accepted hop: at ``time_fs`` (step ``step``) from state ``source`` to ``target``."""
+
+    time_fs: float
+    step: int
+    source: int
+    target: int
+
+
+@dataclass
+class Trajectory:
+    """One trajectory: its summary entry and its per-frame observables.
+
+    ``time`` (n,) fs and ``step`` (n,) are the observable frames; ``active_state`` (n,) int,
+    ``energies`` (n, S) eV, ``populations`` (n, S) electronic |c|^2, ``kinetic_energy`` and
+    ``total_energy`` (n,) eV.
+    """
+
+    index: int
+    seed: int | None
+    initial_state: int
+    final_state: int
+    status: str
+    hops: list[Hop]
+    n_frustrated: int
+    final_time_fs: float
+    path: Path
+    time: np.ndarray
+    step: np.ndarray
+    active_state: np.ndarray
+    energies: np.ndarray
+    populations: np.ndarray
+    kinetic_energy: np.ndarray
+    total_energy: np.ndarray
+
+    @property
+    def failed(self) -> bool:
+        return self.status in FAILED_STATUSES
+
+
+@dataclass
+class Run:
+    """An ensemble run: ``trajectories`` are those analysed, ``excluded`` those left out."""
+
+    directory: Path
+    topology: Path
+    config: dict
+    n_states: int
+    dt_fs: float
+    trajectories: list[Trajectory]
+    excluded: list[Trajectory] = field(default_factory=list)
+
+    @property
+    def status_counts(self) -> dict[str, int]:
+        """Number of trajectories by status, analysed and excluded together."""
+        counts = Counter(t.status for t in self.trajectories + self.excluded)
+        return {s: counts.get(s, 0) for s in STATUSES}
+
+
+def find_topology(run_dir: Path) -> Path:
+    """The topology file of a run directory (``topology.pdb`` preferred over ``.xyz``)."""
+    for name in TOPOLOGY_NAMES:
+        if (run_dir / name).is_file():
+            return run_dir / name
+    raise FileNotFoundError(f"{run_dir}: no topology file ({' or '.join(TOPOLOGY_NAMES)})")
+
+
+def trajectory_path(run_dir: Path, index: int) -> Path:
+    return run_dir / f"traj_{index:05d}.h5md"
+
+
+def _require(entry: dict, key: str, where: str):
+    if key not in entry:
+        raise ValueError(f"{where}: missing key {key!r}")
+    return entry[key]
+
+
+def _unit(dataset: h5py.Dataset, known: dict[str, float], path: Path) -> float:
+    unit = dataset.attrs.get("unit")
+    unit = unit.decode() if isinstance(unit, bytes) else unit
+    if unit not in known:
+        raise ValueError(f"{path}: {dataset.name} unit {unit!r} not one of {sorted(known)}")
+    return known[unit]
+
+
+def _time_fs(dataset: h5py.Dataset, path: Path) -> np.ndarray:
+    return dataset[()].astype(np.float64) * _unit(dataset, TIME_UNITS, path)
+
+
+def _read_observables(path: Path, n_states: int) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    with h5py.File(path, "r") as f:
+        if "observables" not in f:
+            raise ValueError(f"{path}: no 'observables' group")
+        obs = f["observables"]
+        for name in OBSERVABLES:
+            if name not in obs or "value" not in obs[name]:
+                raise ValueError(f"{path}: missing observables/{name}/value")
+            out[name] = obs[name]["value"][()]
+        ref = obs["active_state"]
+        for key in ("time", "step"):
+            if key not in ref:
+                raise ValueError(f"{path}: missing observables/active_state/{key}")
+        out["time"] = _time_fs(ref["time"], path)
+        out["step"] = ref["step"][()]
+    n = len(out["time"])
+    for name in OBSERVABLES:
+        expected = (n, n_states) if name in ("energies", "populations") else (n,)
+        if out[name].shape != expected:
+            raise ValueError(
+                f"{path}: observables/{name} has shape {out[name].shape}, expected {expected}"
+            )
+    if n == 0:
+        raise ValueError(f"{path}: no frames")
+    out["active_state"] = out["active_state"].astype(np.int64)
+    return out
+
+
+def read_trajectory(run_dir: Path, entry: dict, n_states: int) -> Trajectory:
+    """One trajectory from its summary ``entry`` and its H5MD file."""
+    where = f"{run_dir / 'summary.json'}: trajectory {entry.get('index', '?')}"
+    index = int(_require(entry, "index", where))
+    status = str(_require(entry, "status", where))
+    if status not in STATUSES:
+        raise ValueError(f"{where}: unknown status {status!r} (known: {', '.join(STATUSES)})")
+    hops = [
+        Hop(float(h["time_fs"]), int(h["step"]), int(h["from"]), int(h["to"]))
+        for h in _require(entry, "hops", where)
+    ]
+    path = trajectory_path(run_dir, index)
+    if not path.is_file():
+        raise FileNotFoundError(f"{where}: trajectory file {path} not found")
+    obs = _read_observables(path, n_states)
+    return Trajectory(
+        index=index,
+        seed=entry.get("seed"),
+        initial_state=int(_require(entry, "initial_state", where)),
+        final_state=int(_require(entry, "final_state", where)),
+        status=status,
+        hops=hops,
+        n_frustrated=int(entry.get("n_frustrated", 0)),
+        final_time_fs=float(_require(entry, "final_time_fs", where)),
+        path=path,
+        **obs,
+    )
+
+
+def read_run(run_dir: str | Path, include_failed: bool = False) -> Run:
+    """Read a run directory. Trajectories with a status in :data:`FAILED_STATUSES` go to
+    ``Run.excluded`` unless ``include_failed``."""
+    run_dir = Path(run_dir)
+    summary_path = run_dir / "summary.json"
+    if not summary_path.is_file():
+        raise FileNotFoundError(f"{run_dir}: no summary.json (is this a run directory?)")
+    summary = json.loads(summary_path.read_text())
+    n_states = int(_require(summary, "n_states", str(summary_path)))
+    entries = _require(summary, "trajectories", str(summary_path))
+    if not entries:
+        raise ValueError(f"{summary_path}: no trajectories")
+    analysed, excluded = [], []
+    for entry in entries:
+        traj = read_trajectory(run_dir, entry, n_states)
+        (excluded if traj.failed and not include_failed else analysed).append(traj)
+    return Run(
+        directory=run_dir,
+        topology=find_topology(run_dir),
+        config=summary.get("config", {}),
+        n_states=n_states,
+        dt_fs=float(_require(summary, "dt_fs", str(summary_path))),
+        trajectories=analysed,
+        excluded=excluded,
+    )
+
+
+def read_positions(path: str | Path, atoms: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of ``atoms`` in every frame of an H5MD trajectory, read in one slice.
+
+    Returns time (n,) fs and positions (n, len(atoms), 3) Angstrom. (MDAnalysis reads the
+    same data frame by frame, copying every observable on each frame; that is too slow for
+    ensembles of long trajectories.)
+    """
+    with h5py.File(path, "r") as f:
+        if "particles" not in f or not len(f["particles"]):
+            raise ValueError(f"{path}: no 'particles' group")
+        groups = f["particles"]
+        group = groups["molecule"] if "molecule" in groups else groups[next(iter(groups))]
+        if "position" not in group:
+            raise ValueError(f"{path}: no position group under {group.name}")
+        position = group["position"]
+        value = position["value"]
+        scale = _unit(value, LENGTH_UNITS, Path(path))
+        n_atoms = value.shape[1]
+        if min(atoms) < 0 or max(atoms) >= n_atoms:
+            raise ValueError(f"{path}: atoms {atoms} outside the file's {n_atoms} atoms")
+        order = np.argsort(atoms)
+        unique, inverse = np.unique(np.asarray(atoms)[order], return_inverse=True)
+        block = value[:, unique.tolist(), :] * scale
+        time = _time_fs(position["time"], Path(path))
+    positions = np.empty((block.shape[0], len(atoms), 3))
+    positions[:, order] = block[:, inverse]
+    return time, positions
