@@ -1,4 +1,4 @@
-"""Command line: ``fusionff info | label | train | eval | run``."""
+"""Command line: ``fusionff info | label | train | eval | run | analyze``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 import sys
 
 from fusionff import __version__
+from fusionff.analysis.cli import add_analyze_arguments, analyze_main
 from fusionff.labeling.cli import add_label_arguments, label_main
 from fusionff.train.cli import add_eval_arguments, add_train_arguments, eval_main, train_main
 
@@ -80,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_eval_arguments(p).set_defaults(func=eval_main)
     p = sub.add_parser("run", help="run a surface-hopping ensemble (YAML input, e.g. md/*.yaml)")
     add_run_arguments(p).set_defaults(func=run_main)
+    p = sub.add_parser("analyze", help="populations, decay time, products and yields of a run")
+    add_analyze_arguments(p).set_defaults(func=analyze_main)
     return parser
 
 
