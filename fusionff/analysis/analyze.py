@@ -36,6 +36,8 @@ class AnalysisOptions:
     """Choices of an analysis; every default lives here.
 
     dihedral: the four atoms of the central dihedral (None: detect stilbene's);
+    products: classify products and compute yields (False: no dihedral at all, for systems
+    without isomers such as Tully's models);
     include_failed: analyse trajectories that blew up or drifted too; hold_last: trajectories
     keep their last frame after they end (see :mod:`fusionff.analysis.populations`);
     grid_spacing_fs: population grid (None: the smallest frame interval); decay_state: the
@@ -45,6 +47,7 @@ class AnalysisOptions:
     """
 
     dihedral: Dihedral | None = None
+    products: bool = True
     include_failed: bool = False
     hold_last: bool = True
     grid_spacing_fs: float | None = None
@@ -60,17 +63,18 @@ class AnalysisOptions:
 @dataclass
 class Analysis:
     """Results of :func:`analyze_run`; ``dihedrals[i]`` is (time fs, degrees) of the i-th
-    analysed trajectory."""
+    analysed trajectory. Without products (``options.products`` false) ``dihedral_atoms``,
+    ``dihedrals`` and ``products`` are None."""
 
     run: Run
     options: AnalysisOptions
-    dihedral_atoms: Dihedral
+    dihedral_atoms: Dihedral | None
     dihedral_source: str
-    dihedrals: list[tuple[np.ndarray, np.ndarray]]
+    dihedrals: list[tuple[np.ndarray, np.ndarray]] | None
     populations: PopulationCurves
     decay_state: int
     fits: dict[str, DecayFit]
-    products: ProductStatistics
+    products: ProductStatistics | None
     hops: HopStatistics
     notes: list[str] = field(default_factory=list)
 
@@ -89,11 +93,13 @@ def analyze_run(run: Run, options: AnalysisOptions | None = None) -> Analysis:
     if not trajectories:
         raise ValueError(f"{run.directory}: no trajectories to analyse (all were excluded)")
     notes: list[str] = []
-    if options.dihedral is not None:
-        atoms, source = tuple(int(i) for i in options.dihedral), "given"
-    else:
-        atoms, source = topology_dihedral(read_topology(run.topology)), "detected"
-    dihedrals = [dihedral_series(t.path, atoms) for t in trajectories]
+    atoms, source, dihedrals = None, "none", None
+    if options.products:
+        if options.dihedral is not None:
+            atoms, source = tuple(int(i) for i in options.dihedral), "given"
+        else:
+            atoms, source = topology_dihedral(read_topology(run.topology)), "detected"
+        dihedrals = [dihedral_series(t.path, atoms) for t in trajectories]
 
     grid = default_grid(trajectories, options.grid_spacing_fs)
     populations = population_curves(trajectories, run.n_states, grid, options.hold_last)
@@ -118,18 +124,21 @@ def analyze_run(run: Run, options: AnalysisOptions | None = None) -> Analysis:
         )
         fits[f"{curve}/{model}"] = fit_decay(grid, values, model, options.n_boot_fit, rng)
 
-    where = [str(t.path) for t in trajectories]
-    products = product_statistics(
-        initial_dihedral=[
-            _last_finite(d[:1], w) for (_, d), w in zip(dihedrals, where, strict=True)
-        ],
-        final_dihedral=[_last_finite(d, w) for (_, d), w in zip(dihedrals, where, strict=True)],
-        final_state=[t.final_state for t in trajectories],
-        ground_state=options.ground_state,
-        thresholds=Thresholds(options.cis_below, options.trans_above),
-        n_boot=options.n_boot,
-        rng=streams[-1],
-    )
+    products = None
+    if dihedrals is not None:
+        where = [str(t.path) for t in trajectories]
+        products = product_statistics(
+            initial_dihedral=[
+                _last_finite(d[:1], w) for (_, d), w in zip(dihedrals, where, strict=True)
+            ],
+            final_dihedral=[_last_finite(d, w) for (_, d), w in zip(dihedrals, where, strict=True)],
+            final_state=[t.final_state for t in trajectories],
+            ground_state=options.ground_state,
+            thresholds=Thresholds(options.cis_below, options.trans_above),
+            n_boot=options.n_boot,
+            rng=streams[-1],
+        )
+    no_dihedral = [(t.time, np.full(len(t.time), np.nan)) for t in trajectories]
     return Analysis(
         run=run,
         options=options,
@@ -140,7 +149,7 @@ def analyze_run(run: Run, options: AnalysisOptions | None = None) -> Analysis:
         decay_state=decay_state,
         fits=fits,
         products=products,
-        hops=hop_statistics(trajectories, dihedrals),
+        hops=hop_statistics(trajectories, dihedrals or no_dihedral),
         notes=notes,
     )
 
@@ -160,9 +169,34 @@ def _clean(value):
     return value
 
 
+def _products_dict(a: Analysis) -> dict | None:
+    prod = a.products
+    if prod is None:
+        return None
+    rows = zip(a.run.trajectories, a.dihedrals, prod.start, prod.product, strict=True)
+    return {
+        "counts": prod.counts,
+        "start_counts": dict(Counter(prod.start)),
+        "yields": {p: prod.yields[p].to_dict() for p in PRODUCTS},
+        "quantum_yield": prod.quantum_yield.to_dict(),
+        "trajectories": [
+            {
+                "index": t.index,
+                "status": t.status,
+                "final_state": t.final_state,
+                "initial_dihedral_deg": d[0],
+                "final_dihedral_deg": d[np.isfinite(d)][-1],
+                "start": s,
+                "product": p,
+            }
+            for t, (_, d), s, p in rows
+        ],
+    }
+
+
 def analysis_to_dict(a: Analysis) -> dict:
     """Every number of the analysis, JSON-ready (NaN as null)."""
-    run, pops, prod = a.run, a.populations, a.products
+    run, pops = a.run, a.populations
     trajectories = run.trajectories
     return _clean(
         {
@@ -190,27 +224,8 @@ def analysis_to_dict(a: Analysis) -> dict:
                 "state": a.decay_state,
                 "fits": {name: fit.to_dict() for name, fit in a.fits.items()},
             },
-            "dihedral": {"atoms": list(a.dihedral_atoms), "source": a.dihedral_source},
-            "products": {
-                "counts": prod.counts,
-                "start_counts": dict(Counter(prod.start)),
-                "yields": {p: prod.yields[p].to_dict() for p in PRODUCTS},
-                "quantum_yield": prod.quantum_yield.to_dict(),
-                "trajectories": [
-                    {
-                        "index": t.index,
-                        "status": t.status,
-                        "final_state": t.final_state,
-                        "initial_dihedral_deg": d[0],
-                        "final_dihedral_deg": d[np.isfinite(d)][-1],
-                        "start": s,
-                        "product": p,
-                    }
-                    for t, (_, d), s, p in zip(
-                        trajectories, a.dihedrals, prod.start, prod.product, strict=True
-                    )
-                ],
-            },
+            "dihedral": {"atoms": a.dihedral_atoms, "source": a.dihedral_source},
+            "products": _products_dict(a),
             "hops": a.hops.to_dict(),
         }
     )
@@ -241,19 +256,17 @@ def format_report(a: Analysis) -> str:
         if model == "delayed":
             text += f", t0 = {fit.t0:.1f} +- {fit.t0_se:.1f} fs"
         lines.append(f"S{a.decay_state} decay ({what}, {model}): {text}")
-    i, j, k, m = a.dihedral_atoms
-    lines.append(f"central dihedral: atoms {i} {j} {k} {m} ({a.dihedral_source})")
-    start = ", ".join(f"{s} {c}" for s, c in sorted(Counter(prod.start).items()))
-    lines.append(f"starting isomers: {start}")
-    lines.append(
-        f"products (yield [95% CI], {a.options.n_boot} bootstrap resamples): "
-        + ", ".join(
-            f"{p} {prod.counts[p]} ({_yield_text(prod.yields[p])})"
-            for p in PRODUCTS
-            if prod.counts[p] or p != "twisted"
-        )  # fmt: skip
-    )
-    lines.append(f"quantum yield of isomerisation: {_yield_text(prod.quantum_yield)}")
+    if prod is not None:
+        i, j, k, m = a.dihedral_atoms
+        lines.append(f"central dihedral: atoms {i} {j} {k} {m} ({a.dihedral_source})")
+        start = ", ".join(f"{s} {c}" for s, c in sorted(Counter(prod.start).items()))
+        lines.append(f"starting isomers: {start}")
+        shown = [p for p in PRODUCTS if prod.counts[p] or p != "twisted"]
+        lines.append(
+            f"products (yield [95% CI], {a.options.n_boot} bootstrap resamples): "
+            + ", ".join(f"{p} {prod.counts[p]} ({_yield_text(prod.yields[p])})" for p in shown)
+        )
+        lines.append(f"quantum yield of isomerisation: {_yield_text(prod.quantum_yield)}")
     hops = a.hops.to_dict()
     types = ", ".join(f"{t}: {c}" for t, c in hops["by_type"].items()) or "none"
     lines.append(

@@ -37,6 +37,12 @@ def add_analyze_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
         "(default: detect stilbene's C(ipso)-C=C-C(ipso))",
     )
     parser.add_argument(
+        "--no-dihedral",
+        dest="products",
+        action="store_false",
+        help="no dihedral, products or yields (systems without isomers, e.g. Tully's models)",
+    )
+    parser.add_argument(
         "--include-failed",
         action="store_true",
         help="analyse trajectories that blew up or drifted in energy too (default: counted only)",
@@ -49,9 +55,11 @@ def add_analyze_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
         "last state, e.g. S0 after stopping)",
     )
     parser.add_argument(
-        "--grid", type=float, metavar="FS", help="population time grid spacing, fs "
-        "(default: the frame interval)"
-    )  # fmt: skip
+        "--grid",
+        type=float,
+        metavar="FS",
+        help="population time grid spacing, fs (default: the smallest frame interval)",
+    )
     parser.add_argument(
         "--decay-state", type=int, help="state whose decay is fitted (default: the initial one)"
     )
@@ -101,6 +109,7 @@ def analyze_main(args: argparse.Namespace) -> int:
 
     options = AnalysisOptions(
         dihedral=tuple(args.dihedral) if args.dihedral else None,
+        products=args.products,
         include_failed=args.include_failed,
         hold_last=args.hold_last,
         grid_spacing_fs=args.grid,

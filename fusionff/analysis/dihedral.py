@@ -94,7 +94,8 @@ def detect_stilbene_dihedral(
         what = "no" if not found else f"{len(found)} candidate"
         raise ValueError(
             f"found {what} stilbene-like C=C bond(s) (each carbon bearing one H and one phenyl) "
-            "in the topology; give the four atoms of the dihedral with --dihedral I J K L"
+            "in the topology; give the four atoms of the dihedral with --dihedral I J K L "
+            "(or --no-dihedral for a system without isomers)"
         )
     return found[0]
 

@@ -1,4 +1,5 @@
-"""Figures of an analysis (matplotlib, Agg backend): populations, dihedrals, hops.
+"""Figures of an analysis: populations, dihedrals, hops (matplotlib ``Figure`` objects drawn
+straight to PNG by the Agg canvas, without pyplot or any global backend state).
 
 Each function takes an :class:`~fusionff.analysis.analyze.Analysis` and a path, writes one PNG
 and returns the path. Dihedrals are drawn as |dihedral| in [0, 180] degrees (0 cis, 180 trans)
@@ -9,14 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from fusionff.analysis.analyze import Analysis  # noqa: E402
-from fusionff.analysis.products import PRODUCTS  # noqa: E402
+from fusionff.analysis.analyze import Analysis
+from fusionff.analysis.products import PRODUCTS
 
 STATE_COLOURS = ("tab:blue", "tab:red", "tab:green", "tab:purple", "tab:orange", "tab:brown")
 
@@ -29,7 +28,6 @@ def _save(fig, path: Path) -> Path:
     path = Path(path)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path
 
 
@@ -37,7 +35,8 @@ def plot_populations(a: Analysis, path: Path) -> Path:
     """Active-state fractions with +-1 standard-error bands, mean |c|^2 (dashed) and the
     decay fits of the decaying state (black)."""
     p = a.populations
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
     for s in range(a.run.n_states):
         c = _colour(s)
         ax.plot(p.time, p.active[:, s], color=c, label=f"S{s} active")
@@ -62,7 +61,8 @@ def plot_populations(a: Analysis, path: Path) -> Path:
 def plot_dihedrals(a: Analysis, path: Path) -> Path:
     """|dihedral| against time for every trajectory, points coloured by active state; and a
     histogram of the final |dihedral| by product."""
-    fig, (ax, hist) = plt.subplots(1, 2, figsize=(10, 4.5), width_ratios=(2.2, 1))
+    fig = Figure(figsize=(10, 4.5))
+    ax, hist = fig.subplots(1, 2, width_ratios=(2.2, 1))
     for traj, (t, d) in zip(a.run.trajectories, a.dihedrals, strict=True):
         index = np.clip(np.searchsorted(traj.time, t + 1e-6, side="right") - 1, 0, None)
         state = traj.active_state[index]
@@ -79,9 +79,16 @@ def plot_dihedrals(a: Analysis, path: Path) -> Path:
     final = np.array([abs(d[np.isfinite(d)][-1]) for _, d in a.dihedrals])
     product = np.array(a.products.product)
     bins = np.linspace(0, 180, 19)
-    data = [final[product == name] for name in PRODUCTS]
-    hist.hist(data, bins=bins, stacked=True, label=list(PRODUCTS),
-              color=["tab:cyan", "tab:olive", "0.5", _colour(1)])  # fmt: skip
+    colours = dict(zip(PRODUCTS, ("tab:cyan", "tab:olive", "0.5", _colour(1)), strict=True))
+    shown = [name for name in PRODUCTS if (product == name).any()]
+    hist.hist(
+        [final[product == name] for name in shown],
+        bins=bins,
+        stacked=True,
+        label=shown,
+        color=[colours[name] for name in shown],
+    )
+    hist.yaxis.set_major_locator(MaxNLocator(integer=True))
     hist.set_xlabel("final |dihedral| (degrees)")
     hist.set_ylabel("trajectories")
     qy = a.products.quantum_yield
@@ -93,7 +100,8 @@ def plot_dihedrals(a: Analysis, path: Path) -> Path:
 def plot_hops(a: Analysis, path: Path) -> Path:
     """Hop times by type, the dihedral and gap at each hop, and hops per trajectory."""
     events = a.hops.events
-    fig, (times, geometry, counts) = plt.subplots(1, 3, figsize=(13, 4))
+    fig = Figure(figsize=(13, 4))
+    times, geometry, counts = fig.subplots(1, 3)
     types = sorted({(e.source, e.target) for e in events})
     t_end = float(a.populations.time[-1]) if len(a.populations.time) else 1.0
     bins = np.linspace(0.0, max(t_end, 1e-6), 26)
@@ -112,6 +120,8 @@ def plot_hops(a: Analysis, path: Path) -> Path:
             axis.legend(fontsize=8)
     n = a.hops.hops_per_trajectory
     counts.hist(n, bins=np.arange(-0.5, (n.max() if len(n) else 0) + 1.5), rwidth=0.8)
+    counts.xaxis.set_major_locator(MaxNLocator(integer=True))
+    times.yaxis.set_major_locator(MaxNLocator(integer=True))
     counts.set_xlabel("hops per trajectory")
     counts.set_ylabel("trajectories")
     counts.set_title(f"frustrated hops: {int(a.hops.frustrated_per_trajectory.sum())}", fontsize=9)
@@ -119,10 +129,10 @@ def plot_hops(a: Analysis, path: Path) -> Path:
 
 
 def plot_all(a: Analysis, directory: Path) -> list[Path]:
-    """populations.png, dihedral.png and hops.png in ``directory``."""
+    """populations.png, dihedral.png (when there are products) and hops.png in ``directory``."""
     directory = Path(directory)
-    return [
-        plot_populations(a, directory / "populations.png"),
-        plot_dihedrals(a, directory / "dihedral.png"),
-        plot_hops(a, directory / "hops.png"),
-    ]
+    written = [plot_populations(a, directory / "populations.png")]
+    if a.products is not None:
+        written.append(plot_dihedrals(a, directory / "dihedral.png"))
+    written.append(plot_hops(a, directory / "hops.png"))
+    return written

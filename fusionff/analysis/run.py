@@ -3,8 +3,14 @@
 The layout written by the ensemble runner (all of this module's knowledge of it)::
 
     <run_dir>/topology.pdb | topology.xyz      the molecule, atom order as in the trajectories
-    <run_dir>/summary.json                     {"config", "n_states", "dt_fs", "trajectories"}
+    <run_dir>/summary.json                     {"config", "trajectories", ...}
     <run_dir>/traj_00000.h5md, ...             H5MD 1.1, one file per trajectory
+
+(as written by :mod:`fusionff.dynamics.runner`). Each summary entry has ``index``, ``seed``,
+``initial_state``, ``final_state``, ``status``, ``hops`` [{time_fs, step, from, to}],
+``n_frustrated``, ``final_time_fs`` and optionally ``file`` (default ``traj_<index:05d>.h5md``).
+The number of states is the summary's ``n_states`` when given, else the width of the
+trajectories' energies; the time step ``dt_fs``, else ``config.dynamics.dt``.
 
 Each trajectory file holds ``particles/<group>/position/{step, time, value}`` (Angstrom, fs;
 readable by MDAnalysis) and per-frame observables ``observables/<name>/{step, time, value}``
@@ -23,8 +29,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-STATUSES = ("stopped", "time-limit", "energy-drift", "blew-up")
-"""Statuses a trajectory may end with (the runner's vocabulary)."""
+STATUSES = ("ok", "stopped", "time-limit", "energy-drift", "blew-up")
+"""Statuses a trajectory may end with (the runner's vocabulary: "ok" ran to the time limit
+without stop criteria, "stopped" met them, "time-limit" did not meet them in time)."""
 FAILED_STATUSES = frozenset({"energy-drift", "blew-up"})
 """Statuses whose trajectories are excluded from statistics by default."""
 TOPOLOGY_NAMES = ("topology.pdb", "topology.xyz")
@@ -84,7 +91,7 @@ class Run:
     topology: Path
     config: dict
     n_states: int
-    dt_fs: float
+    dt_fs: float | None
     trajectories: list[Trajectory]
     excluded: list[Trajectory] = field(default_factory=list)
 
@@ -165,7 +172,7 @@ def read_trajectory(run_dir: Path, entry: dict, n_states: int) -> Trajectory:
         Hop(float(h["time_fs"]), int(h["step"]), int(h["from"]), int(h["to"]))
         for h in _require(entry, "hops", where)
     ]
-    path = trajectory_path(run_dir, index)
+    path = run_dir / entry["file"] if "file" in entry else trajectory_path(run_dir, index)
     if not path.is_file():
         raise FileNotFoundError(f"{where}: trajectory file {path} not found")
     obs = _read_observables(path, n_states)
@@ -183,28 +190,43 @@ def read_trajectory(run_dir: Path, entry: dict, n_states: int) -> Trajectory:
     )
 
 
+def _n_states_of_file(path: Path) -> int:
+    with h5py.File(path, "r") as f:
+        if "observables/energies/value" not in f:
+            raise ValueError(f"{path}: missing observables/energies/value")
+        return int(f["observables/energies/value"].shape[1])
+
+
 def read_run(run_dir: str | Path, include_failed: bool = False) -> Run:
     """Read a run directory. Trajectories with a status in :data:`FAILED_STATUSES` go to
     ``Run.excluded`` unless ``include_failed``."""
     run_dir = Path(run_dir)
     summary_path = run_dir / "summary.json"
     if not summary_path.is_file():
-        raise FileNotFoundError(f"{run_dir}: no summary.json (is this a run directory?)")
+        raise FileNotFoundError(
+            f"{run_dir}: no summary.json (not a run directory, or the run has not finished)"
+        )
     summary = json.loads(summary_path.read_text())
-    n_states = int(_require(summary, "n_states", str(summary_path)))
     entries = _require(summary, "trajectories", str(summary_path))
     if not entries:
         raise ValueError(f"{summary_path}: no trajectories")
+    config = summary.get("config") or {}
+    n_states = summary.get("n_states")
+    if n_states is None:
+        first = entries[0]
+        path = run_dir / first.get("file", trajectory_path(run_dir, int(first["index"])).name)
+        n_states = _n_states_of_file(path)
+    dt_fs = summary.get("dt_fs", (config.get("dynamics") or {}).get("dt"))
     analysed, excluded = [], []
     for entry in entries:
-        traj = read_trajectory(run_dir, entry, n_states)
+        traj = read_trajectory(run_dir, entry, int(n_states))
         (excluded if traj.failed and not include_failed else analysed).append(traj)
     return Run(
         directory=run_dir,
         topology=find_topology(run_dir),
-        config=summary.get("config", {}),
-        n_states=n_states,
-        dt_fs=float(_require(summary, "dt_fs", str(summary_path))),
+        config=config,
+        n_states=int(n_states),
+        dt_fs=None if dt_fs is None else float(dt_fs),
         trajectories=analysed,
         excluded=excluded,
     )
