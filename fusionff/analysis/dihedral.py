@@ -32,7 +32,7 @@ def guess_bonds(elements: Sequence[str], positions: np.ndarray) -> list[tuple[in
     positions = np.asarray(positions, dtype=np.float64)
     unknown = sorted({e for e in elements if e not in COVALENT_RADII})
     if unknown:
-        raise ValueError(f"no covalent radius for element(s) {', '.join(unknown)}")
+        raise ValueError(f"no covalent radius for element(s) {', '.join(map(repr, unknown))}")
     radii = np.array([COVALENT_RADII[e] for e in elements])
     distance = np.linalg.norm(positions[:, None] - positions[None], axis=-1)
     bonded = distance < BOND_TOLERANCE * (radii[:, None] + radii[None])
@@ -65,8 +65,12 @@ def detect_stilbene_dihedral(
     Raises ValueError when there is not exactly one such C=C bond.
     """
     elements = [str(e).capitalize() for e in elements]
+    hint = "give the four atoms of the dihedral with --dihedral I J K L (or --no-dihedral)"
     if bonds is None:
-        bonds = guess_bonds(elements, positions)
+        try:
+            bonds = guess_bonds(elements, positions)
+        except ValueError as err:
+            raise ValueError(f"cannot find stilbene's dihedral: {err}; {hint}") from None
     neighbours: list[set[int]] = [set() for _ in elements]
     for i, j in bonds:
         neighbours[i].add(j)
@@ -94,8 +98,7 @@ def detect_stilbene_dihedral(
         what = "no" if not found else f"{len(found)} candidate"
         raise ValueError(
             f"found {what} stilbene-like C=C bond(s) (each carbon bearing one H and one phenyl) "
-            "in the topology; give the four atoms of the dihedral with --dihedral I J K L "
-            "(or --no-dihedral for a system without isomers)"
+            f"in the topology; {hint}"
         )
     return found[0]
 
@@ -116,7 +119,9 @@ def topology_dihedral(universe) -> Dihedral:
     try:
         elements = list(universe.atoms.elements)
     except AttributeError:
-        raise ValueError("the topology has no element symbols; give --dihedral I J K L") from None
+        raise ValueError(
+            "the topology has no element symbols; give --dihedral I J K L (or --no-dihedral)"
+        ) from None
     return detect_stilbene_dihedral(elements, universe.atoms.positions, bonds or None)
 
 
