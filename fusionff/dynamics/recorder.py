@@ -146,7 +146,10 @@ class BatchRecorder:
             "velocity": sub.velocities,
             "active_state": sub.active,
             "energies": sub.energies,
-            "populations": sub.populations,
+            # |c|^2 as re^2 + im^2: torch's complex abs() may differ in the last bit with the
+            # number of elements (vectorised vs scalar paths), which would make files depend
+            # on the batch size
+            "populations": sub.coefficients.real**2 + sub.coefficients.imag**2,
             "kinetic_energy": kinetic_energy(sub.velocities, sub.masses),
             "total_energy": total_energy(sub),
         }

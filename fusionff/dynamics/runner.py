@@ -156,7 +156,7 @@ class _Ensemble:
     # initial conditions ----------------------------------------------------------------
     def initial_conditions(self, seeds: torch.Tensor):
         ic = self.config.initial_conditions
-        if isinstance(self.structure, TullyModel):
+        if self.config.potential.kind == "tully":
             return tully_wave_packet(ic, self.structure, seeds.numel(), self.device)
         if self.hessian is None:
             self.hessian = reference_hessian(
@@ -175,7 +175,7 @@ class _Ensemble:
             TrajectoryFile(
                 self.out / f"traj_{i:05d}.h5md",
                 topology.numbers,
-                topology.get_masses() if self.atoms is not None else [self.structure.mass_amu],
+                topology.get_masses() if self.atoms is not None else [TullyModel.mass_amu],
                 self.structure.n_states,
             )
             for i in indices
@@ -354,7 +354,7 @@ def run_ensemble(
     *,
     restart: bool = False,
     structure: ElectronicStructure | None = None,
-    log: TextIO | None = sys.stderr,
+    log: TextIO | None = None,
 ) -> dict[str, Any]:
     """Run (or continue) the ensemble of ``config``; returns the summary (also in summary.json).
 
@@ -362,7 +362,7 @@ def run_ensemble(
         restart: delete the output directory's run files first instead of continuing.
         structure: an electronic structure to use instead of ``config.potential`` (tests, or a
             potential built in Python); it must be the same on a resumed run.
-        log: where progress lines go (None: silent).
+        log: where progress lines go (None: silent; ``fusionff run`` uses stderr).
     """
     ensemble = _Ensemble(config, structure, log)
     saved = ensemble.prepare(restart)
@@ -389,5 +389,5 @@ def run_ensemble(
 def run_main(args) -> int:
     """``fusionff run CONFIG.yaml [--restart]``."""
     config = RunConfig.from_yaml(args.config)
-    run_ensemble(config, restart=args.restart)
+    run_ensemble(config, restart=args.restart, log=sys.stderr)
     return 0
