@@ -10,6 +10,7 @@ from fusionff.dynamics.algorithms import (
     get_algorithm,
     register_algorithm,
 )
+from fusionff.dynamics.ase_driver import HopEvent, SurfaceHopping
 from fusionff.dynamics.engine import SurfaceHoppingConfig, initial_state, run, step, total_energy
 from fusionff.dynamics.protocol import ASECalculatorStructure, ElectronicStructure, StateOutputs
 from fusionff.dynamics.rng import trajectory_seeds, uniform
@@ -21,9 +22,11 @@ __all__ = [
     "ALGORITHMS",
     "ASECalculatorStructure",
     "ElectronicStructure",
+    "HopEvent",
     "HoppingAlgorithm",
     "StateOutputs",
     "Status",
+    "SurfaceHopping",
     "SurfaceHoppingConfig",
     "SurfaceHoppingState",
     "TULLY_MODELS",
