@@ -116,9 +116,10 @@ def analyze_run(run: Run, options: AnalysisOptions | None = None) -> Analysis:
             + f"); the decay fitted is that of S{decay_state}"
         )
 
-    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(options.seed).spawn(4)]
+    seeds = np.random.SeedSequence(options.seed).spawn(len(FITS) + 1)
+    *fit_rngs, yield_rng = [np.random.default_rng(s) for s in seeds]
     fits = {}
-    for (curve, model), rng in zip(FITS, streams, strict=False):
+    for (curve, model), rng in zip(FITS, fit_rngs, strict=True):
         values = per_trajectory(
             trajectories, decay_state, grid, options.hold_last, electronic=curve == "electronic"
         )
@@ -136,7 +137,7 @@ def analyze_run(run: Run, options: AnalysisOptions | None = None) -> Analysis:
             ground_state=options.ground_state,
             thresholds=Thresholds(options.cis_below, options.trans_above),
             n_boot=options.n_boot,
-            rng=streams[-1],
+            rng=yield_rng,
         )
     no_dihedral = [(t.time, np.full(len(t.time), np.nan)) for t in trajectories]
     return Analysis(
