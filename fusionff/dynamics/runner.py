@@ -80,9 +80,15 @@ def build_structure(config: RunConfig, atoms: Atoms | None, device: torch.device
 
 
 def _resolve_device(name: str) -> torch.device:
-    from fusionff.potential import resolve_device
-
-    return resolve_device(name)
+    """As :func:`fusionff.potential.resolve_device` (auto -> CUDA if present; CUDA asked for
+    and absent is an error), without importing the model code for Tully runs."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device: {name!r} was asked for, but CUDA is not available here")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise ValueError(f"device: 'auto', 'cpu' or 'cuda[:k]', got {name!r}")
+    return torch.device(name)
 
 
 def _atomic_write(path: Path, write_to) -> None:
