@@ -183,7 +183,7 @@ def read_trajectory(run_dir: Path, entry: dict, n_states: int) -> Trajectory:
         final_state=int(_require(entry, "final_state", where)),
         status=status,
         hops=hops,
-        n_frustrated=int(entry.get("n_frustrated", 0)),
+        n_frustrated=int(_require(entry, "n_frustrated", where)),
         final_time_fs=float(_require(entry, "final_time_fs", where)),
         path=path,
         **obs,
