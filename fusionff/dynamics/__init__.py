@@ -41,3 +41,9 @@ __all__ = [
     "tully_scattering",
     "uniform",
 ]
+
+# ensemble runner (``fusionff run``)
+from fusionff.dynamics.run_config import RunConfig, RunConfigError  # noqa: E402
+from fusionff.dynamics.runner import run_ensemble  # noqa: E402
+
+__all__ += ["RunConfig", "RunConfigError", "run_ensemble"]
