@@ -151,21 +151,36 @@ class FailAfter:
 
 
 def test_interrupted_run_resumes_to_identical_files(tmp_path):
-    """A run interrupted mid-batch (after its first checkpoint) and run again gives the same
-    H5MD contents and summary (wall-clock fields aside) as an uninterrupted run."""
-    whole = RunConfig.from_yaml(tully_input(tmp_path, "whole"))
-    run_ensemble(whole, log=None)
-    parts = RunConfig.from_yaml(tully_input(tmp_path, "parts"))
-    with pytest.raises(Interrupted):
-        run_ensemble(parts, structure=FailAfter(250), log=None)  # batch 1, after step 200
-    saved = torch.load(tmp_path / "parts" / "checkpoint.pt", weights_only=True)
-    assert saved["batch"] == 0 and saved["steps_done"] == 200
-    run_ensemble(parts, log=None)
-    for i in range(6):
-        assert_same_file(
-            tmp_path / "whole" / f"traj_{i:05d}.h5md", tmp_path / "parts" / f"traj_{i:05d}.h5md"
-        )
-    assert summary_without_clock(tmp_path / "whole") == summary_without_clock(tmp_path / "parts")
+    """Runs interrupted mid-batch (in the first batch after its first checkpoint, and in the
+    last batch, whose predecessor is then skipped) and run again give the same H5MD contents
+    and summary (wall-clock fields aside) as an uninterrupted run."""
+    counter = FailAfter(10**9)
+    run_ensemble(RunConfig.from_yaml(tully_input(tmp_path, "whole")), structure=counter, log=None)
+    total = 10**9 - counter.calls
+    for name, calls, batch in (("first", 250, 0), ("last", total - 30, 1)):
+        config = RunConfig.from_yaml(tully_input(tmp_path, name))
+        with pytest.raises(Interrupted):
+            run_ensemble(config, structure=FailAfter(calls), log=None)
+        saved = torch.load(tmp_path / name / "checkpoint.pt", weights_only=True)
+        assert saved["batch"] == batch and saved["state"] is not None
+        run_ensemble(config, log=None)
+        for i in range(6):
+            assert_same_file(
+                tmp_path / "whole" / f"traj_{i:05d}.h5md", tmp_path / name / f"traj_{i:05d}.h5md"
+            )
+        assert summary_without_clock(tmp_path / "whole") == summary_without_clock(tmp_path / name)
+
+
+def test_energy_drift_is_flagged(tmp_path):
+    """With a drift threshold below the integrator's error every trajectory is flagged
+    'energy-drift' and stopped, in the summary and in its file."""
+    config = RunConfig.from_yaml(
+        tully_input(tmp_path, dynamics={"dt": 0.2, "max_energy_drift": 1e-12})
+    )
+    summary = run_ensemble(config, log=None)
+    assert summary["status_counts"] == {"energy-drift": 6}
+    with h5py.File(tmp_path / "run" / "traj_00003.h5md", "r") as f:
+        assert f["parameters"].attrs["status"] == "energy-drift"
 
 
 def test_trajectories_do_not_depend_on_batch_size(tmp_path):
