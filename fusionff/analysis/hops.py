@@ -63,6 +63,8 @@ class HopStatistics:
     events: list[HopEvent]
     hops_per_trajectory: np.ndarray
     frustrated_per_trajectory: np.ndarray
+    frustrated_times_fs: np.ndarray | None = None
+    """Times of the frustrated attempts, when the summary lists them."""
 
     def to_dict(self, n_bins: int = 20) -> dict:
         times = np.array([e.time_fs for e in self.events])
@@ -86,6 +88,7 @@ class HopStatistics:
                 float(self.frustrated_per_trajectory.mean()) if len(n_hops) else None
             ),
             "hop_time_histogram": histogram,
+            "frustrated_times_fs": self.frustrated_times_fs,
             "events": [
                 {
                     "trajectory": e.trajectory,
@@ -110,8 +113,13 @@ def hop_statistics(
         for traj, (t, d) in zip(trajectories, dihedrals, strict=True)
         for e in hop_events(traj, t, d)
     ]
+    listed = [t.frustrated_hops for t in trajectories]
+    frustrated_times = None
+    if all(hops is not None for hops in listed):
+        frustrated_times = np.array([h.time_fs for hops in listed for h in hops])
     return HopStatistics(
         events=events,
         hops_per_trajectory=np.array([len(t.hops) for t in trajectories], dtype=np.int64),
         frustrated_per_trajectory=np.array([t.n_frustrated for t in trajectories], dtype=np.int64),
+        frustrated_times_fs=frustrated_times,
     )

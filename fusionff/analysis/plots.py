@@ -110,6 +110,10 @@ def plot_hops(a: Analysis, path: Path) -> Path:
         label = f"S{source} -> S{target}"
         times.hist([e.time_fs for e in sel], bins=bins, alpha=0.6, label=label)
         geometry.scatter([abs(e.dihedral) for e in sel], [e.gap for e in sel], s=10, label=label)
+    frustrated = a.hops.frustrated_times_fs
+    if frustrated is not None and len(frustrated):
+        times.hist(frustrated, bins=bins, histtype="step", color="k", label="frustrated")
+        times.legend(fontsize=8)
     times.set_xlabel("hop time (fs)")
     times.set_ylabel("hops")
     geometry.set_xlabel("|central dihedral| at hop (degrees)")

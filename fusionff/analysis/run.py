@@ -8,7 +8,8 @@ The layout written by the ensemble runner (all of this module's knowledge of it)
 
 (as written by :mod:`fusionff.dynamics.runner`). Each summary entry has ``index``, ``seed``,
 ``initial_state``, ``final_state``, ``status``, ``hops`` [{time_fs, step, from, to}],
-``n_frustrated``, ``final_time_fs`` and optionally ``file`` (default ``traj_<index:05d>.h5md``).
+``n_frustrated``, ``final_time_fs``, optionally ``frustrated_hops`` (same fields) and ``file``
+(default ``traj_<index:05d>.h5md``).
 The number of states is the summary's ``n_states`` when given, else the width of the
 trajectories' energies; the time step ``dt_fs``, else ``config.dynamics.dt``.
 
@@ -68,6 +69,8 @@ class Trajectory:
     status: str
     hops: list[Hop]
     n_frustrated: int
+    frustrated_hops: list[Hop] | None
+    """The frustrated attempts when the summary lists them (the runner does), else None."""
     final_time_fs: float
     path: Path
     time: np.ndarray
@@ -161,6 +164,15 @@ def _read_observables(path: Path, n_states: int) -> dict[str, np.ndarray]:
     return out
 
 
+def _hops(rows: list[dict], where: str) -> list[Hop]:
+    try:
+        return [
+            Hop(float(h["time_fs"]), int(h["step"]), int(h["from"]), int(h["to"])) for h in rows
+        ]
+    except KeyError as err:
+        raise ValueError(f"{where}: a hop without {err}") from None
+
+
 def read_trajectory(run_dir: Path, entry: dict, n_states: int) -> Trajectory:
     """One trajectory from its summary ``entry`` and its H5MD file."""
     where = f"{run_dir / 'summary.json'}: trajectory {entry.get('index', '?')}"
@@ -168,10 +180,8 @@ def read_trajectory(run_dir: Path, entry: dict, n_states: int) -> Trajectory:
     status = str(_require(entry, "status", where))
     if status not in STATUSES:
         raise ValueError(f"{where}: unknown status {status!r} (known: {', '.join(STATUSES)})")
-    hops = [
-        Hop(float(h["time_fs"]), int(h["step"]), int(h["from"]), int(h["to"]))
-        for h in _require(entry, "hops", where)
-    ]
+    hops = _hops(_require(entry, "hops", where), where)
+    frustrated = entry.get("frustrated_hops")
     path = run_dir / entry["file"] if "file" in entry else trajectory_path(run_dir, index)
     if not path.is_file():
         raise FileNotFoundError(f"{where}: trajectory file {path} not found")
@@ -184,6 +194,7 @@ def read_trajectory(run_dir: Path, entry: dict, n_states: int) -> Trajectory:
         status=status,
         hops=hops,
         n_frustrated=int(_require(entry, "n_frustrated", where)),
+        frustrated_hops=None if frustrated is None else _hops(frustrated, where),
         final_time_fs=float(_require(entry, "final_time_fs", where)),
         path=path,
         **obs,

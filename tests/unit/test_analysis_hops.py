@@ -29,6 +29,7 @@ def test_hop_statistics_of_a_synthetic_run(tmp_path):
     assert stats.frustrated_per_trajectory.sum() == sum(
         e["n_frustrated"] for e in summary["trajectories"]
     )
+    assert len(stats.frustrated_times_fs) == stats.frustrated_per_trajectory.sum() > 0
     by_index = {t.index: (t, d) for t, d in zip(run.trajectories, dihedrals, strict=True)}
     for event in stats.events:
         traj, (t, d) = by_index[event.trajectory]

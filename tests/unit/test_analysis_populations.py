@@ -27,7 +27,8 @@ def trajectory(time, states, populations=None, n_states=2) -> Trajectory:
     n = len(time)
     return Trajectory(
         index=0, seed=0, initial_state=int(states[0]), final_state=int(states[-1]),
-        status="stopped", hops=[], n_frustrated=0, final_time_fs=float(time[-1]),
+        status="stopped", hops=[], n_frustrated=0, frustrated_hops=[],
+        final_time_fs=float(time[-1]),
         path=Path("none.h5md"), time=time, step=np.arange(n), active_state=states,
         energies=np.zeros((n, n_states)), populations=np.asarray(populations, dtype=float),
         kinetic_energy=np.zeros(n), total_energy=np.zeros(n),

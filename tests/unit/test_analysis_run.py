@@ -101,7 +101,8 @@ def test_trajectory_contents_match_the_summary(run_dir):
 
 def test_runner_summary_without_top_level_n_states_or_dt(run_dir, tmp_path):
     """The runner's summary has neither n_states nor dt_fs: the states come from the files,
-    dt from config.dynamics.dt; an entry's 'file' names its trajectory; status 'ok' is known."""
+    dt from config.dynamics.dt; an entry's 'file' names its trajectory; status 'ok' is known;
+    frustrated_hops is optional."""
     target = copy_run(run_dir, tmp_path)
     summary = json.loads((target / "summary.json").read_text())
     del summary["n_states"], summary["dt_fs"]
@@ -109,11 +110,14 @@ def test_runner_summary_without_top_level_n_states_or_dt(run_dir, tmp_path):
     (target / "traj_00002.h5md").rename(target / "renamed.h5md")
     summary["trajectories"][2]["file"] = "renamed.h5md"
     summary["trajectories"][3]["status"] = "ok"
+    summary["trajectories"][4].pop("frustrated_hops")
     (target / "summary.json").write_text(json.dumps(summary))
     run = read_run(target)
     assert run.n_states == 2 and run.dt_fs == 0.25
     assert run.trajectories[2].path.name == "renamed.h5md"
     assert run.status_counts["ok"] == 1
+    assert run.trajectories[4].frustrated_hops is None
+    assert run.trajectories[5].frustrated_hops is not None
 
 
 def test_xyz_topology_is_found(tmp_path):
