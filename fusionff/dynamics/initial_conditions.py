@@ -51,21 +51,29 @@ def _generator(seed: int) -> np.random.Generator:
     return np.random.default_rng(int(seed) & 0xFFFFFFFFFFFFFFFF)
 
 
+def _cached_source(path: Path) -> str | None:
+    with np.load(path) as data:
+        return str(data["source"]) if "source" in data else None
+
+
 def reference_hessian(
     spec: WignerSpec,
     atoms: Atoms,
     structure: ElectronicStructure,
     device: torch.device,
     cache: Path,
+    source: str = "",
 ) -> np.ndarray:
     """(3N, 3N) eV/Angstrom^2 at ``atoms``: read from ``spec.hessian``, or computed by central
-    differences of the S0 forces of ``structure`` (6N evaluations) and cached in ``cache``.
+    differences of the S0 forces of ``structure`` (6N evaluations) and cached in ``cache``
+    together with ``source`` (a description of the potential: a cache from another source is
+    recomputed).
 
     A file whose ``numbers`` or ``positions`` do not match ``atoms`` (1e-4 Angstrom) is an error.
     """
     path = cache if spec.hessian == "compute" else Path(spec.hessian)
     n = len(atoms)
-    if path.exists():
+    if path.exists() and not (spec.hessian == "compute" and _cached_source(path) != source):
         data = np.load(path)
         if "hessian" not in data:
             raise ValueError(f"{path}: no 'hessian' array (keys: {sorted(data)})")
@@ -91,7 +99,14 @@ def reference_hessian(
     hessian = finite_difference_hessian(s0_forces, atoms.positions, step=spec.step)
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_suffix(".tmp.npz")
-    np.savez(tmp, hessian=hessian, positions=atoms.positions, numbers=atoms.numbers, step=spec.step)
+    np.savez(
+        tmp,
+        hessian=hessian,
+        positions=atoms.positions,
+        numbers=atoms.numbers,
+        step=spec.step,
+        source=source,
+    )
     tmp.replace(cache)
     return hessian
 

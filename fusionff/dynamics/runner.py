@@ -97,9 +97,20 @@ def _atomic_write(path: Path, write_to) -> None:
     os.replace(tmp, path)
 
 
-def _config_digest(resolved: dict[str, Any]) -> str:
+def _potential_fingerprint(config: RunConfig) -> str:
+    """The potential spec plus, for a model file, the SHA-256 of its bytes."""
+    p = config.potential
+    content = ""
+    if p.kind == "model" and Path(p.path).exists():
+        content = hashlib.sha256(Path(p.path).read_bytes()).hexdigest()
+    return json.dumps({"potential": vars(p), "model_sha256": content}, sort_keys=True)
+
+
+def _config_digest(resolved: dict[str, Any], fingerprint: str) -> str:
+    """Identifies a run: the resolved config (output directory aside) and the potential."""
     relevant = {k: v for k, v in resolved.items() if k != "output"}
-    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()
+    text = json.dumps(relevant, sort_keys=True) + fingerprint
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _state_to_plain(state: SurfaceHoppingState) -> dict[str, torch.Tensor | None]:
@@ -115,7 +126,8 @@ class _Ensemble:
         self.device = _resolve_device(config.device)
         self.log = log
         self.resolved = config.as_dict()
-        self.digest = _config_digest(self.resolved)
+        self.fingerprint = _potential_fingerprint(config)
+        self.digest = _config_digest(self.resolved, self.fingerprint)
         self.atoms = None if config.structure is None else read(config.structure)
         self.structure: ElectronicStructure = structure or build_structure(
             config, self.atoms, self.device
@@ -145,7 +157,7 @@ class _Ensemble:
             raise ValueError(f"{checkpoint}: not a fusionff run checkpoint")
         if saved["config_sha256"] != self.digest:
             raise ValueError(
-                f"{checkpoint}: written by a run with another config (see "
+                f"{checkpoint}: written by a run with another config or potential file (see "
                 f"{self.out / 'config.yaml'}); use another output directory or --restart"
             )
         return saved
@@ -166,7 +178,12 @@ class _Ensemble:
             return tully_wave_packet(ic, self.structure, seeds.numel(), self.device)
         if self.hessian is None:
             self.hessian = reference_hessian(
-                ic.wigner, self.atoms, self.structure, self.device, self.out / "hessian.npz"
+                ic.wigner,
+                self.atoms,
+                self.structure,
+                self.device,
+                self.out / "hessian.npz",
+                source=self.fingerprint,
             )
         return sample_molecules(ic, self.atoms, self.hessian, self.structure, seeds, self.device)
 

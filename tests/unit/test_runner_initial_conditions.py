@@ -49,15 +49,19 @@ class Untouchable(Harmonic):
 
 def test_computed_hessian_is_exact_for_a_harmonic_model_and_cached(tmp_path):
     """'compute' differentiates the S0 forces: k times the identity for an isotropic harmonic
-    model; the result is cached and read back without new evaluations."""
+    model; the result is cached and read back without new evaluations, unless it was computed
+    for another potential."""
     atoms = molecule("C2H4")
     spec = WignerSpec(temperature=300, hessian="compute")
     cache = tmp_path / "hessian.npz"
-    hessian = reference_hessian(spec, atoms, Harmonic(atoms.positions), CPU, cache)
+    hessian = reference_hessian(spec, atoms, Harmonic(atoms.positions), CPU, cache, "k=30")
     np.testing.assert_allclose(hessian, 30.0 * np.eye(18), atol=1e-8)
     assert cache.exists()
-    again = reference_hessian(spec, atoms, Untouchable(atoms.positions), CPU, cache)
+    again = reference_hessian(spec, atoms, Untouchable(atoms.positions), CPU, cache, "k=30")
     np.testing.assert_array_equal(again, hessian)
+    # another potential: the cache is stale and recomputed
+    other = reference_hessian(spec, atoms, Harmonic(atoms.positions, k=10.0), CPU, cache, "k=10")
+    np.testing.assert_allclose(other, 10.0 * np.eye(18), atol=1e-8)
 
 
 def test_hessian_file_at_other_positions_is_rejected(tmp_path):
