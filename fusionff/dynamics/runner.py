@@ -291,6 +291,7 @@ class _Ensemble:
 
     def record(self, index: int, f: TrajectoryFile, state, k: int, initial: dict) -> dict:
         status = Status(int(state.status[k]))
+        c = state.coefficients[k]  # |c|^2 as in the files (see BatchRecorder)
         name = STATUS_NAMES[status]
         if status == Status.TIME_LIMIT and self.config.stop is None:
             name = "ok"
@@ -318,7 +319,7 @@ class _Ensemble:
             "n_frustrated": int(state.n_frustrated[k]),
             "hops": hops,
             "frustrated_hops": frustrated,
-            "final_populations": state.populations[k].tolist(),
+            "final_populations": (c.real**2 + c.imag**2).tolist(),
         }
 
     def progress(self, batch, n_batches, steps_done, state, advanced, seconds) -> None:
