@@ -15,6 +15,7 @@ trajectories that are still running. With ``hold_last=False`` they leave the ens
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -73,34 +74,26 @@ def population_curves(
     hold_last: bool = True,
 ) -> PopulationCurves:
     """Active-state fractions and mean |c|^2 with standard errors on ``grid`` (default:
-    :func:`default_grid`)."""
+    :func:`default_grid`): column statistics of :func:`per_trajectory`."""
     if grid is None:
         grid = default_grid(trajectories)
     grid = np.asarray(grid, dtype=np.float64)
-    T, S = len(grid), n_states
-    active_sum = np.zeros((T, S))
-    elec_sum = np.zeros((T, S))
-    elec_sq = np.zeros((T, S))
-    n = np.zeros(T, dtype=np.int64)
     for traj in trajectories:
-        index = sample_frames(traj.time, grid, hold_last)
-        ok = index >= 0
-        states = traj.active_state[index[ok]]
-        if states.min(initial=0) < 0 or states.max(initial=0) >= S:
-            raise ValueError(f"{traj.path}: active state outside 0..{S - 1}")
-        active_sum[np.flatnonzero(ok), states] += 1.0
-        pops = traj.populations[index[ok]]
-        elec_sum[ok] += pops
-        elec_sq[ok] += pops**2
-        n += ok
-    with np.errstate(invalid="ignore", divide="ignore"):
-        nn = n[:, None].astype(np.float64)
-        active = active_sum / nn
-        active_se = np.sqrt(active * (1.0 - active) / nn)
-        electronic = elec_sum / nn
-        variance = np.clip(elec_sq - nn * electronic**2, 0.0, None) / (nn - 1.0)
-        electronic_se = np.where(nn > 1, np.sqrt(variance / nn), np.nan)
-    return PopulationCurves(grid, active, active_se, electronic, electronic_se, n)
+        if traj.active_state.min() < 0 or traj.active_state.max() >= n_states:
+            raise ValueError(f"{traj.path}: active state outside 0..{n_states - 1}")
+    states = range(n_states)
+    active = np.stack([per_trajectory(trajectories, s, grid, hold_last) for s in states], -1)
+    electronic = np.stack(
+        [per_trajectory(trajectories, s, grid, hold_last, electronic=True) for s in states], -1
+    )
+    n = np.isfinite(active[..., 0]).sum(axis=0)
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # times with fewer than 2 trajectories
+        fraction = np.nanmean(active, axis=0)
+        mean = np.nanmean(electronic, axis=0)
+        sem = np.nanstd(electronic, axis=0, ddof=1) / np.sqrt(n)[:, None]
+    binomial = np.sqrt(fraction * (1.0 - fraction) / n[:, None])
+    return PopulationCurves(grid, fraction, binomial, mean, sem, n)
 
 
 def per_trajectory(
