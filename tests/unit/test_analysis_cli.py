@@ -123,6 +123,7 @@ def test_analysis_imports_no_torch():
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
 
+@pytest.mark.filterwarnings("ignore:Unknown masses:PendingDeprecationWarning")  # MDAnalysis, X
 def test_runner_output_directory_is_analysed(tmp_path, capsys):
     """A real (tiny) ensemble from the runner, Tully's model 1: analysed with --no-dihedral (its
     one particle has no isomers); the stilbene detector refuses it with a clear message."""
