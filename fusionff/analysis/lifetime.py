@@ -9,8 +9,8 @@ The standard errors from the fit covariance treat the grid points as independent
 they are not (a population curve is a cumulative quantity, its residuals are correlated over
 about tau), so they understate the uncertainty, often by an order of magnitude. The
 reported ``tau_se`` / ``t0_se`` are therefore bootstrap standard errors over trajectories
-(resample trajectories with replacement, rebuild the curve, refit) when an indicator matrix
-is given; the covariance errors are kept as ``tau_se_fit`` / ``t0_se_fit``.
+(resample trajectories with replacement, rebuild the curve, refit) when per-trajectory values
+are given; the covariance errors are kept as ``tau_se_fit`` / ``t0_se_fit``.
 """
 
 from __future__ import annotations
@@ -93,27 +93,27 @@ def _fit(t: np.ndarray, p: np.ndarray, model: str) -> tuple[np.ndarray, np.ndarr
 
 def fit_decay(
     time: np.ndarray,
-    indicator: np.ndarray,
+    values: np.ndarray,
     model: str = "delayed",
     n_boot: int = 200,
     rng: np.random.Generator | None = None,
 ) -> DecayFit:
     """Fit the decay of a population and bootstrap its errors over trajectories.
 
-    time: (T,) fs. indicator: (n_traj, T), each trajectory's 1/0 occupation of the state (NaN
-    where it does not contribute) whose column means are the curve, or a (T,) curve itself
-    (then only covariance errors). n_boot: bootstrap resamples (0: covariance errors only);
-    rng: the generator drawing them (default: seed 0).
+    time: (T,) fs. values: (n_traj, T), each trajectory's 1/0 occupation of the state or its
+    |c|^2 (NaN where it does not contribute), whose column means are the curve; or a (T,)
+    curve itself (then only covariance errors). n_boot: bootstrap resamples (0: covariance
+    errors only); rng: the generator drawing them (default: seed 0).
     """
     if model not in MODELS:
         raise ValueError(f"unknown decay model {model!r} (known: {', '.join(MODELS)})")
     time = np.asarray(time, dtype=np.float64)
-    indicator = np.atleast_2d(np.asarray(indicator, dtype=np.float64))
-    if indicator.shape[1] != len(time):
-        raise ValueError(f"indicator has {indicator.shape[1]} times, grid has {len(time)}")
+    values = np.atleast_2d(np.asarray(values, dtype=np.float64))
+    if values.shape[1] != len(time):
+        raise ValueError(f"values has {values.shape[1]} times, grid has {len(time)}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
-        curve = np.nanmean(indicator, axis=0)
+        curve = np.nanmean(values, axis=0)
     try:
         params, cov = _fit(time, curve, model)
     except (RuntimeError, ValueError) as err:
@@ -125,11 +125,11 @@ def fit_decay(
     rmsd = float(np.sqrt(np.mean((delayed_exponential(time[ok], t0, tau) - curve[ok]) ** 2)))
 
     tau_se, t0_se, done = float(tau_se_fit), float(t0_se_fit), 0
-    if n_boot > 0 and len(indicator) > 1:
+    if n_boot > 0 and len(values) > 1:
         rng = np.random.default_rng(0) if rng is None else rng
         samples = []
         for _ in range(n_boot):
-            rows = indicator[rng.integers(0, len(indicator), len(indicator))]
+            rows = values[rng.integers(0, len(values), len(values))]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
                 resampled = np.nanmean(rows, axis=0)
