@@ -108,6 +108,9 @@ class TrainConfig:
         early_stopping_patience: stop after this many epochs without a lower validation loss
             (None: never).
         checkpoint_every: write ``checkpoint.pt`` every this many epochs (and at the end).
+        time_limit_minutes: end this invocation (checkpoint, model file and report written)
+            after the first epoch that ends past this wall-clock time; running the same
+            config again resumes up to ``max_epochs`` (None: no limit). For batch queues.
         dtype: ``float32`` or ``float64`` (model and labels).
         device: ``auto``, ``cpu`` or ``cuda[:k]`` (asking for CUDA without it is an error).
         seed: initial weights and batch order (and the split unless ``split.seed`` is set).
@@ -125,6 +128,7 @@ class TrainConfig:
     ema_decay: float = 0.99
     early_stopping_patience: int | None = 50
     checkpoint_every: int = 1
+    time_limit_minutes: float | None = None
     dtype: str = "float64"
     device: str = "auto"
     seed: int = 0
@@ -178,6 +182,8 @@ class TrainConfig:
             ("loss.energy", self.loss.energy >= 0, "must be >= 0"),
             ("loss.forces", self.loss.forces >= 0, "must be >= 0"),
         ]
+        limit = self.time_limit_minutes
+        rules.append(("time_limit_minutes", limit is None or limit > 0, "must be positive"))
         patience = self.early_stopping_patience
         rules.append(("early_stopping_patience", patience is None or patience >= 1, "must be >= 1"))
         clip = self.optimizer.clip_grad_norm

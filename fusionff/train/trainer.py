@@ -48,6 +48,7 @@ RESUMABLE_CHANGES = (
     "max_epochs",
     "early_stopping_patience",
     "checkpoint_every",
+    "time_limit_minutes",
     "device",
 )
 """Config keys that may differ between a run and its continuation (split.json checks that the
@@ -147,6 +148,7 @@ class Trainer:
         run as a kill would).
         """
         c = self.config
+        invoked = time.perf_counter()
         while self.epoch < c.max_epochs and not self.stopped_early:
             start = time.perf_counter()
             train_loss = self._train_epoch()
@@ -180,11 +182,19 @@ class Trainer:
             self._say(report.progress_line(record, c.max_epochs, improved))
             if self.stopped_early:
                 self._say(f"early stopping: no lower validation loss in {patience} epochs")
-            done = self.epoch >= c.max_epochs or self.stopped_early
+            limit = c.time_limit_minutes
+            out_of_time = limit is not None and time.perf_counter() - invoked > 60 * limit
+            done = self.epoch >= c.max_epochs or self.stopped_early or out_of_time
             if done or self.epoch % c.checkpoint_every == 0:
                 self.save_checkpoint()
             if on_epoch_end is not None:
                 on_epoch_end(self)
+            if out_of_time and self.epoch < c.max_epochs:
+                self._say(
+                    f"time limit of {limit} min reached after epoch {self.epoch}; "
+                    "run the same config again to continue"
+                )
+                break
         return self._finish()
 
     def _train_epoch(self) -> float:

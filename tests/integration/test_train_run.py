@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
@@ -182,3 +183,16 @@ def test_early_stopping(toy, tmp_path):
     ).fit()
     assert result.stopped_early and result.epochs < 30
     assert result.epochs == result.best_epoch + 1
+
+
+def test_time_limit_ends_invocation_with_model_and_resumes(toy, tmp_path):
+    """With a wall-clock limit already exceeded after one epoch, the run stops there, still
+    writes its model file, and the same config run again continues to max_epochs."""
+    config = tiny_config(toy, tmp_path / "run", max_epochs=3, time_limit_minutes=1e-9)
+    first = Trainer(config, log=io.StringIO())
+    first.fit()
+    assert first.epoch == 1
+    assert (tmp_path / "run" / "model.fff").exists()
+    second = Trainer(config, log=io.StringIO())
+    second.fit()
+    assert second.epoch == 2  # one more epoch per invocation under this limit
