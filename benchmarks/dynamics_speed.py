@@ -322,6 +322,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     ap.add_argument("--skip-tully", action="store_true")
     ap.add_argument("--skip-ml", action="store_true")
+    ap.add_argument("--out", default=None, help="default benchmarks/results/dynamics_<device>.json")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -347,8 +348,8 @@ def main() -> None:
     if not args.skip_ml:
         rows, description = bench_ml(args, device, sync)
         result["ml_stilbene"] = {"model": description, "rows": rows}
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"dynamics_{device.type}.json"
+    out = Path(args.out) if args.out else RESULTS / f"dynamics_{device.type}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}")
 

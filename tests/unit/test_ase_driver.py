@@ -235,3 +235,13 @@ def test_invalid_arguments_are_errors():
     atoms.positions[0, 0] += 0.01
     with pytest.raises(ValueError, match="changed outside"):
         dyn.run(1)
+
+
+def test_flagged_trajectory_stops_the_run_with_its_status():
+    """A trajectory the engine flags (here ENERGY_DRIFT at a tiny threshold) raises, naming the
+    status, instead of running on."""
+    atoms = _triangle(seed=4)
+    atoms.calc = CoupledTriangle(state=1)
+    dyn = SurfaceHopping(atoms, 0.5 * units.fs, algorithm="fssh", max_energy_drift=1e-9)
+    with pytest.raises(RuntimeError, match="ENERGY_DRIFT"):
+        dyn.run(20)
