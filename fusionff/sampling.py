@@ -19,18 +19,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from ase import units
 
-HBAR_EV_FS: float = units._hbar / units._e * 1e15
-"""Reduced Planck constant, eV fs."""
-KB_EV_PER_K: float = units.kB
-"""Boltzmann constant, eV/K."""
-AMU_A2_PER_FS2_EV: float = units._amu * 1e-20 / 1e-30 / units._e
-"""1 amu Angstrom^2 / fs^2 in eV (about 103.6)."""
-HBAR_AMU_A2_PER_FS: float = HBAR_EV_FS / AMU_A2_PER_FS2_EV
-"""Reduced Planck constant in amu Angstrom^2 / fs (the unit of action of Q and P)."""
-SPEED_OF_LIGHT_CM_PER_FS: float = units._c * 100 * 1e-15
-"""Speed of light, cm/fs: a wavenumber in cm^-1 is w / (2 pi c)."""
+from fusionff.units import (
+    AMU_A2_PER_FS2_EV,
+    HBAR_AMU_A2_PER_FS,
+    HBAR_EV_FS,
+    KB_EV_PER_K,
+    SPEED_OF_LIGHT_CM_PER_FS,
+)
 
 
 @dataclass(frozen=True)

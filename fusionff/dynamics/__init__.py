@@ -1,49 +1,50 @@
 """Batched non-adiabatic surface hopping (FSSH, kappa-TSH, Landau-Zener) on any multi-state
 electronic structure: ML potentials, Tully's models or wrapped ASE calculators.
 
-Units: eV, Angstrom, fs, amu (velocities Angstrom/fs); see :mod:`fusionff.dynamics.units`.
+Units: eV, Angstrom, fs, amu (velocities Angstrom/fs); see :mod:`fusionff.units`.
+
+The names below are imported lazily (``import fusionff.dynamics`` does not load PyTorch until
+one of them is used), so the command line and configuration code start fast.
 """
 
-from fusionff.dynamics.algorithms import (
-    ALGORITHMS,
-    HoppingAlgorithm,
-    get_algorithm,
-    register_algorithm,
-)
-from fusionff.dynamics.ase_driver import HopEvent, SurfaceHopping
-from fusionff.dynamics.engine import SurfaceHoppingConfig, initial_state, run, step, total_energy
-from fusionff.dynamics.protocol import ASECalculatorStructure, ElectronicStructure, StateOutputs
-from fusionff.dynamics.rng import trajectory_seeds, uniform
-from fusionff.dynamics.scattering import tully_scattering
-from fusionff.dynamics.state import Status, SurfaceHoppingState
-from fusionff.dynamics.tully import TULLY_MODELS, TullyModel
+from importlib import import_module
 
-__all__ = [
-    "ALGORITHMS",
-    "ASECalculatorStructure",
-    "ElectronicStructure",
-    "HopEvent",
-    "HoppingAlgorithm",
-    "StateOutputs",
-    "Status",
-    "SurfaceHopping",
-    "SurfaceHoppingConfig",
-    "SurfaceHoppingState",
-    "TULLY_MODELS",
-    "TullyModel",
-    "get_algorithm",
-    "initial_state",
-    "register_algorithm",
-    "run",
-    "step",
-    "total_energy",
-    "trajectory_seeds",
-    "tully_scattering",
-    "uniform",
-]
+_EXPORTS = {
+    "ALGORITHMS": "algorithms",
+    "HoppingAlgorithm": "algorithms",
+    "get_algorithm": "algorithms",
+    "register_algorithm": "algorithms",
+    "HopEvent": "ase_driver",
+    "SurfaceHopping": "ase_driver",
+    "SurfaceHoppingConfig": "engine",
+    "initial_state": "engine",
+    "run": "engine",
+    "step": "engine",
+    "total_energy": "engine",
+    "MLElectronicStructure": "ml",
+    "ASECalculatorStructure": "protocol",
+    "ElectronicStructure": "protocol",
+    "StateOutputs": "protocol",
+    "trajectory_seeds": "rng",
+    "uniform": "rng",
+    "RunConfig": "run_config",
+    "RunConfigError": "run_config",
+    "run_ensemble": "runner",
+    "tully_scattering": "scattering",
+    "Status": "state",
+    "SurfaceHoppingState": "state",
+    "TULLY_MODELS": "tully",
+    "TullyModel": "tully",
+}
 
-# ensemble runner (``fusionff run``)
-from fusionff.dynamics.run_config import RunConfig, RunConfigError  # noqa: E402
-from fusionff.dynamics.runner import run_ensemble  # noqa: E402
+__all__ = sorted(_EXPORTS)
 
-__all__ += ["RunConfig", "RunConfigError", "run_ensemble"]
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(f"fusionff.dynamics.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'fusionff.dynamics' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -10,7 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from fusionff.dynamics.units import HARTREE_EV, HBAR_EV_FS
+from fusionff.dynamics.state import abs2
+from fusionff.units import HARTREE_EV, HBAR_EV_FS
 
 __all__ = ["DEFAULT_DECOHERENCE_CONSTANT", "energy_based_decoherence"]
 
@@ -37,9 +38,9 @@ def energy_based_decoherence(
     damping = torch.exp(-dt * rate)
     damping[rows, active] = 1.0
     c = coefficients * damping
-    inactive = (c.abs() ** 2).sum(dim=1) - c[rows, active].abs() ** 2
+    inactive = abs2(c).sum(dim=1) - abs2(c[rows, active])
     ck = c[rows, active]
-    ck_norm = ck.abs()
+    ck_norm = abs2(ck).sqrt()
     target = torch.sqrt((1.0 - inactive).clamp_min(0.0))
     phase = torch.where(ck_norm > 0, ck / ck_norm.clamp_min(1e-300), torch.ones_like(ck))
     c[rows, active] = phase * target

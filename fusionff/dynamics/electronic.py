@@ -15,7 +15,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from fusionff.dynamics.units import HBAR_EV_FS
+from fusionff.dynamics.state import abs2
+from fusionff.units import HBAR_EV_FS
 
 __all__ = ["local_propagator", "propagate_coefficients", "fewest_switches_rate"]
 
@@ -30,7 +31,7 @@ def local_propagator(hamiltonian: Tensor, tau: float) -> Tensor:
     h00, h11 = hamiltonian[:, 0, 0].real, hamiltonian[:, 1, 1].real
     h01 = hamiltonian[:, 0, 1]
     mean, half = 0.5 * (h00 + h11), 0.5 * (h00 - h11)
-    omega = torch.sqrt(half * half + h01.abs() ** 2)
+    omega = torch.sqrt(half * half + abs2(h01))
     cos = torch.cos(omega * tau)
     # sin(w tau)/w, finite as w -> 0
     sinc = tau * torch.sinc(omega * tau / torch.pi)
@@ -54,7 +55,7 @@ def fewest_switches_rate(coefficients: Tensor, couplings: Tensor, active: Tensor
     ck = coefficients.gather(-1, k)
     sigma_jk = couplings.gather(-1, k[..., None].expand(couplings.shape[:-1] + (1,)))[..., 0]
     flux = -2.0 * (coefficients.conj() * ck * sigma_jk).real
-    rate = flux.clamp_min(0.0) / (ck.abs() ** 2).clamp_min(1e-300)
+    rate = flux.clamp_min(0.0) / abs2(ck).clamp_min(1e-300)
     return rate.masked_fill(torch.nn.functional.one_hot(active, s).bool(), 0.0)
 
 

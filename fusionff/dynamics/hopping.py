@@ -17,7 +17,7 @@ import math
 import torch
 from torch import Tensor
 
-from fusionff.dynamics.units import AMU_A2_PER_FS2_EV, HBAR_EV_FS
+from fusionff.units import AMU_A2_PER_FS2_EV, HBAR_EV_FS
 
 __all__ = [
     "RESCALE_DIRECTIONS",

@@ -20,8 +20,8 @@ from torch import Tensor
 from fusionff.dynamics.protocol import ElectronicStructure
 from fusionff.dynamics.run_config import InitialConditionsSpec, WignerSpec
 from fusionff.dynamics.tully import TULLY_MASS_AU, TullyModel
-from fusionff.dynamics.units import AU_VELOCITY_A_PER_FS, BOHR_ANGSTROM
 from fusionff.sampling import finite_difference_hessian, wigner_sample
+from fusionff.units import AU_VELOCITY_A_PER_FS, BOHR_ANGSTROM
 
 __all__ = ["InitialConditions", "reference_hessian", "sample_molecules", "tully_wave_packet"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from fusionff.dynamics.units import AMU_A2_PER_FS2_EV, EV_PER_A_AMU_A_PER_FS2
+from fusionff.units import AMU_A2_PER_FS2_EV, EV_PER_A_AMU_A_PER_FS2
 
 __all__ = ["active_forces", "kinetic_energy", "half_kick", "drift"]
 

@@ -18,7 +18,7 @@ from fusionff.dynamics.h5md import TrajectoryFile
 from fusionff.dynamics.integrator import kinetic_energy
 from fusionff.dynamics.run_config import StopSpec
 from fusionff.dynamics.state import Status, SurfaceHoppingState
-from fusionff.dynamics.units import BOHR_ANGSTROM
+from fusionff.units import BOHR_ANGSTROM
 
 __all__ = ["StopTracker", "BatchRecorder"]
 

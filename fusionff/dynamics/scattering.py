@@ -16,7 +16,7 @@ from fusionff.dynamics.engine import SurfaceHoppingConfig, initial_state, run
 from fusionff.dynamics.rng import trajectory_seeds
 from fusionff.dynamics.state import Status, SurfaceHoppingState
 from fusionff.dynamics.tully import TULLY_MASS_AU, Diabatic, TullyModel
-from fusionff.dynamics.units import AU_TIME_FS, AU_VELOCITY_A_PER_FS, BOHR_ANGSTROM
+from fusionff.units import AU_TIME_FS, AU_VELOCITY_A_PER_FS, BOHR_ANGSTROM
 
 __all__ = ["tully_scattering", "TULLY_START_BOHR"]
 

@@ -17,6 +17,15 @@ from torch import Tensor
 __all__ = ["Status", "SurfaceHoppingState"]
 
 
+def abs2(z: Tensor) -> Tensor:
+    """|z|^2 of a complex tensor, elementwise, as re^2 + im^2.
+
+    torch's complex ``abs`` can differ in the last bit with the number of elements it is
+    given (vectorised and scalar paths), which would make a trajectory depend on its batch.
+    """
+    return z.real * z.real + z.imag * z.imag
+
+
 class Status(IntEnum):
     """Per-trajectory status codes (``SurfaceHoppingState.status``)."""
 
@@ -102,7 +111,7 @@ class SurfaceHoppingState:
     @property
     def populations(self) -> Tensor:
         """(B, S) electronic populations |c_j|^2."""
-        return self.coefficients.abs() ** 2
+        return abs2(self.coefficients)
 
     def replace(self, **changes: Tensor | None) -> SurfaceHoppingState:
         """A copy with some fields replaced (tensors are shared, not copied)."""

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from fusionff.dynamics.diabatic import two_state_adiabatic
 from fusionff.dynamics.protocol import StateOutputs
-from fusionff.dynamics.units import BOHR_ANGSTROM, ELECTRON_MASS_AMU, HARTREE_EV
+from fusionff.units import BOHR_ANGSTROM, ELECTRON_MASS_AMU, HARTREE_EV
 
 __all__ = ["TullyModel", "TULLY_MODELS", "TULLY_MASS_AU"]
 

@@ -11,7 +11,7 @@ from fusionff.dynamics.electronic import (
     local_propagator,
     propagate_coefficients,
 )
-from fusionff.dynamics.units import HBAR_EV_FS
+from fusionff.units import HBAR_EV_FS
 
 
 def _random_problem(b: int, s: int, seed: int = 0):

@@ -18,7 +18,7 @@ from fusionff.dynamics import (
 )
 from fusionff.dynamics.diabatic import two_state_adiabatic
 from fusionff.dynamics.tully import TULLY_MASS_AU
-from fusionff.dynamics.units import AU_VELOCITY_A_PER_FS, BOHR_ANGSTROM
+from fusionff.units import AU_VELOCITY_A_PER_FS, BOHR_ANGSTROM
 
 BONDS = ((0, 1), (1, 2), (0, 2))
 MASSES = torch.tensor([12.0, 1.0, 16.0], dtype=torch.float64)

@@ -13,7 +13,7 @@ from fusionff.dynamics.hopping import (
     rescale_direction,
 )
 from fusionff.dynamics.integrator import kinetic_energy
-from fusionff.dynamics.units import AMU_A2_PER_FS2_EV, HBAR_EV_FS
+from fusionff.units import AMU_A2_PER_FS2_EV, HBAR_EV_FS
 
 G = torch.Generator().manual_seed(0)
 

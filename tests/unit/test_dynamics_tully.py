@@ -8,7 +8,7 @@ from fusionff.dynamics import TullyModel
 from fusionff.dynamics.diabatic import mixing_angle
 from fusionff.dynamics.integrator import kinetic_energy
 from fusionff.dynamics.tully import TULLY_MASS_AU
-from fusionff.dynamics.units import (
+from fusionff.units import (
     AU_VELOCITY_A_PER_FS,
     BOHR_ANGSTROM,
     ELECTRON_MASS_AMU,

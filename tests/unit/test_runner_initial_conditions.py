@@ -17,7 +17,7 @@ from fusionff.dynamics.recorder import StopTracker
 from fusionff.dynamics.rng import trajectory_seeds
 from fusionff.dynamics.run_config import InitialConditionsSpec, StopSpec, WignerSpec
 from fusionff.dynamics.tully import TullyModel
-from fusionff.dynamics.units import BOHR_ANGSTROM
+from fusionff.units import BOHR_ANGSTROM
 
 CPU = torch.device("cpu")
 

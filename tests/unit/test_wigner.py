@@ -8,16 +8,13 @@ import numpy as np
 import pytest
 
 from fusionff.sampling import (
-    AMU_A2_PER_FS2_EV,
-    HBAR_AMU_A2_PER_FS,
-    HBAR_EV_FS,
-    KB_EV_PER_K,
     angular_momentum,
     finite_difference_hessian,
     normal_modes,
     thermal_factor,
     wigner_sample,
 )
+from fusionff.units import AMU_A2_PER_FS2_EV, HBAR_AMU_A2_PER_FS, HBAR_EV_FS, KB_EV_PER_K
 
 N_SAMPLES = 40_000
 REL_TOL = 5 * np.sqrt(2 / N_SAMPLES)  # five standard errors of a sample variance

@@ -1,4 +1,4 @@
-"""Physical constants and unit conversions used by the dynamics engine (CODATA via scipy).
+"""Physical constants and unit conversions of fusionff, defined once (CODATA via scipy).
 
 The engine works in eV (energy), Angstrom (length), fs (time) and amu (mass); velocities are
 Angstrom/fs. Atomic units appear only inside model systems (Tully's models) and are converted
@@ -32,3 +32,12 @@ EV_PER_A_AMU_A_PER_FS2: float = 1.0 / AMU_A2_PER_FS2_EV
 
 AU_VELOCITY_A_PER_FS: float = BOHR_ANGSTROM / AU_TIME_FS
 """One atomic unit of velocity (bohr per atomic time unit) in Angstrom/fs."""
+
+KB_EV_PER_K: float = _c.k / _c.e
+"""Boltzmann constant in eV/K."""
+
+HBAR_AMU_A2_PER_FS: float = HBAR_EV_FS / AMU_A2_PER_FS2_EV
+"""Reduced Planck constant in amu Angstrom^2 / fs (the unit of action of positions x momenta)."""
+
+SPEED_OF_LIGHT_CM_PER_FS: float = _c.c * 100 * 1e-15
+"""Speed of light in cm/fs: a wavenumber in cm^-1 is omega / (2 pi c)."""
