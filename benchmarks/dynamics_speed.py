@@ -46,7 +46,7 @@ from fusionff.dynamics import (
 )
 from fusionff.dynamics.ase_driver import SurfaceHopping
 from fusionff.dynamics.ml import MLElectronicStructure
-from fusionff.dynamics.units import AU_TIME_FS, AU_VELOCITY_A_PER_FS, BOHR_ANGSTROM
+from fusionff.units import AU_TIME_FS, AU_VELOCITY_A_PER_FS, BOHR_ANGSTROM
 
 RESULTS = Path(__file__).parent / "results"
 TRAINED = Path(__file__).parent.parent / "potentials" / "stilbene-r1.fff"
