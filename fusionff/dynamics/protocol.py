@@ -8,6 +8,7 @@ wrapped by :class:`ASECalculatorStructure`.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -66,6 +67,10 @@ class ElectronicStructure(Protocol):
 class ASECalculatorStructure:
     """Wrap a multi-state ASE calculator as an :class:`ElectronicStructure` (a loop over B).
 
+    A calculation that raises (e.g. a reference program that fails at one geometry) gives NaN
+    for that structure, with a warning naming it: the engine then flags and stops only that
+    trajectory while the others go on.
+
     The calculator must fill ``results["energies"]`` (S,) eV and ``results["state_forces"]``
     (S, N, 3) eV/Angstrom when it computes the energy of a structure, and
     ``results["nacs"]`` (S, S, N, 3) 1/Angstrom if ``provides_nacs`` is True.
@@ -107,7 +112,19 @@ class ASECalculatorStructure:
         coords = positions.detach().cpu().numpy()
         for i in range(b):
             self.atoms.positions = coords[i]
-            self.atoms.get_potential_energy()
+            try:
+                self.atoms.get_potential_energy()
+            except Exception as err:  # a failed reference calculation stops one trajectory
+                warnings.warn(
+                    f"{type(self.calculator).__name__} failed for structure {i} of the batch "
+                    f"({type(err).__name__}: {err}); its trajectory gets NaN and is stopped",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+                energies[i], forces[i] = np.nan, np.nan
+                if nacs is not None:
+                    nacs[i] = np.nan
+                continue
             energies[i] = self._result("energies", (s,))
             forces[i] = self._result("state_forces", (s, n, 3))
             if nacs is not None:

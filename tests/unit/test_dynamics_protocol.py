@@ -116,3 +116,32 @@ def test_tully_model_satisfies_protocol():
     """TullyModel is an ElectronicStructure with NACs."""
     model = TullyModel("dual")
     assert isinstance(model, ElectronicStructure) and model.provides_nacs
+
+
+class FailsWhenStretched(TwoStateSprings):
+    """Raises like a reference program that does not converge, for bonds longer than 1.3 A."""
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        if np.linalg.norm(atoms.positions[1] - atoms.positions[0]) > 1.3:
+            raise RuntimeError("SCF did not converge")
+        super().calculate(atoms, properties, system_changes)
+
+
+def test_failed_calculation_stops_only_its_trajectory():
+    """A calculator error at one trajectory's geometry gives NaN for that structure (with a
+    warning naming it); the engine flags that trajectory BLEW_UP and the others finish."""
+    from fusionff.dynamics import Status
+
+    atoms = Atoms("H2", positions=[[0, 0, 0], [1, 0, 0]])
+    structure = ASECalculatorStructure(FailsWhenStretched(), atoms, n_states=2)
+    x = _positions(3)
+    v = torch.zeros(3, 2, 3, dtype=torch.float64)
+    v[1, 1, 0] = 0.2  # trajectory 1 stretches its bond beyond 1.3 A within a few steps
+    config = SurfaceHoppingConfig(dt=0.5, algorithm="kappa-tsh")
+    masses = torch.tensor([1.008, 1.008], dtype=torch.float64)
+    state = initial_state(
+        structure, x, v, masses, torch.zeros(3, dtype=torch.int64), torch.arange(3), config
+    )
+    with pytest.warns(RuntimeWarning, match="failed for structure 1 of the batch"):
+        state = run(state, structure, config, n_steps=20)
+    assert state.status.tolist() == [Status.TIME_LIMIT, Status.BLEW_UP, Status.TIME_LIMIT]
