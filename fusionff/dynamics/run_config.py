@@ -28,15 +28,13 @@ key (``dynamics.dtt: unknown key ...``).
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from fusionff.config_schema import ConfigError, build_dataclass, unknown_key
 from fusionff.dynamics.engine import SurfaceHoppingConfig
 from fusionff.dynamics.tully import TULLY_MODELS
 
@@ -50,7 +48,7 @@ __all__ = [
 ]
 
 
-class RunConfigError(ValueError):
+class RunConfigError(ConfigError):
     """An invalid run input; the message names the key."""
 
 
@@ -211,7 +209,7 @@ class RunConfig:
         raw = dict(raw)
         if "potential" in raw:
             raw["potential"] = _potential(raw["potential"])
-        return _build(cls, raw, "")
+        return build_dataclass(cls, raw, "", RunConfigError)
 
 
 def _potential(raw: Any) -> dict[str, Any]:
@@ -239,69 +237,6 @@ def _potential(raw: Any) -> dict[str, Any]:
         for key in value:
             if key not in ("n_states", "keywords", "timeout"):
                 known = ["n_states", "keywords", "timeout"]
-                raise RunConfigError(_unknown(f"potential.mopac.{key}", key, known))
+                raise RunConfigError(unknown_key(f"potential.mopac.{key}", key, known))
         return {"kind": "mopac", **value}
-    raise RunConfigError(_unknown(f"potential.{kind}", kind, ["model", "tully", "mopac"]))
-
-
-def _unknown(name: str, key: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(str(key), known, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else f" (known keys: {', '.join(known)})"
-    return f"{name}: unknown key{hint}"
-
-
-def _build(cls: type, raw: Any, prefix: str) -> Any:
-    """Dataclass ``cls`` from mapping ``raw``; errors name ``prefix + key``."""
-    where = prefix.rstrip(".") or "config"
-    if not isinstance(raw, dict):
-        raise RunConfigError(f"{where}: expected a mapping, got {raw!r}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    values = {}
-    for key, value in raw.items():
-        if key not in fields:
-            raise RunConfigError(_unknown(f"{prefix}{key}", key, list(fields)))
-        values[key] = _check(value, hints[key], f"{prefix}{key}")
-    for name, f in fields.items():
-        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        if required and name not in values:
-            raise RunConfigError(f"{prefix}{name}: missing required key")
-    try:
-        return cls(**values)
-    except RunConfigError:
-        raise
-    except (ValueError, TypeError) as err:
-        raise RunConfigError(f"{where}: {err}") from None
-
-
-def _check(value: Any, annotation: Any, key: str) -> Any:
-    """``value`` checked against ``annotation`` (an int is accepted for a float)."""
-    if dataclasses.is_dataclass(annotation):
-        return _build(annotation, value, f"{key}.")
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(annotation)
-        if value is None and type(None) in args:
-            return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _check(value, inner, key)
-    if origin is list:
-        if isinstance(value, list):
-            (item,) = typing.get_args(annotation)
-            return [_check(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
-    elif annotation is bool:
-        if isinstance(value, bool):
-            return value
-    elif annotation is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif annotation is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-    elif annotation is str:
-        if isinstance(value, str):
-            return value
-    else:  # pragma: no cover - a field type this checker does not know
-        raise TypeError(f"{key}: unsupported annotation {annotation!r}")
-    name = getattr(annotation, "__name__", str(annotation))
-    raise RunConfigError(f"{key}: expected {name}, got {value!r}")
+    raise RunConfigError(unknown_key(f"potential.{kind}", kind, ["model", "tully", "mopac"]))

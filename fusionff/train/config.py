@@ -24,8 +24,6 @@ from the training split unless given.
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,13 +31,15 @@ from typing import Any
 
 import yaml
 
+from fusionff.config_schema import ConfigError as BaseConfigError
+from fusionff.config_schema import build_dataclass, convert_value, unknown_key
 from fusionff.models.config import DTYPES, ModelConfig
 
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULES = ("plateau", "cosine", "exponential", "none")
 
 
-class ConfigError(ValueError):
+class ConfigError(BaseConfigError):
     """A training configuration with an unknown key, a wrong type or an invalid value."""
 
 
@@ -153,7 +153,7 @@ class TrainConfig:
         """Build from a mapping (as read from YAML), checking keys, types and values."""
         if isinstance(raw, dict) and isinstance(raw.get("data"), str):
             raw = {**raw, "data": [raw["data"]]}
-        config = _build(cls, raw, "")
+        config = build_dataclass(cls, raw, "", ConfigError)
         _check_model_keys(config.model)
         config.check()
         return config
@@ -224,88 +224,5 @@ def _check_model_keys(model: dict[str, Any]) -> None:
         if key == "dtype":
             raise ConfigError("model.dtype: set dtype at the top level of the config")
         if key not in hints:
-            raise ConfigError(_unknown(f"model.{key}", key, list(hints)))
-        model[key] = _convert(value, hints[key], f"model.{key}")
-
-
-def _unknown(name: str, key: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(str(key), known, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else f" (known keys: {', '.join(known)})"
-    return f"{name}: unknown key{hint}"
-
-
-def _build(cls: type, raw: Any, prefix: str) -> Any:
-    """Instantiate dataclass ``cls`` from mapping ``raw``; errors name ``prefix.key``."""
-    where = prefix.rstrip(".") or "config"
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {type(raw).__name__}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    kwargs = {}
-    for key, value in raw.items():
-        if key not in fields:
-            raise ConfigError(_unknown(f"{prefix}{key}", key, list(fields)))
-        kwargs[key] = _convert(value, hints[key], f"{prefix}{key}")
-    for name, f in fields.items():
-        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        if required and name not in kwargs:
-            raise ConfigError(f"{prefix}{name}: missing required key")
-    return cls(**kwargs)
-
-
-def _convert(value: Any, annotation: Any, key: str) -> Any:
-    """``value`` checked against ``annotation`` (ints accepted where floats are expected)."""
-    origin = typing.get_origin(annotation)
-    if dataclasses.is_dataclass(annotation):
-        return _build(annotation, value, f"{key}.")
-    if origin in (typing.Union, types.UnionType):
-        options = [a for a in typing.get_args(annotation) if a is not type(None)]
-        if value is None and len(options) < len(typing.get_args(annotation)):
-            return None
-        if len(options) == 1:  # X | None: report the error inside X
-            return _convert(value, options[0], key)
-        for option in options:
-            try:
-                return _convert(value, option, key)
-            except ConfigError:
-                continue
-        raise ConfigError(f"{key}: expected {_name(annotation)}, got {value!r}")
-    if annotation is type(None):
-        if value is None:
-            return None
-    elif annotation is Any:
-        return value
-    elif annotation is bool:
-        if isinstance(value, bool):
-            return value
-    elif annotation is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif annotation is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-    elif annotation is str:
-        if isinstance(value, str):
-            return value
-    elif origin is list:
-        if isinstance(value, list):
-            (item,) = typing.get_args(annotation)
-            return [_convert(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
-    elif origin is dict:
-        if isinstance(value, dict):
-            k_type, v_type = typing.get_args(annotation)
-            return {
-                _convert(k, k_type, f"{key} (key)"): _convert(v, v_type, f"{key}.{k}")
-                for k, v in value.items()
-            }
-    else:  # pragma: no cover - a field type this checker does not know
-        raise TypeError(f"{key}: unsupported annotation {annotation!r}")
-    raise ConfigError(f"{key}: expected {_name(annotation)}, got {value!r}")
-
-
-def _name(annotation: Any) -> str:
-    if annotation is type(None):
-        return "null"
-    if isinstance(annotation, type) and typing.get_origin(annotation) is None:
-        return annotation.__name__
-    return str(annotation).replace("typing.", "").replace("NoneType", "null")
+            raise ConfigError(unknown_key(f"model.{key}", key, list(hints)))
+        model[key] = convert_value(value, hints[key], f"model.{key}", ConfigError)
