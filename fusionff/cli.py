@@ -8,6 +8,7 @@ import sys
 
 from fusionff import __version__
 from fusionff.analysis.cli import add_analyze_arguments, analyze_main
+from fusionff.dynamics.cli import add_run_arguments, run_main
 from fusionff.labeling.cli import add_label_arguments, label_main
 from fusionff.train.cli import add_eval_arguments, add_train_arguments, eval_main, train_main
 
@@ -42,26 +43,6 @@ def _info(args: argparse.Namespace) -> int:
     for k, v in rows:
         print(f"{k:<{width}}  {v}")
     return 0
-
-
-def add_run_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Arguments of ``fusionff run`` (here, not in fusionff.dynamics, whose package imports
-    PyTorch: ``fusionff --help`` must start without it)."""
-    parser.add_argument("config", help="run input (YAML; see md/tully1_fssh.yaml)")
-    parser.add_argument(
-        "--restart",
-        action="store_true",
-        help="delete the output directory's run files and start afresh (default: continue "
-        "from its checkpoint.pt when there is one)",
-    )
-    return parser
-
-
-def run_main(args: argparse.Namespace) -> int:
-    """``fusionff run``: the ensemble runner, imported only when used."""
-    from fusionff.dynamics.runner import run_main as main_
-
-    return main_(args)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,21 +13,9 @@ import numpy as np
 import torch
 
 from fusionff.data.graph import build_graph, molecular_batch_graph
+from fusionff.device import resolve_device
 from fusionff.models.io import load_model
 from fusionff.models.multistate_mace import MultiStateMACE
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; asking for CUDA without it is an error."""
-    if isinstance(device, torch.device):
-        device = str(device)
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!r} was asked for, but CUDA is not available here")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:k]', got {device!r}")
-    return torch.device(device)
 
 
 class Potential:

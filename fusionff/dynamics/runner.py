@@ -32,6 +32,7 @@ import yaml
 from ase import Atoms
 from ase.io import read, write
 
+from fusionff.device import resolve_device
 from fusionff.dynamics.engine import initial_state, run
 from fusionff.dynamics.h5md import TrajectoryFile
 from fusionff.dynamics.initial_conditions import (
@@ -79,18 +80,6 @@ def build_structure(config: RunConfig, atoms: Atoms | None, device: torch.device
     return ASECalculatorStructure(calculator, atoms, p.n_states)
 
 
-def _resolve_device(name: str) -> torch.device:
-    """As :func:`fusionff.potential.resolve_device` (auto -> CUDA if present; CUDA asked for
-    and absent is an error), without importing the model code for Tully runs."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"device: {name!r} was asked for, but CUDA is not available here")
-    if name != "cpu" and not name.startswith("cuda"):
-        raise ValueError(f"device: 'auto', 'cpu' or 'cuda[:k]', got {name!r}")
-    return torch.device(name)
-
-
 def _atomic_write(path: Path, write_to) -> None:
     tmp = path.with_name(path.name + ".tmp")
     write_to(tmp)
@@ -123,7 +112,7 @@ class _Ensemble:
     def __init__(self, config: RunConfig, structure, log: TextIO | None) -> None:
         self.config = config
         self.out = Path(config.output)
-        self.device = _resolve_device(config.device)
+        self.device = resolve_device(config.device)
         self.log = log
         self.resolved = config.as_dict()
         self.fingerprint = _potential_fingerprint(config)

@@ -59,8 +59,8 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
 
 def eval_main(args: argparse.Namespace) -> int:
     """Run ``fusionff eval``: metrics of a model on every usable structure of a dataset."""
+    from fusionff.device import resolve_device
     from fusionff.models.io import load_model
-    from fusionff.potential import resolve_device
     from fusionff.train.data import load_training_data
     from fusionff.train.evaluate import evaluate
     from fusionff.train.metrics import format_metrics

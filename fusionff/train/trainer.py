@@ -27,10 +27,10 @@ from typing import Any, TextIO
 
 import torch
 
+from fusionff.device import resolve_device
 from fusionff.models.config import ModelConfig
 from fusionff.models.io import save_model
 from fusionff.models.multistate_mace import MultiStateMACE
-from fusionff.potential import resolve_device
 from fusionff.train import report
 from fusionff.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from fusionff.train.config import TrainConfig
