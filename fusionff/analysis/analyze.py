@@ -247,6 +247,15 @@ def format_report(a: Analysis) -> str:
         f"  status: {statuses}",
     ]
     lines += [f"  note: {note}" for note in a.notes]
+    if n:
+        finals = Counter(t.final_state for t in run.trajectories)
+        shares = []
+        for state in sorted(finals):
+            p = finals[state] / n
+            shares.append(f"S{state} {p:.3f} +- {(p * (1 - p) / n) ** 0.5:.3f}")
+        lines.append(
+            "final active state (fraction +- binomial standard error): " + ", ".join(shares)
+        )
     for name, fit in a.fits.items():
         curve, model = name.split("/")
         what = "active-state fraction" if curve == "active" else "mean |c|^2"

@@ -63,6 +63,8 @@ def test_cli_writes_figures_json_and_report(run_dir, capsys):
     assert "S1 decay (active-state fraction, exponential): tau = " in report
     assert "quantum yield of isomerisation: " in report
     assert "blew-up 1" in report and "energy-drift 1" in report and "40 analysed" in report
+    on_s1 = truth["product"].count("S1") / 40  # the trajectories still on S1 at the end
+    assert f"S1 {on_s1:.3f} +- {(on_s1 * (1 - on_s1) / 40) ** 0.5:.3f}" in report
 
 
 def test_include_failed_analyses_the_blown_up_trajectory(run_dir, tmp_path):
