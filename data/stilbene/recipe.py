@@ -2,10 +2,10 @@
 
 Stages, each cached in the work directory so that a killed run continues where it stopped:
 
-  minima     trans and cis stilbene optimised on S0 (ASE BFGS, n_states=1)  -> {trans,cis}-r1.xyz
-  hessians   finite-difference Hessians of S0 at both minima (parallel)     -> {trans,cis}-hessian.npz
+  minima     trans and cis stilbene optimised on S0 (ASE BFGS)   -> {trans,cis}-r1.xyz
+  hessians   finite-difference S0 Hessians at both minima       -> {trans,cis}-hessian.npz
   samples    geometries to label: Wigner (both isomers, 3 temperatures), twist scans,
-             twist x pyramidalisation (seam region)                          -> work/<stage>.npz
+             twist x pyramidalisation (seam region)             -> work/<stage>.npz
   label      S0 and S1 of every geometry into the HDF5 dataset (resumable runner)
   meci       penalty-function search for the S1/S0 minimum-energy crossing -> meci-r1.xyz
   meci-samples  geometries around the crossing, then labelled into the same dataset
@@ -38,11 +38,20 @@ from fusionff.labeling.backend import compute_safely
 from fusionff.labeling.calculator import MopacCalculator
 from fusionff.labeling.mopac import MopacBackend
 from fusionff.labeling.runner import label
-from fusionff.sampling import normal_modes, wigner_sample
+from fusionff.sampling import AMU_A2_PER_FS2_EV, normal_modes, wigner_sample
 
 HERE = Path(__file__).resolve().parent
 ISOMERS = ("trans", "cis")
 TEMPERATURES = (0.0, 300.0, 600.0)
+CONFORMERS = ("trans", "cis", "trans-perp")
+"""S0 minima at R1. "trans" is the near-planar conformer (phenyls twisted ~20 degrees; the
+planar C2h geometry is a saddle at R1), "trans-perp" the lower-energy one with both phenyls
+perpendicular to the C=C plane. R1's cis minimum also has perpendicular phenyls (a cis
+start with 40-degree phenyls slides there), so it starts from them. That R1 prefers
+perpendicular phenyls is an artefact of its half-electron reference (see README.md)."""
+WIGNER_BLOCKS = tuple((name, t) for name in ISOMERS for t in TEMPERATURES) + (
+    ("trans-perp", 300.0),
+)
 STAGES = ("wigner", "twist", "seam", "meci")
 log = logging.getLogger("stilbene")
 
@@ -70,40 +79,54 @@ def s0_s1(backend: MopacBackend, positions: np.ndarray, numbers: np.ndarray) -> 
 def optimise(atoms: Atoms, fmax: float, logfile: Path, steps: int = 1000) -> Atoms:
     """Minimise S0 at R1 in place; raises if it does not converge."""
     atoms.calc = MopacCalculator(n_states=1)
-    optimizer = BFGS(atoms, logfile=str(logfile), maxstep=0.1)
+    optimizer = BFGS(atoms, logfile=str(logfile), maxstep=0.04)
     if not optimizer.run(fmax=fmax, steps=steps):
         raise RuntimeError(f"S0 optimisation did not converge in {steps} steps (see {logfile})")
     return atoms
 
 
-def hessian(backend, numbers, positions, step: float, workers: int) -> np.ndarray:
-    """(3N, 3N) eV/Angstrom^2 of S0 by central differences of forces, computed in parallel."""
-    n3 = positions.size
+def _fd_columns(backend, numbers, positions, columns, step: float, workers: int) -> np.ndarray:
+    """Columns ``columns`` of the S0 Hessian (3N, k) eV/Angstrom^2 by central differences
+    of forces, unsymmetrised, computed in ``workers`` processes."""
     displaced = []
-    for j in range(n3):
+    for j in columns:
         for sign in (1.0, -1.0):
             x = positions.ravel().copy()
             x[j] += sign * step
             displaced.append(x.reshape(positions.shape))
+    n = len(displaced)
     with ProcessPoolExecutor(max_workers=workers) as pool:
         results = list(
-            pool.map(
-                compute_safely,
-                [backend] * len(displaced),
-                [numbers] * len(displaced),
-                displaced,
-                [1] * len(displaced),
-                chunksize=4,
-            )
+            pool.map(compute_safely, [backend] * n, [numbers] * n, displaced, [1] * n, chunksize=4)
         )
     failed = [i for i, r in enumerate(results) if not r.ok]
     if failed:
         raise RuntimeError(
             f"{len(failed)} displaced S0 gradients failed: {results[failed[0]].error}"
         )
-    forces = np.array([r.forces[:, 0].ravel() for r in results]).reshape(n3, 2, n3)
-    h = -(forces[:, 0] - forces[:, 1]).T / (2 * step)
-    return 0.5 * (h + h.T)
+    forces = np.array([r.forces[:, 0].ravel() for r in results]).reshape(len(columns), 2, -1)
+    return -(forces[:, 0] - forces[:, 1]).T / (2 * step)
+
+
+def hessian(backend, numbers, positions, step: float, workers: int, tol: float = 0.5):
+    """(3N, 3N) eV/Angstrom^2 of S0 by central differences, symmetrised.
+
+    A displaced SCF that lands on another solution spoils one column; such a column
+    disagrees with its row (|H_ij - H_ji| > ``tol`` for more than three i) and is computed
+    again with 0.7 times the step (twice at most). Returns the Hessian and the number of
+    columns recomputed."""
+    n3 = positions.size
+    h = _fd_columns(backend, numbers, positions, range(n3), step, workers)
+    redone = 0
+    for _ in range(2):
+        bad = np.flatnonzero((np.abs(h - h.T) > tol).sum(axis=0) > 3)
+        if bad.size == 0:
+            break
+        log.warning("Hessian: recomputing %d inconsistent column(s) %s", bad.size, bad.tolist())
+        step *= 0.7
+        h[:, bad] = _fd_columns(backend, numbers, positions, bad, step, workers)
+        redone += bad.size
+    return 0.5 * (h + h.T), redone
 
 
 def stage_minima_and_hessians(args, backend) -> dict:
@@ -112,17 +135,30 @@ def stage_minima_and_hessians(args, backend) -> dict:
     if summary_path.exists():
         return json.loads(summary_path.read_text())
     rng = np.random.default_rng([args.seed, 99])
-    starts = {"trans": trans_stilbene(), "cis": sb.cis_stilbene()}
+    trans = trans_stilbene().positions
+    starts = {
+        "trans": sb.twist_phenyl(sb.twist_phenyl(trans, sb.C1, 20.0), sb.C2, 20.0),
+        "cis": sb.cis_stilbene(phenyl_twist=90.0).positions,
+        "trans-perp": sb.twist_phenyl(sb.twist_phenyl(trans, sb.C1, 90.0), sb.C2, 90.0),
+    }
+    numbers = trans_stilbene().numbers
     summary = {}
-    for name in ISOMERS:
+    for name in CONFORMERS:
         xyz, npz = args.dir / f"{name}-r1.xyz", args.dir / f"{name}-hessian.npz"
         t0 = time.perf_counter()
         if not xyz.exists():
-            atoms = starts[name].copy()
+            atoms = Atoms(numbers=numbers, positions=starts[name])
             atoms.positions += rng.normal(0.0, 0.01, atoms.positions.shape)  # no exact symmetry
-            for attempt in range(3):
-                optimise(atoms, args.fmax, args.work / f"opt-{name}-{attempt}.log")
-                h = hessian(backend, atoms.numbers, atoms.positions, args.fd_step, args.workers)
+            for attempt in range(args.attempts):
+                done = args.work / f"opt-{name}-{attempt}.xyz"
+                if done.exists():  # optimised before the run was stopped
+                    atoms.positions = read(done).positions
+                else:
+                    optimise(atoms, args.fmax, args.work / f"opt-{name}-{attempt}.log")
+                    write(done, atoms)
+                h, redone = hessian(
+                    backend, atoms.numbers, atoms.positions, args.fd_step, args.workers
+                )
                 modes = normal_modes(atoms.positions, atoms.get_masses(), h)
                 wavenumbers = modes.wavenumbers
                 n_imag = int(np.sum(wavenumbers < -10.0))
@@ -133,15 +169,25 @@ def stage_minima_and_hessians(args, backend) -> dict:
                     n_imag,
                     wavenumbers[0],
                 )
-                if n_imag == 0:
+                if n_imag == 0 or attempt == args.attempts - 1:
                     break
-                # follow the lowest imaginary mode downhill and optimise again
-                push = modes.cartesian(np.eye(len(wavenumbers))[0])
-                atoms.positions += 0.1 * push / np.abs(push).max()
-            else:
-                raise RuntimeError(f"{name}: still {n_imag} imaginary modes after 3 attempts")
+                # step along every imaginary mode (0.3 A largest atom) and optimise again
+                for k in np.flatnonzero(wavenumbers < -10.0):
+                    push = modes.cartesian(np.eye(len(wavenumbers))[k])
+                    atoms.positions += 0.3 * push / np.abs(push).max()
+            if n_imag:
+                log.warning(
+                    "%s: %d imaginary modes remain; Wigner sampling uses |w| for them",
+                    name,
+                    n_imag,
+                )
             np.savez_compressed(
-                npz, hessian=h, positions=atoms.positions, numbers=atoms.numbers, step=args.fd_step
+                npz,
+                hessian=h,
+                positions=atoms.positions,
+                numbers=atoms.numbers,
+                step=args.fd_step,
+                recomputed_columns=redone,
             )
             write(xyz, atoms)
             _timed(args.work / "timings.json", f"minimum+hessian {name}", time.perf_counter() - t0)
@@ -177,16 +223,30 @@ def _minimum(args, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return atoms.positions, atoms.get_masses(), data["hessian"]
 
 
+def absolute_hessian(positions, masses, h) -> np.ndarray:
+    """The Hessian with each vibrational eigenvalue w^2 replaced by |w^2| (same modes)."""
+    modes = normal_modes(positions, masses, h)
+    sqrt_m = np.repeat(np.sqrt(masses), 3)
+    weighted = modes.vectors @ np.diag(np.abs(modes.omega_squared)) @ modes.vectors.T
+    return weighted * np.outer(sqrt_m, sqrt_m) * AMU_A2_PER_FS2_EV
+
+
 def _wigner(args, name, temperature, n, rng) -> np.ndarray:
+    """Wigner positions (n, N, 3). A conformer that kept imaginary frequencies (R1's rough
+    S0 surface, see README.md) is sampled with them made real (|w|), with a warning."""
     positions, masses, h = _minimum(args, name)
+    if normal_modes(positions, masses, h).wavenumbers[0] < -10.0:
+        log.warning("%s: imaginary modes sampled as real ones of the same |frequency|", name)
+        h = absolute_hessian(positions, masses, h)
     return wigner_sample(positions, masses, h, temperature, n, rng)[0]
 
 
 def sample_wigner(args, n: int, rng) -> tuple[np.ndarray, list[str]]:
-    """Wigner samples at 0/300/600 K from both minima, ``n`` in all."""
+    """Wigner samples, ``n`` in all, in equal blocks: trans and cis at 0/300/600 K and
+    trans-perp at 300 K."""
     blocks, tags = [], []
-    per = np.array_split(np.arange(n), len(ISOMERS) * len(TEMPERATURES))
-    for k, (name, temperature) in enumerate((name, t) for name in ISOMERS for t in TEMPERATURES):
+    per = np.array_split(np.arange(n), len(WIGNER_BLOCKS))
+    for k, (name, temperature) in enumerate(WIGNER_BLOCKS):
         blocks.append(_wigner(args, name, temperature, len(per[k]), rng))
         tags += [f"wigner {name} {temperature:g}K"] * len(per[k])
     return np.concatenate(blocks), tags
@@ -197,17 +257,46 @@ def _source(abs_dihedral: float, rng) -> str:
     return "trans" if rng.random() < np.clip((abs_dihedral - 60.0) / 60.0, 0.0, 1.0) else "cis"
 
 
+MIN_DISTANCE = 1.2
+"""Angstrom: a twisted or pyramidalised geometry with two non-bonded atoms closer than this
+(phenyl hydrogens pushed into each other) is drawn again."""
+
+
+def _draw(make, rng, tries: int = 50) -> tuple[np.ndarray, str, int]:
+    """Call ``make(rng) -> (positions, tag)`` until the geometry has no clash; returns it and
+    the number of draws rejected."""
+    numbers = trans_stilbene().numbers
+    for rejected in range(tries):
+        positions, tag = make(rng)
+        if sb.closest_nonbonded(positions, numbers) >= MIN_DISTANCE:
+            return positions, tag, rejected
+    raise RuntimeError(f"no geometry without a clash in {tries} draws (last: {tag})")
+
+
+def _sampled(pools: dict, rng) -> dict:
+    """A fresh 300 K Wigner sample of each isomer, taken from the pre-drawn pools."""
+    return {name: pool[rng.integers(len(pool))] for name, pool in pools.items()}
+
+
 def sample_twist(args, n: int, rng) -> tuple[np.ndarray, list[str]]:
     """Central torsion on a 5-degree grid over 0..180, both signs, on 300 K Wigner samples of
     cis (small angles) or trans (large angles), mixed between 60 and 120 degrees."""
     grid = np.linspace(0.0, 180.0, 37)
-    pool = {name: _wigner(args, name, 300.0, n, rng) for name in ISOMERS}
-    out, tags = [], []
+    pools = {name: _wigner(args, name, 300.0, 2 * n, rng) for name in ISOMERS}
+    out, tags, rejected = [], [], 0
     for i in range(n):
         target = grid[i % len(grid)] * (1 if (i // len(grid)) % 2 == 0 else -1)
-        source = _source(abs(target), rng)
-        out.append(sb.set_torsion(pool[source][i], target))
-        tags.append(f"twist {source} {target:g}")
+
+        def make(rng, target=target):
+            source = _source(abs(target), rng)
+            positions = sb.set_torsion(_sampled(pools, rng)[source], target)
+            return positions, f"twist {source} {target:g}"
+
+        positions, tag, r = _draw(make, rng)
+        out.append(positions)
+        tags.append(tag)
+        rejected += r
+    log.info("twist: %d draws rejected for clashes", rejected)
     return np.array(out), tags
 
 
@@ -215,19 +304,26 @@ def sample_seam(args, n: int, rng) -> tuple[np.ndarray, list[str]]:
     """Twisted and pyramidalised geometries: |dihedral| uniform in 60..120 (three quarters)
     or 20..60 (towards the cis-side crossing), random sign; one ethylenic carbon brought to
     an angle sum uniform in 300..360 degrees; on 300 K Wigner samples."""
-    pool = {name: _wigner(args, name, 300.0, n, rng) for name in ISOMERS}
-    out, tags = [], []
-    for i in range(n):
+    pools = {name: _wigner(args, name, 300.0, 2 * n, rng) for name in ISOMERS}
+
+    def make(rng):
         low, high = (60.0, 120.0) if rng.random() < 0.75 else (20.0, 60.0)
         target = rng.uniform(low, high) * rng.choice([-1.0, 1.0])
         source = _source(abs(target), rng)
         carbon = int(rng.choice([sb.C1, sb.C2]))
-        angle_sum = rng.uniform(300.0, 360.0)
-        positions = pool[source][i]
-        angle_sum = min(angle_sum, sb.pyramidalisation(positions, carbon))
+        positions = _sampled(pools, rng)[source]
+        angle_sum = min(rng.uniform(300.0, 360.0), sb.pyramidalisation(positions, carbon))
         positions = sb.set_torsion(sb.pyramidalise(positions, carbon, angle_sum), target)
+        name = f"C{1 if carbon == sb.C1 else 2}"
+        return positions, f"seam {source} {name} {target:.1f} {angle_sum:.1f}"
+
+    out, tags, rejected = [], [], 0
+    for _ in range(n):
+        positions, tag, r = _draw(make, rng)
         out.append(positions)
-        tags.append(f"seam {source} C{1 if carbon == sb.C1 else 2} {target:.1f} {angle_sum:.1f}")
+        tags.append(tag)
+        rejected += r
+    log.info("seam: %d draws rejected for clashes", rejected)
     return np.array(out), tags
 
 
@@ -389,7 +485,7 @@ def report(args) -> dict:
 
     with MultiStateDataset.open(args.out) as ds:
         entries: list[Structure] = list(ds)
-        ranges = json.loads(json.dumps(ds.provenance))["sampling"]["source_index_ranges"]
+        ranges = ds.provenance["sampling"]["source_index_ranges"]
 
     def stage_of(index):
         return next(s for s, (a, b) in ranges.items() if a <= index < b)
@@ -473,8 +569,15 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="parallel MOPAC processes")
     parser.add_argument("--n-total", type=int, default=4400, help="structures to label")
     parser.add_argument("--seed", type=int, default=20261125)
-    parser.add_argument("--fmax", type=float, default=0.01, help="S0 optimisation, eV/A")
-    parser.add_argument("--fd-step", type=float, default=0.005, help="Hessian step, A")
+    parser.add_argument("--fmax", type=float, default=0.003, help="S0 optimisation, eV/A")
+    parser.add_argument(
+        "--attempts",
+        type=int,
+        default=1,
+        help="optimisations per minimum, each after a "
+        "step along the imaginary modes of the one before",
+    )
+    parser.add_argument("--fd-step", type=float, default=0.01, help="Hessian step, A")
     parser.add_argument("--meci-fmax", type=float, default=0.05)
     parser.add_argument("--meci-steps", type=int, default=300)
     parser.add_argument(
@@ -496,17 +599,17 @@ def main(argv=None) -> int:
         "recipe": "data/stilbene/recipe.py",
         "seed": args.seed,
         "counts": counts,
-        "wigner_temperatures_K": list(TEMPERATURES),
+        "wigner_blocks": [f"{name} {t:g} K" for name, t in WIGNER_BLOCKS],
         "twist_and_seam_wigner_temperature_K": 300.0,
         "minima": {
             k: {"dihedral_deg": v["dihedral_deg"], "E_S0_eV": v["E_S0_eV"]}
             for k, v in minima.items()
-            if k in ISOMERS
+            if k in CONFORMERS
         },
         "optimiser": f"ASE BFGS on S0, fmax {args.fmax} eV/A",
         "hessian": f"central differences of S0 forces, step {args.fd_step} A",
         "description": {
-            "wigner": "harmonic Wigner samples of trans and cis at 0, 300, 600 K",
+            "wigner": "harmonic Wigner samples: trans, cis at 0/300/600 K, trans-perp at 300 K",
             "twist": "central torsion set on a 5 deg grid 0..180, both signs, on 300 K samples",
             "seam": "|torsion| 60..120 (3/4) or 20..60, one C brought to angle sum 300..360",
             "meci": "around the penalty-function S1/S0 crossing (torsion +-20 deg, "
