@@ -20,6 +20,11 @@ benchmarks/results/dynamics_<device>.json.
 
     python benchmarks/dynamics_speed.py [--device cpu|cuda] [--dtype float64|float32]
         [--tully-sizes 1,64,1024] [--ml-sizes 1,64] [--ml-steps 4,1] [--loop-max 64]
+        [--repeats 3] [--threads N] [--out FILE]
+
+On a CPU shared with other jobs use ``--threads 1``: an OpenMP region then waits for a time
+slice, which slowed small tensor operations (and single-structure model evaluations) by
+10-100x in our measurements with 2 threads on 2 busy cores.
 """
 
 from __future__ import annotations
