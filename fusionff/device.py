@@ -17,3 +17,35 @@ def resolve_device(device: str | torch.device) -> torch.device:
     if device != "cpu" and not device.startswith("cuda"):
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:k]', got {device!r}")
     return torch.device(device)
+
+
+_ALLOCATOR_TUNED = False
+
+
+def tune_cpu_allocator() -> bool:
+    """Keep freed memory in the process instead of returning it to the system (glibc only).
+
+    PyTorch's CPU tensors come from ``malloc``; glibc serves large blocks with fresh ``mmap``
+    pages and unmaps them on free, so every large activation of a batched model evaluation is
+    paid again in page faults (measured here: 64 stilbene structures in one graph, 41 -> 30 ms
+    per structure; 256: 64 -> 31 ms). Raising the mmap and trim thresholds makes the allocator
+    reuse that memory. Process-wide and idempotent; returns False where glibc's ``mallopt`` is
+    not available (other C libraries), which changes nothing but speed.
+    """
+    global _ALLOCATOR_TUNED
+    if _ALLOCATOR_TUNED:
+        return True
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
+        ok = (
+            libc.mallopt(m_mmap_threshold, 1 << 30) == 1
+            and libc.mallopt(m_trim_threshold, (1 << 31) - 1) == 1
+            and libc.mallopt(m_top_pad, 1 << 28) == 1
+        )
+    except (OSError, AttributeError):
+        return False
+    _ALLOCATOR_TUNED = ok
+    return ok

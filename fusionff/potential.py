@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from fusionff.data.graph import build_graph, molecular_batch_graph
-from fusionff.device import resolve_device
+from fusionff.device import resolve_device, tune_cpu_allocator
 from fusionff.models.io import load_model
 from fusionff.models.multistate_mace import MultiStateMACE
 
@@ -28,6 +28,8 @@ class Potential:
 
     def __init__(self, model: MultiStateMACE | str | os.PathLike, device: str = "auto"):
         self.device = resolve_device(device)
+        if self.device.type == "cpu":
+            tune_cpu_allocator()  # large batched graphs: reuse memory instead of page faults
         if not isinstance(model, MultiStateMACE):
             model = load_model(model)
         self.model = model.to(self.device).eval()

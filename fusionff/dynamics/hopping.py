@@ -17,6 +17,7 @@ import math
 import torch
 from torch import Tensor
 
+from fusionff.dynamics.state import take_state
 from fusionff.units import AMU_A2_PER_FS2_EV, HBAR_EV_FS
 
 __all__ = [
@@ -62,15 +63,14 @@ def rescale_direction(
 
     forces: (B, S, N, 3) eV/A; nacs (B, S, S, N, 3) 1/A or None; masses (B, N) amu.
     """
-    rows = torch.arange(active.shape[0], device=active.device)
     if method == "auto":
         method = "gradient" if nacs is None else "nac"
     if method == "nac":
         if nacs is None:
             raise ValueError("rescaling along the NAC needs an electronic structure with NACs")
-        return nacs[rows, active, target]
+        return take_state(take_state(nacs, active), target)
     if method == "gradient":
-        return forces[rows, target] - forces[rows, active]
+        return take_state(forces, target) - take_state(forces, active)
     if method == "velocity":
         return masses[..., None] * velocities
     raise ValueError(f"unknown rescale direction {method!r}; choose from {RESCALE_DIRECTIONS}")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
+from fusionff.dynamics.state import take_state
 from fusionff.units import AMU_A2_PER_FS2_EV, EV_PER_A_AMU_A_PER_FS2
 
 __all__ = ["active_forces", "kinetic_energy", "half_kick", "drift"]
@@ -12,7 +12,7 @@ __all__ = ["active_forces", "kinetic_energy", "half_kick", "drift"]
 
 def active_forces(forces: Tensor, active: Tensor) -> Tensor:
     """Forces of the active state. forces: (B, S, N, 3) eV/A, active: (B,) -> (B, N, 3)."""
-    return forces[torch.arange(forces.shape[0], device=forces.device), active]
+    return take_state(forces, active)
 
 
 def kinetic_energy(velocities: Tensor, masses: Tensor) -> Tensor:

@@ -26,6 +26,17 @@ def abs2(z: Tensor) -> Tensor:
     return z.real * z.real + z.imag * z.imag
 
 
+def take_state(values: Tensor, state: Tensor) -> Tensor:
+    """Row b of ``values`` (B, S, ...) at state ``state[b]``: (B, ...).
+
+    A ``gather``, which is several times faster than advanced indexing with an ``arange``
+    on large batches.
+    """
+    shape = (values.shape[0], 1) + values.shape[2:]
+    index = state.view((-1, 1) + (1,) * (values.dim() - 2)).expand(shape)
+    return values.gather(1, index).squeeze(1)
+
+
 class Status(IntEnum):
     """Per-trajectory status codes (``SurfaceHoppingState.status``)."""
 
