@@ -445,30 +445,50 @@ class _Geometry:
         self.numbers, self.positions = numbers, positions
 
 
+def labelling_order(stages: tuple[str, ...], counts: dict) -> list[tuple[str, int]]:
+    """(stage, index in the stage) in labelling order: the sampled stages interleaved (each
+    item at its fractional position i / count, ties by stage order), so that a run stopped
+    early still has every stage in proportion; the crossing's samples follow, because they
+    exist only after the search."""
+    sampled = [s for s in stages if s != "meci"]
+    order = sorted(
+        ((i + 0.5) / counts[s], STAGES.index(s), s, i) for s in sampled for i in range(counts[s])
+    )
+    items = [(s, i) for _, _, s, i in order]
+    if "meci" in stages:
+        items += [("meci", i) for i in range(counts["meci"])]
+    return items
+
+
 def label_stages(args, backend, stages: tuple[str, ...], counts: dict, recipe: dict) -> None:
     """Label the geometries of ``stages`` (a prefix of STAGES) into the dataset, resuming."""
     numbers = read(args.dir / "trans-r1.xyz").numbers
-    geometries = [
-        _Geometry(numbers, p) for stage in stages for p in stage_samples(args, stage, counts[stage])
-    ]
+    samples = {stage: stage_samples(args, stage, counts[stage]) for stage in stages}
+    order = labelling_order(stages, counts)
+    geometries = [_Geometry(numbers, samples[stage][i]) for stage, i in order]
+    write_provenance(args, recipe, order)  # first, so a partial file says what it holds
     t0 = time.perf_counter()
     summary = label(geometries, backend, 2, args.out, workers=args.workers)
     _timed(args.work / "timings.json", "labelling", time.perf_counter() - t0)
     log.info("labelled %s: %s", "+".join(stages), summary)
-    write_provenance(args, recipe, stages, counts)
 
 
-def write_provenance(args, recipe: dict, stages, counts) -> None:
-    """Store the sampling recipe (and source-index ranges of the stages) in the dataset."""
+def write_provenance(args, recipe: dict, order: list[tuple[str, int]]) -> None:
+    """Store the sampling recipe and the stage of every source index in the dataset (as a
+    string, one letter per source index: w wigner, t twist, s seam, m meci)."""
     import h5py
 
-    start, ranges = 0, {}
-    for stage in stages:
-        ranges[stage] = [start, start + counts[stage]]
-        start += counts[stage]
+    from fusionff.data.dataset import MultiStateDataset
+
+    if not args.out.exists():  # created with the backend's provenance, as label() would
+        provenance = MopacBackend().provenance()
+        MultiStateDataset.create(
+            args.out, 2, method=provenance["method"], provenance=provenance
+        ).close()
+    letters = "".join(stage[0] for stage, _ in order)
     with h5py.File(args.out, "r+") as f:
         provenance = json.loads(f.attrs["provenance"])
-        provenance["sampling"] = dict(recipe, source_index_ranges=ranges)
+        provenance["sampling"] = dict(recipe, source_index_stage=letters)
         f.attrs["provenance"] = json.dumps(provenance, sort_keys=True)
 
 
@@ -485,10 +505,11 @@ def report(args) -> dict:
 
     with MultiStateDataset.open(args.out) as ds:
         entries: list[Structure] = list(ds)
-        ranges = ds.provenance["sampling"]["source_index_ranges"]
+        letters = ds.provenance["sampling"]["source_index_stage"]
+    present = [s for s in STAGES if s[0] in letters]
 
     def stage_of(index):
-        return next(s for s, (a, b) in ranges.items() if a <= index < b)
+        return next(s for s in STAGES if s[0] == letters[index])
 
     ok = [e for e in entries if e.status == "ok"]
     stage = np.array([stage_of(e.meta["source_index"]) for e in ok])
@@ -501,13 +522,13 @@ def report(args) -> dict:
         "n_ok": len(ok),
         "n_failed": len(failed),
         "failed_per_stage": {
-            s: sum(stage_of(e.meta["source_index"]) == s for e in failed) for s in ranges
+            s: sum(stage_of(e.meta["source_index"]) == s for e in failed) for s in present
         },
-        "ok_per_stage": {s: int(np.sum(stage == s)) for s in ranges},
+        "ok_per_stage": {s: int(np.sum(stage == s)) for s in present},
         "dihedral_deg": [float(dih.min()), float(dih.max())],
         "abs_dihedral_deg_per_stage": {
             s: [float(np.abs(dih[stage == s]).min()), float(np.abs(dih[stage == s]).max())]
-            for s in ranges
+            for s in present
             if np.any(stage == s)
         },
         "min_angle_sum_deg": [float(pyr.min()), float(pyr.max())],
@@ -518,7 +539,7 @@ def report(args) -> dict:
                 float(np.median(gap[stage == s])),
                 float(gap[stage == s].max()),
             ]
-            for s in ranges
+            for s in present
             if np.any(stage == s)
         },
         "n_gap_below_0.5eV": int(np.sum(gap < 0.5)),
@@ -527,15 +548,17 @@ def report(args) -> dict:
         "E_S0_eV": [float(min(e.energies[0] for e in ok)), float(max(e.energies[0] for e in ok))],
         "labelling_seconds_per_structure_median": float(np.median([e.meta["seconds"] for e in ok])),
     }
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
-    for s in ranges:
+    fig, axes = plt.subplots(1, 4, figsize=(18, 4))
+    for s in present:
         m = stage == s
         axes[0].hist(gap[m], bins=60, range=(0, 6), histtype="step", label=s)
         axes[1].hist(dih[m], bins=72, range=(-180, 180), histtype="step", label=s)
         axes[2].scatter(np.abs(dih[m]), gap[m], s=2, label=s)
+        axes[3].scatter(pyr[m], gap[m], s=2, label=s)
     axes[0].set(xlabel="S1 - S0 gap (eV)", ylabel="structures", yscale="log")
     axes[1].set(xlabel="central dihedral C-C=C-C (deg)", ylabel="structures")
     axes[2].set(xlabel="|dihedral| (deg)", ylabel="S1 - S0 gap (eV)", xlim=(0, 180))
+    axes[3].set(xlabel="smaller angle sum at C1/C2 (deg)", ylabel="S1 - S0 gap (eV)")
     axes[0].legend()
     fig.suptitle(f"stilbene at R1: {len(ok)} structures (MOPAC AM1 OPEN(2,2) C.I.=2)")
     fig.tight_layout()
