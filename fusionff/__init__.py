@@ -6,7 +6,7 @@ The public names below are imported lazily, so ``import fusionff`` (and the comm
 worker processes) start without loading PyTorch until a model is used.
 """
 
-from importlib import import_module
+from fusionff._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -22,12 +22,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'fusionff' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports("fusionff", _EXPORTS)

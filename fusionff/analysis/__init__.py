@@ -7,7 +7,7 @@ it), ``plots`` and ``cli`` (``fusionff analyze``). The names below are imported 
 the command line starts without h5py, MDAnalysis, scipy or matplotlib.
 """
 
-from importlib import import_module
+from fusionff._lazy import lazy_exports
 
 _EXPORTS = {
     "Analysis": "fusionff.analysis.analyze",
@@ -29,12 +29,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'fusionff.analysis' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports("fusionff.analysis", _EXPORTS)

@@ -7,44 +7,36 @@ The names below are imported lazily (``import fusionff.dynamics`` does not load 
 one of them is used), so the command line and configuration code start fast.
 """
 
-from importlib import import_module
+from fusionff._lazy import lazy_exports
 
 _EXPORTS = {
-    "ALGORITHMS": "algorithms",
-    "HoppingAlgorithm": "algorithms",
-    "get_algorithm": "algorithms",
-    "register_algorithm": "algorithms",
-    "HopEvent": "ase_driver",
-    "SurfaceHopping": "ase_driver",
-    "SurfaceHoppingConfig": "engine",
-    "initial_state": "engine",
-    "run": "engine",
-    "step": "engine",
-    "total_energy": "engine",
-    "MLElectronicStructure": "ml",
-    "ASECalculatorStructure": "protocol",
-    "ElectronicStructure": "protocol",
-    "StateOutputs": "protocol",
-    "trajectory_seeds": "rng",
-    "uniform": "rng",
-    "RunConfig": "run_config",
-    "RunConfigError": "run_config",
-    "run_ensemble": "runner",
-    "tully_scattering": "scattering",
-    "Status": "state",
-    "SurfaceHoppingState": "state",
-    "TULLY_MODELS": "tully",
-    "TullyModel": "tully",
+    "ALGORITHMS": ".algorithms",
+    "HoppingAlgorithm": ".algorithms",
+    "get_algorithm": ".algorithms",
+    "register_algorithm": ".algorithms",
+    "HopEvent": ".ase_driver",
+    "SurfaceHopping": ".ase_driver",
+    "SurfaceHoppingConfig": ".engine",
+    "initial_state": ".engine",
+    "run": ".engine",
+    "step": ".engine",
+    "total_energy": ".engine",
+    "MLElectronicStructure": ".ml",
+    "ASECalculatorStructure": ".protocol",
+    "ElectronicStructure": ".protocol",
+    "StateOutputs": ".protocol",
+    "trajectory_seeds": ".rng",
+    "uniform": ".rng",
+    "RunConfig": ".run_config",
+    "RunConfigError": ".run_config",
+    "run_ensemble": ".runner",
+    "tully_scattering": ".scattering",
+    "Status": ".state",
+    "SurfaceHoppingState": ".state",
+    "TULLY_MODELS": ".tully",
+    "TullyModel": ".tully",
 }
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(import_module(f"fusionff.dynamics.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'fusionff.dynamics' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports("fusionff.dynamics", _EXPORTS)

@@ -7,7 +7,7 @@
     print(format_metrics(result.test_metrics, "test split"))
 """
 
-from importlib import import_module
+from fusionff._lazy import lazy_exports
 
 _EXPORTS = {
     "ConfigError": "fusionff.train.config",
@@ -23,9 +23,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str):
-    # lazy, so that ``fusionff --help`` and ``fusionff.train.cli`` start without PyTorch
-    if name in _EXPORTS:
-        return getattr(import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'fusionff.train' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports("fusionff.train", _EXPORTS)
