@@ -143,6 +143,7 @@ def wigner_sample(
     *,
     imaginary_tolerance: float = 10.0,
     zero_angular_momentum: bool = True,
+    cold_below: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Sample positions and velocities from the harmonic Wigner distribution at temperature T.
 
@@ -159,6 +160,12 @@ def wigner_sample(
         zero_angular_momentum: also remove the angular momentum that the sampled velocities
             have about each sampled (displaced) geometry; it is zero about the reference
             geometry by construction, and this correction is of second order.
+        cold_below: cm^-1. Modes below this wavenumber are sampled with their ground-state
+            (T = 0) width whatever the temperature. Linear (Cartesian) sampling of a very
+            soft torsion at finite temperature moves atoms along straight lines by
+            amplitudes that stretch bonds far beyond anything thermal (a 20 cm^-1 phenyl
+            torsion has coth(hbar w / 2kT) ~ 21 at 300 K); sample such motions in their own
+            curvilinear coordinate instead (e.g. a rigid torsion).
 
     Returns:
         positions (n, N, 3) Angstrom and velocities (n, N, 3) Angstrom/fs.
@@ -183,6 +190,8 @@ def wigner_sample(
         )
     omega = np.sqrt(modes.omega_squared[~soft])
     factor = thermal_factor(omega, temperature)
+    if cold_below > 0:
+        factor = np.where(wavenumbers[~soft] < cold_below, 1.0, factor)
     sigma_q = np.sqrt(HBAR_AMU_A2_PER_FS / (2 * omega) * factor)
     sigma_p = np.sqrt(HBAR_AMU_A2_PER_FS * omega / 2 * factor)
     q = rng.standard_normal((n_samples, omega.size)) * sigma_q

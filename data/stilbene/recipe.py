@@ -38,7 +38,8 @@ from fusionff.labeling.backend import compute_safely
 from fusionff.labeling.calculator import MopacCalculator
 from fusionff.labeling.mopac import MopacBackend
 from fusionff.labeling.runner import label
-from fusionff.sampling import AMU_A2_PER_FS2_EV, normal_modes, wigner_sample
+from fusionff.sampling import normal_modes, wigner_sample
+from fusionff.units import AMU_A2_PER_FS2_EV, KB_EV_PER_K, SPEED_OF_LIGHT_CM_PER_FS
 
 HERE = Path(__file__).resolve().parent
 ISOMERS = ("trans", "cis")
@@ -231,14 +232,61 @@ def absolute_hessian(positions, masses, h) -> np.ndarray:
     return weighted * np.outer(sqrt_m, sqrt_m) * AMU_A2_PER_FS2_EV
 
 
+SOFT_CM = 100.0
+"""cm^-1: modes below this (the phenyl and central torsions) are sampled with their
+ground-state width; their thermal motion is added as rigid phenyl torsions instead."""
+
+
+def phenyl_torsion_sigma(positions, masses, carbon: int, wavenumber: float, t: float) -> float:
+    """Degrees: classical thermal width sqrt(kT / (I w^2)) of a rigid phenyl torsion about its
+    C-C(ipso) bond, with I the phenyl's moment of inertia about that axis and w the
+    conformer's lowest vibrational frequency (harmonic, so only a guide at large angles)."""
+    _, phenyl = sb.substituents(carbon)
+    origin = positions[carbon]
+    axis = positions[phenyl[0]] - origin
+    axis = axis / np.linalg.norm(axis)
+    r = positions[list(phenyl)] - origin
+    perp = r - np.outer(r @ axis, axis)
+    inertia = float(np.sum(masses[list(phenyl)] * np.sum(perp**2, axis=1)))  # amu A^2
+    omega = 2 * np.pi * SPEED_OF_LIGHT_CM_PER_FS * abs(wavenumber)  # 1/fs
+    stiffness = inertia * omega**2 * AMU_A2_PER_FS2_EV  # eV / rad^2
+    return float(np.degrees(np.sqrt(KB_EV_PER_K * t / stiffness)))
+
+
 def _wigner(args, name, temperature, n, rng) -> np.ndarray:
-    """Wigner positions (n, N, 3). A conformer that kept imaginary frequencies (R1's rough
-    S0 surface, see README.md) is sampled with them made real (|w|), with a warning."""
+    """Wigner positions (n, N, 3): modes above SOFT_CM at ``temperature``, softer ones with
+    their ground-state width, then (T > 0) each phenyl twisted rigidly by a Gaussian angle of
+    its classical thermal width (:func:`phenyl_torsion_sigma`), drawn again on a clash.
+
+    Linear Cartesian sampling of the 20 cm^-1 phenyl torsions at 300 K stretched bonds by up
+    to 2 A (the first version of this recipe). A conformer that kept imaginary frequencies
+    (R1's rough S0 surface, see README.md) is sampled with them made real (|w|)."""
     positions, masses, h = _minimum(args, name)
-    if normal_modes(positions, masses, h).wavenumbers[0] < -10.0:
+    wavenumbers = normal_modes(positions, masses, h).wavenumbers
+    if wavenumbers[0] < -10.0:
         log.warning("%s: imaginary modes sampled as real ones of the same |frequency|", name)
         h = absolute_hessian(positions, masses, h)
-    return wigner_sample(positions, masses, h, temperature, n, rng)[0]
+        wavenumbers = normal_modes(positions, masses, h).wavenumbers
+    samples = wigner_sample(positions, masses, h, temperature, n, rng, cold_below=SOFT_CM)[0]
+    if temperature == 0:
+        return samples
+    lowest = float(np.min(np.abs(wavenumbers)))
+    sigmas = {
+        c: phenyl_torsion_sigma(positions, masses, c, lowest, temperature) for c in (sb.C1, sb.C2)
+    }
+    log.info("%s %g K: rigid phenyl torsions, sigma %s deg", name, temperature, sigmas)
+    numbers = trans_stilbene().numbers
+    out = []
+    for x in samples:
+
+        def make(rng, x=x):
+            y = x
+            for carbon, sigma in sigmas.items():
+                y = sb.twist_phenyl(y, carbon, rng.normal(0.0, sigma))
+            return y, ""
+
+        out.append(_draw(make, rng, numbers=numbers)[0])
+    return np.array(out)
 
 
 def sample_wigner(args, n: int, rng) -> tuple[np.ndarray, list[str]]:
@@ -262,10 +310,10 @@ MIN_DISTANCE = 1.2
 (phenyl hydrogens pushed into each other) is drawn again."""
 
 
-def _draw(make, rng, tries: int = 50) -> tuple[np.ndarray, str, int]:
+def _draw(make, rng, tries: int = 50, numbers=None) -> tuple[np.ndarray, str, int]:
     """Call ``make(rng) -> (positions, tag)`` until the geometry has no clash; returns it and
     the number of draws rejected."""
-    numbers = trans_stilbene().numbers
+    numbers = trans_stilbene().numbers if numbers is None else numbers
     for rejected in range(tries):
         positions, tag = make(rng)
         if sb.closest_nonbonded(positions, numbers) >= MIN_DISTANCE:

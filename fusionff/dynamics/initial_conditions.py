@@ -149,6 +149,7 @@ def sample_molecules(
                     1,
                     generators[i],
                     imaginary_tolerance=spec.wigner.imaginary_tolerance,
+                    cold_below=spec.wigner.cold_below,
                 )
                 positions[i], velocities[i] = x[0], v[0]
                 attempts[i] += 1

@@ -86,12 +86,16 @@ class WignerSpec:
         imaginary_tolerance: cm^-1; imaginary modes beyond it are an error, softer modes are
             left unexcited.
         step: Angstrom, finite-difference displacement for "compute".
+        cold_below: cm^-1; modes softer than this keep their ground-state (0 K) width at
+            any temperature, because straight-line sampling of a soft torsion at finite
+            temperature stretches bonds (0: every mode thermal).
     """
 
     temperature: float
     hessian: str
     imaginary_tolerance: float = 10.0
     step: float = 1e-3
+    cold_below: float = 0.0
 
 
 @dataclass

@@ -220,3 +220,25 @@ def test_sampling_is_reproducible_with_the_same_seed():
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[1], b[1])
     assert a[0].shape == a[1].shape == (5, 3, 3)
+
+
+def test_cold_below_samples_soft_modes_with_ground_state_width():
+    """A mode below ``cold_below`` keeps the T = 0 width at 1000 K; a mode above it is thermal."""
+    k, m1, m2, temperature = 2.0, 12.0, 16.0, 1000.0
+    positions, masses, hessian = diatomic(k, m1, m2)
+    mu = m1 * m2 / (m1 + m2)
+    w = omega_fs(k, mu)
+    wavenumber = w / (2 * np.pi * 2.99792458e-5)
+    for cutoff, c in [(wavenumber * 1.01, 1.0), (wavenumber * 0.99, thermal_factor(w, temperature))]:
+        x, _ = wigner_sample(
+            positions,
+            masses,
+            hessian,
+            temperature,
+            N_SAMPLES,
+            np.random.default_rng(2),
+            cold_below=cutoff,
+        )
+        bond = x[:, 1, 2] - x[:, 0, 2]
+        assert np.var(bond) == pytest.approx(HBAR_AMU_A2_PER_FS / (2 * mu * w) * c, rel=REL_TOL)
+    assert thermal_factor(w, temperature) > 1.5  # so the two cases differ
