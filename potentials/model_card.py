@@ -1,0 +1,176 @@
+"""Write the model card of a trained potential and its plain-MACE counterpart, side by side.
+
+From the repository root, after ``fusionff train potentials/stilbene-r1.yaml`` and
+``fusionff train potentials/stilbene-r1-plain.yaml``::
+
+    python potentials/model_card.py                      # stilbene-r1 (the defaults)
+    python potentials/model_card.py --copy               # also copy the model files here
+
+It evaluates both models (EMA weights of their best validation epoch, as saved in
+``model.fff``) on their stored test split, on the whole test split and on the subsets near
+the S1/S0 intersection (reference gap below 0.5 eV and below 1 eV), counts parameters,
+reads training times and epochs from ``metrics.json`` and writes ``<name>.md`` and
+``<name>.metrics.json`` beside this script. All errors are measured here, from the files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+HERE = Path(__file__).resolve().parent
+GAPS = (0.5, 1.0)
+
+
+def evaluate_run(run: Path) -> dict:
+    """Test-split metrics (whole split and near-intersection subsets) of ``run/model.fff``."""
+    from fusionff.models.io import load_model
+    from fusionff.train.data import load_training_data
+    from fusionff.train.evaluate import predict
+    from fusionff.train.metrics import compute_metrics
+
+    model = load_model(run / "model.fff", device="cpu")
+    split = json.loads((run / "split.json").read_text())
+    data = load_training_data([f["path"] for f in split["files"]], model.r_max)
+    position = {int(i): k for k, i in enumerate(data.ids)}  # split.json stores file rows
+    test = np.array([position[i] for i in split["test"]], dtype=np.int64)
+    pred = predict(model, data, test, batch_size=16)
+    energies = pred.energies.double().cpu().numpy()
+    forces = pred.forces.double().cpu().numpy()
+    atoms = data.atom_indices(test)
+    ref = data.energies[test]
+    gap = ref[:, 1] - ref[:, 0]
+
+    def metrics(rows: np.ndarray) -> dict:
+        atom_rows = np.repeat(rows, data.n_atoms[test])
+        return compute_metrics(
+            energies[rows],
+            ref[rows],
+            data.energy_mask[test][rows],
+            data.n_atoms[test][rows],
+            forces[atom_rows],
+            data.forces[atoms][atom_rows],
+            data.force_mask[test][rows],
+            near_gap=None,
+        )
+
+    everything = np.ones(len(test), dtype=bool)
+    out = {"all": metrics(everything)}
+    for g in GAPS:
+        rows = gap < g
+        out[f"gap_below_{g:g}_eV"] = metrics(rows) if rows.any() else None
+    summary = json.loads((run / "metrics.json").read_text())
+    n_params = sum(p.numel() for p in model.parameters())
+    return {
+        "metrics": out,
+        "n_parameters": int(n_params),
+        "dtype": str(model.dtype).replace("torch.", ""),
+        "epochs": summary["epochs"],
+        "best_epoch": summary["best_epoch"],
+        "training_time_s": summary["training_time_s"],
+        "split": summary["split"],
+        "data": split["files"],
+    }
+
+
+def _f(value, digits: int = 1) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def table(results: dict[str, dict]) -> list[str]:
+    """Markdown rows: one column per model, one row per quantity."""
+    names = list(results)
+    lines = ["| | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+
+    def row(label, get):
+        values = []
+        for name in names:
+            try:
+                values.append(get(results[name]))
+            except (KeyError, TypeError, IndexError):
+                values.append("n/a")
+        lines.append(f"| {label} | " + " | ".join(values) + " |")
+
+    row("parameters", lambda r: f"{r['n_parameters']:,}")
+    row("epochs (best)", lambda r: f"{r['epochs']} ({r['best_epoch']})")
+    row("training time", lambda r: f"{r['training_time_s'] / 60:.0f} min")
+    for subset, label in [("all", "test split")] + [
+        (f"gap_below_{g:g}_eV", f"test, gap < {g:g} eV") for g in GAPS
+    ]:
+        row(f"**{label}**: structures", lambda r, s=subset: str(r["metrics"][s]["n_structures"]))
+        for state in (0, 1):
+            row(
+                f"S{state} energy MAE / RMSE (meV)",
+                lambda r, s=subset, k=state: (
+                    f"{_f(r['metrics'][s]['states'][k]['energy_mae'])} / "
+                    f"{_f(r['metrics'][s]['states'][k]['energy_rmse'])}"
+                ),
+            )
+            row(
+                f"S{state} force MAE / RMSE (meV/A)",
+                lambda r, s=subset, k=state: (
+                    f"{_f(r['metrics'][s]['states'][k]['force_mae'])} / "
+                    f"{_f(r['metrics'][s]['states'][k]['force_rmse'])}"
+                ),
+            )
+        row(
+            "S1-S0 gap MAE / RMSE (meV)",
+            lambda r, s=subset: (
+                f"{_f(r['metrics'][s]['gaps'][0]['mae'])} / {_f(r['metrics'][s]['gaps'][0]['rmse'])}"
+            ),
+        )
+    return lines
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--name", default="stilbene-r1")
+    parser.add_argument("--fusion-run", type=Path, default=Path("runs/stilbene-r1"))
+    parser.add_argument("--plain-run", type=Path, default=Path("runs/stilbene-r1-plain"))
+    parser.add_argument("--copy", action="store_true", help="copy model.fff files here")
+    parser.add_argument("--notes", type=Path, help="markdown appended to the card")
+    args = parser.parse_args(argv)
+    runs = {"fusion (shipped)": args.fusion_run, "plain MACE": args.plain_run}
+    results = {k: evaluate_run(v) for k, v in runs.items() if (v / "model.fff").exists()}
+    (HERE / f"{args.name}.metrics.json").write_text(json.dumps(results, indent=1) + "\n")
+    if args.copy:
+        shutil.copy(args.fusion_run / "model.fff", HERE / f"{args.name}.fff")
+        if (args.plain_run / "model.fff").exists():
+            shutil.copy(args.plain_run / "model.fff", HERE / f"{args.name}-plain.fff")
+    config = yaml.safe_load((HERE / f"{args.name}.yaml").read_text())
+    first = next(iter(results.values()))
+    lines = [
+        f"# Model card: `{args.name}.fff`",
+        "",
+        f"Multi-state MACE with fusion blocks; S0 and S1 of stilbene at R1. Training recipe "
+        f"`{args.name}.yaml` (plain counterpart `{args.name}-plain.yaml`). Numbers below are "
+        "written by `potentials/model_card.py` from the model files and their stored test "
+        "split; none is typed in by hand.",
+        "",
+        f"- Data: {', '.join(f['path'] for f in first['data'])} "
+        f"({sum(f['n_structures'] for f in first['data'])} structures); split "
+        f"{first['split']} (same split for both models).",
+        f"- Architecture (fusion): `{json.dumps(config['model'])}`; weights {first['dtype']}.",
+        f"- Loss: `{json.dumps(config['loss'])}`; optimiser `{json.dumps(config['optimizer'])}`, "
+        f"schedule `{json.dumps(config['schedule'])}`, batch {config['batch_size']}, "
+        f"EMA {config['ema_decay']}.",
+        "",
+        "## Test errors, side by side",
+        "",
+        *table(results),
+        "",
+    ]
+    if args.notes and args.notes.exists():
+        lines += [args.notes.read_text().rstrip(), ""]
+    (HERE / f"{args.name}.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
