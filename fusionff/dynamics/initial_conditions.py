@@ -4,17 +4,25 @@ Trajectory i draws its sample from its own generator, ``numpy.random.default_rng
 ``seed_i = trajectory_seeds(run_seed, i)`` read as an unsigned 64-bit integer, so trajectory i
 starts the same whatever batch it runs in. With an energy window, trajectory i keeps drawing
 from its generator until a sample's gap E_state - E_0 lies in [emin, emax].
+
+With ``wigner.optimize`` the samples are drawn about the S0 minimum of the run's own potential
+(:func:`optimize_structure`) rather than about the input structure.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from ase import Atoms
+from ase.calculators.calculator import Calculator, all_changes
+from ase.io import read, write
+from ase.optimize import BFGS
 from torch import Tensor
 
 from fusionff.dynamics.protocol import ElectronicStructure
@@ -23,7 +31,14 @@ from fusionff.dynamics.tully import TULLY_MASS_AU, TullyModel
 from fusionff.sampling import finite_difference_hessian, wigner_sample
 from fusionff.units import AU_VELOCITY_A_PER_FS, BOHR_ANGSTROM
 
-__all__ = ["InitialConditions", "reference_hessian", "sample_molecules", "tully_wave_packet"]
+__all__ = [
+    "InitialConditions",
+    "OptimizedStructure",
+    "optimize_structure",
+    "reference_hessian",
+    "sample_molecules",
+    "tully_wave_packet",
+]
 
 
 @dataclass
@@ -51,9 +66,131 @@ def _generator(seed: int) -> np.random.Generator:
     return np.random.default_rng(int(seed) & 0xFFFFFFFFFFFFFFFF)
 
 
-def _cached_source(path: Path) -> str | None:
+def _cache_is_current(path: Path, source: str, positions: np.ndarray) -> bool:
+    """A computed Hessian in ``path`` is for this potential and these positions."""
     with np.load(path) as data:
-        return str(data["source"]) if "source" in data else None
+        if "source" not in data or str(data["source"]) != source or "positions" not in data:
+            return False
+        return data["positions"].shape == positions.shape and bool(
+            np.abs(data["positions"] - positions).max() <= 1e-4
+        )
+
+
+@dataclass
+class OptimizedStructure:
+    """The S0 minimum of the run's potential near the input structure.
+
+    Attributes:
+        atoms: the optimised structure (positions as read back from the cache file).
+        start_energy: eV, S0 energy of the input structure.
+        energy: eV, S0 energy of the optimised structure.
+        max_force: eV/Angstrom, largest S0 force on an atom there.
+        steps: optimiser steps taken.
+        cached: read from the cache file instead of computed.
+    """
+
+    atoms: Atoms
+    start_energy: float
+    energy: float
+    max_force: float
+    steps: int
+    cached: bool
+
+
+class _S0Calculator(Calculator):
+    """The S0 energy and forces of an electronic structure as an ASE calculator."""
+
+    implemented_properties = ["energy", "forces"]
+
+    def __init__(self, structure: ElectronicStructure, device: torch.device) -> None:
+        super().__init__()
+        self.structure = structure
+        self.device = device
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        x = torch.as_tensor(self.atoms.positions[None], dtype=torch.float64, device=self.device)
+        out = self.structure.evaluate(x)
+        self.results = {
+            "energy": float(out.energies[0, 0]),
+            "forces": out.forces[0, 0].detach().double().cpu().numpy(),
+        }
+
+
+def _optimization_key(spec: WignerSpec, atoms: Atoms, source: str) -> str:
+    """Identifies an optimisation: potential, input structure and fmax."""
+    start = {
+        "source": source,
+        "numbers": atoms.numbers.tolist(),
+        "positions": np.round(atoms.positions, 6).tolist(),
+        "fmax": spec.fmax,
+    }
+    return hashlib.sha256(json.dumps(start, sort_keys=True).encode()).hexdigest()
+
+
+def _read_optimized(cache: Path, key: str) -> OptimizedStructure | None:
+    """The optimisation cached in ``cache`` if it has ``key``, else None."""
+    if not cache.exists():
+        return None
+    found = read(cache, format="extxyz")
+    info, found.info = found.info, {}
+    if info.get("key") != key:
+        return None
+    return OptimizedStructure(
+        atoms=found,
+        start_energy=float(info["s0_start_energy"]),
+        energy=float(info["s0_energy"]),
+        max_force=float(info["max_force"]),
+        steps=int(info["steps"]),
+        cached=True,
+    )
+
+
+def optimize_structure(
+    spec: WignerSpec,
+    atoms: Atoms,
+    structure: ElectronicStructure,
+    device: torch.device,
+    cache: Path,
+    source: str = "",
+) -> OptimizedStructure:
+    """Minimise the S0 energy of ``atoms`` with ``structure`` (ASE BFGS) until no atom's force
+    exceeds ``spec.fmax``; the result is cached in ``cache`` (extended xyz, energies in eV in
+    its comment line) and read back from there while the potential (``source``), the input
+    structure and fmax are the same. The positions returned are those of the file, so a run
+    that reads the cache samples about exactly the same geometry as the run that wrote it.
+
+    Not converging within ``spec.max_steps`` steps is an error.
+    """
+    key = _optimization_key(spec, atoms, source)
+    cached = _read_optimized(cache, key)
+    if cached is not None:
+        return cached
+    moving = Atoms(numbers=atoms.numbers, positions=atoms.positions)
+    moving.calc = _S0Calculator(structure, device)
+    start_energy = moving.get_potential_energy()
+    optimizer = BFGS(moving, logfile=None)
+    converged = optimizer.run(fmax=spec.fmax, steps=spec.max_steps)
+    max_force = float(np.linalg.norm(moving.get_forces(), axis=1).max())
+    if not converged:
+        raise RuntimeError(
+            f"initial_conditions.wigner: the S0 optimisation did not reach fmax = {spec.fmax} "
+            f"eV/Angstrom in max_steps = {spec.max_steps} steps (max force {max_force:.3g} "
+            "eV/Angstrom); raise max_steps or fmax, or check the potential near the structure"
+        )
+    result = Atoms(numbers=atoms.numbers, positions=moving.positions)
+    result.info = {
+        "key": key,
+        "s0_start_energy": start_energy,
+        "s0_energy": moving.get_potential_energy(),
+        "max_force": max_force,
+        "steps": optimizer.get_number_of_steps(),
+    }
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_name(cache.name + ".tmp")
+    write(tmp, result, format="extxyz")
+    tmp.replace(cache)
+    return replace(_read_optimized(cache, key), cached=False)
 
 
 def reference_hessian(
@@ -66,14 +203,15 @@ def reference_hessian(
 ) -> np.ndarray:
     """(3N, 3N) eV/Angstrom^2 at ``atoms``: read from ``spec.hessian``, or computed by central
     differences of the S0 forces of ``structure`` (6N evaluations) and cached in ``cache``
-    together with ``source`` (a description of the potential: a cache from another source is
-    recomputed).
+    together with ``source`` (a description of the potential: a cache from another source or
+    for other positions is recomputed).
 
     A file whose ``numbers`` or ``positions`` do not match ``atoms`` (1e-4 Angstrom) is an error.
     """
     path = cache if spec.hessian == "compute" else Path(spec.hessian)
     n = len(atoms)
-    if path.exists() and not (spec.hessian == "compute" and _cached_source(path) != source):
+    compute = spec.hessian == "compute"
+    if path.exists() and not (compute and not _cache_is_current(path, source, atoms.positions)):
         data = np.load(path)
         if "hessian" not in data:
             raise ValueError(f"{path}: no 'hessian' array (keys: {sorted(data)})")
@@ -89,7 +227,7 @@ def reference_hessian(
                     f"{path}: computed at other positions (max difference {shift:.2g} Angstrom)"
                 )
         return hessian
-    if spec.hessian != "compute":
+    if not compute:
         raise FileNotFoundError(f"initial_conditions.wigner.hessian: no file {path}")
 
     def s0_forces(x: np.ndarray) -> np.ndarray:

@@ -5,7 +5,8 @@ Example (``md/stilbene_cis_s1.yaml``)::
     potential: potentials/stilbene-r1.fff    # or {tully: simple} or {mopac: {n_states: 2}}
     structure: data/stilbene/cis-r1.xyz      # molecules only
     initial_conditions:
-      wigner: {temperature: 300, hessian: data/stilbene/cis-hessian.npz}  # or hessian: compute
+      wigner: {temperature: 300, hessian: compute, optimize: true}  # or hessian: FILE.npz
+      # optimize: the S0 minimum of the run's own potential first (optimized.xyz), Hessian there
       state: 1                               # vertical excitation to S1
       energy_window: [3.5, 5.0]              # optional: keep samples whose S1-S0 gap is inside
     dynamics: {algorithm: kappa-tsh, dt: 0.5, decoherence: true}   # SurfaceHoppingConfig keys
@@ -89,6 +90,13 @@ class WignerSpec:
         cold_below: cm^-1; modes softer than this keep their ground-state (0 K) width at
             any temperature, because straight-line sampling of a soft torsion at finite
             temperature stretches bonds (0: every mode thermal).
+        optimize: first minimise the S0 energy of ``structure`` with the run's potential
+            (ASE BFGS; cached as ``optimized.xyz`` in the output directory) and sample about
+            that minimum, so the ensemble starts without the excess energy of a geometry that
+            is a minimum of another method. Needs ``hessian: compute`` (a Hessian file
+            belongs to the structure before optimisation).
+        fmax: eV/Angstrom; the optimisation has converged when no atom's S0 force is larger.
+        max_steps: optimisation steps at most; not converging by then is an error.
     """
 
     temperature: float
@@ -96,6 +104,21 @@ class WignerSpec:
     imaginary_tolerance: float = 10.0
     step: float = 1e-3
     cold_below: float = 0.0
+    optimize: bool = False
+    fmax: float = 0.01
+    max_steps: int = 1000
+
+    def __post_init__(self) -> None:
+        key = "initial_conditions.wigner"
+        if self.optimize and self.hessian != "compute":
+            raise RunConfigError(
+                f"{key}.optimize, {key}.hessian: optimize: true needs hessian: compute (the "
+                f"file {self.hessian!r} is the Hessian at the structure before optimisation)"
+            )
+        if self.fmax <= 0:
+            raise RunConfigError(f"{key}.fmax: must be positive, got {self.fmax}")
+        if self.max_steps < 1:
+            raise RunConfigError(f"{key}.max_steps: must be at least 1, got {self.max_steps}")
 
 
 @dataclass

@@ -10,6 +10,7 @@ directory::
     checkpoint.pt        batch state after the last chunk (tensors and plain data only)
     summary.json         the ensemble summary, written when every batch is done
     hessian.npz          with ``wigner.hessian: compute``: the cached S0 Hessian
+    optimized.xyz        with ``wigner.optimize``: the cached S0 minimum of the potential
 
 After every chunk the buffered frames are appended to the files and ``checkpoint.pt`` is
 replaced atomically; running the same config again continues from it (the files are cut back
@@ -36,6 +37,7 @@ from fusionff.device import resolve_device
 from fusionff.dynamics.engine import initial_state, run
 from fusionff.dynamics.h5md import TrajectoryFile
 from fusionff.dynamics.initial_conditions import (
+    optimize_structure,
     reference_hessian,
     sample_molecules,
     tully_wave_packet,
@@ -121,6 +123,7 @@ class _Ensemble:
         self.structure: ElectronicStructure = structure or build_structure(
             config, self.atoms, self.device
         )
+        self.reference: Atoms | None = None  # Wigner reference geometry, set on first use
         self.hessian = None
         self.steps_done_total = 0
         self.started = time.perf_counter()
@@ -166,15 +169,40 @@ class _Ensemble:
         if self.config.potential.kind == "tully":
             return tully_wave_packet(ic, self.structure, seeds.numel(), self.device)
         if self.hessian is None:
+            self.reference = self.atoms
+            if ic.wigner.optimize:
+                self.reference = self.optimized_structure()
             self.hessian = reference_hessian(
                 ic.wigner,
-                self.atoms,
+                self.reference,
                 self.structure,
                 self.device,
                 self.out / "hessian.npz",
                 source=self.fingerprint,
             )
-        return sample_molecules(ic, self.atoms, self.hessian, self.structure, seeds, self.device)
+        return sample_molecules(
+            ic, self.reference, self.hessian, self.structure, seeds, self.device
+        )
+
+    def optimized_structure(self) -> Atoms:
+        path = self.out / "optimized.xyz"
+        opt = optimize_structure(
+            self.config.initial_conditions.wigner,
+            self.atoms,
+            self.structure,
+            self.device,
+            path,
+            source=self.fingerprint,
+        )
+        if self.log is not None:
+            how = "read from" if opt.cached else f"{opt.steps} BFGS steps, written to"
+            print(
+                f"S0 optimisation: energy lowered by {opt.start_energy - opt.energy:.4f} eV, "
+                f"max force {opt.max_force:.4f} eV/Angstrom ({how} {path})",
+                file=self.log,
+                flush=True,
+            )
+        return opt.atoms
 
     # one batch -------------------------------------------------------------------------
     def run_batch(self, batch: int, saved: dict[str, Any] | None, records: list) -> None:
