@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The prepared device check for a session that has a GPU machine (one script, one call).
+#
+# 1. Here, on the development machine (network), once per session, in the repo root:
+#        bash benchmarks/gpu_session.sh prepare
+#    downloads the wheels the GPU image lacks (ase, MDAnalysis and three of its needs; about
+#    22 MB) into .whl/ (ignored through .git/info/exclude).
+# 2. On the device machine: command `bash benchmarks/gpu_session.sh run`, carry [".whl"],
+#    timeout_s 540. It writes to $OUT (at most 8 files come back):
+#        gpu.txt              nvidia-smi and torch's view of the device
+#        gpu_tests.log        python3 -m pytest -m gpu (tests/integration/test_gpu.py)
+#        dynamics_cuda.json   benchmarks/dynamics_speed.py on cuda (Tully 1 against mudslide is
+#                             skipped there, mudslide is not installed; ML B = 1, 64, 1024
+#                             against the FusionCalculator loop)
+#        model_eval_cuda.json benchmarks/model_eval.py on cuda
+#        train.tar            with TRAIN_MINUTES=N (default 0: skipped): the fusion potential's
+#                             training continued on the GPU for N minutes from its committed
+#                             checkpoint (potentials/training/stilbene-r1); unpack it there.
+# Each stage has its own time limit, so one that hangs does not eat the others' time.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+WHEELS="ase==3.29.0 MDAnalysis==2.11.0 GridDataFormats==1.2.0 mda-xdrlib==0.2.0 mmtf-python==1.1.3 mrcfile==1.5.4"
+
+case "${1:-}" in
+prepare)
+    grep -qx "/.whl/" .git/info/exclude 2>/dev/null || echo "/.whl/" >> .git/info/exclude
+    # shellcheck disable=SC2086
+    python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
+        --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+        --platform manylinux2014_x86_64 -d .whl $WHEELS
+    ;;
+run)
+    OUT=${OUT:-/tmp/fusionff-gpu}
+    mkdir -p "$OUT"
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/site .whl/*.whl || exit 1
+    export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1
+    {
+        nvidia-smi
+        python3 -c "import torch, e3nn; print(torch.__version__, e3nn.__version__, \
+torch.cuda.get_device_name(0))"
+    } > "$OUT/gpu.txt" 2>&1
+    timeout 180 python3 -m pytest -q -m gpu -p no:cacheprovider tests/integration/test_gpu.py \
+        > "$OUT/gpu_tests.log" 2>&1
+    timeout 200 python3 benchmarks/dynamics_speed.py --device cuda --dtype float32 \
+        --skip-tully --ml-sizes 1,64,1024 --ml-steps 20,10,5 --loop-max 8 \
+        --out "$OUT/dynamics_cuda.json" > "$OUT/dynamics.log" 2>&1
+    timeout 60 python3 benchmarks/model_eval.py --device cuda --dtype float32 \
+        --batches 1,16,128,1024 > "$OUT/model_eval.log" 2>&1
+    cp benchmarks/results/model_eval_cuda*.json "$OUT/" 2>/dev/null
+    if [ "${TRAIN_MINUTES:-0}" != "0" ]; then
+        sed -e "s/^time_limit_minutes:.*/time_limit_minutes: ${TRAIN_MINUTES}/" \
+            -e "s/^device:.*/device: cuda/" potentials/stilbene-r1.yaml > /tmp/gpu-train.yaml
+        timeout $((TRAIN_MINUTES * 60 + 120)) python3 -m fusionff.cli train /tmp/gpu-train.yaml \
+            > /tmp/train.out 2>&1
+        tar -cf "$OUT/train.tar" -C potentials/training stilbene-r1 -C /tmp train.out
+    fi
+    tail -n 3 "$OUT/gpu_tests.log" "$OUT/dynamics.log" "$OUT/model_eval.log"
+    ;;
+*)
+    echo "usage: bash benchmarks/gpu_session.sh prepare|run" >&2
+    exit 2
+    ;;
+esac
