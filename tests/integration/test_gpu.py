@@ -105,7 +105,8 @@ def test_run_cli_on_cuda_gives_the_cpu_summary(tmp_path):
         assert main(["run", str(path)]) == 0
         summaries[device] = json.loads((tmp_path / f"run_{device}" / "summary.json").read_text())
     assert summaries["cuda"]["timing"]["device"].startswith("cuda")
-    for a, b in zip(summaries["cpu"]["trajectories"], summaries["cuda"]["trajectories"]):
+    pairs = zip(summaries["cpu"]["trajectories"], summaries["cuda"]["trajectories"], strict=True)
+    for a, b in pairs:
         assert (a["final_state"], a["n_hops"], a["status"]) == (
             b["final_state"],
             b["n_hops"],
