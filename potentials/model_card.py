@@ -1,14 +1,16 @@
 """Write the model card of a trained potential and its plain-MACE counterpart, side by side.
 
 From the repository root, after ``fusionff train potentials/stilbene-r1.yaml`` and
-``fusionff train potentials/stilbene-r1-plain.yaml``::
+``fusionff train potentials/stilbene-r1-plain.yaml`` (whose run directories are
+``potentials/training/stilbene-r1`` and ``potentials/training/stilbene-r1-plain``)::
 
     python potentials/model_card.py                      # stilbene-r1 (the defaults)
     python potentials/model_card.py --copy               # also copy the model files here
 
 It evaluates both models (EMA weights of their best validation epoch, as saved in
 ``model.fff``) on their stored test split, on the whole test split and on the subsets near
-the S1/S0 intersection (reference gap below 0.5 eV and below 1 eV), counts parameters,
+the S1/S0 intersection (reference gap below 0.5 eV and below 1 eV) and per stage of the
+dataset recipe (wigner, twist, seam, meci samples), counts parameters,
 reads training times and epochs from ``metrics.json`` and writes ``<name>.md`` and
 ``<name>.metrics.json`` beside this script. All errors are measured here, from the files.
 """
@@ -25,6 +27,24 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 GAPS = (0.5, 1.0)
+STAGES = {"w": "wigner", "t": "twist", "s": "seam", "m": "meci"}
+
+
+def sampling_stages(paths: list[str], ids: np.ndarray) -> np.ndarray | None:
+    """The recipe stage (wigner, twist, seam, meci) of each structure ``ids`` (rows of the
+    files one after another), from the files' ``sampling.source_index_stage`` provenance and
+    each entry's ``meta["source_index"]``; None when a file does not record them."""
+    from fusionff.data.dataset import MultiStateDataset
+
+    stages = []
+    for path in paths:
+        with MultiStateDataset.open(path) as ds:
+            letters = ds.provenance.get("sampling", {}).get("source_index_stage")
+            meta = ds.arrays()["meta"]
+        if not letters:
+            return None
+        stages += [STAGES[letters[json.loads(m)["source_index"]]] for m in meta]
+    return np.array(stages)[ids]
 
 
 def evaluate_run(run: Path) -> dict:
@@ -64,6 +84,10 @@ def evaluate_run(run: Path) -> dict:
     for g in GAPS:
         rows = gap < g
         out[f"gap_below_{g:g}_eV"] = metrics(rows) if rows.any() else None
+    stages = sampling_stages(data.paths, data.ids[test])
+    for stage in STAGES.values() if stages is not None else ():
+        rows = stages == stage
+        out[f"stage_{stage}"] = metrics(rows) if rows.any() else None
     summary = json.loads((run / "metrics.json").read_text())
     n_params = sum(p.numel() for p in model.parameters())
     return {
@@ -99,9 +123,10 @@ def table(results: dict[str, dict]) -> list[str]:
     row("parameters", lambda r: f"{r['n_parameters']:,}")
     row("epochs (best)", lambda r: f"{r['epochs']} ({r['best_epoch']})")
     row("training time", lambda r: f"{r['training_time_s'] / 60:.0f} min")
-    for subset, label in [("all", "test split")] + [
-        (f"gap_below_{g:g}_eV", f"test, gap < {g:g} eV") for g in GAPS
-    ]:
+    subsets = [("all", "test split")]
+    subsets += [(f"gap_below_{g:g}_eV", f"test, gap < {g:g} eV") for g in GAPS]
+    subsets += [(f"stage_{s}", f"test, {s} samples") for s in STAGES.values()]
+    for subset, label in subsets:
         row(f"**{label}**: structures", lambda r, s=subset: str(r["metrics"][s]["n_structures"]))
         for state in (0, 1):
             row(
@@ -130,8 +155,8 @@ def table(results: dict[str, dict]) -> list[str]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--name", default="stilbene-r1")
-    parser.add_argument("--fusion-run", type=Path, default=Path("runs/stilbene-r1"))
-    parser.add_argument("--plain-run", type=Path, default=Path("runs/stilbene-r1-plain"))
+    parser.add_argument("--fusion-run", type=Path, default=HERE / "training" / "stilbene-r1")
+    parser.add_argument("--plain-run", type=Path, default=HERE / "training" / "stilbene-r1-plain")
     parser.add_argument("--copy", action="store_true", help="copy model.fff files here")
     parser.add_argument("--notes", type=Path, help="markdown appended to the card")
     args = parser.parse_args(argv)
