@@ -146,7 +146,8 @@ def table(results: dict[str, dict]) -> list[str]:
         row(
             "S1-S0 gap MAE / RMSE (meV)",
             lambda r, s=subset: (
-                f"{_f(r['metrics'][s]['gaps'][0]['mae'])} / {_f(r['metrics'][s]['gaps'][0]['rmse'])}"
+                f"{_f(r['metrics'][s]['gaps'][0]['mae'])} / "
+                f"{_f(r['metrics'][s]['gaps'][0]['rmse'])}"
             ),
         )
     return lines

@@ -229,7 +229,10 @@ def test_cold_below_samples_soft_modes_with_ground_state_width():
     mu = m1 * m2 / (m1 + m2)
     w = omega_fs(k, mu)
     wavenumber = w / (2 * np.pi * 2.99792458e-5)
-    for cutoff, c in [(wavenumber * 1.01, 1.0), (wavenumber * 0.99, thermal_factor(w, temperature))]:
+    for cutoff, c in [
+        (wavenumber * 1.01, 1.0),
+        (wavenumber * 0.99, thermal_factor(w, temperature)),
+    ]:
         x, _ = wigner_sample(
             positions,
             masses,
