@@ -53,12 +53,12 @@ def evaluate_run(run: Path) -> dict:
     from fusionff.train.data import load_training_data
     from fusionff.train.evaluate import predict
     from fusionff.train.metrics import compute_metrics
+    from fusionff.train.split import read_split
 
     model = load_model(run / "model.fff", device="cpu")
     split = json.loads((run / "split.json").read_text())
     data = load_training_data([f["path"] for f in split["files"]], model.r_max)
-    position = {int(i): k for k, i in enumerate(data.ids)}  # split.json stores file rows
-    test = np.array([position[i] for i in split["test"]], dtype=np.int64)
+    test = read_split(run / "split.json", data)["test"]
     pred = predict(model, data, test, batch_size=16)
     energies = pred.energies.double().cpu().numpy()
     forces = pred.forces.double().cpu().numpy()

@@ -87,6 +87,17 @@ def load_or_create_split(
         raise ValueError(
             f"{path} was made with split {record['setting']}, the config asks for {setting}; {hint}"
         )
+    return _indices(record, data, path)
+
+
+def read_split(path: str | os.PathLike, data: TrainingData) -> dict[str, np.ndarray]:
+    """The split stored at ``path`` (a run's split.json) as indices into ``data``, which must
+    hold the run's dataset files (e.g. for evaluating a trained model on its test split)."""
+    return _indices(json.loads(Path(path).read_text()), data, path)
+
+
+def _indices(record: dict, data: TrainingData, path) -> dict[str, np.ndarray]:
+    """split.json stores file rows; map them to positions among the usable structures."""
     position = {int(i): k for k, i in enumerate(data.ids)}
     split = {}
     for key in SPLITS:

@@ -20,6 +20,7 @@ from fusionff.models.io import load_model
 from fusionff.potential import Potential
 from fusionff.train.data import load_training_data
 from fusionff.train.evaluate import evaluate
+from fusionff.train.split import read_split
 
 ROOT = Path(__file__).resolve().parents[2]
 POTENTIALS = ROOT / "potentials"
@@ -56,8 +57,7 @@ def test_model_card_errors_are_reproduced_from_the_files(name, card):
     model = load_model(POTENTIALS / file)
     split = json.loads((POTENTIALS / run / "split.json").read_text())
     data = load_training_data([ROOT / f["path"] for f in split["files"]], model.r_max)
-    position = {int(i): k for k, i in enumerate(data.ids)}
-    test = np.array([position[i] for i in split["test"]])
+    test = read_split(POTENTIALS / run / "split.json", data)["test"]
     measured = evaluate(model, data, test, batch_size=16)
     stated = card[name]["metrics"]["all"]
     assert measured["n_structures"] == stated["n_structures"] == len(split["test"])
