@@ -23,6 +23,7 @@ import torch
 from e3nn import o3
 from torch import nn
 
+from fusionff.nn.channelwise import ChannelwiseCG
 from fusionff.nn.irreps import coupled_types, irreps_types, sorted_unique, uniform_irreps
 
 
@@ -205,7 +206,8 @@ class FusionBlock(nn.Module):
             o3.Linear(leaf_irreps[name], self.node_irreps[i])
             for i, name in enumerate(diagram.leaves)
         )
-        self.couplings = nn.ModuleList()
+        self.couplings = nn.ModuleList()  # e3nn modules: the definition (and shared weights)
+        self.vertex_products = nn.ModuleList()  # the same couplings as matrix products
         self.vertex_weights = nn.ParameterList()
         for k, (a, b) in enumerate(diagram.vertices):
             ir_a, ir_b, ir_v = (self.node_irreps[i] for i in (a, b, diagram.n_leaves + k))
@@ -225,6 +227,7 @@ class FusionBlock(nn.Module):
                 shared_weights=not element_weights,
             )
             self.couplings.append(tp)
+            self.vertex_products.append(ChannelwiseCG(tp))
             if element_weights:
                 self.vertex_weights.append(nn.Parameter(torch.randn(n_elements, tp.weight_numel)))
         # Sub-tree outputs of each output irrep type are summed with one weight per (node,
@@ -246,11 +249,10 @@ class FusionBlock(nn.Module):
         d = self.diagram
         values = [lin(inputs[name]) for lin, name in zip(self.leaf_linears, d.leaves, strict=True)]
         for k, (a, b) in enumerate(d.vertices):
-            if self.element_weights:
-                w = node_attrs @ self.vertex_weights[k]
-                values.append(self.couplings[k](values[a], values[b], w))
-            else:
-                values.append(self.couplings[k](values[a], values[b]))
+            w = node_attrs @ self.vertex_weights[k] if self.element_weights else None
+            if w is None:
+                w = self.couplings[k].weight
+            values.append(self.vertex_products[k](values[a], values[b], w))
         c, n = self.channels, node_attrs.shape[0]
         sums: list[torch.Tensor | None] = [None] * len(self.out_types)
         for k, (node, start, t) in enumerate(self.terms):

@@ -4,6 +4,11 @@
 structures), the seed, and the structures of each split as rows of the files taken one after
 another (``TrainingData.ids``), so that the split survives changes of which structures are
 usable only if the files are unchanged.
+
+A run may go on with more data: when the stored files are the first files of the data, in
+order and unchanged, the structures of the added files are split with the same fractions (a
+random split seeded by the seed and the number of files before) and appended, and every
+structure keeps the split it had. ``split.json`` records each such extension.
 """
 
 from __future__ import annotations
@@ -61,7 +66,8 @@ def load_or_create_split(
     seed: int,
     files: list[dict],
 ) -> dict[str, np.ndarray]:
-    """The split stored at ``path``, or a new random one written there.
+    """The split stored at ``path``, or a new random one written there; extended (and
+    rewritten) when the data has files beyond the stored ones (see the module docstring).
 
     Args:
         data: the usable structures; the returned arrays index them.
@@ -75,19 +81,66 @@ def load_or_create_split(
         split = random_split(len(data), spec, seed)
         record = {"files": files, "setting": setting}
         record |= {k: data.ids[v].tolist() for k, v in split.items()}
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(record, indent=1))
-        os.replace(tmp, path)
+        _write(path, record)
         return split
     record = json.loads(path.read_text())
     hint = "use another output directory or start afresh (fusionff train --restart)"
-    if [f["sha256"] for f in record["files"]] != [f["sha256"] for f in files]:
-        raise ValueError(f"{path} was made for other dataset files ({record['files']}); {hint}")
+    stored = [f["sha256"] for f in record["files"]]
+    current = [f["sha256"] for f in files]
+    if current[: len(stored)] != stored:
+        raise ValueError(
+            f"{path} was made for other dataset files ({record['files']}); the data must list "
+            f"them first, unchanged, and may add files after them; {hint}"
+        )
     if record["setting"] != setting:
         raise ValueError(
             f"{path} was made with split {record['setting']}, the config asks for {setting}; {hint}"
         )
+    if len(current) > len(stored):
+        record = _extend(record, data, spec, seed, files, path)
+        _write(path, record)
     return _indices(record, data, path)
+
+
+def split_was_extended(path: str | os.PathLike, files: list[dict]) -> bool:
+    """Whether the split at ``path`` covers fewer files than ``files`` (call before
+    :func:`load_or_create_split` extends it)."""
+    path = Path(path)
+    return path.exists() and len(json.loads(path.read_text())["files"]) < len(files)
+
+
+def _extend(record, data, spec, seed, files, path) -> dict:
+    """``record`` with the usable structures of the files after its own split and added."""
+    if not all(isinstance(getattr(spec, k), float) for k in SPLITS):
+        raise ValueError(
+            f"{path}: extending a split to added files needs fractions for train, validation "
+            f"and test, the config gives {[getattr(spec, k) for k in SPLITS]}"
+        )
+    n_before = len(record["files"])
+    first_new_row = sum(f["n_structures"] for f in record["files"])
+    new = np.flatnonzero(data.ids >= first_new_row)
+    if len(new) == 0:
+        raise ValueError(f"{path}: the added files {files[n_before:]} have no usable structures")
+    fractions = SplitConfig(**{k: getattr(spec, k) for k in SPLITS})
+    part = random_split(len(new), fractions, int(seed) * 1000 + n_before)
+    record = dict(record)
+    for key in SPLITS:
+        record[key] = sorted(record[key] + data.ids[new[part[key]]].tolist())
+    record["extensions"] = record.get("extensions", []) + [
+        {
+            "files_added": files[n_before:],
+            "seed": int(seed) * 1000 + n_before,
+            **{key: len(part[key]) for key in SPLITS},
+        }
+    ]
+    record["files"] = files
+    return record
+
+
+def _write(path: Path, record: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(record, indent=1))
+    os.replace(tmp, path)
 
 
 def read_split(path: str | os.PathLike, data: TrainingData) -> dict[str, np.ndarray]:

@@ -2,7 +2,7 @@
 
 A run lives in its output directory::
 
-    split.json            the split (reused on resume)
+    split.json            the split (reused on resume; extended when data files are added)
     checkpoint.pt         model, EMA and best weights, optimizer, scheduler, RNG, history
     history.jsonl         one JSON record per epoch
     train.log             the progress lines and the final metrics table
@@ -39,7 +39,7 @@ from fusionff.train.ema import ExponentialMovingAverage
 from fusionff.train.evaluate import metrics_of, predict
 from fusionff.train.loss import multistate_loss
 from fusionff.train.metrics import format_metrics
-from fusionff.train.split import load_or_create_split
+from fusionff.train.split import load_or_create_split, split_was_extended
 from fusionff.train.statistics import model_config_for
 
 RESUMABLE_CHANGES = (
@@ -105,6 +105,7 @@ class Trainer:
             for p, n in zip(self.data.paths, self.data.file_rows, strict=True)
         ]
         split_seed = config.split.seed if config.split.seed is not None else config.seed
+        extended = split_was_extended(self.output / "split.json", self.files)
         self.split = load_or_create_split(
             self.output / "split.json", self.data, config.split, split_seed, self.files
         )
@@ -131,6 +132,14 @@ class Trainer:
         if checkpoint is not None:
             self._restore(checkpoint)
             self._say(f"resuming {self.output} after epoch {self.epoch}")
+            if extended:
+                # another validation set: its losses do not compare with the stored best
+                self.best_loss, self.bad_epochs, self.stopped_early = math.inf, 0, False
+                sizes = {k: len(v) for k, v in self.split.items()}
+                self._say(
+                    f"data files added: split extended to {sizes}; the best validation loss "
+                    "and early stopping start afresh"
+                )
         else:
             sizes = {k: len(v) for k, v in self.split.items()}
             self._say(

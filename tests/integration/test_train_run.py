@@ -196,3 +196,28 @@ def test_time_limit_ends_invocation_with_model_and_resumes(toy, tmp_path):
     second = Trainer(config, log=io.StringIO())
     second.fit()
     assert second.epoch == 2  # one more epoch per invocation under this limit
+
+
+def test_continuing_with_an_added_file_extends_the_split(toy, tmp_path):
+    """A run continued with a second data file keeps its epochs and weights, trains on the
+    extended split (old structures keep their split) and restarts best-loss tracking, since
+    the validation set changed."""
+    extra = tmp_path / "extra.h5"
+    write_toy_dataset(extra, n=20, seed=5)
+    out = tmp_path / "run"
+    first = Trainer(tiny_config(toy, out, max_epochs=2))
+    first.fit()
+    old = json.loads((out / "split.json").read_text())
+    log = io.StringIO()
+    config = tiny_config(toy, out, max_epochs=3)
+    config.data = [str(toy), str(extra)]
+    second = Trainer(config, log=log)
+    assert second.epoch == 2 and second.best_loss == float("inf")
+    assert "split extended" in log.getvalue()
+    new = json.loads((out / "split.json").read_text())
+    rows_first_file = old["files"][0]["n_structures"]
+    for key in ("train", "validation", "test"):
+        assert [i for i in new[key] if i < rows_first_file] == old[key]
+        assert len(second.split[key]) > len(first.split[key])
+    second.fit()
+    assert second.epoch == 3 and second.best_epoch == 3

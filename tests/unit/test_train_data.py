@@ -169,3 +169,37 @@ def test_several_files_are_joined(tmp_path):
     assert data.file_rows == [6, 5] and len(data) == 7
     assert data.ids.tolist() == [0, 1, 2, 3, 6, 7, 8]
     assert data.describe(5) == f"{tmp_path / 'b.h5'}: structure 1"
+
+
+def test_split_extends_to_added_files(tmp_path):
+    """Adding a file after the stored ones keeps every structure's split and splits the new
+    structures with the same fractions; a changed or reordered first file is refused."""
+    from fusionff.train.split import split_was_extended
+
+    write_composition_dataset(tmp_path / "a.h5", n=40, seed=1)
+    write_composition_dataset(tmp_path / "b.h5", n=20, seed=2)
+    fa = {"path": "a.h5", "sha256": "aaa", "n_structures": 40}
+    fb = {"path": "b.h5", "sha256": "bbb", "n_structures": 20}
+    path = tmp_path / "split.json"
+    one = load_training_data([tmp_path / "a.h5"], 3.0)
+    first = load_or_create_split(path, one, SplitConfig(), 0, [fa])
+    before = {k: one.ids[v].tolist() for k, v in first.items()}
+    two = load_training_data([tmp_path / "a.h5", tmp_path / "b.h5"], 3.0)
+    assert split_was_extended(path, [fa, fb]) and not split_was_extended(path, [fa])
+    ext = load_or_create_split(path, two, SplitConfig(), 0, [fa, fb])
+    after = {k: two.ids[v].tolist() for k, v in ext.items()}
+    for k in before:  # old rows keep their split; new rows (ids >= 40) are added
+        assert [i for i in after[k] if i < 40] == before[k]
+    new = {k: [i for i in after[k] if i >= 40] for k in after}
+    assert sorted(sum(new.values(), [])) == [i for i in two.ids.tolist() if i >= 40]
+    assert (len(new["train"]), len(new["validation"]), len(new["test"])) == (16, 2, 2)
+    stored = json.loads(path.read_text())
+    assert stored["files"] == [fa, fb] and stored["extensions"][0]["files_added"] == [fb]
+    again = load_or_create_split(path, two, SplitConfig(), 0, [fa, fb])  # now stored as is
+    assert all(np.array_equal(ext[k], again[k]) for k in ext)
+    with pytest.raises(ValueError, match="may add files after them"):
+        load_or_create_split(path, two, SplitConfig(), 0, [fb, fa])
+    with pytest.raises(ValueError, match="needs fractions"):
+        path2 = tmp_path / "split2.json"
+        load_or_create_split(path2, one, SplitConfig(30, 5, 5), 0, [fa])
+        load_or_create_split(path2, two, SplitConfig(30, 5, 5), 0, [fa, fb])
