@@ -10,7 +10,8 @@ From the repository root, after ``fusionff train potentials/stilbene-r1.yaml`` a
 It evaluates both models (EMA weights of their best validation epoch, as saved in
 ``model.fff``) on their stored test split, on the whole test split and on the subsets near
 the S1/S0 intersection (reference gap below 0.5 eV and below 1 eV) and per stage of the
-dataset recipe (wigner, twist, seam, meci samples), counts parameters,
+dataset recipe (wigner, twist, seam, meci samples; active: frames of surface-hopping
+trajectories chosen by active learning), counts parameters,
 reads training times and epochs from ``metrics.json`` and writes ``<name>.md`` and
 ``<name>.metrics.json`` beside this script. All errors are measured here, from the files.
 """
@@ -27,11 +28,13 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 GAPS = (0.5, 1.0)
-STAGES = {"w": "wigner", "t": "twist", "s": "seam", "m": "meci"}
+STAGES = {"w": "wigner", "t": "twist", "s": "seam", "m": "meci", "a": "active"}
+"""Sampling stages by their letter in ``sampling.source_index_stage``: the four of
+data/stilbene/recipe.py and the active-learning rounds of data/stilbene/active_learning.py."""
 
 
 def sampling_stages(paths: list[str], ids: np.ndarray) -> np.ndarray | None:
-    """The recipe stage (wigner, twist, seam, meci) of each structure ``ids`` (rows of the
+    """The recipe stage (wigner, twist, seam, meci, active) of each structure ``ids`` (rows of the
     files one after another), from the files' ``sampling.source_index_stage`` provenance and
     each entry's ``meta["source_index"]``; None when a file does not record them."""
     from fusionff.data.dataset import MultiStateDataset
