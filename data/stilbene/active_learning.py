@@ -12,6 +12,7 @@ One round, each stage cached in the work directory (a killed run continues):
              at least ``--spacing-fs`` apart in each trajectory, up to ``--n``   -> selection.json
   label      S0 and S1 at R1 (MOPAC, resumable runner) into the round's dataset
              (a second file next to stilbene-r1.h5; training lists both files)
+  report     statistics by origin of the frames                 -> stilbene-r1-al1-stats.json
 
 The sampling provenance of the output marks every source index with stage "a" (active), so
 ``potentials/model_card.py`` reports its test errors apart from the recipe's stages. Run from
@@ -43,6 +44,12 @@ log = logging.getLogger("active_learning")
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _relative(path: Path) -> str:
+    """``path`` relative to the repository root where it lies inside it."""
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def _json_dump(path: Path, value) -> None:
@@ -174,7 +181,7 @@ def stage_select(args) -> list[dict]:
     scores = np.array([c["score"] for c in candidates])
     selection = {
         "numbers": np.asarray(numbers).tolist(),
-        "models": [{"path": str(m), "sha256": _sha256(m)} for m in args.models],
+        "models": [{"path": _relative(m), "sha256": _sha256(m)} for m in args.models],
         "settings": {
             k: getattr(args, k)
             for k in ("n", "stride_fs", "tail_fs", "spacing_fs", "min_distance", "seed")
@@ -238,6 +245,59 @@ def stage_label(args) -> dict:
     return summary
 
 
+# ---------------------------------------------------------------------- report
+def stage_report(args) -> dict:
+    """Statistics of the round's labelled set by origin (isomer, trajectory status), energies
+    relative to R1's trans minimum (minima.json); writes <out stem>-stats.json."""
+    from fusionff.data import stilbene as sb
+    from fusionff.data.dataset import MultiStateDataset
+
+    with MultiStateDataset.open(args.out) as ds:
+        entries = list(ds)
+        frames = ds.provenance["sampling"]["frames"]
+    e_trans = json.loads((HERE / "minima.json").read_text())["trans"]["E_S0_eV"]
+    ok = [e for e in entries if e.status == "ok"]
+    frame = [frames[e.meta["source_index"]] for e in ok]
+    origin = np.array([f"{f['isomer']}, {f['status']}" for f in frame])
+    e0 = np.array([e.energies[0] - e_trans for e in ok])
+    gap = np.array([e.energies[1] - e.energies[0] for e in ok])
+    fmax = np.array([np.abs(e.forces).max() for e in ok])
+    dih = np.abs(np.array([sb.dihedral(e.positions) for e in ok]))
+
+    def describe(rows):
+        return {
+            "n": int(rows.sum()),
+            "E_S0_above_trans_min_eV_median_max": [
+                float(np.median(e0[rows])),
+                float(e0[rows].max()),
+            ],
+            "gap_eV_min_median_max": [
+                float(gap[rows].min()),
+                float(np.median(gap[rows])),
+                float(gap[rows].max()),
+            ],
+            "max_abs_force_eV_per_A_median_max": [
+                float(np.median(fmax[rows])),
+                float(fmax[rows].max()),
+            ],
+            "abs_dihedral_deg_min_max": [float(dih[rows].min()), float(dih[rows].max())],
+        }
+
+    stats = {
+        "n_entries": len(entries),
+        "n_ok": len(ok),
+        "n_failed": len(entries) - len(ok),
+        "all": describe(np.ones(len(ok), dtype=bool)),
+        "by_origin": {o: describe(origin == o) for o in sorted(set(origin))},
+        "n_E_S0_above_trans_min_gt_10eV": int(np.sum(e0 > 10)),
+        "n_max_force_gt_20eV_per_A": int(np.sum(fmax > 20)),
+        "n_gap_below_0.5eV": int(np.sum(gap < 0.5)),
+    }
+    _json_dump(args.out.with_name(args.out.stem + "-stats.json"), stats)
+    print(json.dumps(stats, indent=1))
+    return stats
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -261,8 +321,8 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--stages",
         nargs="+",
-        default=["dynamics", "select", "label"],
-        choices=["dynamics", "select", "label"],
+        default=["dynamics", "select", "label", "report"],
+        choices=["dynamics", "select", "label", "report"],
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -273,6 +333,8 @@ def main(argv=None) -> int:
         stage_select(args)
     if "label" in args.stages:
         stage_label(args)
+    if "report" in args.stages:
+        stage_report(args)
     return 0
 
 
