@@ -8,16 +8,19 @@
 # 2. On the device machine: command `bash benchmarks/gpu_session.sh run`, carry [".whl"],
 #    timeout_s 540. It writes to $OUT (at most 8 files come back):
 #        gpu.txt              nvidia-smi and torch's view of the device
-#        gpu_tests.log        python3 -m pytest -m gpu (tests/integration/test_gpu.py)
+#        logs.txt             the output of every stage (the GPU tests: gpu_tests.log in it,
+#                             python3 -m pytest -m gpu tests/integration/test_gpu.py)
 #        dynamics_cuda.json   benchmarks/dynamics_speed.py on cuda (Tully 1 against mudslide is
 #                             skipped there, mudslide is not installed; ML B = 1, 64, 1024
 #                             against the FusionCalculator loop)
 #        model_eval_cuda.json benchmarks/model_eval.py on cuda
+#        train_step_cuda.json benchmarks/train_step.py on cuda (fusion vertices as matrix
+#                             products against e3nn's TensorProduct, batch 32)
 #        train.tar            with TRAIN_MINUTES=N (default 0: skipped): the fusion potential's
 #                             training continued on the GPU for N minutes from its committed
 #                             checkpoint (potentials/training/stilbene-r1); unpack it there.
 # Each stage has its own time limit, so one that hangs does not eat the others' time: tests
-# 180 s, benchmarks 260 s, training TRAIN_MINUTES + 2 min. One device call may last 600 s, so
+# 180 s, benchmarks 320 s, training TRAIN_MINUTES + 2 min. One device call may last 600 s, so
 # with training either keep TRAIN_MINUTES at 1-2 or make a second call with ONLY_TRAIN=1,
 # which skips the tests and benchmarks.
 set -uo pipefail
@@ -35,7 +38,8 @@ prepare)
     ;;
 run)
     OUT=${OUT:-/tmp/fusionff-gpu}
-    mkdir -p "$OUT"
+    LOGS=/tmp/fusionff-gpu-logs  # gathered into $OUT/logs.txt (8 files at most come back)
+    mkdir -p "$OUT" "$LOGS"
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
         --target /tmp/site .whl/*.whl || exit 1
     export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1
@@ -46,22 +50,26 @@ torch.cuda.get_device_name(0))"
     } > "$OUT/gpu.txt" 2>&1
     if [ "${ONLY_TRAIN:-0}" = "0" ]; then
     timeout 180 python3 -m pytest -q -m gpu -p no:cacheprovider tests/integration/test_gpu.py \
-        > "$OUT/gpu_tests.log" 2>&1
+        > "$LOGS/gpu_tests.log" 2>&1
     timeout 200 python3 benchmarks/dynamics_speed.py --device cuda --dtype float32 \
         --skip-tully --ml-sizes 1,64,1024 --ml-steps 20,10,5 --loop-max 8 \
-        --out "$OUT/dynamics_cuda.json" > "$OUT/dynamics.log" 2>&1
+        --out "$OUT/dynamics_cuda.json" > "$LOGS/dynamics.log" 2>&1
     timeout 60 python3 benchmarks/model_eval.py --device cuda --dtype float32 \
-        --batches 1,16,128,1024 > "$OUT/model_eval.log" 2>&1
+        --batches 1,16,128,1024 > "$LOGS/model_eval.log" 2>&1
     cp benchmarks/results/model_eval_cuda*.json "$OUT/" 2>/dev/null
+    timeout 60 python3 benchmarks/train_step.py --device cuda --batch 32 \
+        > "$LOGS/train_step.log" 2>&1
+    cp benchmarks/results/train_step_cuda.json "$OUT/" 2>/dev/null
     fi
     if [ "${TRAIN_MINUTES:-0}" != "0" ]; then
         sed -e "s/^time_limit_minutes:.*/time_limit_minutes: ${TRAIN_MINUTES}/" \
             -e "s/^device:.*/device: cuda/" potentials/stilbene-r1.yaml > /tmp/gpu-train.yaml
         timeout $((TRAIN_MINUTES * 60 + 120)) python3 -m fusionff.cli train /tmp/gpu-train.yaml \
-            > /tmp/train.out 2>&1
-        tar -cf "$OUT/train.tar" -C potentials/training stilbene-r1 -C /tmp train.out
+            > "$LOGS/train.out" 2>&1
+        tar -cf "$OUT/train.tar" -C potentials/training stilbene-r1
     fi
-    tail -n 3 "$OUT"/*.log /tmp/train.out 2>/dev/null
+    for f in "$LOGS"/*; do echo "==> $f"; cat "$f"; done > "$OUT/logs.txt" 2>/dev/null
+    tail -n 3 "$LOGS"/* 2>/dev/null
     ;;
 *)
     echo "usage: bash benchmarks/gpu_session.sh prepare|run" >&2

@@ -2,9 +2,10 @@
 the fusion vertices' channel-wise couplings as matrix products (fusionff.nn.channelwise, what
 the models use) against the same model with e3nn's TensorProduct doing those couplings (the
 baseline), in the same process. The plain model has no fusion vertices (ratio 1 up to
-noise). Also checks that both give the same loss. Writes benchmarks/results/train_step_cpu.json.
+noise). Also checks that both give the same loss. Writes
+benchmarks/results/train_step_<device>.json.
 
-    python benchmarks/train_step.py [--model potentials/stilbene-r1.fff] [--batch 8]
+    python benchmarks/train_step.py [--model potentials/stilbene-r1.fff] [--batch 8] [--device cuda]
 """
 
 from __future__ import annotations
@@ -60,13 +61,15 @@ def step_fn(model, graph):
     return step
 
 
-def best_time(fn, repeat: int) -> float:
+def best_time(fn, repeat: int, sync=lambda: None) -> float:
     fn()
+    sync()
     best = float("inf")
     for _ in range(3):
         t = time.perf_counter()
         for _ in range(repeat):
             fn()
+        sync()
         best = min(best, (time.perf_counter() - t) / repeat)
     return best
 
@@ -79,24 +82,30 @@ def main() -> None:
     ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)
-    results = {"machine": platform.processor() or platform.machine(), "threads": args.threads}
+    device = torch.device(args.device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    machine = platform.processor() or platform.machine()
+    if device.type == "cuda":
+        machine = torch.cuda.get_device_name()
+    results = {"machine": machine, "device": args.device, "threads": args.threads}
     results |= {"dtype": args.dtype, "batch": args.batch, "models": {}}
     for path in (args.model, args.model.replace(".fff", "-plain.fff")):
         if not Path(path).exists():
             continue
-        model = load_model(path).to(dtype).train()
+        model = load_model(path).to(device=device, dtype=dtype).train()
         for p in model.parameters():
             p.requires_grad_(True)
         data = load_training_data([args.data], model.config.r_max)
-        graph = data.graph(np.arange(args.batch), dtype, torch.device("cpu"))
+        graph = data.graph(np.arange(args.batch), dtype, device)
         base = with_e3nn_couplings(model)
         fast_step, base_step = step_fn(model, graph), step_fn(base, graph)
         loss_fast, loss_base = fast_step(), base_step()
-        t_base = best_time(base_step, args.repeat)
-        t_fast = best_time(fast_step, args.repeat)
+        t_base = best_time(base_step, args.repeat, sync)
+        t_fast = best_time(fast_step, args.repeat, sync)
         row = {
             "e3nn_ms": 1e3 * t_base,
             "matmul_ms": 1e3 * t_fast,
@@ -105,11 +114,11 @@ def main() -> None:
         }
         results["models"][path] = row
         print(
-            f"{path}: training step, batch {args.batch}, {args.dtype}, {args.threads} thread(s): "
+            f"{path}: training step on {args.device}, batch {args.batch}, {args.dtype}: "
             f"e3nn couplings {row['e3nn_ms']:.0f} ms, matrix products {row['matmul_ms']:.0f} ms, "
             f"speed-up {row['speedup']:.2f}x (loss rel. diff {row['loss_rel_diff']:.1e})"
         )
-    out = Path(__file__).parent / "results" / "train_step_cpu.json"
+    out = Path(__file__).parent / "results" / f"train_step_{args.device}.json"
     out.write_text(json.dumps(results, indent=1) + "\n")
 
 
