@@ -14,8 +14,9 @@ a second matrix product (CG blocks from :func:`e3nn.o3.wigner_3j`, path normalis
 from the e3nn module, so the result equals e3nn's to round-off; tests/unit/test_channelwise.py).
 
 Used by the fusion vertices (benchmarks/train_step.py: a training step of the fusion stilbene
-model about 1.4x faster on one CPU core). The interaction's edge coupling (``uvu``, thousands
-of edges, few paths) stays with e3nn: there this formulation measured slower (0.8x).
+model about 1.1x faster on one CPU core). The interaction's edge coupling (``uvu``, thousands
+of edges, few paths) stays with e3nn: there this formulation measured slower (0.8x, on a
+loaded machine; not re-measured idle).
 """
 
 from __future__ import annotations
