@@ -22,7 +22,8 @@ from fusionff import MultiStateMACE, Potential
 from fusionff.data.molecules import trans_stilbene
 
 
-def _time(fn, repeat: int, sync) -> float:
+def best_time(fn, repeat: int, sync=lambda: None) -> float:
+    """Best of 3 rounds of ``repeat`` calls, seconds per call (after one warm-up call)."""
     fn()  # warm-up
     sync()
     best = float("inf")
@@ -63,12 +64,14 @@ def main() -> None:
         )
         pot = Potential(model, device=args.device)
         row = {"fusion": fusion, "parameters": model.num_parameters()}
-        single = _time(lambda pot=pot: pot.evaluate_structures([z], [atoms.positions]), 10, sync)
+        single = best_time(
+            lambda pot=pot: pot.evaluate_structures([z], [atoms.positions]), 10, sync
+        )
         row["single_ms"] = 1e3 * single
         for b in [int(s) for s in args.batches.split(",")]:
             x = atoms.positions[None] + 0.05 * rng.normal(size=(b, len(z), 3))
             xt = torch.as_tensor(x, dtype=pot.dtype, device=dev)
-            t = _time(lambda pot=pot, xt=xt: pot.evaluate(z, xt), max(1, 20 // b), sync)
+            t = best_time(lambda pot=pot, xt=xt: pot.evaluate(z, xt), max(1, 20 // b), sync)
             row[f"batch{b}_ms_per_structure"] = 1e3 * t / b
         rows.append(row)
     plain, fus = rows

@@ -14,11 +14,11 @@ import argparse
 import copy
 import json
 import platform
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from model_eval import best_time  # benchmarks/ is on sys.path when this script runs
 from torch import nn
 
 from fusionff.models.io import load_model
@@ -59,19 +59,6 @@ def step_fn(model, graph):
         return float(loss.detach())
 
     return step
-
-
-def best_time(fn, repeat: int, sync=lambda: None) -> float:
-    fn()
-    sync()
-    best = float("inf")
-    for _ in range(3):
-        t = time.perf_counter()
-        for _ in range(repeat):
-            fn()
-        sync()
-        best = min(best, (time.perf_counter() - t) / repeat)
-    return best
 
 
 def main() -> None:

@@ -206,38 +206,27 @@ def stage_select(args) -> list[dict]:
 
 
 # ---------------------------------------------------------------------- labelling
-class _Geometry:
-    def __init__(self, numbers, positions):
-        self.numbers, self.positions = numbers, positions
-
-
 def stage_label(args) -> dict:
-    import h5py
+    from recipe import _Geometry, store_sampling  # data/stilbene/ is on sys.path here
 
-    from fusionff.data.dataset import MultiStateDataset
     from fusionff.labeling.mopac import MopacBackend
     from fusionff.labeling.runner import label
 
     selection = json.loads((args.work / "selection.json").read_text())
     numbers = np.array(selection["numbers"])
     frames = selection["frames"]
-    backend = MopacBackend()
-    if not args.out.exists():
-        provenance = backend.provenance()
-        MultiStateDataset.create(
-            args.out, 2, method=provenance["method"], provenance=provenance
-        ).close()
-    with h5py.File(args.out, "r+") as f:  # first, so that a partial file says what it holds
-        provenance = json.loads(f.attrs["provenance"])
-        provenance["sampling"] = {
+    store_sampling(  # first, so that a partial file says what it holds
+        args.out,
+        {
             "recipe": "data/stilbene/active_learning.py",
             "round": 1,
             "models": selection["models"],
             "settings": selection["settings"],
             "frames": [{k: v for k, v in fr.items() if k != "positions"} for fr in frames],
             "source_index_stage": "a" * len(frames),
-        }
-        f.attrs["provenance"] = json.dumps(provenance, sort_keys=True)
+        },
+    )
+    backend = MopacBackend()
     geometries = [_Geometry(numbers, np.array(fr["positions"])) for fr in frames]
     t0 = time.perf_counter()
     summary = label(geometries, backend, 2, args.out, workers=args.workers)

@@ -524,19 +524,23 @@ def label_stages(args, backend, stages: tuple[str, ...], counts: dict, recipe: d
 def write_provenance(args, recipe: dict, order: list[tuple[str, int]]) -> None:
     """Store the sampling recipe and the stage of every source index in the dataset (as a
     string, one letter per source index: w wigner, t twist, s seam, m meci)."""
+    letters = "".join(stage[0] for stage, _ in order)
+    store_sampling(args.out, dict(recipe, source_index_stage=letters))
+
+
+def store_sampling(out: Path, sampling: dict) -> None:
+    """Set ``provenance["sampling"]`` of the dataset ``out``, creating it first (with the MOPAC
+    backend's provenance, as the labelling runner would) if it does not exist."""
     import h5py
 
     from fusionff.data.dataset import MultiStateDataset
 
-    if not args.out.exists():  # created with the backend's provenance, as label() would
+    if not out.exists():
         provenance = MopacBackend().provenance()
-        MultiStateDataset.create(
-            args.out, 2, method=provenance["method"], provenance=provenance
-        ).close()
-    letters = "".join(stage[0] for stage, _ in order)
-    with h5py.File(args.out, "r+") as f:
+        MultiStateDataset.create(out, 2, method=provenance["method"], provenance=provenance).close()
+    with h5py.File(out, "r+") as f:
         provenance = json.loads(f.attrs["provenance"])
-        provenance["sampling"] = dict(recipe, source_index_stage=letters)
+        provenance["sampling"] = sampling
         f.attrs["provenance"] = json.dumps(provenance, sort_keys=True)
 
 

@@ -249,8 +249,9 @@ class FusionBlock(nn.Module):
         d = self.diagram
         values = [lin(inputs[name]) for lin, name in zip(self.leaf_linears, d.leaves, strict=True)]
         for k, (a, b) in enumerate(d.vertices):
-            w = node_attrs @ self.vertex_weights[k] if self.element_weights else None
-            if w is None:
+            if self.element_weights:
+                w = node_attrs @ self.vertex_weights[k]
+            else:
                 w = self.couplings[k].weight
             values.append(self.vertex_products[k](values[a], values[b], w))
         c, n = self.channels, node_attrs.shape[0]

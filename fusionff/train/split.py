@@ -121,8 +121,7 @@ def _extend(record, data, spec, seed, files, path) -> dict:
     new = np.flatnonzero(data.ids >= first_new_row)
     if len(new) == 0:
         raise ValueError(f"{path}: the added files {files[n_before:]} have no usable structures")
-    fractions = SplitConfig(**{k: getattr(spec, k) for k in SPLITS})
-    part = random_split(len(new), fractions, int(seed) * 1000 + n_before)
+    part = random_split(len(new), spec, int(seed) * 1000 + n_before)
     record = dict(record)
     for key in SPLITS:
         record[key] = sorted(record[key] + data.ids[new[part[key]]].tolist())
