@@ -21,6 +21,13 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
         help="delete the output directory's run files and start afresh (default: continue "
         "from its checkpoint.pt when there is one)",
     )
+    parser.add_argument(
+        "--new-stage",
+        action="store_true",
+        help="continue the run in the output directory as a new stage with this config's loss, "
+        "optimizer, schedule, batch size, EMA decay and force mask: from the best weights so "
+        "far, with a fresh optimizer and schedule",
+    )
     return parser
 
 
@@ -31,7 +38,7 @@ def train_main(args: argparse.Namespace) -> int:
     from fusionff.train.trainer import Trainer
 
     config = TrainConfig.from_yaml(args.config)
-    result = Trainer(config, restart=args.restart).fit()
+    result = Trainer(config, restart=args.restart, new_stage=args.new_stage).fit()
     metrics = result.test_metrics
     if metrics is None:
         metrics, title = result.validation_metrics, "validation split (the test split is empty)"
@@ -54,6 +61,13 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda[:k] (default: auto)")
     parser.add_argument("--json", metavar="PATH", help="also write the metrics to this JSON file")
+    parser.add_argument(
+        "--mask-forces-above",
+        type=float,
+        metavar="EV_PER_A",
+        help="leave out the force labels of a structure's state with an atom's force above "
+        "this (eV/A), as a training run's mask_forces_above does",
+    )
     return parser
 
 
@@ -70,6 +84,9 @@ def eval_main(args: argparse.Namespace) -> int:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
     model = load_model(args.model, device=resolve_device(args.device))
     data = load_training_data([args.data], model.r_max)
+    if args.mask_forces_above is not None:
+        masked = data.mask_forces_above(args.mask_forces_above)
+        print(f"force labels left out (above {args.mask_forces_above} eV/A): {masked} per state")
     metrics = evaluate(model, data, batch_size=args.batch_size)
     print(format_metrics(metrics, f"{args.data} with {args.model}"))
     if args.json:

@@ -37,6 +37,7 @@ from fusionff.models.config import DTYPES, ModelConfig
 
 OPTIMIZERS = ("adam", "adamw")
 SCHEDULES = ("plateau", "cosine", "exponential", "none")
+LOSS_KINDS = ("mse", "huber")
 
 
 class ConfigError(BaseConfigError):
@@ -59,11 +60,26 @@ class SplitConfig:
 
 @dataclass
 class LossConfig:
-    """Weights of the loss: ``sum_s states[s] * (energy * dE_s^2/N^2 + forces * |dF_s|^2)``."""
+    """Weights of the loss: ``sum_s states[s] * (energy * rho(dE_s/N) + forces * rho(dF_s))``.
+
+    ``kind: mse``: rho is the square. ``kind: huber``: rho is the square up to a threshold
+    and linear beyond it (:func:`fusionff.train.loss.robust_square`), with thresholds
+    ``huber_delta_energy`` in eV per atom and ``huber_delta_forces`` in eV/Angstrom per force
+    component: structures far off the rest then weigh like large errors, not squared ones.
+    """
 
     energy: float = 1.0
     forces: float = 10.0
     states: list[float] | None = None  # None: 1.0 for every state
+    kind: str = "mse"
+    huber_delta_energy: float = 0.01
+    huber_delta_forces: float = 0.5
+
+    def deltas(self) -> tuple[float | None, float | None]:
+        """(energy, forces) Huber thresholds, or (None, None) for squared errors."""
+        if self.kind == "huber":
+            return self.huber_delta_energy, self.huber_delta_forces
+        return None, None
 
 
 @dataclass
@@ -105,6 +121,10 @@ class TrainConfig:
         max_epochs: epochs to train (a resumed run continues up to this number).
         ema_decay: decay of the exponential moving average of the weights used for
             validation and for the final model; 0 disables it.
+        mask_forces_above: leave out (treat as unlabelled, in training and in every reported
+            metric) the force labels of a structure's state when an atom's force in it is
+            larger than this, eV/Angstrom; for reference programs whose gradients fail at
+            strained geometries (None: keep all). The log says how many were left out.
         early_stopping_patience: stop after this many epochs without a lower validation loss
             (None: never).
         checkpoint_every: write ``checkpoint.pt`` every this many epochs (and at the end).
@@ -126,6 +146,7 @@ class TrainConfig:
     batch_size: int = 8
     max_epochs: int = 100
     ema_decay: float = 0.99
+    mask_forces_above: float | None = None
     early_stopping_patience: int | None = 50
     checkpoint_every: int = 1
     time_limit_minutes: float | None = None
@@ -181,7 +202,12 @@ class TrainConfig:
             ("schedule.patience", self.schedule.patience >= 0, "must be >= 0"),
             ("loss.energy", self.loss.energy >= 0, "must be >= 0"),
             ("loss.forces", self.loss.forces >= 0, "must be >= 0"),
+            ("loss.kind", self.loss.kind in LOSS_KINDS, f"must be one of {LOSS_KINDS}"),
+            ("loss.huber_delta_energy", self.loss.huber_delta_energy > 0, "must be positive"),
+            ("loss.huber_delta_forces", self.loss.huber_delta_forces > 0, "must be positive"),
         ]
+        cap = self.mask_forces_above
+        rules.append(("mask_forces_above", cap is None or cap > 0, "must be positive"))
         limit = self.time_limit_minutes
         rules.append(("time_limit_minutes", limit is None or limit > 0, "must be positive"))
         patience = self.early_stopping_patience

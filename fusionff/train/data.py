@@ -113,6 +113,15 @@ class TrainingData:
                 f"among the model's elements {elements}"
             )
 
+    def mask_forces_above(self, limit: float) -> list[int]:
+        """Mark the force labels of a structure's state as missing where an atom's force in
+        that state is larger than ``limit`` (eV/Angstrom); returns how many per state."""
+        norms = np.linalg.norm(self.forces, axis=-1)  # (n_atoms, S)
+        largest = np.maximum.reduceat(norms, self.atom_offsets[:-1], axis=0)  # (n_struct, S)
+        too_large = self.force_mask & (largest > limit)
+        self.force_mask = self.force_mask & ~too_large
+        return [int(n) for n in too_large.sum(axis=0)]
+
     def describe(self, i: int) -> str:
         """'<file>: structure <k>' for structure ``i``."""
         row, k = int(self.ids[i]), 0

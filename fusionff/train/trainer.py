@@ -13,6 +13,13 @@ A run lives in its output directory::
 ``Trainer(config).fit()`` starts a run, or continues it from ``checkpoint.pt`` when there is
 one: a run stopped at any point and continued gives the same weights as one never stopped
 (bitwise in float64 on the CPU).
+
+``Trainer(config, new_stage=True)`` (``fusionff train --new-stage``) continues a run with other
+optimisation settings (loss, optimizer, schedule, batch size, EMA decay, force mask): a new
+*stage*, as in MACE's second, energy-weighted stage. The stage starts from the best EMA
+weights so far, with a fresh optimizer and schedule and a fresh best validation loss (the
+loss is another function now); model, split and seed stay. History records carry their
+stage, and the checkpoint lists each stage's start and changed settings.
 """
 
 from __future__ import annotations
@@ -53,6 +60,15 @@ RESUMABLE_CHANGES = (
 )
 """Config keys that may differ between a run and its continuation (split.json checks that the
 data files are the same by their SHA-256)."""
+STAGE_CHANGES = RESUMABLE_CHANGES + (
+    "loss",
+    "optimizer",
+    "schedule",
+    "batch_size",
+    "ema_decay",
+    "mask_forces_above",
+)
+"""Config keys that may also differ when a run goes on as a new stage."""
 OUTPUT_FILES = (
     "checkpoint.pt",
     "split.json",
@@ -86,9 +102,19 @@ class Trainer:
         config: the run's settings.
         restart: delete the output directory's run files first instead of continuing.
         log: stream for the progress lines (default stderr).
+        new_stage: continue the run in the output directory as a new stage with this config's
+            optimisation settings (see the module docstring); needs a checkpoint.
     """
 
-    def __init__(self, config: TrainConfig, restart: bool = False, log: TextIO | None = None):
+    def __init__(
+        self,
+        config: TrainConfig,
+        restart: bool = False,
+        log: TextIO | None = None,
+        new_stage: bool = False,
+    ):
+        if restart and new_stage:
+            raise ValueError("restart and new_stage exclude each other")
         self.config = config
         self.log = log if log is not None else sys.stderr
         self.output = Path(config.output)
@@ -100,6 +126,9 @@ class Trainer:
         self.dtype = torch.float64 if config.dtype == "float64" else torch.float32
         r_max = config.model.get("r_max", ModelConfig.__dataclass_fields__["r_max"].default)
         self.data = load_training_data(config.data, r_max)
+        masked = None
+        if config.mask_forces_above is not None:
+            masked = self.data.mask_forces_above(config.mask_forces_above)
         self.files = [
             {"path": p, "sha256": file_sha256(p), "n_structures": n}
             for p, n in zip(self.data.paths, self.data.file_rows, strict=True)
@@ -111,8 +140,14 @@ class Trainer:
         )
         checkpoint_path = self.output / "checkpoint.pt"
         checkpoint = load_checkpoint(checkpoint_path) if checkpoint_path.exists() else None
+        if new_stage and checkpoint is None:
+            raise FileNotFoundError(
+                f"{checkpoint_path}: no checkpoint to continue as a new stage; train the first "
+                "stage without --new-stage"
+            )
+        stage_changes: dict[str, list[Any]] = {}
         if checkpoint is not None:
-            self._check_continuation(checkpoint["config"])
+            stage_changes = self._check_continuation(checkpoint["config"], new_stage)
             model_config = ModelConfig.from_dict(checkpoint["model_config"])
         else:
             model_config = model_config_for(config, self.data, self.split["train"])
@@ -129,9 +164,12 @@ class Trainer:
         self.best_loss, self.elapsed, self.stopped_early = math.inf, 0.0, False
         self.best_weights: dict[str, torch.Tensor] | None = None
         self.history: list[dict[str, Any]] = []
+        self.stages: list[dict[str, Any]] = [{"stage": 1, "after_epoch": 0, "changes": {}}]
         if checkpoint is not None:
-            self._restore(checkpoint)
+            self._restore(checkpoint, new_stage)
             self._say(f"resuming {self.output} after epoch {self.epoch}")
+            if new_stage:
+                self._begin_stage(stage_changes)
             if extended:
                 # another validation set: its losses do not compare with the stored best
                 self.best_loss, self.bad_epochs, self.stopped_early = math.inf, 0, False
@@ -147,6 +185,12 @@ class Trainer:
                 f"{sizes}; model {model_config.n_states} states, elements "
                 f"{model_config.elements}, {self.model.num_parameters():,} parameters, "
                 f"device {self.device}"
+            )
+        if masked is not None:
+            self._say(
+                f"mask_forces_above {config.mask_forces_above} eV/A: force labels left out for "
+                + ", ".join(f"S{s} {n}" for s, n in enumerate(masked))
+                + " structures"
             )
 
     # ------------------------------------------------------------------ the loop
@@ -186,6 +230,7 @@ class Trainer:
             seconds = time.perf_counter() - start
             self.elapsed += seconds
             record = report.epoch_record(self.epoch, train_loss, val_loss, lr, seconds, val_metrics)
+            record["stage"] = len(self.stages)
             self.history.append(record)
             report.append_history(record, self.output / "history.jsonl")
             self._say(report.progress_line(record, c.max_epochs, improved))
@@ -230,7 +275,9 @@ class Trainer:
 
     def _loss(self, energies, forces, labels) -> torch.Tensor:
         c = self.config.loss
-        return multistate_loss(energies, forces, labels, c.energy, c.forces, self.state_weights)
+        return multistate_loss(
+            energies, forces, labels, c.energy, c.forces, self.state_weights, *c.deltas()
+        )
 
     def validate(self) -> tuple[float, dict[str, Any]]:
         """Validation loss and metrics of the EMA weights."""
@@ -263,34 +310,48 @@ class Trainer:
                 "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
                 "rng": rng_state(self.shuffle, self.device),
                 "history": self.history,
+                "stages": self.stages,
             },
             self.output / "checkpoint.pt",
         )
 
-    def _check_continuation(self, stored: dict[str, Any]) -> None:
+    def _check_continuation(self, stored: dict[str, Any], new_stage: bool) -> dict[str, list]:
+        """Refuse settings that a continuation (or, with ``new_stage``, a new stage) cannot
+        change; return the changed stage settings ``{key: [before, now]}``."""
         now = _flatten(self.config.to_dict())
-        before = _flatten(stored)
-        changed = sorted(
-            k
-            for k in now.keys() | before.keys()
-            if now.get(k) != before.get(k) and k.split(".")[0] not in RESUMABLE_CHANGES
-        )
-        if self.config.schedule.name == "cosine" and now["max_epochs"] != before["max_epochs"]:
+        # settings added to the config since the checkpoint was written take their defaults
+        before = _flatten(TrainConfig.from_dict(stored).to_dict())
+        allowed = STAGE_CHANGES if new_stage else RESUMABLE_CHANGES
+        differ = sorted(k for k in now.keys() | before.keys() if now.get(k) != before.get(k))
+        changed = [k for k in differ if k.split(".")[0] not in allowed]
+        cosine = self.config.schedule.name == "cosine"
+        if cosine and not new_stage and now["max_epochs"] != before["max_epochs"]:
             changed.append("max_epochs")  # the cosine schedule spans max_epochs
         if changed:
             details = ", ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in changed)
+            hint = (
+                "a new stage may change only " + ", ".join(STAGE_CHANGES[len(RESUMABLE_CHANGES) :])
+                if new_stage
+                else "continue it with its config, go on with other optimisation settings "
+                "(fusionff train --new-stage), or start afresh (fusionff train --restart)"
+            )
             raise ValueError(
                 f"{self.output / 'checkpoint.pt'} belongs to a run with other settings "
-                f"({details}); continue it with its config, or start afresh "
-                "(fusionff train --restart)"
+                f"({details}); {hint}"
             )
+        return {
+            k: [before.get(k), now.get(k)]
+            for k in differ
+            if k.split(".")[0] in STAGE_CHANGES and k.split(".")[0] not in RESUMABLE_CHANGES
+        }
 
-    def _restore(self, state: dict[str, Any]) -> None:
+    def _restore(self, state: dict[str, Any], new_stage: bool = False) -> None:
         self.model.load_state_dict(state["model"])
         self.ema.load_state_dict(state["ema"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.scheduler is not None:
-            self.scheduler.load_state_dict(state["scheduler"])
+        if not new_stage:  # a new stage starts with a fresh optimizer and schedule
+            self.optimizer.load_state_dict(state["optimizer"])
+            if self.scheduler is not None:
+                self.scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"], self.shuffle, self.device)
         self.epoch, self.best_epoch = int(state["epoch"]), int(state["best_epoch"])
         self.bad_epochs, self.best_loss = int(state["bad_epochs"]), float(state["best_loss"])
@@ -299,7 +360,23 @@ class Trainer:
         if best is not None:
             self.best_weights = {k: v.to(self.device) for k, v in best.items()}
         self.history = list(state["history"])
+        self.stages = list(state.get("stages") or self.stages)
         report.write_history(self.history, self.output / "history.jsonl")
+
+    def _begin_stage(self, changes: dict[str, list]) -> None:
+        """Start a new stage from the best EMA weights so far (see the module docstring)."""
+        if self.best_weights is not None:
+            self.model.load_state_dict(self.best_weights)
+            self.ema.model.load_state_dict(self.best_weights)
+        self.best_loss, self.bad_epochs, self.stopped_early = math.inf, 0, False
+        self.best_weights = None
+        stage = {"stage": len(self.stages) + 1, "after_epoch": self.epoch, "changes": changes}
+        self.stages.append(stage)
+        what = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changes.items()) or "none"
+        self._say(
+            f"stage {stage['stage']} from the best weights of epoch {self.best_epoch} (fresh "
+            f"optimizer, schedule and best validation loss); changed settings: {what}"
+        )
 
     # ------------------------------------------------------------------ the end
     def final_model(self) -> MultiStateMACE:
@@ -325,6 +402,8 @@ class Trainer:
             "best_epoch": self.best_epoch,
             "stopped_early": self.stopped_early,
             "training_time_s": self.elapsed,
+            "stages": self.stages,
+            "mask_forces_above": self.config.mask_forces_above,
         }
         metadata = {
             "training": {

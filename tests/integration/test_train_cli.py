@@ -88,6 +88,38 @@ def test_eval_cli_prints_metrics_table(trained, capsys):
     assert metrics["n_structures"] == 39 and len(metrics["states"]) == 2
 
 
+def test_eval_cli_masks_large_force_labels(trained, capsys):
+    """`fusionff eval --mask-forces-above X` counts forces only of states whose largest atomic
+    force is at most X eV/A, and says how many it left out; a second stage trains from the
+    command line with --new-stage."""
+    tmp, _ = trained
+    data = ROOT / "data" / "examples" / "toy_two_state.h5"
+    model = str(tmp / "run" / "model.fff")
+    with MultiStateDataset.open(data) as ds:
+        a = ds.arrays()
+    norms = np.linalg.norm(a["forces"], axis=-1)
+    largest = np.maximum.reduceat(norms, a["offsets"][:-1], axis=0)
+    usable = a["status"] != "failed"
+    limit = round(float(np.median(largest[usable & a["force_mask"].all(axis=1)])), 3)
+    kept = (a["force_mask"] & (largest <= limit))[usable].sum(axis=0)
+    args = ["eval", model, str(data), "--device", "cpu", "--json"]
+    assert main([*args, str(tmp / "all.json")]) == 0
+    assert main([*args, str(tmp / "masked.json"), "--mask-forces-above", str(limit)]) == 0
+    assert f"force labels left out (above {limit} eV/A)" in capsys.readouterr().out
+    everything = json.loads((tmp / "all.json").read_text())["states"]
+    masked = json.loads((tmp / "masked.json").read_text())["states"]
+    assert [s["n_forces"] for s in masked] == list(kept)
+    assert all(m["n_forces"] < e["n_forces"] for m, e in zip(masked, everything, strict=True))
+    assert [m["energy_mae"] for m in masked] == [e["energy_mae"] for e in everything]
+    (tmp / "stage2").mkdir()
+    stage2 = write_config(tmp / "stage2", output=str(tmp / "run"), max_epochs=3)
+    raw = yaml.safe_load(stage2.read_text())
+    raw["loss"]["kind"] = "huber"
+    stage2.write_text(yaml.safe_dump(raw))
+    assert main(["train", str(stage2), "--new-stage"]) == 0
+    assert "stage 2 from the best weights" in (tmp / "run" / "train.log").read_text()
+
+
 def _write(path, structures, n_states):
     with MultiStateDataset.create(path, n_states) as ds:
         ds.extend(structures)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 
 import numpy as np
 import pytest
@@ -221,3 +222,99 @@ def test_continuing_with_an_added_file_extends_the_split(toy, tmp_path):
         assert len(second.split[key]) > len(first.split[key])
     second.fit()
     assert second.epoch == 3 and second.best_epoch == 3
+
+
+def test_new_stage_changes_optimisation_settings_and_resumes_identically(toy, tmp_path):
+    """--new-stage continues a run with another loss, learning rate and schedule: it starts
+    from the best EMA weights of stage 1 with a fresh optimizer, records the stage and its
+    changed settings, and a stage-2 run killed after one epoch and continued equals an
+    uninterrupted one bitwise. Without --new-stage the same change is refused with a hint."""
+    stage2 = {
+        "loss": {"energy": 10.0, "forces": 10.0, "kind": "huber", "huber_delta_forces": 0.05},
+        "optimizer": {"lr": 0.003},
+        "schedule": {"name": "exponential", "gamma": 0.9},
+        "max_epochs": 5,
+    }
+    for name in ("a", "b"):
+        Trainer(tiny_config(toy, tmp_path / name, max_epochs=3)).fit()
+    best = _state(tmp_path / "a")["best_weights"]
+    with pytest.raises(ValueError, match=r"loss\.kind: 'mse' -> 'huber'.*--new-stage"):
+        Trainer(tiny_config(toy, tmp_path / "a", **stage2))
+    log = io.StringIO()
+    trainer = Trainer(tiny_config(toy, tmp_path / "a", **stage2), log=log, new_stage=True)
+    assert all(torch.equal(trainer.model.state_dict()[k], v) for k, v in best.items())
+    assert trainer.optimizer.param_groups[0]["lr"] == 0.003 and trainer.best_loss == math.inf
+    assert "stage 2" in log.getvalue() and "loss.kind 'mse' -> 'huber'" in log.getvalue()
+    straight = trainer.fit()
+    assert [r["stage"] for r in straight.history] == [1, 1, 1, 2, 2]
+    assert straight.best_epoch > 3  # the best of stage 2, by the stage-2 loss
+
+    def kill_after_four(t):
+        if t.epoch == 4:
+            raise Killed
+
+    with pytest.raises(Killed):
+        Trainer(tiny_config(toy, tmp_path / "b", **stage2), new_stage=True).fit(
+            on_epoch_end=kill_after_four
+        )
+    Trainer(tiny_config(toy, tmp_path / "b", **stage2)).fit()  # plain continuation
+    a, b = _state(tmp_path / "a"), _state(tmp_path / "b")
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    assert (
+        a["stages"]
+        == b["stages"]
+        == [
+            {"stage": 1, "after_epoch": 0, "changes": {}},
+            {
+                "stage": 2,
+                "after_epoch": 3,
+                "changes": {
+                    "loss.huber_delta_forces": [0.5, 0.05],
+                    "loss.kind": ["mse", "huber"],
+                    "optimizer.lr": [0.01, 0.003],
+                    "schedule.factor": [0.5, 0.8],
+                    "schedule.gamma": [0.99, 0.9],
+                    "schedule.name": ["plateau", "exponential"],
+                    "schedule.patience": [1, 10],
+                },
+            },
+        ]
+    )
+    meta = read_header(tmp_path / "a" / "model.fff")["metadata"]["training"]
+    assert meta["stages"] == a["stages"]
+
+
+def test_new_stage_refuses_model_changes_and_needs_a_checkpoint(toy, tmp_path):
+    """A new stage may not change the model (it continues the same weights), and there must
+    be a first stage to continue."""
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        Trainer(tiny_config(toy, tmp_path / "none"), new_stage=True)
+    Trainer(tiny_config(toy, tmp_path / "run", max_epochs=1)).fit()
+    model = {**TINY_MODEL, "channels": 6}
+    with pytest.raises(ValueError, match=r"model\.channels: 4 -> 6.*a new stage may change only"):
+        Trainer(tiny_config(toy, tmp_path / "run", model=model), new_stage=True)
+
+
+def test_mask_forces_above_leaves_out_large_force_labels(toy, tmp_path):
+    """mask_forces_above leaves out exactly the states whose largest atomic force exceeds the
+    limit, in training and in the reported metrics, and the log says how many."""
+    out = tmp_path / "run"
+    plain = Trainer(tiny_config(toy, out, max_epochs=1), log=io.StringIO())
+    data = plain.data
+    norms = np.linalg.norm(data.forces, axis=-1)
+    largest = np.maximum.reduceat(norms, data.atom_offsets[:-1], axis=0)
+    limit = float(np.median(largest[data.force_mask]))
+    expected = data.force_mask & ~(largest > limit)
+    log = io.StringIO()
+    masked = Trainer(
+        tiny_config(toy, tmp_path / "masked", max_epochs=1, mask_forces_above=limit), log=log
+    )
+    assert np.array_equal(masked.data.force_mask, expected)
+    n_left_out = (data.force_mask & (largest > limit)).sum(axis=0)
+    assert all(n > 0 for n in n_left_out)
+    assert f"S0 {n_left_out[0]}, S1 {n_left_out[1]} structures" in log.getvalue()
+    result = masked.fit()
+    test = masked.split["test"]
+    assert [s["n_forces"] for s in result.test_metrics["states"]] == list(
+        expected[test].sum(axis=0)
+    )

@@ -63,12 +63,23 @@ def test_unknown_keys_and_wrong_types_name_the_key(raw, message):
         ({"split": {"train": 1.5}}, "split.train"),
         ({"split": {"train": 0.8, "validation": 0.3}}, "split"),
         ({"early_stopping_patience": 0}, "early_stopping_patience"),
+        ({"loss": {"kind": "l1"}}, "loss.kind"),
+        ({"loss": {"kind": "huber", "huber_delta_forces": 0.0}}, "loss.huber_delta_forces"),
+        ({"loss": {"huber_delta_energy": -1.0}}, "loss.huber_delta_energy"),
+        ({"mask_forces_above": 0.0}, "mask_forces_above"),
     ],
 )
 def test_invalid_values_name_the_key(raw, key):
     """Values of the right type but outside their range raise ConfigError naming the key."""
     with pytest.raises(ConfigError, match=rf"^{key}: "):
         build(**raw)
+
+
+def test_loss_kind_gives_the_huber_thresholds():
+    """kind mse: no thresholds (squares); kind huber: the configured thresholds."""
+    assert build().loss.deltas() == (None, None)
+    huber = build(loss={"kind": "huber", "huber_delta_energy": 0.02, "huber_delta_forces": 1.0})
+    assert huber.loss.deltas() == (0.02, 1.0)
 
 
 def test_missing_data_is_an_error():

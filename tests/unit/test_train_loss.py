@@ -1,4 +1,4 @@
-"""The masked multi-state loss: value by hand, masked labels change nothing."""
+"""The masked multi-state loss: value by hand, masked labels change nothing, Huber form."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fusionff.train.data import Labels
-from fusionff.train.loss import multistate_loss, state_losses
+from fusionff.train.loss import multistate_loss, robust_square, state_losses
 
 
 def make(energy_mask, force_mask):
@@ -63,3 +63,46 @@ def test_state_without_labels_contributes_zero():
     energies, forces, labels = make([[True, False]] * 2, [[True, False]] * 3)
     e_mse, f_mse = state_losses(energies, forces, labels)
     assert e_mse[1] == 0.0 and f_mse[1] == 0.0
+
+
+def test_robust_square_is_square_below_delta_and_linear_above():
+    """rho(x) = x^2 for |x| <= delta and delta (2|x| - delta) beyond: continuous, with a
+    continuous slope (2 delta sign x) at |x| = delta, and with slope 2 delta far out."""
+    delta = 0.5
+    x = torch.tensor([-3.0, -0.5, -0.2, 0.0, 0.3, 0.5, 2.0], dtype=torch.float64)
+    x.requires_grad_(True)
+    rho = robust_square(x, delta)
+    expected = torch.where(x.abs() <= delta, x**2, delta * (2 * x.abs() - delta))
+    assert torch.allclose(rho, expected, rtol=0, atol=1e-15)
+    (grad,) = torch.autograd.grad(rho.sum(), x)
+    assert grad[0] == -2 * delta and grad[-1] == 2 * delta
+    assert torch.allclose(grad[2], 2 * x[2].detach())
+    eps = 1e-7
+    for edge in (-delta, delta):
+        left, right = (
+            robust_square(torch.tensor(edge - eps), delta),
+            robust_square(torch.tensor(edge + eps), delta),
+        )
+        assert abs(float(left - right)) < 1e-6
+    assert torch.equal(robust_square(x, None), x**2)
+
+
+def test_huber_loss_equals_mse_for_small_errors_and_bounds_an_outlier():
+    """With every error below the thresholds the Huber loss equals the squared one; a force
+    label 1000 eV/A off pulls on its prediction with at most 2 delta w_F / n_atoms per
+    component, where the squared loss pulls 1000 times harder."""
+    energies, forces, labels = make([[True, True]] * 2, [[True, True]] * 3)
+    w = torch.ones(2, dtype=torch.float64)
+    mse = multistate_loss(energies, forces, labels, 1.0, 1.0, w)
+    huber = multistate_loss(energies, forces, labels, 1.0, 1.0, w, 100.0, 100.0)
+    assert torch.equal(mse, huber)
+    labels.forces = labels.forces.detach().clone()
+    labels.forces[0, 0, 0] += 1000.0
+    delta = 0.5
+    (g_h,) = torch.autograd.grad(
+        multistate_loss(energies, forces, labels, 1.0, 1.0, w, 0.01, delta), forces
+    )
+    (g_m,) = torch.autograd.grad(multistate_loss(energies, forces, labels, 1.0, 1.0, w), forces)
+    n = 3  # atoms labelled in state 0
+    assert abs(float(g_h[0, 0, 0])) == pytest.approx(2 * delta / n)
+    assert abs(float(g_m[0, 0, 0])) > 1000 * abs(float(g_h[0, 0, 0]))
