@@ -64,7 +64,8 @@ def progress_line(record: dict[str, Any], max_epochs: int, improved: bool) -> st
 
 
 def plot_learning_curve(history: list[dict[str, Any]], path: str | os.PathLike) -> None:
-    """PNG with the train/validation loss and the per-state validation MAEs against the epoch.
+    """PNG with the train/validation loss and the per-state validation MAEs against the epoch;
+    dashed lines mark where a new training stage began.
 
     Uses matplotlib's object API with the Agg canvas (no display, no global pyplot state).
     """
@@ -89,6 +90,23 @@ def plot_learning_curve(history: list[dict[str, Any]], path: str | os.PathLike) 
             if any(v is not None for v in values):
                 ax.plot(epochs, [float("nan") if v is None else v for v in values], label=f"S{s}")
         ax.set_ylabel(label)
+    starts = [
+        (r["epoch"], r["stage"])
+        for prev, r in zip(history[:-1], history[1:], strict=True)
+        if r.get("stage", 1) != prev.get("stage", 1)
+    ]
+    for ax in axes:
+        for epoch, stage in starts:  # a new training stage (fusionff train --new-stage)
+            ax.axvline(epoch - 0.5, color="0.6", linestyle="--", linewidth=0.8)
+            ax.annotate(
+                f"stage {stage}",
+                (epoch - 0.5, 1.0),
+                xycoords=("data", "axes fraction"),
+                ha="left",
+                va="top",
+                fontsize=7,
+                color="0.4",
+            )
     for ax in axes:
         ax.set_xlabel("epoch")
         if ax.has_data():
