@@ -102,6 +102,7 @@ def evaluate_run(run: Path) -> dict:
         "training_time_s": summary["training_time_s"],
         "split": summary["split"],
         "data": split["files"],
+        "stages": summary.get("stages") or [{"stage": 1, "after_epoch": 0, "changes": {}}],
     }
 
 
@@ -156,6 +157,25 @@ def table(results: dict[str, dict]) -> list[str]:
     return lines
 
 
+def stage_lines(name: str, results: dict[str, dict]) -> list[str]:
+    """One line per training stage after the first: where it began in each run and what it
+    changed (from the runs' metrics.json)."""
+    lines = []
+    first = next(iter(results.values()))
+    for k, stage in enumerate(first["stages"][1:], start=2):
+        starts = ", ".join(
+            f"{label.split(' ')[0]} after epoch {r['stages'][k - 1]['after_epoch']}"
+            for label, r in results.items()
+            if len(r["stages"]) >= k
+        )
+        changes = "; ".join(f"{key} {a} -> {b}" for key, (a, b) in stage["changes"].items())
+        lines.append(
+            f"- Stage {k} (`{name}.stage{k}.yaml`, `fusionff train ... --new-stage`; {starts}): "
+            f"{changes or 'no settings changed'}."
+        )
+    return lines
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--name", default="stilbene-r1")
@@ -185,9 +205,12 @@ def main(argv=None) -> int:
         f"({sum(f['n_structures'] for f in first['data'])} structures); split "
         f"{first['split']} (same split for both models).",
         f"- Architecture (fusion): `{json.dumps(config['model'])}`; weights {first['dtype']}.",
-        f"- Loss: `{json.dumps(config['loss'])}`; optimiser `{json.dumps(config['optimizer'])}`, "
-        f"schedule `{json.dumps(config['schedule'])}`, batch {config['batch_size']}, "
-        f"EMA {config['ema_decay']}.",
+        f"- Stage 1 (`{args.name}.yaml`): loss `{json.dumps(config['loss'])}`; optimiser "
+        f"`{json.dumps(config['optimizer'])}`, schedule `{json.dumps(config['schedule'])}`, "
+        f"batch {config['batch_size']}, EMA {config['ema_decay']}.",
+        *stage_lines(args.name, results),
+        "- Errors are measured on every label of the test split, including force labels a "
+        "stage left out of training (`mask_forces_above`).",
         "",
         "## Test errors, side by side",
         "",
