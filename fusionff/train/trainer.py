@@ -148,6 +148,11 @@ class Trainer:
         stage_changes: dict[str, list[Any]] = {}
         if checkpoint is not None:
             stage_changes = self._check_continuation(checkpoint["config"], new_stage)
+            if new_stage and not stage_changes:
+                raise ValueError(
+                    f"{checkpoint_path}: the config changes no stage setting, so there is no new "
+                    "stage to begin; continue the run without --new-stage"
+                )
             model_config = ModelConfig.from_dict(checkpoint["model_config"])
         else:
             model_config = model_config_for(config, self.data, self.split["train"])

@@ -257,6 +257,8 @@ def test_new_stage_changes_optimisation_settings_and_resumes_identically(toy, tm
         Trainer(tiny_config(toy, tmp_path / "b", **stage2), new_stage=True).fit(
             on_epoch_end=kill_after_four
         )
+    with pytest.raises(ValueError, match="no new stage to begin"):  # stage 2 begun already
+        Trainer(tiny_config(toy, tmp_path / "b", **stage2), new_stage=True)
     Trainer(tiny_config(toy, tmp_path / "b", **stage2)).fit()  # plain continuation
     a, b = _state(tmp_path / "a"), _state(tmp_path / "b")
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
