@@ -24,9 +24,13 @@ class LabelResult:
         forces: (N, S, 3) eV/Angstrom, atoms first then states (the dataset's layout); NaN
             where ``success`` is False.
         success: (S,) bool, True where the state was computed.
-        error: empty when every state succeeded, otherwise one message per failed state,
-            each prefixed with the state's name (``"S1: ..."``), joined by ``"; "``.
+        error: empty when every state succeeded, otherwise one message per failed state
+            (or rejected forces), each prefixed with the state's name (``"S1: ..."``),
+            joined by ``"; "``.
         seconds: wall-clock time spent on the structure, s.
+        force_success: (S,) bool, True where the state's forces are usable; None: as
+            ``success``. A state can have a usable energy and rejected forces
+            (:mod:`fusionff.labeling.gradient_check`).
     """
 
     energies: np.ndarray
@@ -34,11 +38,20 @@ class LabelResult:
     success: np.ndarray
     error: str = ""
     seconds: float = 0.0
+    force_success: np.ndarray | None = None
 
     @property
     def ok(self) -> bool:
         """True when every state was computed."""
         return bool(np.all(self.success))
+
+    @property
+    def forces_ok(self) -> np.ndarray:
+        """(S,) bool: states whose forces are usable (computed and not rejected)."""
+        success = np.asarray(self.success, dtype=bool)
+        if self.force_success is None:
+            return success
+        return success & np.asarray(self.force_success, dtype=bool)
 
     @property
     def state_forces(self) -> np.ndarray:

@@ -48,6 +48,14 @@ def add_label_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument(
         "--overwrite", action="store_true", help="start OUTPUT afresh instead of continuing it"
     )
+    parser.add_argument(
+        "--check-gradients",
+        type=float,
+        metavar="TOL",
+        help="check each state's forces against a central difference of its energies along a "
+        "random direction (3x the cost) and reject forces off by more than TOL eV/A "
+        "(e.g. 0.05); energies are kept",
+    )
     return parser
 
 
@@ -63,6 +71,10 @@ def label_main(args: argparse.Namespace) -> int:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     structures = read(args.input, index=":")
     backend = MopacBackend(args.keywords, timeout=args.timeout, executable=args.mopac)
+    if args.check_gradients is not None:
+        from fusionff.labeling.gradient_check import GradientCheckedBackend
+
+        backend = GradientCheckedBackend(backend, tolerance=args.check_gradients)
     summary = label(
         structures,
         backend,
@@ -74,5 +86,10 @@ def label_main(args: argparse.Namespace) -> int:
     print(
         f"{args.output}: {summary.total} structures, {summary.already_done} already labelled, "
         f"{summary.ok} labelled now, {summary.failed} failed, {summary.seconds:.1f} s"
+        + (
+            f"; forces of {summary.forces_rejected} rejected by the gradient check"
+            if args.check_gradients is not None
+            else ""
+        )
     )
     return 0

@@ -58,6 +58,8 @@ class LabelSummary:
         ok: structures labelled now, every state successful.
         failed: structures labelled now with at least one failed state.
         seconds: wall-clock time of the call, s.
+        forces_rejected: structures labelled now with the forces of a computed state
+            rejected (by :class:`fusionff.labeling.gradient_check.GradientCheckedBackend`).
     """
 
     total: int
@@ -65,19 +67,22 @@ class LabelSummary:
     ok: int
     failed: int
     seconds: float
+    forces_rejected: int = 0
 
 
 def labelled_structure(index: int, geometry: Geometry, result: LabelResult) -> Structure:
     """The dataset entry of input structure ``index``: labels where they succeeded (failed
-    states hold 0 with a False mask), ``status`` "ok" or "failed" with the message."""
+    states hold 0 with a False mask; rejected forces a False force mask), ``status`` "ok" or
+    "failed", and the message."""
     success = np.asarray(result.success, dtype=bool)
+    forces_ok = result.forces_ok
     return Structure(
         numbers=np.asarray(geometry.numbers, dtype=np.int64),
         positions=np.asarray(geometry.positions, dtype=np.float64),
         energies=np.where(success, result.energies, 0.0),
-        forces=np.where(success[None, :, None], result.forces, 0.0),
+        forces=np.where(forces_ok[None, :, None], result.forces, 0.0),
         energy_mask=success.copy(),
-        force_mask=success.copy(),
+        force_mask=forces_ok.copy(),
         status="ok" if result.ok else "failed",
         error=result.error,
         meta={SOURCE_INDEX: int(index), "seconds": round(float(result.seconds), 4)},
@@ -193,7 +198,7 @@ def label(
     if n_states < 1 or workers < 1:
         raise ValueError(f"n_states and workers must be positive, got {n_states}, {workers}")
     path = Path(output_path)
-    counts = {"ok": 0, "failed": 0}
+    counts = {"ok": 0, "failed": 0, "forces_rejected": 0}
     with _open_output(path, backend, n_states, overwrite) as dataset:
         done = done_indices(dataset, structures)
         pending = [i for i in range(len(structures)) if i not in done]
@@ -209,8 +214,12 @@ def label(
         def record(index: int, result: LabelResult) -> None:
             dataset.append(labelled_structure(index, structures[index], result))
             counts["ok" if result.ok else "failed"] += 1
+            rejected = bool(np.any(result.forces_ok != np.asarray(result.success, dtype=bool)))
+            counts["forces_rejected"] += rejected
             if not result.ok:
                 logger.warning("structure %d failed: %s", index, result.error)
+            elif rejected:
+                logger.warning("structure %d: %s", index, result.error)
 
         if workers == 1:
             for index in pending:
@@ -221,9 +230,20 @@ def label(
         else:
             _label_in_pool(structures, pending, backend, n_states, workers, record)
     summary = LabelSummary(
-        len(structures), len(done), counts["ok"], counts["failed"], time.perf_counter() - start
+        len(structures),
+        len(done),
+        counts["ok"],
+        counts["failed"],
+        time.perf_counter() - start,
+        counts["forces_rejected"],
     )
-    logger.info("labelled %d ok, %d failed in %.1f s", summary.ok, summary.failed, summary.seconds)
+    logger.info(
+        "labelled %d ok (forces of %d rejected), %d failed in %.1f s",
+        summary.ok,
+        summary.forces_rejected,
+        summary.failed,
+        summary.seconds,
+    )
     return summary
 
 
