@@ -10,6 +10,8 @@ The project's command line registers the subcommands with::
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -55,7 +57,19 @@ def train_main(args: argparse.Namespace) -> int:
 def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the arguments of ``fusionff eval`` to ``parser`` and return it."""
     parser.add_argument("model", help="model file (*.fff)")
-    parser.add_argument("data", help="multi-state dataset (HDF5)")
+    parser.add_argument("data", nargs="?", help="multi-state dataset (HDF5); or give --run")
+    parser.add_argument(
+        "--run",
+        metavar="RUN_DIR",
+        help="evaluate on a split of a training run instead: its split.json names the data "
+        "files (checked against their stored SHA-256) and the structures",
+    )
+    parser.add_argument(
+        "--subset",
+        choices=("train", "validation", "test"),
+        default="test",
+        help="with --run: which split (default: test)",
+    )
     parser.add_argument(
         "--batch-size", type=int, default=16, help="structures per evaluation (default: 16)"
     )
@@ -79,16 +93,50 @@ def eval_main(args: argparse.Namespace) -> int:
     from fusionff.train.evaluate import evaluate
     from fusionff.train.metrics import format_metrics
     from fusionff.train.report import write_json
+    from fusionff.train.split import read_split
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if (args.data is None) == (args.run is None):
+        raise ValueError("give either a dataset file or --run RUN_DIR (not both)")
     model = load_model(args.model, device=resolve_device(args.device))
-    data = load_training_data([args.data], model.r_max)
+    if args.run is not None:
+        paths = run_data_files(args.run)
+        title = f"{args.subset} split of {args.run} with {args.model}"
+    else:
+        paths, title = [args.data], f"{args.data} with {args.model}"
+    data = load_training_data(paths, model.r_max)
+    indices = None
+    if args.run is not None:
+        indices = read_split(Path(args.run) / "split.json", data)[args.subset]
     if args.mask_forces_above is not None:
         masked = data.mask_forces_above(args.mask_forces_above)
         print(f"force labels left out (above {args.mask_forces_above} eV/A): {masked} per state")
-    metrics = evaluate(model, data, batch_size=args.batch_size)
-    print(format_metrics(metrics, f"{args.data} with {args.model}"))
+    metrics = evaluate(model, data, indices, batch_size=args.batch_size)
+    print(format_metrics(metrics, title))
     if args.json:
         write_json(metrics, args.json)
     return 0
+
+
+def run_data_files(run: str | Path) -> list[str]:
+    """The data files of a training run, from its split.json, each checked to exist and to
+    have the SHA-256 stored there (the split's row numbers refer to those exact files)."""
+    from fusionff.train.data import file_sha256
+
+    split_path = Path(run) / "split.json"
+    if not split_path.is_file():
+        raise FileNotFoundError(f"{split_path} not found: is {run} a training run directory?")
+    files = json.loads(split_path.read_text())["files"]
+    for f in files:
+        if not Path(f["path"]).is_file():
+            raise FileNotFoundError(
+                f"{f['path']} (named in {split_path}) not found; paths are relative to the "
+                "directory the run was trained from"
+            )
+        if file_sha256(f["path"]) != f["sha256"]:
+            raise ValueError(
+                f"{f['path']} changed since the run {run} was trained (SHA-256 differs from "
+                f"{split_path}); its split does not apply to it"
+            )
+    return [f["path"] for f in files]

@@ -120,6 +120,36 @@ def test_eval_cli_masks_large_force_labels(trained, capsys):
     assert "stage 2 from the best weights" in (tmp / "run" / "train.log").read_text()
 
 
+def test_eval_cli_on_a_runs_test_split(trained, tmp_path, capsys):
+    """`fusionff eval MODEL --run RUN_DIR` evaluates on the run's stored test split: the same
+    structures and metrics as the run's own metrics.json; a data file that changed since
+    training, or both a dataset and --run, are refused with the reason."""
+    tmp, _ = trained
+    run, model = tmp / "run", str(tmp / "run" / "model.fff")
+    assert main(["eval", model, "--run", str(run), "--json", str(tmp_path / "t.json")]) == 0
+    assert capsys.readouterr().out.startswith(f"test split of {run} with {model}")
+    measured = json.loads((tmp_path / "t.json").read_text())
+    stored = json.loads((run / "metrics.json").read_text())["test"]
+    assert measured["n_structures"] == stored["n_structures"] == 7
+    for m, s in zip(measured["states"], stored["states"], strict=True):
+        assert m["energy_mae"] == pytest.approx(s["energy_mae"], rel=1e-9)
+        assert m["force_mae"] == pytest.approx(s["force_mae"], rel=1e-9)
+    assert main(["eval", model, "--run", str(run), "--subset", "validation"]) == 0
+    assert "validation split of" in capsys.readouterr().out
+    data = ROOT / "data" / "examples" / "toy_two_state.h5"
+    assert main(["eval", model, str(data), "--run", str(run)]) == 1
+    assert "not both" in capsys.readouterr().err
+    changed = tmp_path / "changed"
+    changed.mkdir()
+    split = json.loads((run / "split.json").read_text())
+    copy = tmp_path / "toy_copy.h5"
+    copy.write_bytes(data.read_bytes() + b"\0")
+    split["files"][0]["path"] = str(copy)
+    (changed / "split.json").write_text(json.dumps(split))
+    assert main(["eval", model, "--run", str(changed)]) == 1
+    assert "changed since the run" in capsys.readouterr().err
+
+
 def _write(path, structures, n_states):
     with MultiStateDataset.create(path, n_states) as ds:
         ds.extend(structures)
