@@ -261,6 +261,7 @@ class Trainer:
         order = train[torch.randperm(len(train), generator=self.shuffle).numpy()]
         self.model.train()
         total = 0.0
+        bar = _ProgressBar(self.log, self.epoch + 1, self.config.max_epochs, len(order))
         for start in range(0, len(order), bs):
             batch = order[start : start + bs]
             graph = self.data.graph(batch, self.dtype, self.device)
@@ -276,6 +277,8 @@ class Trainer:
             self.optimizer.step()
             self.ema.update(self.model)
             total += float(loss.detach()) * len(batch)
+            bar.update(start + len(batch), total / (start + len(batch)))
+        bar.close()
         return total / len(order)
 
     def _loss(self, energies, forces, labels) -> torch.Tensor:
@@ -445,6 +448,36 @@ class Trainer:
         print(line, file=self.log, flush=True)
         with open(self.output / "train.log", "a") as f:
             f.write(line + "\n")
+
+
+class _ProgressBar:
+    """A one-line bar of the structures trained in the current epoch, with the running loss
+    and the time left, redrawn at most once a second; only on a terminal (log files get the
+    per-epoch lines alone). The per-epoch line with the validation errors replaces it."""
+
+    def __init__(self, stream: TextIO, epoch: int, max_epochs: int, total: int):
+        isatty = getattr(stream, "isatty", None)
+        self.on = bool(isatty and isatty())
+        self.stream, self.epoch, self.max_epochs, self.total = stream, epoch, max_epochs, total
+        self.start = self.last = time.perf_counter()
+
+    def update(self, done: int, loss: float) -> None:
+        now = time.perf_counter()
+        if not self.on or (now - self.last < 1.0 and done < self.total):
+            return
+        self.last = now
+        filled = int(20 * done / max(self.total, 1))
+        left = (now - self.start) * (self.total - done) / max(done, 1)
+        self.stream.write(
+            f"\repoch {self.epoch:>4}/{self.max_epochs} [{'#' * filled}{'.' * (20 - filled)}] "
+            f"{done}/{self.total}  loss {loss:.3e}  {left:.0f} s left "
+        )
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.on:
+            self.stream.write("\r\033[K")  # clear the line for the epoch's summary
+            self.stream.flush()
 
 
 def _optimizer(config: TrainConfig, model: MultiStateMACE) -> torch.optim.Optimizer:

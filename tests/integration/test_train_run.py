@@ -320,3 +320,20 @@ def test_mask_forces_above_leaves_out_large_force_labels(toy, tmp_path):
     assert [s["n_forces"] for s in result.test_metrics["states"]] == list(
         expected[test].sum(axis=0)
     )
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_bar_on_a_terminal_only(toy, tmp_path):
+    """On a terminal each epoch shows a bar of the structures trained (up to all 25 of the
+    split, with the running loss) before its summary line; a log file gets no bar."""
+    terminal, logfile = _Terminal(), io.StringIO()
+    Trainer(tiny_config(toy, tmp_path / "a", max_epochs=1), log=terminal).fit()
+    Trainer(tiny_config(toy, tmp_path / "b", max_epochs=1), log=logfile).fit()
+    text = terminal.getvalue()
+    assert "\repoch    1/1 [####################] 25/25  loss " in text
+    assert text.index("25/25") < text.index("val MAE")
+    assert "\r" not in logfile.getvalue() and "25/25" not in logfile.getvalue()
