@@ -53,6 +53,7 @@ def sampling_stages(paths: list[str], ids: np.ndarray) -> np.ndarray | None:
 def evaluate_run(run: Path) -> dict:
     """Test-split metrics (whole split and near-intersection subsets) of ``run/model.fff``."""
     from fusionff.models.io import load_model
+    from fusionff.train.cli import run_data_files
     from fusionff.train.data import load_training_data
     from fusionff.train.evaluate import predict
     from fusionff.train.metrics import compute_metrics
@@ -60,7 +61,7 @@ def evaluate_run(run: Path) -> dict:
 
     model = load_model(run / "model.fff", device="cpu")
     split = json.loads((run / "split.json").read_text())
-    data = load_training_data([f["path"] for f in split["files"]], model.r_max)
+    data = load_training_data(run_data_files(run), model.r_max)  # SHA-256 checked
     test = read_split(run / "split.json", data)["test"]
     pred = predict(model, data, test, batch_size=16)
     energies = pred.energies.double().cpu().numpy()

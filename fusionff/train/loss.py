@@ -42,8 +42,9 @@ def robust_square(x: torch.Tensor, delta: float | None) -> torch.Tensor:
     """
     if delta is None:
         return x**2
-    a = x.abs()
-    return torch.where(a <= delta, x**2, delta * (2 * a - delta))
+    return 2.0 * torch.nn.functional.huber_loss(
+        x, torch.zeros_like(x), reduction="none", delta=delta
+    )
 
 
 def state_losses(
