@@ -105,7 +105,9 @@ class ChannelwiseCG(nn.Module):
     def _to_channels(x: torch.Tensor, blocks, mul: int) -> torch.Tensor:
         """(Z, e3nn dim) -> (Z, mul, per-channel dim)."""
         z = x.shape[0]
-        parts = [x[:, s : s + mul * d].reshape(z, mul, d) for s, _, d, _ in blocks]
+        # torch.split, not slices: backward concatenates instead of zero-filling per block
+        pieces = torch.split(x, [mul * d for _, _, d, _ in blocks], dim=1)
+        parts = [p.reshape(z, mul, d) for p, (_, _, d, _) in zip(pieces, blocks, strict=True)]
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
 
     def _matrices(self, dtype: torch.dtype, device: torch.device):
@@ -129,5 +131,6 @@ class ChannelwiseCG(nn.Module):
         w = weight.reshape(-1, self.n_paths, c).transpose(1, 2)  # (Z|1, c, paths)
         paths = paths * w.index_select(2, path_of_column)
         y = paths @ gather  # (Z, c, d3)
-        parts = [y[..., o : o + d].reshape(z, c * d) for _, _, d, o in self.out]
+        pieces = torch.split(y, [d for _, _, d, _ in self.out], dim=-1)
+        parts = [p.reshape(z, c * d) for p, (_, _, d, _) in zip(pieces, self.out, strict=True)]
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)

@@ -234,13 +234,11 @@ class FusionBlock(nn.Module):
         # channel), then a single linear map produces the output.
         self.channels = channels
         self.out_types = out_types
-        self.terms: list[tuple[int, int, int]] = []  # (node, feature offset, out type index)
+        self.terms: list[tuple[int, int, int]] = []  # (node, irrep block, out type index)
         for node, irreps in enumerate(self.node_irreps):
-            start = 0
-            for mul, ir in irreps:
+            for block, (_, ir) in enumerate(irreps):
                 if ir in out_types:
-                    self.terms.append((node, start, out_types.index(ir)))
-                start += mul * ir.dim
+                    self.terms.append((node, block, out_types.index(ir)))
         self.term_weights = nn.Parameter(torch.ones(len(self.terms), channels))
         self.output = o3.Linear(uniform_irreps(channels, out_types), self.irreps_out)
 
@@ -255,10 +253,15 @@ class FusionBlock(nn.Module):
                 w = self.couplings[k].weight
             values.append(self.vertex_products[k](values[a], values[b], w))
         c, n = self.channels, node_attrs.shape[0]
+        # torch.split rather than slices: its backward is one concatenation, where each
+        # slice's backward zero-fills a tensor of the full width (a third of a training step)
+        blocks = [
+            torch.split(v, [mul * ir.dim for mul, ir in irreps], dim=1)
+            for v, irreps in zip(values, self.node_irreps, strict=True)
+        ]
         sums: list[torch.Tensor | None] = [None] * len(self.out_types)
-        for k, (node, start, t) in enumerate(self.terms):
-            dim = self.out_types[t].dim
-            x = values[node][:, start : start + c * dim].reshape(n, c, dim)
+        for k, (node, block, t) in enumerate(self.terms):
+            x = blocks[node][block].reshape(n, c, self.out_types[t].dim)
             x = x * self.term_weights[k].unsqueeze(-1)
             sums[t] = x if sums[t] is None else sums[t] + x
         return self.output(torch.cat([x.reshape(n, -1) for x in sums], dim=-1))

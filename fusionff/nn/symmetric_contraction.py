@@ -110,11 +110,10 @@ class SymmetricContraction(nn.Module):
             values.append(stage(values[-1], a))
         out = []
         for d, v in enumerate(values):
-            slots, start = [], 0
-            for ir in self.depth_types[d]:
-                slots.append(v[:, start : start + c * ir.dim].reshape(-1, c, ir.dim))
-                start += c * ir.dim
-            out.append(slots)
+            types = self.depth_types[d]
+            # torch.split, not slices: backward concatenates instead of zero-filling per slot
+            pieces = torch.split(v, [c * ir.dim for ir in types], dim=1)
+            out.append([p.reshape(-1, c, ir.dim) for p, ir in zip(pieces, types, strict=True)])
         return out
 
     @torch.no_grad()
@@ -169,11 +168,9 @@ class SymmetricContraction(nn.Module):
 
     def _split(self, v: torch.Tensor, depth: int) -> list[torch.Tensor]:
         """Channel 0 of every slot at ``depth``: list of (batch, 2l+1)."""
-        c, out, start = self.channels, [], 0
-        for ir in self.depth_types[depth]:
-            out.append(v[:, start : start + c * ir.dim].reshape(-1, c, ir.dim)[:, 0])
-            start += c * ir.dim
-        return out
+        c, types = self.channels, self.depth_types[depth]
+        pieces = torch.split(v, [c * ir.dim for ir in types], dim=1)
+        return [p.reshape(-1, c, ir.dim)[:, 0] for p, ir in zip(pieces, types, strict=True)]
 
     # ------------------------------------------------------------------ forward
     def forward(self, a: torch.Tensor, node_attrs: torch.Tensor) -> torch.Tensor:
