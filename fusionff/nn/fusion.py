@@ -254,7 +254,7 @@ class FusionBlock(nn.Module):
             values.append(self.vertex_products[k](values[a], values[b], w))
         c, n = self.channels, node_attrs.shape[0]
         # torch.split rather than slices: its backward is one concatenation, where each
-        # slice's backward zero-fills a tensor of the full width (a third of a training step)
+        # slice's backward zero-fills a tensor of the full width
         blocks = [
             torch.split(v, [mul * ir.dim for mul, ir in irreps], dim=1)
             for v, irreps in zip(values, self.node_irreps, strict=True)
