@@ -62,7 +62,8 @@ def evaluate_run(run: Path) -> dict:
     model = load_model(run / "model.fff", device="cpu")
     split = json.loads((run / "split.json").read_text())
     data = load_training_data(run_data_files(run), model.r_max)  # SHA-256 checked
-    test = read_split(run / "split.json", data)["test"]
+    split_rows = read_split(run / "split.json", data)
+    test = split_rows["test"]
     pred = predict(model, data, test, batch_size=16)
     energies = pred.energies.double().cpu().numpy()
     forces = pred.forces.double().cpu().numpy()
@@ -92,6 +93,7 @@ def evaluate_run(run: Path) -> dict:
     for stage in STAGES.values() if stages is not None else ():
         rows = stages == stage
         out[f"stage_{stage}"] = metrics(rows) if rows.any() else None
+    out["train"] = _split_metrics(model, data, split_rows["train"])
     summary = json.loads((run / "metrics.json").read_text())
     n_params = sum(p.numel() for p in model.parameters())
     return {
@@ -105,6 +107,13 @@ def evaluate_run(run: Path) -> dict:
         "data": split["files"],
         "stages": summary.get("stages") or [{"stage": 1, "after_epoch": 0, "changes": {}}],
     }
+
+
+def _split_metrics(model, data, rows: np.ndarray) -> dict:
+    """Metrics of ``model`` on the structures ``rows`` of ``data`` (all their labels)."""
+    from fusionff.train.evaluate import metrics_of, predict
+
+    return metrics_of(data, rows, predict(model, data, rows, batch_size=16))
 
 
 def _f(value, digits: int = 1) -> str:
@@ -131,6 +140,7 @@ def table(results: dict[str, dict]) -> list[str]:
     subsets = [("all", "test split")]
     subsets += [(f"gap_below_{g:g}_eV", f"test, gap < {g:g} eV") for g in GAPS]
     subsets += [(f"stage_{s}", f"test, {s} samples") for s in STAGES.values()]
+    subsets += [("train", "training split (the fit itself)")]
     for subset, label in subsets:
         row(f"**{label}**: structures", lambda r, s=subset: str(r["metrics"][s]["n_structures"]))
         for state in (0, 1):
