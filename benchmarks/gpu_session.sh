@@ -20,7 +20,7 @@
 #                             training continued on the GPU for N minutes from its committed
 #                             checkpoint (potentials/training/stilbene-r1); unpack it there.
 #                             The recipe is TRAIN_CONFIG (default: the run's current stage,
-#                             potentials/stilbene-r1.stage2.yaml).
+#                             potentials/stilbene-r1.stage3.yaml).
 # Each stage has its own time limit, so one that hangs does not eat the others' time: tests
 # 180 s, benchmarks 320 s, training TRAIN_MINUTES + 2 min. One device call may last 600 s, so
 # with training either keep TRAIN_MINUTES at 1-2 or make a second call with ONLY_TRAIN=1,
@@ -65,7 +65,7 @@ torch.cuda.get_device_name(0))"
     fi
     if [ "${TRAIN_MINUTES:-0}" != "0" ]; then
         sed -e "s/^time_limit_minutes:.*/time_limit_minutes: ${TRAIN_MINUTES}/" \
-            -e "s/^device:.*/device: cuda/" "${TRAIN_CONFIG:-potentials/stilbene-r1.stage2.yaml}" \
+            -e "s/^device:.*/device: cuda/" "${TRAIN_CONFIG:-potentials/stilbene-r1.stage3.yaml}" \
             > /tmp/gpu-train.yaml
         timeout $((TRAIN_MINUTES * 60 + 120)) python3 -m fusionff.cli train /tmp/gpu-train.yaml \
             > "$LOGS/train.out" 2>&1
