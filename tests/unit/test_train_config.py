@@ -8,7 +8,8 @@ import pytest
 
 from fusionff.train.config import ConfigError, TrainConfig
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "data" / "examples" / "train_tiny.yaml"
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "data" / "examples" / "train_tiny.yaml"
 
 
 def build(**overrides):
@@ -21,6 +22,19 @@ def test_defaults_and_single_data_path_become_a_list():
     assert c.data == ["d.h5"]
     assert c.ema_decay == 0.99 and c.optimizer.name == "adam" and c.schedule.name == "plateau"
     assert TrainConfig.from_dict(c.to_dict()) == c
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "potentials").glob("*.yaml")))
+def test_shipped_training_recipes_parse_and_their_stages_change_only_training(name):
+    """Every potentials/*.yaml is a valid config, and a later stage's recipe
+    (NAME.stageK.yaml) has the same model, data, split and output as the first stage's
+    (NAME.yaml): `fusionff train --new-stage` refuses anything else."""
+    config = TrainConfig.from_yaml(REPO / "potentials" / name)
+    base_name = name.split(".stage")[0].removesuffix(".yaml") + ".yaml"
+    base = TrainConfig.from_yaml(REPO / "potentials" / base_name)
+    for key in ("model", "split", "output", "seed", "dtype"):
+        assert getattr(config, key) == getattr(base, key), (name, key)
+    assert config.data[: len(base.data)] == base.data
 
 
 def test_example_config_parses():
