@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 from pathlib import Path
 
 
@@ -51,6 +52,9 @@ def train_main(args: argparse.Namespace) -> int:
         f"model: {result.model_path} (epoch {result.best_epoch} of {result.epochs}, "
         f"{result.training_time_s:.1f} s)"
     )
+    if result.interrupted:
+        print(f"stopped by {result.interrupted}; run the same command again to continue")
+        return 128 + getattr(signal.Signals, result.interrupted).value
     return 0
 
 

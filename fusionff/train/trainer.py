@@ -14,6 +14,11 @@ A run lives in its output directory::
 one: a run stopped at any point and continued gives the same weights as one never stopped
 (bitwise in float64 on the CPU).
 
+Ctrl-C (SIGINT) or SIGTERM (a batch system's stop) ends an invocation cleanly: the epoch in
+progress is dropped, the run goes back to its last checkpoint, and ``model.fff``,
+``metrics.json`` and the learning curve are written from there (:attr:`TrainResult.interrupted`
+names the signal); running the config again continues from that checkpoint.
+
 ``Trainer(config, new_stage=True)`` (``fusionff train --new-stage``) continues a run with other
 optimisation settings (loss, optimizer, schedule, batch size, EMA decay, force mask): a new
 *stage*, as in MACE's second, energy-weighted stage. The stage starts from the best EMA
@@ -25,7 +30,9 @@ stage, and the checkpoint lists each stage's start and changed settings.
 from __future__ import annotations
 
 import math
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -93,6 +100,8 @@ class TrainResult:
     validation_metrics: dict[str, Any]
     test_metrics: dict[str, Any] | None
     history: list[dict[str, Any]]
+    interrupted: str | None = None
+    """Name of the signal (SIGINT, SIGTERM) that ended the invocation early, else None."""
 
 
 class Trainer:
@@ -117,6 +126,7 @@ class Trainer:
             raise ValueError("restart and new_stage exclude each other")
         self.config = config
         self.log = log if log is not None else sys.stderr
+        self._stop = _StopOnSignal()  # entered by fit()
         self.output = Path(config.output)
         self.output.mkdir(parents=True, exist_ok=True)
         if restart:
@@ -205,11 +215,18 @@ class Trainer:
         ``on_epoch_end(trainer)`` runs after each epoch's checkpoint (tests use it to stop a
         run as a kill would).
         """
+        with _StopOnSignal() as stop:
+            self._stop = stop
+            return self._fit(on_epoch_end)
+
+    def _fit(self, on_epoch_end) -> TrainResult:
         c = self.config
         invoked = time.perf_counter()
         while self.epoch < c.max_epochs and not self.stopped_early:
             start = time.perf_counter()
             train_loss = self._train_epoch()
+            if train_loss is None:
+                return self._interrupted()
             val_loss, val_metrics = self.validate()
             if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
                 raise RuntimeError(
@@ -256,7 +273,8 @@ class Trainer:
                 break
         return self._finish()
 
-    def _train_epoch(self) -> float:
+    def _train_epoch(self) -> float | None:
+        """One pass over the training split; None when a stop signal arrived during it."""
         train, bs = self.split["train"], self.config.batch_size
         order = train[torch.randperm(len(train), generator=self.shuffle).numpy()]
         self.model.train()
@@ -278,8 +296,29 @@ class Trainer:
             self.ema.update(self.model)
             total += float(loss.detach()) * len(batch)
             bar.update(start + len(batch), total / (start + len(batch)))
+            if self._stop.signal is not None:
+                bar.close()
+                return None
         bar.close()
         return total / len(order)
+
+    def _interrupted(self) -> TrainResult:
+        """After a stop signal mid-epoch: back to the last checkpoint, then the final files."""
+        name = self._stop.signal
+        path = self.output / "checkpoint.pt"
+        if not path.exists():
+            raise KeyboardInterrupt(
+                f"{name} during epoch 1 of {self.output}: no epoch finished, nothing written"
+            )
+        self._restore(load_checkpoint(path))
+        self._say(
+            f"{name}: stopped during epoch {self.epoch + 1}, whose updates are dropped; the run "
+            f"is back at its checkpoint (epoch {self.epoch}); run the same config again to "
+            "continue"
+        )
+        result = self._finish()
+        result.interrupted = name
+        return result
 
     def _loss(self, energies, forces, labels) -> torch.Tensor:
         c = self.config.loss
@@ -448,6 +487,33 @@ class Trainer:
         print(line, file=self.log, flush=True)
         with open(self.output / "train.log", "a") as f:
             f.write(line + "\n")
+
+
+class _StopOnSignal:
+    """Context manager: while active, SIGINT and SIGTERM only record their name in
+    ``signal`` (the training loop checks it after each batch); a second one of them acts at
+    once (KeyboardInterrupt). Outside the main thread it does nothing."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.signal: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum, frame) -> None:
+        if self.signal is not None:
+            raise KeyboardInterrupt(f"second {signal.Signals(signum).name}")
+        self.signal = signal.Signals(signum).name
+
+    def __enter__(self) -> _StopOnSignal:
+        if threading.current_thread() is threading.main_thread():
+            for s in self.SIGNALS:
+                self._previous[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
 
 
 class _ProgressBar:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
+import signal
 
 import numpy as np
 import pytest
@@ -126,6 +128,44 @@ def test_resumed_run_equals_uninterrupted_run(toy, tmp_path):
     )
     assert json.loads((tmp_path / "b" / "split.json").read_text()) == json.loads(
         (tmp_path / "a" / "split.json").read_text()
+    )
+
+
+def test_sigterm_mid_epoch_finishes_from_the_last_checkpoint_and_resumes_identically(toy, tmp_path):
+    """SIGTERM during epoch 3 (after its second batch): the invocation drops that epoch, goes
+    back to the epoch-2 checkpoint and writes model.fff (the checkpoint's best EMA weights)
+    and metrics; the signal handlers are restored; running again then gives bitwise the
+    model of an uninterrupted 4-epoch run."""
+    Trainer(tiny_config(toy, tmp_path / "a")).fit()
+    log = io.StringIO()
+    trainer = Trainer(tiny_config(toy, tmp_path / "b"), log=log)
+    train_loss, calls = trainer._loss, []
+
+    def loss_then_signal(*args):
+        if trainer.model.training and trainer.epoch == 2:
+            calls.append(1)
+            if len(calls) == 2:
+                os.kill(os.getpid(), signal.SIGTERM)
+        return train_loss(*args)
+
+    trainer._loss = loss_then_signal
+    handler = signal.getsignal(signal.SIGTERM)
+    result = trainer.fit()
+    assert len(calls) == 2  # no batch after the signal
+    assert result.interrupted == "SIGTERM" and result.epochs == 2
+    assert signal.getsignal(signal.SIGTERM) is handler
+    assert "SIGTERM: stopped during epoch 3" in log.getvalue()
+    state = _state(tmp_path / "b")
+    assert state["epoch"] == 2 and len(state["history"]) == 2
+    model = load_model(tmp_path / "b" / "model.fff")
+    assert all(torch.equal(v, state["best_weights"][k]) for k, v in model.state_dict().items())
+    assert json.loads((tmp_path / "b" / "metrics.json").read_text())["epochs"] == 2
+
+    Trainer(tiny_config(toy, tmp_path / "b")).fit()
+    ma, mb = load_model(tmp_path / "a" / "model.fff"), load_model(tmp_path / "b" / "model.fff")
+    assert all(
+        torch.equal(x, y)
+        for x, y in zip(ma.state_dict().values(), mb.state_dict().values(), strict=True)
     )
 
 
