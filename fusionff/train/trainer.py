@@ -226,7 +226,7 @@ class Trainer:
             start = time.perf_counter()
             train_loss = self._train_epoch()
             if train_loss is None:
-                return self._interrupted()
+                return self._interrupted(mid_epoch=True)
             val_loss, val_metrics = self.validate()
             if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
                 raise RuntimeError(
@@ -265,6 +265,10 @@ class Trainer:
                 self.save_checkpoint()
             if on_epoch_end is not None:
                 on_epoch_end(self)
+            if self._stop.signal is not None:  # arrived during validation: the epoch counts
+                if not (done or self.epoch % c.checkpoint_every == 0):
+                    self.save_checkpoint()
+                return self._interrupted(mid_epoch=False)
             if out_of_time and self.epoch < c.max_epochs:
                 self._say(
                     f"time limit of {limit} min reached after epoch {self.epoch}; "
@@ -302,19 +306,22 @@ class Trainer:
         bar.close()
         return total / len(order)
 
-    def _interrupted(self) -> TrainResult:
-        """After a stop signal mid-epoch: back to the last checkpoint, then the final files."""
+    def _interrupted(self, mid_epoch: bool) -> TrainResult:
+        """After a stop signal: back to the last checkpoint, then the final files."""
         name = self._stop.signal
         path = self.output / "checkpoint.pt"
         if not path.exists():
             raise KeyboardInterrupt(
                 f"{name} during epoch 1 of {self.output}: no epoch finished, nothing written"
             )
+        dropped = self.epoch + 1
         self._restore(load_checkpoint(path))
+        what = "after an epoch"
+        if mid_epoch:
+            what = f"during epoch {dropped}, whose updates are dropped"
         self._say(
-            f"{name}: stopped during epoch {self.epoch + 1}, whose updates are dropped; the run "
-            f"is back at its checkpoint (epoch {self.epoch}); run the same config again to "
-            "continue"
+            f"{name}: stopped {what}; the run is at its checkpoint (epoch {self.epoch}); run "
+            "the same config again to continue"
         )
         result = self._finish()
         result.interrupted = name

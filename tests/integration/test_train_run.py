@@ -154,7 +154,7 @@ def test_sigterm_mid_epoch_finishes_from_the_last_checkpoint_and_resumes_identic
     assert len(calls) == 2  # no batch after the signal
     assert result.interrupted == "SIGTERM" and result.epochs == 2
     assert signal.getsignal(signal.SIGTERM) is handler
-    assert "SIGTERM: stopped during epoch 3" in log.getvalue()
+    assert "SIGTERM: stopped during epoch 3, whose updates are dropped" in log.getvalue()
     state = _state(tmp_path / "b")
     assert state["epoch"] == 2 and len(state["history"]) == 2
     model = load_model(tmp_path / "b" / "model.fff")
@@ -167,6 +167,26 @@ def test_sigterm_mid_epoch_finishes_from_the_last_checkpoint_and_resumes_identic
         torch.equal(x, y)
         for x, y in zip(ma.state_dict().values(), mb.state_dict().values(), strict=True)
     )
+
+
+def test_signal_during_validation_keeps_the_finished_epoch(toy, tmp_path):
+    """SIGINT while epoch 2 is being validated: epoch 2 still counts (checkpointed, even with
+    checkpoint_every 3), the invocation ends there with model.fff and interrupted='SIGINT'."""
+    log = io.StringIO()
+    trainer = Trainer(tiny_config(toy, tmp_path / "c", checkpoint_every=3), log=log)
+    validate = trainer.validate
+
+    def validate_then_signal():
+        if trainer.epoch == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+        return validate()
+
+    trainer.validate = validate_then_signal
+    result = trainer.fit()
+    assert result.interrupted == "SIGINT" and result.epochs == 2
+    assert "SIGINT: stopped after an epoch" in log.getvalue()
+    assert _state(tmp_path / "c")["epoch"] == 2
+    assert (tmp_path / "c" / "model.fff").exists()
 
 
 def test_output_files_and_model_metadata(toy, tmp_path):
