@@ -55,7 +55,7 @@ def evaluate_run(run: Path) -> dict:
     from fusionff.models.io import load_model
     from fusionff.train.cli import run_data_files
     from fusionff.train.data import load_training_data
-    from fusionff.train.evaluate import predict
+    from fusionff.train.evaluate import metrics_of, predict
     from fusionff.train.metrics import compute_metrics
     from fusionff.train.split import read_split
 
@@ -93,7 +93,8 @@ def evaluate_run(run: Path) -> dict:
     for stage in STAGES.values() if stages is not None else ():
         rows = stages == stage
         out[f"stage_{stage}"] = metrics(rows) if rows.any() else None
-    out["train"] = _split_metrics(model, data, split_rows["train"])
+    train = split_rows["train"]
+    out["train"] = metrics_of(data, train, predict(model, data, train, batch_size=16))
     summary = json.loads((run / "metrics.json").read_text())
     n_params = sum(p.numel() for p in model.parameters())
     return {
@@ -107,13 +108,6 @@ def evaluate_run(run: Path) -> dict:
         "data": split["files"],
         "stages": summary.get("stages") or [{"stage": 1, "after_epoch": 0, "changes": {}}],
     }
-
-
-def _split_metrics(model, data, rows: np.ndarray) -> dict:
-    """Metrics of ``model`` on the structures ``rows`` of ``data`` (all their labels)."""
-    from fusionff.train.evaluate import metrics_of, predict
-
-    return metrics_of(data, rows, predict(model, data, rows, batch_size=16))
 
 
 def _f(value, digits: int = 1) -> str:

@@ -260,14 +260,13 @@ class Trainer:
                 self._say(f"early stopping: no lower validation loss in {patience} epochs")
             limit = c.time_limit_minutes
             out_of_time = limit is not None and time.perf_counter() - invoked > 60 * limit
-            done = self.epoch >= c.max_epochs or self.stopped_early or out_of_time
+            stopping = self._stop.signal is not None  # arrived during validation: epoch counts
+            done = self.epoch >= c.max_epochs or self.stopped_early or out_of_time or stopping
             if done or self.epoch % c.checkpoint_every == 0:
                 self.save_checkpoint()
             if on_epoch_end is not None:
                 on_epoch_end(self)
-            if self._stop.signal is not None:  # arrived during validation: the epoch counts
-                if not (done or self.epoch % c.checkpoint_every == 0):
-                    self.save_checkpoint()
+            if stopping:
                 return self._interrupted(mid_epoch=False)
             if out_of_time and self.epoch < c.max_epochs:
                 self._say(
@@ -307,18 +306,18 @@ class Trainer:
         return total / len(order)
 
     def _interrupted(self, mid_epoch: bool) -> TrainResult:
-        """After a stop signal: back to the last checkpoint, then the final files."""
+        """After a stop signal: the final files from the last checkpoint (``mid_epoch``: the
+        state on disk, as the epoch in progress is dropped; else the state just saved)."""
         name = self._stop.signal
-        path = self.output / "checkpoint.pt"
-        if not path.exists():
-            raise KeyboardInterrupt(
-                f"{name} during epoch 1 of {self.output}: no epoch finished, nothing written"
-            )
-        dropped = self.epoch + 1
-        self._restore(load_checkpoint(path))
         what = "after an epoch"
         if mid_epoch:
-            what = f"during epoch {dropped}, whose updates are dropped"
+            path = self.output / "checkpoint.pt"
+            if not path.exists():
+                raise KeyboardInterrupt(
+                    f"{name} during epoch 1 of {self.output}: no epoch finished, nothing written"
+                )
+            what = f"during epoch {self.epoch + 1}, whose updates are dropped"
+            self._restore(load_checkpoint(path))
         self._say(
             f"{name}: stopped {what}; the run is at its checkpoint (epoch {self.epoch}); run "
             "the same config again to continue"
