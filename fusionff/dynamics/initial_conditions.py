@@ -7,6 +7,9 @@ from its generator until a sample's gap E_state - E_0 lies in [emin, emax].
 
 With ``wigner.optimize`` the samples are drawn about the S0 minimum of the run's own potential
 (:func:`optimize_structure`) rather than about the input structure.
+
+With ``initial_conditions.file`` (:func:`read_starts`) trajectory i starts from frame i of a
+file, or where trajectory i of an earlier run started: one ensemble on two potentials.
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import h5py
 import numpy as np
 import torch
-from ase import Atoms
+from ase import Atoms, units
 from ase.calculators.calculator import Calculator, all_changes
 from ase.io import read, write
 from ase.optimize import BFGS
@@ -35,6 +39,7 @@ __all__ = [
     "InitialConditions",
     "OptimizedStructure",
     "optimize_structure",
+    "read_starts",
     "reference_hessian",
     "sample_molecules",
     "tully_wave_packet",
@@ -317,6 +322,90 @@ def sample_molecules(
         active=torch.full((b,), spec.state, dtype=torch.int64, device=device),
         gaps=tensor(gaps),
         attempts=attempts,
+    )
+
+
+def _check_atoms(numbers: np.ndarray, atoms: Atoms, where: str) -> None:
+    if len(numbers) != len(atoms) or np.any(numbers != atoms.numbers):
+        raise ValueError(
+            f"{where}: atoms {np.asarray(numbers).tolist()} do not match the run's structure "
+            f"{atoms.numbers.tolist()}"
+        )
+
+
+def _run_starts(run: Path, atoms: Atoms, indices: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Frame 0 (step 0) of traj_<i>.h5md of an earlier run, for each i."""
+    positions, velocities = [], []
+    for i in indices:
+        path = run / f"traj_{i:05d}.h5md"
+        if not path.exists():
+            raise FileNotFoundError(
+                f"initial_conditions.file: run {run} has no trajectory {i} ({path.name})"
+            )
+        with h5py.File(path, "r") as f:
+            group = f["particles/molecule"]
+            _check_atoms(group["species"][()], atoms, str(path))
+            if group["position/value"].shape[0] == 0 or int(group["position/step"][0]) != 0:
+                raise ValueError(f"{path}: no frame at step 0 to start from")
+            positions.append(group["position/value"][0])
+            velocities.append(group["velocity/value"][0])
+    return np.stack(positions), np.stack(velocities)
+
+
+def _file_starts(path: Path, atoms: Atoms, indices: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Frame i of an ASE-readable file with momenta, for each i (velocities in Angstrom/fs)."""
+    if not path.exists():
+        raise FileNotFoundError(f"initial_conditions.file: no file {path}")
+    frames = read(path, ":")
+    positions, velocities = [], []
+    for i in indices:
+        if i >= len(frames):
+            raise ValueError(
+                f"initial_conditions.file: {path} has {len(frames)} frames; trajectory {i} "
+                f"starts from frame {i}"
+            )
+        frame = frames[i]
+        _check_atoms(frame.numbers, atoms, f"{path} frame {i}")
+        if "momenta" not in frame.arrays:
+            raise ValueError(f"{path} frame {i}: no velocities (momenta) to start from")
+        positions.append(frame.positions)
+        velocities.append(frame.get_velocities() * units.fs)
+    return np.stack(positions), np.stack(velocities)
+
+
+def read_starts(
+    spec: InitialConditionsSpec,
+    atoms: Atoms,
+    structure: ElectronicStructure,
+    indices: list[int],
+    device: torch.device,
+) -> InitialConditions:
+    """Trajectories ``indices`` start from ``spec.file`` (see :class:`InitialConditionsSpec`),
+    on state ``spec.state``; masses are those of ``atoms``. Positions Angstrom, velocities
+    Angstrom/fs."""
+    if spec.file is None:
+        raise ValueError("initial_conditions.file is not set")
+    if spec.state >= structure.n_states:
+        raise ValueError(
+            f"initial_conditions.state: {spec.state}, but the potential has "
+            f"{structure.n_states} states"
+        )
+    path = Path(spec.file)
+    reader = _run_starts if path.is_dir() else _file_starts
+    positions, velocities = reader(path, atoms, list(indices))
+    x = torch.as_tensor(positions, dtype=torch.float64, device=device)
+    if spec.state == 0:
+        gaps = torch.zeros(len(indices), dtype=torch.float64, device=device)
+    else:
+        energies = structure.evaluate(x).energies.double()
+        gaps = energies[:, spec.state] - energies[:, 0]
+    return InitialConditions(
+        positions=x,
+        velocities=torch.as_tensor(velocities, dtype=torch.float64, device=device),
+        masses=torch.as_tensor(atoms.get_masses(), dtype=torch.float64, device=device),
+        active=torch.full((len(indices),), spec.state, dtype=torch.int64, device=device),
+        gaps=gaps,
+        attempts=[1] * len(indices),
     )
 
 

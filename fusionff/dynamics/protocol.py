@@ -8,7 +8,10 @@ wrapped by :class:`ASECalculatorStructure`.
 
 from __future__ import annotations
 
+import copy
+import queue
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -75,60 +78,101 @@ class ASECalculatorStructure:
     (S, N, 3) eV/Angstrom when it computes the energy of a structure, and
     ``results["nacs"]`` (S, S, N, 3) 1/Angstrom if ``provides_nacs`` is True.
 
+    With ``workers`` > 1 the B structures of a batch are computed concurrently by that many
+    threads, each with its own deep copy of the calculator. That pays off for calculators
+    that run an external program (MOPAC: the threads wait on the subprocesses, so with W cores
+    a batch of B >= W takes about 1/W of the serial time); the results are the same as with
+    one worker, structure by structure.
+
     Args:
-        calculator: an ASE calculator.
+        calculator: an ASE calculator (deep-copyable when ``workers`` > 1).
         atoms: template structure (atomic numbers, cell, pbc); its positions are replaced.
         n_states: number of states S the calculator returns.
         provides_nacs: read ``results["nacs"]`` as well.
+        workers: structures computed at the same time.
     """
 
-    def __init__(self, calculator, atoms, n_states: int, provides_nacs: bool = False) -> None:
+    def __init__(
+        self, calculator, atoms, n_states: int, provides_nacs: bool = False, workers: int = 1
+    ) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
         self.calculator = calculator
         self.atoms = atoms.copy()
         self.atoms.calc = calculator
         self.n_states = int(n_states)
         self.provides_nacs = bool(provides_nacs)
+        self.workers = int(workers)
+        self._slots: queue.SimpleQueue | None = None
 
-    def _result(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
-        results = self.calculator.results
+    def _slot_queue(self) -> queue.SimpleQueue:
+        """(atoms, calculator) pairs, one per worker; copies made on first use."""
+        if self._slots is None:
+            self._slots = queue.SimpleQueue()
+            self._slots.put(self.atoms)
+            for _ in range(self.workers - 1):
+                atoms = self.atoms.copy()
+                atoms.calc = copy.deepcopy(self.calculator)
+                self._slots.put(atoms)
+        return self._slots
+
+    def _result(self, calculator, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        results = calculator.results
         if name not in results:
-            raise KeyError(
-                f"calculator {type(self.calculator).__name__} did not fill results[{name!r}]"
-            )
+            raise KeyError(f"calculator {type(calculator).__name__} did not fill results[{name!r}]")
         value = np.asarray(results[name], dtype=np.float64)
         if value.shape != shape:
             raise ValueError(f"results[{name!r}] has shape {value.shape}, expected {shape}")
         return value
 
+    def _compute(self, atoms, position: np.ndarray, index: int):
+        """(energies, forces, nacs or None) of one structure, or None where it failed."""
+        atoms.positions = position
+        try:
+            atoms.get_potential_energy()
+        except Exception as err:  # a failed reference calculation stops one trajectory
+            warnings.warn(
+                f"{type(atoms.calc).__name__} failed for structure {index} of the batch "
+                f"({type(err).__name__}: {err}); its trajectory gets NaN and is stopped",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return None
+        s, n = self.n_states, len(atoms)
+        return (
+            self._result(atoms.calc, "energies", (s,)),
+            self._result(atoms.calc, "state_forces", (s, n, 3)),
+            self._result(atoms.calc, "nacs", (s, s, n, 3)) if self.provides_nacs else None,
+        )
+
+    def _compute_in_slot(self, position: np.ndarray, index: int):
+        slots = self._slot_queue()
+        atoms = slots.get()
+        try:
+            return self._compute(atoms, position, index)
+        finally:
+            slots.put(atoms)
+
     def evaluate(self, positions: Tensor) -> StateOutputs:
-        """Evaluate B structures one by one. positions: (B, N, 3) Angstrom."""
+        """Evaluate B structures (``workers`` at a time). positions: (B, N, 3) Angstrom."""
         b, n, _ = positions.shape
         if n != len(self.atoms):
             raise ValueError(f"positions have {n} atoms, the template has {len(self.atoms)}")
         s = self.n_states
-        energies = np.empty((b, s))
-        forces = np.empty((b, s, n, 3))
-        nacs = np.empty((b, s, s, n, 3)) if self.provides_nacs else None
         coords = positions.detach().cpu().numpy()
-        for i in range(b):
-            self.atoms.positions = coords[i]
-            try:
-                self.atoms.get_potential_energy()
-            except Exception as err:  # a failed reference calculation stops one trajectory
-                warnings.warn(
-                    f"{type(self.calculator).__name__} failed for structure {i} of the batch "
-                    f"({type(err).__name__}: {err}); its trajectory gets NaN and is stopped",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-                energies[i], forces[i] = np.nan, np.nan
+        if self.workers == 1 or b == 1:
+            results = [self._compute(self.atoms, coords[i], i) for i in range(b)]
+        else:
+            with ThreadPoolExecutor(min(self.workers, b)) as pool:
+                results = list(pool.map(self._compute_in_slot, coords, range(b)))
+        energies = np.full((b, s), np.nan)
+        forces = np.full((b, s, n, 3), np.nan)
+        nacs = np.full((b, s, s, n, 3), np.nan) if self.provides_nacs else None
+        for i, result in enumerate(results):
+            if result is not None:
+                energies[i], forces[i] = result[0], result[1]
                 if nacs is not None:
-                    nacs[i] = np.nan
-                continue
-            energies[i] = self._result("energies", (s,))
-            forces[i] = self._result("state_forces", (s, n, 3))
-            if nacs is not None:
-                nacs[i] = self._result("nacs", (s, s, n, 3))
+                    nacs[i] = result[2]
 
         def to_tensor(a: np.ndarray) -> Tensor:
             return torch.as_tensor(a, dtype=torch.float64, device=positions.device)

@@ -20,6 +20,11 @@ Example (``md/stilbene_cis_s1.yaml``)::
     output: runs/stilbene_cis_s1
     stop: {state: 0, after_fs: 100}          # stop 100 fs after a trajectory first reaches S0
 
+Instead of ``wigner``, ``initial_conditions: {file: PATH, state: 1}`` starts trajectory i from
+frame i of an ASE-readable file with velocities (extended XYZ with momenta), or, when PATH is
+the output directory of an earlier run, exactly where trajectory i of that run started (the
+same ensemble on another potential, e.g. the reference ``{mopac: ...}``).
+
 Tully's models take ``initial_conditions: {x0: -10, k: 20}`` (bohr, atomic units of momentum)
 and ``stop: {region_bohr: 10}`` (leave [-10, 10] bohr). Paths are relative to the working
 directory. Unknown keys and values of the wrong type raise :class:`RunConfigError` naming the
@@ -64,6 +69,8 @@ class PotentialSpec:
         n_states: states computed by MOPAC (kind "mopac").
         keywords: MOPAC keywords without ROOT (default: level R1).
         timeout: s, limit of one MOPAC run.
+        workers: MOPAC runs at the same time (kind "mopac"): the structures of a batch are
+            computed in parallel, so use about one per core with batch_size >= workers.
     """
 
     kind: str
@@ -72,6 +79,11 @@ class PotentialSpec:
     n_states: int = 2
     keywords: str | None = None
     timeout: float = 600.0
+    workers: int = 1
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise RunConfigError(f"potential.mopac.workers: must be at least 1, got {self.workers}")
 
 
 @dataclass
@@ -128,6 +140,11 @@ class InitialConditionsSpec:
     Attributes:
         state: initial active state (vertical excitation; amplitudes one-hot).
         wigner: molecules: sample positions and velocities (needs ``structure``).
+        file: molecules, instead of ``wigner``: trajectory i starts from frame i of this
+            ASE-readable file (positions Angstrom, velocities from its momenta; extended XYZ
+            keeps them) or, for a run's output directory, from frame 0 of that run's
+            ``traj_<i>.h5md`` (positions and velocities exactly). Atoms must match
+            ``structure``.
         energy_window: [emin, emax] eV; keep only samples whose gap E_state - E_0 lies inside.
         max_attempts: samples drawn per trajectory at most to meet the window.
         x0: Tully models: start, bohr.
@@ -136,6 +153,7 @@ class InitialConditionsSpec:
 
     state: int = 0
     wigner: WignerSpec | None = None
+    file: str | None = None
     energy_window: list[float] | None = None
     max_attempts: int = 1000
     x0: float | None = None
@@ -194,13 +212,21 @@ class RunConfig:
         if p.kind == "tully":
             if ic.x0 is None or ic.k is None:
                 raise RunConfigError("initial_conditions: Tully models need x0 (bohr) and k (a.u.)")
-            if ic.wigner is not None or self.structure is not None:
-                raise RunConfigError("initial_conditions.wigner, structure: not for Tully models")
+            if ic.wigner is not None or ic.file is not None or self.structure is not None:
+                raise RunConfigError(
+                    "initial_conditions.wigner, file, structure: not for Tully models"
+                )
         else:
             if self.structure is None:
                 raise RunConfigError("structure: a molecular run needs an xyz file")
-            if ic.wigner is None:
-                raise RunConfigError("initial_conditions.wigner: a molecular run needs it")
+            if (ic.wigner is None) == (ic.file is None):
+                raise RunConfigError(
+                    "initial_conditions.wigner, file: a molecular run needs exactly one of them"
+                )
+            if ic.file is not None and ic.energy_window is not None:
+                raise RunConfigError(
+                    "initial_conditions.energy_window: only for Wigner sampling, not with file"
+                )
             if ic.x0 is not None or ic.k is not None:
                 raise RunConfigError("initial_conditions.x0, k: only for Tully models")
             if self.stop is not None and self.stop.region_bohr is not None:
@@ -261,9 +287,9 @@ def _potential(raw: Any) -> dict[str, Any]:
         value = {} if value is None else value
         if not isinstance(value, dict):
             raise RunConfigError(f"potential.mopac: expected a mapping, got {value!r}")
+        known = ["n_states", "keywords", "timeout", "workers"]
         for key in value:
-            if key not in ("n_states", "keywords", "timeout"):
-                known = ["n_states", "keywords", "timeout"]
+            if key not in known:
                 raise RunConfigError(unknown_key(f"potential.mopac.{key}", key, known))
         return {"kind": "mopac", **value}
     raise RunConfigError(unknown_key(f"potential.{kind}", kind, ["model", "tully", "mopac"]))

@@ -38,6 +38,7 @@ from fusionff.dynamics.engine import initial_state, run
 from fusionff.dynamics.h5md import TrajectoryFile
 from fusionff.dynamics.initial_conditions import (
     optimize_structure,
+    read_starts,
     reference_hessian,
     sample_molecules,
     tully_wave_packet,
@@ -79,7 +80,7 @@ def build_structure(config: RunConfig, atoms: Atoms | None, device: torch.device
 
     options = {"timeout": p.timeout} | ({} if p.keywords is None else {"keywords": p.keywords})
     calculator = MopacCalculator(n_states=p.n_states, **options)
-    return ASECalculatorStructure(calculator, atoms, p.n_states)
+    return ASECalculatorStructure(calculator, atoms, p.n_states, workers=p.workers)
 
 
 def _atomic_write(path: Path, write_to) -> None:
@@ -89,17 +90,24 @@ def _atomic_write(path: Path, write_to) -> None:
 
 
 def _potential_fingerprint(config: RunConfig) -> str:
-    """The potential spec plus, for a model file, the SHA-256 of its bytes."""
+    """The potential spec (less ``workers``) plus, for a model file, the SHA-256 of its bytes."""
     p = config.potential
     content = ""
     if p.kind == "model" and Path(p.path).exists():
         content = hashlib.sha256(Path(p.path).read_bytes()).hexdigest()
-    return json.dumps({"potential": vars(p), "model_sha256": content}, sort_keys=True)
+    spec = {k: v for k, v in vars(p).items() if k != "workers"}
+    return json.dumps({"potential": spec, "model_sha256": content}, sort_keys=True)
 
 
 def _config_digest(resolved: dict[str, Any], fingerprint: str) -> str:
-    """Identifies a run: the resolved config (output directory aside) and the potential."""
+    """Identifies a run: the resolved config (output directory and the number of MOPAC
+    workers aside: neither changes results) and the potential."""
     relevant = {k: v for k, v in resolved.items() if k != "output"}
+    relevant["potential"] = {k: v for k, v in resolved["potential"].items() if k != "workers"}
+    if resolved["initial_conditions"].get("file") is None:  # digests of runs made before it
+        relevant["initial_conditions"] = {
+            k: v for k, v in resolved["initial_conditions"].items() if k != "file"
+        }
     text = json.dumps(relevant, sort_keys=True) + fingerprint
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -164,10 +172,12 @@ class _Ensemble:
         _atomic_write(self.out / "checkpoint.pt", lambda p: torch.save(payload, p))
 
     # initial conditions ----------------------------------------------------------------
-    def initial_conditions(self, seeds: torch.Tensor):
+    def initial_conditions(self, indices: list[int], seeds: torch.Tensor):
         ic = self.config.initial_conditions
         if self.config.potential.kind == "tully":
             return tully_wave_packet(ic, self.structure, seeds.numel(), self.device)
+        if ic.file is not None:
+            return read_starts(ic, self.atoms, self.structure, indices, self.device)
         if self.hessian is None:
             self.reference = self.atoms
             if ic.wigner.optimize:
@@ -222,7 +232,7 @@ class _Ensemble:
         ]
         stop = StopTracker(c.stop, seeds)
         if saved is None:
-            start = self.initial_conditions(seeds)
+            start = self.initial_conditions(indices, seeds)
             state = initial_state(
                 self.structure,
                 start.positions,

@@ -107,3 +107,24 @@ def test_hessian_of_a_random_model_is_refused_but_cached(inputs, capsys):
     cached = np.load(inputs / "computed" / "hessian.npz")
     assert cached["hessian"].shape == (18, 18)
     np.testing.assert_allclose(cached["hessian"], cached["hessian"].T)
+
+
+def test_a_run_can_start_where_another_run_started(inputs):
+    """initial_conditions.file = an earlier run's directory: trajectory i starts exactly where
+    trajectory i of that run started, so with the same potential and seed the new run repeats
+    it bit for bit (every frame's positions, the energies and the summary's gaps)."""
+    assert main(["run", ml_input(inputs, "run", str(inputs / "harmonic-hessian.npz"))]) == 0
+    raw = yaml.safe_load(open(ml_input(inputs, "again", "unused")))
+    raw["initial_conditions"] = {"file": str(inputs / "run"), "state": 1}
+    (inputs / "again.yaml").write_text(yaml.safe_dump(raw))
+    assert main(["run", str(inputs / "again.yaml")]) == 0
+    first = json.loads((inputs / "run" / "summary.json").read_text())["trajectories"]
+    again = json.loads((inputs / "again" / "summary.json").read_text())["trajectories"]
+    assert [r["initial_gap_ev"] for r in again] == [r["initial_gap_ev"] for r in first]
+    for record in first:
+        with (
+            h5py.File(inputs / "run" / record["file"], "r") as a,
+            h5py.File(inputs / "again" / record["file"], "r") as b,
+        ):
+            for name in ("particles/molecule/position/value", "observables/energies/value"):
+                assert np.array_equal(a[name][:], b[name][:]), (record["file"], name)

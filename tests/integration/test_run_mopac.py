@@ -19,14 +19,15 @@ pytestmark = pytest.mark.mopac
 def test_reference_dynamics_with_mopac(tmp_path):
     """Two ethylene trajectories on S1 of R1 for three steps: MOPAC gives every state at every
     step (initial S1-S0 gaps of several eV), the run finishes and the summary says so. The
-    Wigner samples come from an isotropic harmonic Hessian file (a plumbing test)."""
+    Wigner samples come from an isotropic harmonic Hessian file (a plumbing test); two MOPAC
+    workers compute the two structures of the batch."""
     if find_mopac() is None:
         pytest.skip("MOPAC executable 'mopac' not found on PATH")
     atoms = molecule("C2H4")
     write(tmp_path / "ethylene.xyz", atoms)
     np.savez(tmp_path / "h.npz", hessian=30.0 * np.eye(18), positions=atoms.positions)
     raw = {
-        "potential": {"mopac": {"n_states": 2}},
+        "potential": {"mopac": {"n_states": 2, "workers": 2}},
         "structure": str(tmp_path / "ethylene.xyz"),
         "initial_conditions": {
             "wigner": {"temperature": 0, "hessian": str(tmp_path / "h.npz")},

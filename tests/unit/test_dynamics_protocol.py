@@ -145,3 +145,58 @@ def test_failed_calculation_stops_only_its_trajectory():
     with pytest.warns(RuntimeWarning, match="failed for structure 1 of the batch"):
         state = run(state, structure, config, n_steps=20)
     assert state.status.tolist() == [Status.TIME_LIMIT, Status.BLEW_UP, Status.TIME_LIMIT]
+
+
+class MeetsAnother(TwoStateSprings):
+    """TwoStateSprings that waits in ``calculate`` until a second calculation has started
+    (a threading.Barrier of two, shared by all copies); alone, it raises after 20 s."""
+
+    barrier = None
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        self.barrier.wait(timeout=20)
+        super().calculate(atoms, properties, system_changes)
+
+
+class FailsWhenLifted(TwoStateSprings):
+    """Raises for structures whose first atom has y > 0.5 Angstrom."""
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        if atoms is not None and atoms.positions[0, 1] > 0.5:
+            raise RuntimeError("SCF did not converge")
+        super().calculate(atoms, properties, system_changes)
+
+
+def test_ase_adapter_workers_compute_concurrently_with_the_serial_results():
+    """With workers=2 two structures are computed at the same time (each calculation waits
+    for a second one at a barrier: run one at a time, the barrier would time out), and the
+    outputs are those of one worker, structure by structure, bit for bit."""
+    import threading
+
+    atoms = Atoms("H2", positions=[[0, 0, 0], [1, 0, 0]])
+    positions = _positions(4)
+    serial = ASECalculatorStructure(TwoStateSprings(), atoms, 2, provides_nacs=True)
+    expected = serial.evaluate(positions)
+    MeetsAnother.barrier = threading.Barrier(2)
+    parallel = ASECalculatorStructure(MeetsAnother(), atoms, 2, provides_nacs=True, workers=2)
+    for _ in range(2):  # the worker copies are made once and reused
+        out = parallel.evaluate(positions)
+        assert not MeetsAnother.barrier.broken
+        for name in ("energies", "forces", "nacs"):
+            assert torch.equal(getattr(out, name), getattr(expected, name)), name
+    with pytest.raises(ValueError, match="workers"):
+        ASECalculatorStructure(TwoStateSprings(), atoms, 2, workers=0)
+
+
+def test_ase_adapter_failed_structure_gets_nan_with_workers():
+    """A calculation that raises in one worker gives NaN for that structure only, with a
+    warning that names it; the other structures are computed."""
+    atoms = Atoms("H2", positions=[[0, 0, 0], [1, 0, 0]])
+    positions = _positions(4)
+    positions[2, 0, 1] = 1.0
+    structure = ASECalculatorStructure(FailsWhenLifted(), atoms, 2, workers=3)
+    with pytest.warns(RuntimeWarning, match="structure 2 of the batch.*SCF did not converge"):
+        out = structure.evaluate(positions)
+    finite = torch.isfinite(out.energies).all(1)
+    assert finite.tolist() == [True, True, False, True]
+    assert torch.isnan(out.forces[2]).all() and torch.isfinite(out.forces[[0, 1, 3]]).all()

@@ -79,7 +79,29 @@ def test_missing_required_key():
     "base, changes, key",
     [
         (TULLY, {"initial_conditions": {"k": 20}}, "initial_conditions"),
-        (TULLY, {"structure": "mol.xyz"}, "initial_conditions.wigner, structure"),
+        (TULLY, {"structure": "mol.xyz"}, "initial_conditions.wigner, file, structure"),
+        (
+            MOLECULE,
+            {"initial_conditions": {"state": 1}},
+            "initial_conditions.wigner, file",
+        ),
+        (
+            MOLECULE,
+            {
+                "initial_conditions": {
+                    "wigner": {"temperature": 0, "hessian": "h.npz"},
+                    "file": "runs/earlier",
+                }
+            },
+            "initial_conditions.wigner, file",
+        ),
+        (
+            MOLECULE,
+            {"initial_conditions": {"file": "starts.extxyz", "energy_window": [4, 5]}},
+            "initial_conditions.energy_window",
+        ),
+        (MOLECULE, {"potential": {"mopac": {"workers": 0}}}, "potential.mopac.workers"),
+        (MOLECULE, {"potential": {"mopac": {"threads": 2}}}, "potential.mopac.threads"),
         (MOLECULE, {"structure": None}, "structure"),
         (MOLECULE, {"stop": {"region_bohr": 10}}, "stop.region_bohr"),
         (
@@ -119,3 +141,21 @@ def test_shipped_run_inputs_parse(name):
     """Every md/*.yaml is a valid run input."""
     config = RunConfig.from_yaml(REPO / "md" / name)
     assert config.n_steps >= 1
+
+
+def test_mopac_workers_do_not_change_the_run_identity():
+    """A run may be resumed with another number of MOPAC workers (they do not change results),
+    but not with another number of states; a run input without initial_conditions.file has
+    the identity it had before that option existed (checkpoints of older runs still resume)."""
+    from fusionff.dynamics.runner import _config_digest, _potential_fingerprint
+
+    def digest(mopac):
+        config = RunConfig.from_dict(_with(MOLECULE, potential={"mopac": mopac}))
+        return _config_digest(config.as_dict(), _potential_fingerprint(config))
+
+    assert digest({"workers": 1}) == digest({"workers": 4}) == digest({})
+    assert digest({"n_states": 3}) != digest({})
+    config = RunConfig.from_dict(MOLECULE)
+    resolved = config.as_dict()
+    assert resolved["initial_conditions"].pop("file") is None
+    assert _config_digest(resolved, "x") == _config_digest(config.as_dict(), "x")

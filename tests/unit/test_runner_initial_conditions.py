@@ -5,10 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from ase import units
 from ase.build import molecule
+from ase.io import write
 
 from fusionff.dynamics import StateOutputs, Status
 from fusionff.dynamics.initial_conditions import (
+    read_starts,
     reference_hessian,
     sample_molecules,
     tully_wave_packet,
@@ -109,6 +112,66 @@ def test_energy_window_that_cannot_be_met_says_so():
         sample_molecules(
             spec, atoms, 30.0 * np.eye(18), Harmonic(atoms.positions), torch.arange(2), CPU
         )
+
+
+def _ethylene_frames(n: int) -> list:
+    """n displaced ethylene frames with random velocities (momenta set), ASE units."""
+    rng = np.random.default_rng(3)
+    frames = []
+    for _ in range(n):
+        atoms = molecule("C2H4")
+        atoms.positions += 0.05 * rng.normal(size=atoms.positions.shape)
+        atoms.set_velocities(0.01 * rng.normal(size=atoms.positions.shape) / units.fs)
+        frames.append(atoms)
+    return frames
+
+
+def test_starts_from_an_extended_xyz_file(tmp_path):
+    """Trajectory i starts from frame i of an extended XYZ file: positions (Angstrom) and
+    velocities (from the momenta, in Angstrom/fs) as written, to the file's 8 decimals; the
+    gap E1 - E0 is that of the structure at the start."""
+    frames = _ethylene_frames(4)
+    write(tmp_path / "starts.extxyz", frames)
+    atoms = molecule("C2H4")
+    es = Harmonic(atoms.positions)
+    spec = InitialConditionsSpec(state=1, file=str(tmp_path / "starts.extxyz"))
+    start = read_starts(spec, atoms, es, [1, 3], CPU)
+    for row, i in enumerate([1, 3]):
+        np.testing.assert_allclose(start.positions[row].numpy(), frames[i].positions, atol=1e-7)
+        v = frames[i].get_velocities() * units.fs
+        np.testing.assert_allclose(start.velocities[row].numpy(), v, atol=1e-7)
+    gaps = es.evaluate(start.positions).energies
+    assert torch.allclose(start.gaps, gaps[:, 1] - gaps[:, 0])
+    assert torch.all(start.active == 1) and start.attempts == [1, 1]
+
+
+def test_bad_start_files_are_named(tmp_path):
+    """Too few frames, other atoms, missing velocities, a missing file and a run directory
+    without the trajectory are each reported with the file and the frame or trajectory."""
+    atoms = molecule("C2H4")
+    es = Harmonic(atoms.positions)
+    frames = _ethylene_frames(2)
+    write(tmp_path / "two.extxyz", frames)
+    spec = InitialConditionsSpec(state=1, file=str(tmp_path / "two.extxyz"))
+    with pytest.raises(ValueError, match="two.extxyz has 2 frames; trajectory 2"):
+        read_starts(spec, atoms, es, [0, 2], CPU)
+    with pytest.raises(ValueError, match="frame 0: atoms .* do not match"):
+        read_starts(spec, molecule("CH4"), es, [0], CPU)
+    still = molecule("C2H4")
+    write(tmp_path / "still.extxyz", still)
+    spec = InitialConditionsSpec(state=1, file=str(tmp_path / "still.extxyz"))
+    with pytest.raises(ValueError, match="still.extxyz frame 0: no velocities"):
+        read_starts(spec, atoms, es, [0], CPU)
+    spec = InitialConditionsSpec(state=1, file=str(tmp_path / "absent.xyz"))
+    with pytest.raises(FileNotFoundError, match="absent.xyz"):
+        read_starts(spec, atoms, es, [0], CPU)
+    (tmp_path / "run").mkdir()
+    spec = InitialConditionsSpec(state=1, file=str(tmp_path / "run"))
+    with pytest.raises(FileNotFoundError, match="has no trajectory 4 .traj_00004.h5md"):
+        read_starts(spec, atoms, es, [4], CPU)
+    spec = InitialConditionsSpec(state=2, file=str(tmp_path / "two.extxyz"))
+    with pytest.raises(ValueError, match="the potential has 2 states"):
+        read_starts(spec, atoms, es, [0], CPU)
 
 
 def test_tully_wave_packet():
