@@ -5,6 +5,10 @@ single structures (the ASE-calculator path) and batches (the dynamics path), wit
 fusion/plain measured in the same process. Writes benchmarks/results/model_eval_<device>.json.
 
     python benchmarks/model_eval.py [--device cpu|cuda] [--dtype float64|float32]
+        [--channels 32] [--batches 1,16,128] [--threads N] [--shipped]
+
+``--shipped`` times the trained potentials/stilbene-r1-plain.fff and stilbene-r1.fff (their
+own widths and dtype) instead of two randomly initialised models of ``--channels``.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fusionff import MultiStateMACE, Potential
+from fusionff import MultiStateMACE, Potential, load_model
 from fusionff.data.molecules import trans_stilbene
 
 
@@ -42,7 +46,12 @@ def main() -> None:
     ap.add_argument("--dtype", default="float64")
     ap.add_argument("--channels", type=int, default=32)
     ap.add_argument("--batches", default="1,16,128")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ap.add_argument("--shipped", action="store_true", help="the trained stilbene potentials")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    potentials = Path(__file__).parent.parent / "potentials"
     dev = torch.device(args.device)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     atoms = trans_stilbene()
@@ -51,17 +60,20 @@ def main() -> None:
     rows = []
     for fusion in (False, True):
         torch.manual_seed(0)
-        model = MultiStateMACE(
-            elements=["H", "C"],
-            n_states=2,
-            r_max=5.0,
-            channels=args.channels,
-            l_max=2,
-            correlation=3,
-            num_layers=2,
-            fusion=fusion,
-            dtype=args.dtype,
-        )
+        if args.shipped:
+            model = load_model(potentials / f"stilbene-r1{'' if fusion else '-plain'}.fff")
+        else:
+            model = MultiStateMACE(
+                elements=["H", "C"],
+                n_states=2,
+                r_max=5.0,
+                channels=args.channels,
+                l_max=2,
+                correlation=3,
+                num_layers=2,
+                fusion=fusion,
+                dtype=args.dtype,
+            )
         pot = Potential(model, device=args.device)
         row = {"fusion": fusion, "parameters": model.num_parameters()}
         single = best_time(
@@ -75,21 +87,27 @@ def main() -> None:
             row[f"batch{b}_ms_per_structure"] = 1e3 * t / b
         rows.append(row)
     plain, fus = rows
+    what = (
+        "shipped stilbene-r1-plain.fff / stilbene-r1.fff"
+        if args.shipped
+        else f"C={args.channels}, l_max=2, nu=3, 2 layers, {args.dtype}"
+    )
     print(
-        f"trans-stilbene, 26 atoms, 2 states, C={args.channels}, l_max=2, nu=3, 2 layers, "
-        f"{args.dtype}, {args.device} ({platform.processor() or platform.machine()}, "
-        f"{torch.get_num_threads()} threads)"
+        f"trans-stilbene, 26 atoms, 2 states, {what}, {args.device} "
+        f"({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
     )
     keys = [k for k in plain if k != "fusion"]
     print(f"{'':28s}{'plain':>12s}{'fusion':>12s}{'fusion/plain':>14s}")
     for k in keys:
         print(f"{k:28s}{plain[k]:12.3f}{fus[k]:12.3f}{fus[k] / plain[k]:14.2f}")
-    out = Path(__file__).parent / "results" / f"model_eval_{dev.type}_{args.dtype}.json"
+    tag = "shipped" if args.shipped else args.dtype
+    out = Path(__file__).parent / "results" / f"model_eval_{dev.type}_{tag}.json"
     out.write_text(
         json.dumps(
             {
                 "device": args.device,
-                "dtype": args.dtype,
+                "models": what,
+                "dtype": str(pot.dtype).removeprefix("torch."),
                 "threads": torch.get_num_threads(),
                 "rows": rows,
             },
