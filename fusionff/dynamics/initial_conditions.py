@@ -254,6 +254,14 @@ def reference_hessian(
     return hessian
 
 
+def _check_state(spec: InitialConditionsSpec, structure: ElectronicStructure) -> None:
+    if spec.state >= structure.n_states:
+        raise ValueError(
+            f"initial_conditions.state: {spec.state}, but the potential has "
+            f"{structure.n_states} states"
+        )
+
+
 def sample_molecules(
     spec: InitialConditionsSpec,
     atoms: Atoms,
@@ -266,11 +274,7 @@ def sample_molecules(
     window if one is given. seeds: (B,) int64 trajectory seeds."""
     if spec.wigner is None:
         raise ValueError("initial_conditions.wigner is required for molecules")
-    if spec.state >= structure.n_states:
-        raise ValueError(
-            f"initial_conditions.state: {spec.state}, but the potential has "
-            f"{structure.n_states} states"
-        )
+    _check_state(spec, structure)
     generators = [_generator(s) for s in seeds.tolist()]
     b, n = len(generators), len(atoms)
     positions = np.empty((b, n, 3))
@@ -385,11 +389,7 @@ def read_starts(
     Angstrom/fs."""
     if spec.file is None:
         raise ValueError("initial_conditions.file is not set")
-    if spec.state >= structure.n_states:
-        raise ValueError(
-            f"initial_conditions.state: {spec.state}, but the potential has "
-            f"{structure.n_states} states"
-        )
+    _check_state(spec, structure)
     path = Path(spec.file)
     reader = _run_starts if path.is_dir() else _file_starts
     positions, velocities = reader(path, atoms, list(indices))
