@@ -7,10 +7,12 @@ they start at the same positions and reports, over the time both cover: when the
 dihedral first passes 70 and 90 degrees (cis start: |dihedral| from about 0), the dihedral
 and active state at the common end, the smallest S1-S0 gap, hops, the largest total-energy
 drift and the status. Then the ensemble: mean |dihedral| and mean gap every 50 fs in both
-runs.
+runs. With ``--potential MODEL.fff`` it also evaluates that potential at every frame of the
+second run (a reference run stores the reference's energies) and reports its errors there:
+how well the potential knows the places the reference dynamics go.
 
     python data/stilbene/compare_runs.py runs/stilbene_small_cpu runs/stilbene_cis_reference
-        [--out FILE.json] [--plot FILE.png]
+        [--potential potentials/stilbene-r1.fff] [--out FILE.json] [--plot FILE.png]
 
 Writes the numbers as JSON (default ``<second run>/comparison.json``) and, with matplotlib,
 a plot of |dihedral| and gap against time (default ``<second run>/comparison.png``). Units:
@@ -76,12 +78,53 @@ def summarise(t: dict, end: float) -> dict:
     }
 
 
+def potential_errors(model: Path, run: Path) -> dict:
+    """Energies of ``model`` at every stored frame of ``run`` against the run's own energies:
+    MAE of S0, S1 and the gap (eV), over all frames and per trajectory (gap)."""
+    from fusionff.potential import Potential
+
+    potential = Potential(model, "cpu")
+    diffs, per_trajectory = [], {}
+    for path in sorted(run.glob("traj_*.h5md")):
+        with h5py.File(path, "r") as f:
+            x = f["particles/molecule/position/value"][:]
+            numbers = f["particles/molecule/species"][:]
+            reference = f["observables/energies/value"][:]
+        predicted = np.concatenate(
+            [
+                potential.evaluate(numbers, x[k : k + 64])["energies"].double().numpy()
+                for k in range(0, len(x), 64)
+            ]
+        )
+        d = predicted - reference
+        diffs.append(d)
+        per_trajectory[path.name] = float(np.mean(np.abs(d[:, 1] - d[:, 0])))
+    d = np.concatenate(diffs)
+    result = {
+        "model": str(model),
+        "frames": len(d),
+        "mae_s0_ev": float(np.mean(np.abs(d[:, 0]))),
+        "mae_s1_ev": float(np.mean(np.abs(d[:, 1]))),
+        "mae_gap_ev": float(np.mean(np.abs(d[:, 1] - d[:, 0]))),
+        "mean_signed_gap_ev": float(np.mean(d[:, 1] - d[:, 0])),
+        "gap_mae_per_trajectory_ev": per_trajectory,
+    }
+    print(
+        f"\n{model.name} at the {len(d)} frames of {run}: MAE S0 {result['mae_s0_ev']:.3f}, "
+        f"S1 {result['mae_s1_ev']:.3f}, gap {result['mae_gap_ev']:.3f} eV (mean signed gap "
+        f"error {result['mean_signed_gap_ev']:+.3f}); gap MAE per trajectory: "
+        + ", ".join(f"{v:.2f}" for v in per_trajectory.values())
+    )
+    return result
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("first", type=Path, help="run directory (e.g. on the potential)")
     ap.add_argument("second", type=Path, help="run directory from the same starts (reference)")
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--plot", type=Path, default=None)
+    ap.add_argument("--potential", type=Path, default=None, help="evaluate at the 2nd run's frames")
     args = ap.parse_args(argv)
     dihedral = topology_dihedral(read_topology(args.first / "topology.pdb"))
     names = sorted(p.name for p in args.second.glob("traj_*.h5md"))
@@ -133,6 +176,7 @@ def main(argv=None) -> int:
             f"{ensemble['second_mean_dihedral'][i]:6.1f}   {ensemble['first_mean_gap'][i]:5.2f}"
             f" / {ensemble['second_mean_gap'][i]:5.2f}"
         )
+    errors = None if args.potential is None else potential_errors(args.potential, args.second)
     out = args.out or args.second / "comparison.json"
     result = {
         "first": str(args.first),
@@ -140,6 +184,7 @@ def main(argv=None) -> int:
         "dihedral_atoms": list(dihedral),
         "trajectories": rows,
         "ensemble": ensemble,
+        "potential_at_second_run": errors,
     }
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {out}")
