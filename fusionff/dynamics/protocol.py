@@ -106,7 +106,8 @@ class ASECalculatorStructure:
         self._slots: queue.SimpleQueue | None = None
 
     def _slot_queue(self) -> queue.SimpleQueue:
-        """(atoms, calculator) pairs, one per worker; copies made on first use."""
+        """Atoms objects, one per worker, each with its own calculator (copies made on first
+        use, in the calling thread, before any worker starts)."""
         if self._slots is None:
             self._slots = queue.SimpleQueue()
             self._slots.put(self.atoms)
@@ -146,7 +147,7 @@ class ASECalculatorStructure:
         )
 
     def _compute_in_slot(self, position: np.ndarray, index: int):
-        slots = self._slot_queue()
+        slots = self._slots
         atoms = slots.get()
         try:
             return self._compute(atoms, position, index)
@@ -163,6 +164,7 @@ class ASECalculatorStructure:
         if self.workers == 1 or b == 1:
             results = [self._compute(self.atoms, coords[i], i) for i in range(b)]
         else:
+            self._slot_queue()
             with ThreadPoolExecutor(min(self.workers, b)) as pool:
                 results = list(pool.map(self._compute_in_slot, coords, range(b)))
         energies = np.full((b, s), np.nan)
