@@ -11,14 +11,18 @@ Layout (units in ``unit`` attributes)::
     observables/                 one row per frame, same frames as position
         active_state/value (F,) int;  energies/value (F, S) eV;  populations/value (F, S)
         kinetic_energy/value (F,) eV;  total_energy/value (F,) eV
+        dt/value (F,) ps;  the frame interval time[1] - time[0] on every row (NaN while
+            there is one frame): MDAnalysis's H5MD reader takes ``Timestep.dt`` from an
+            observable named ``dt``, unconverted, so it is in ps (MDAnalysis's time unit)
     parameters/hops/             one row per hop attempt: step, time (fs), from_state,
                                  to_state, frustrated (to_state = -1 where a frustrated
                                  attempt's target is not known: more than two states)
     parameters/                  attributes: trajectory index, seed, initial state; once
                                  finished: status, final state, final time
 
-``step`` and ``time`` of every time series are hard links to those of ``position`` (allowed
-by H5MD 1.1), so all series share one set of frames. Frames and hops are buffered in memory
+Times are in fs (``unit`` = "fs"; MDAnalysis converts ``ts.time`` to ps). ``step`` and
+``time`` of every time series are hard links to those of ``position`` (allowed by H5MD 1.1),
+so all series share one set of frames. Frames and hops are buffered in memory
 and appended when :meth:`TrajectoryFile.flush` opens the file; between flushes the file is
 closed, so a killed run leaves a readable file that :meth:`TrajectoryFile.resume` truncates
 to the frames its checkpoint counted.
@@ -34,7 +38,7 @@ import numpy as np
 
 from fusionff import __version__
 
-__all__ = ["TrajectoryFile", "FRAME_SERIES", "HOP_COLUMNS"]
+__all__ = ["TrajectoryFile", "FRAME_SERIES", "HOP_COLUMNS", "FRAME_INTERVAL"]
 
 GROUP = "particles/molecule"
 FRAME_SERIES = {
@@ -47,6 +51,8 @@ FRAME_SERIES = {
     "kinetic_energy": ("observables/kinetic_energy", "eV", np.float64, lambda n, s: ()),
     "total_energy": ("observables/total_energy", "eV", np.float64, lambda n, s: ()),
 }
+FRAME_INTERVAL = "observables/dt"
+"""The frame interval in ps, one row per frame (see the module docstring)."""
 HOP_COLUMNS = {
     "step": (np.int64, None),
     "time": (np.float64, "fs"),
@@ -70,6 +76,22 @@ def _append(ds: h5py.Dataset, rows: np.ndarray) -> None:
     start = ds.shape[0]
     ds.resize(start + len(rows), axis=0)
     ds[start:] = rows
+
+
+def _write_frame_interval(f: h5py.File) -> None:
+    """(Re)write :data:`FRAME_INTERVAL`: time[1] - time[0] of the frames, in ps, on every row
+    (NaN with fewer than two frames); created, with step/time linked to position's, if absent
+    (files written before it existed)."""
+    position = f[FRAME_SERIES["position"][0]]
+    if FRAME_INTERVAL not in f:
+        group = f.create_group(FRAME_INTERVAL)
+        _dataset(group, "value", (), np.float64, "ps")
+        group["step"], group["time"] = position["step"], position["time"]
+    times = position["time"][:2]
+    interval_ps = (times[1] - times[0]) / 1000.0 if len(times) == 2 else np.nan
+    value = f[FRAME_INTERVAL]["value"]
+    value.resize(position["time"].shape[0], axis=0)
+    value[:] = interval_ps
 
 
 class TrajectoryFile:
@@ -148,6 +170,7 @@ class TrajectoryFile:
                 f[path]["value"].resize(n_frames, axis=0)
             position["step"].resize(n_frames, axis=0)
             position["time"].resize(n_frames, axis=0)
+            _write_frame_interval(f)
             hops = f["parameters/hops"]
             for name in HOP_COLUMNS:
                 hops[name].resize(n_hops, axis=0)
@@ -180,6 +203,7 @@ class TrajectoryFile:
                 for name, (path, _, dtype, _) in FRAME_SERIES.items():
                     rows = np.stack([np.asarray(r[name], dtype=dtype) for r in self._frames])
                     _append(f[path]["value"], rows)
+                _write_frame_interval(f)
             if self._hops:
                 columns = list(zip(*self._hops, strict=True))
                 for (name, (dtype, _)), column in zip(HOP_COLUMNS.items(), columns, strict=True):
