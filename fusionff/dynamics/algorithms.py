@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 from torch import Tensor
@@ -25,13 +25,27 @@ from fusionff.dynamics.electronic import propagate_coefficients
 from fusionff.dynamics.hopping import landau_zener_probabilities
 from fusionff.dynamics.state import SurfaceHoppingState
 
-if TYPE_CHECKING:
-    from fusionff.dynamics.engine import SurfaceHoppingConfig
+__all__ = [
+    "StepSettings",
+    "HoppingAlgorithm",
+    "ALGORITHMS",
+    "register_algorithm",
+    "get_algorithm",
+]
 
-__all__ = ["HoppingAlgorithm", "ALGORITHMS", "register_algorithm", "get_algorithm"]
+
+class StepSettings(Protocol):
+    """What an algorithm reads from the run's settings (a
+    :class:`~fusionff.dynamics.sh_config.SurfaceHoppingConfig` satisfies it)."""
+
+    dt: float
+    n_substeps: int
+    align_nac_signs: bool
+    kappa_gap_threshold: float
+
 
 Update = Callable[
-    [SurfaceHoppingState, SurfaceHoppingState, "SurfaceHoppingConfig"],
+    [SurfaceHoppingState, SurfaceHoppingState, StepSettings],
     tuple[SurfaceHoppingState, Tensor],
 ]
 
@@ -77,7 +91,7 @@ def _fewest_switches(
     before: SurfaceHoppingState,
     after: SurfaceHoppingState,
     couplings: Tensor,
-    config: SurfaceHoppingConfig,
+    config: StepSettings,
 ) -> tuple[SurfaceHoppingState, Tensor]:
     coefficients, probabilities = propagate_coefficients(
         before.coefficients,
@@ -91,7 +105,7 @@ def _fewest_switches(
 
 
 def _aligned(
-    before: SurfaceHoppingState, after: SurfaceHoppingState, config: SurfaceHoppingConfig
+    before: SurfaceHoppingState, after: SurfaceHoppingState, config: StepSettings
 ) -> SurfaceHoppingState:
     """``after`` with NAC signs aligned (if configured) and the NAC history shifted."""
     if after.nacs is None:
@@ -104,7 +118,7 @@ def _aligned(
 
 @register_algorithm("fssh", needs_nacs=True)
 def fssh_update(
-    before: SurfaceHoppingState, after: SurfaceHoppingState, config: SurfaceHoppingConfig
+    before: SurfaceHoppingState, after: SurfaceHoppingState, config: StepSettings
 ) -> tuple[SurfaceHoppingState, Tensor]:
     """Fewest switches with NAC couplings sigma_jk = v . d_jk."""
     after = _aligned(before, after, config)
@@ -113,7 +127,7 @@ def fssh_update(
 
 @register_algorithm("kappa-tsh")
 def kappa_update(
-    before: SurfaceHoppingState, after: SurfaceHoppingState, config: SurfaceHoppingConfig
+    before: SurfaceHoppingState, after: SurfaceHoppingState, config: StepSettings
 ) -> tuple[SurfaceHoppingState, Tensor]:
     """Fewest switches with curvature-driven couplings (below ``config.kappa_gap_threshold``)."""
     couplings = curvature_couplings(
@@ -129,7 +143,7 @@ def kappa_update(
 
 @register_algorithm("lz", amplitudes_follow_active=True)
 def landau_zener_update(
-    before: SurfaceHoppingState, after: SurfaceHoppingState, config: SurfaceHoppingConfig
+    before: SurfaceHoppingState, after: SurfaceHoppingState, config: StepSettings
 ) -> tuple[SurfaceHoppingState, Tensor]:
     """Belyaev-Lebedev Landau-Zener probabilities at local gap minima."""
     probabilities = landau_zener_probabilities(after.gaps, before.active, config.dt)

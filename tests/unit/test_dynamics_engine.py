@@ -277,3 +277,18 @@ def test_landau_zener_has_no_amplitudes_to_decohere():
     """Asking for decoherence with Landau-Zener hopping is an error, not silently ignored."""
     with pytest.raises(ValueError, match="decohere"):
         SurfaceHoppingConfig(algorithm="lz", decoherence=True)
+
+
+def test_config_module_breaks_the_engine_algorithms_cycle():
+    """The settings live in their own module; the algorithms import neither it nor the engine
+    (they read the settings through a protocol), and the engine re-exports the same class."""
+    import ast
+    import inspect
+
+    from fusionff.dynamics import algorithms, engine, sh_config
+
+    tree = ast.parse(inspect.getsource(algorithms))
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert not imported & {"fusionff.dynamics.engine", "fusionff.dynamics.sh_config"}
+    assert engine.SurfaceHoppingConfig is sh_config.SurfaceHoppingConfig
+    assert SurfaceHoppingConfig is sh_config.SurfaceHoppingConfig
