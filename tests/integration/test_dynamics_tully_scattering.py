@@ -101,3 +101,18 @@ def test_extended_coupling_model_runs_and_reflects():
     total = p["T0"] + p["T1"] + p["R0"] + p["R1"]
     assert math.isclose(total, 1.0) and p["failed"] == 0
     assert p["R0"] + p["R1"] > 0.1
+
+
+def test_model_3_upper_reflection_is_lost_in_the_outer_coupling_region():
+    """Model 3 at k = 10 counted at |x| = 5 bohr shows about 0.2 reflected on the upper state
+    (mudslide's command-line default box gives the same); counted at 10 bohr, where the
+    coupling has died out, almost none: the coupling peaks at x = ln(A/B)/C = -5.7 bohr, and
+    trajectories reflected on the upper state hop down as they cross it on their way out. The
+    same trajectories (same seed) transmit identically: only the reflected ones move."""
+    inner = tully_scattering("extended", k=10, n_traj=1000, seed=6, step_bohr=0.1, box_bohr=5)
+    outer = tully_scattering("extended", k=10, n_traj=1000, seed=6, step_bohr=0.1)
+    assert inner["T0"] == outer["T0"] and inner["T1"] == outer["T1"] == 0
+    assert inner["R1"] > 0.15 and outer["R1"] < 0.03, (inner, outer)
+    assert math.isclose(inner["R0"] + inner["R1"], outer["R0"] + outer["R1"])
+    with pytest.raises(ValueError, match="box_bohr"):
+        tully_scattering("extended", k=10, n_traj=1, box_bohr=12)
