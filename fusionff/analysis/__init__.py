@@ -1,9 +1,11 @@
 """Analysis of surface-hopping ensembles: populations, decay times, products, yields, hops.
 
 Reads run directories only (H5MD trajectories and the ensemble summary; no PyTorch). Modules:
-``run`` (reading), ``populations``, ``lifetime`` (decay fits), ``dihedral`` (MDAnalysis;
-stilbene's central dihedral), ``products`` (isomers, yields), ``hops``, ``analyze`` (all of
-it), ``plots`` and ``cli`` (``fusionff analyze``). The names below are imported lazily, so
+``run`` (reading), ``intervals`` (binomial 95% intervals of fractions of trajectories),
+``populations``, ``lifetime`` (decay fits), ``dihedral`` (MDAnalysis; stilbene's central
+dihedral), ``products`` (isomers, yields), ``hops``, ``diagnostics`` (smallest gaps, energy
+drift, flagged trajectories), ``analyze`` (all of it), ``plots`` and ``cli`` (``fusionff
+analyze``). The names below are imported lazily, so
 the command line starts without h5py, MDAnalysis, scipy or matplotlib.
 """
 
@@ -20,6 +22,9 @@ _EXPORTS = {
     "Trajectory": "fusionff.analysis.run",
     "population_curves": "fusionff.analysis.populations",
     "fit_decay": "fusionff.analysis.lifetime",
+    "Proportion": "fusionff.analysis.intervals",
+    "clopper_pearson": "fusionff.analysis.intervals",
+    "diagnostics": "fusionff.analysis.diagnostics",
     "detect_stilbene_dihedral": "fusionff.analysis.dihedral",
     "dihedral_series": "fusionff.analysis.dihedral",
     "product_statistics": "fusionff.analysis.products",

@@ -1,10 +1,15 @@
-"""The whole analysis of an ensemble run: populations, decay fits, products, yields and hops.
+"""The whole analysis of an ensemble run: populations, decay fits, products, yields, hops and
+the diagnostics that explain them (smallest gaps, energy drift, flagged trajectories).
 
 :func:`analyze_run` is pure computation on a :class:`~fusionff.analysis.run.Run` (apart from
 reading the dihedral atoms of each trajectory); :func:`analysis_to_dict` gives the numbers
 written to ``analysis.json`` and :func:`format_report` the short text printed by the CLI.
-Random numbers (bootstrap resamples) come from ``np.random.SeedSequence(options.seed)``: the
-same run and options give the same numbers.
+Fractions of trajectories (final states, products, yields, populations) carry exact binomial
+95% intervals (:mod:`fusionff.analysis.intervals`). Decays are fitted only where the curve
+shows one (:mod:`fusionff.analysis.lifetime`) and never for scattering runs (Tully's models),
+whose final states are transmission and reflection. Random numbers (bootstrap resamples of the
+fits) come from ``np.random.SeedSequence(options.seed)``: the same run and options give the
+same numbers.
 """
 
 from __future__ import annotations
@@ -15,8 +20,10 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from fusionff.analysis.diagnostics import Diagnostics, diagnostics
 from fusionff.analysis.dihedral import Dihedral, dihedral_series, read_topology, topology_dihedral
 from fusionff.analysis.hops import HopStatistics, hop_statistics
+from fusionff.analysis.intervals import METHOD, Proportion
 from fusionff.analysis.lifetime import DecayFit, fit_decay
 from fusionff.analysis.populations import (
     PopulationCurves,
@@ -42,8 +49,8 @@ class AnalysisOptions:
     keep their last frame after they end (see :mod:`fusionff.analysis.populations`);
     grid_spacing_fs: population grid (None: the smallest frame interval); decay_state: the
     state whose decay is fitted (None: the most common initial state); cis_below /
-    trans_above: isomer thresholds on |dihedral| (degrees); n_boot: bootstrap resamples of the
-    yields; n_boot_fit: of the decay fits; seed: of the bootstrap generators.
+    trans_above: isomer thresholds on |dihedral| (degrees); n_boot_fit: bootstrap resamples of
+    the decay fits; seed: of the bootstrap generators.
     """
 
     dihedral: Dihedral | None = None
@@ -55,7 +62,6 @@ class AnalysisOptions:
     ground_state: int = 0
     cis_below: float = 90.0
     trans_above: float = 90.0
-    n_boot: int = 2000
     n_boot_fit: int = 200
     seed: int = 0
 
@@ -64,7 +70,8 @@ class AnalysisOptions:
 class Analysis:
     """Results of :func:`analyze_run`; ``dihedrals[i]`` is (time fs, degrees) of the i-th
     analysed trajectory. Without products (``options.products`` false) ``dihedral_atoms``,
-    ``dihedrals`` and ``products`` are None."""
+    ``dihedrals`` and ``products`` are None. ``final_states[s]``: the fraction of analysed
+    trajectories ending on state s; ``fits`` is empty for scattering runs."""
 
     run: Run
     options: AnalysisOptions
@@ -74,8 +81,10 @@ class Analysis:
     populations: PopulationCurves
     decay_state: int
     fits: dict[str, DecayFit]
+    final_states: list[Proportion]
     products: ProductStatistics | None
     hops: HopStatistics
+    diagnostics: Diagnostics
     notes: list[str] = field(default_factory=list)
 
 
@@ -116,14 +125,22 @@ def analyze_run(run: Run, options: AnalysisOptions | None = None) -> Analysis:
             + f"); the decay fitted is that of S{decay_state}"
         )
 
-    seeds = np.random.SeedSequence(options.seed).spawn(len(FITS) + 1)
-    *fit_rngs, yield_rng = [np.random.default_rng(s) for s in seeds]
     fits = {}
-    for (curve, model), rng in zip(FITS, fit_rngs, strict=True):
-        values = per_trajectory(
-            trajectories, decay_state, grid, options.hold_last, electronic=curve == "electronic"
+    if run.scattering:
+        notes.append(
+            "scattering run (Tully model): the final active state is transmission/reflection "
+            "on each surface; no decay is fitted"
         )
-        fits[f"{curve}/{model}"] = fit_decay(grid, values, model, options.n_boot_fit, rng)
+    else:
+        seeds = np.random.SeedSequence(options.seed).spawn(len(FITS))
+        for (curve, model), seed in zip(FITS, seeds, strict=True):
+            values = per_trajectory(
+                trajectories, decay_state, grid, options.hold_last, electronic=curve == "electronic"
+            )
+            rng = np.random.default_rng(seed)
+            fits[f"{curve}/{model}"] = fit_decay(grid, values, model, options.n_boot_fit, rng)
+    finals = Counter(t.final_state for t in trajectories)
+    final_states = [Proportion.of(finals[s], len(trajectories)) for s in range(run.n_states)]
 
     products = None
     if dihedrals is not None:
@@ -136,8 +153,6 @@ def analyze_run(run: Run, options: AnalysisOptions | None = None) -> Analysis:
             final_state=[t.final_state for t in trajectories],
             ground_state=options.ground_state,
             thresholds=Thresholds(options.cis_below, options.trans_above),
-            n_boot=options.n_boot,
-            rng=yield_rng,
         )
     no_dihedral = [(t.time, np.full(len(t.time), np.nan)) for t in trajectories]
     return Analysis(
@@ -149,8 +164,10 @@ def analyze_run(run: Run, options: AnalysisOptions | None = None) -> Analysis:
         populations=populations,
         decay_state=decay_state,
         fits=fits,
+        final_states=final_states,
         products=products,
         hops=hop_statistics(trajectories, dihedrals or no_dihedral),
+        diagnostics=diagnostics(run),
         notes=notes,
     )
 
@@ -196,7 +213,28 @@ def _products_dict(a: Analysis) -> dict | None:
 
 
 def analysis_to_dict(a: Analysis) -> dict:
-    """Every number of the analysis, JSON-ready (NaN as null)."""
+    """Every number of the analysis, JSON-ready (NaN as null). Keys (times fs, energies eV):
+
+    * ``run_dir``, ``n_states``, ``dt_fs``, ``scattering`` (bool), ``options``, ``notes``;
+    * ``counts``: ``total``, ``analysed``, ``excluded``, ``excluded_indices``, ``by_status``;
+    * ``final_state``: {"S<s>": fraction} of the analysed trajectories ending on each state;
+    * ``populations``: ``time_fs`` (T,); ``active_fraction`` (T, S) with its 95% interval
+      ``active_fraction_ci95_low`` / ``_high`` (T, S); ``electronic`` (T, S) mean |c|^2 and
+      ``electronic_se`` (T, S); ``n_trajectories`` (T,); ``interval`` (the method);
+    * ``decay``: ``state``; ``fitted`` (bool: some fit describes the data); ``fits``
+      {"<curve>/<model>": tau, tau_se, t0, t0_se, ..., success, message, drop, window_fs}
+      (empty for scattering runs);
+    * ``dihedral``, ``products`` (None without products): ``counts``, ``yields`` {product:
+      fraction}, ``quantum_yield`` (fraction), ``trajectories``;
+    * ``hops``: see :meth:`~fusionff.analysis.hops.HopStatistics.to_dict`;
+    * ``diagnostics``: ``summary`` {min_gap_ev: {min, trajectory, median}, drift_ev: {max,
+      trajectory, median}} over the analysed trajectories, ``flagged`` {status: [index]},
+      ``trajectories`` [{index, status, analysed, min_gap_ev, min_gap_time_fs, drift_ev}].
+
+    A fraction is {value, count, n, ci95: [low, high], interval: "clopper-pearson",
+    measured}; ``measured`` is false when the count is 0: then ``ci95[1]`` is the 95% upper
+    bound and the value is not a measurement of zero.
+    """
     run, pops = a.run, a.populations
     trajectories = run.trajectories
     return _clean(
@@ -204,6 +242,7 @@ def analysis_to_dict(a: Analysis) -> dict:
             "run_dir": str(run.directory),
             "n_states": run.n_states,
             "dt_fs": run.dt_fs,
+            "scattering": run.scattering,
             "options": asdict(a.options),
             "notes": a.notes,
             "counts": {
@@ -213,50 +252,40 @@ def analysis_to_dict(a: Analysis) -> dict:
                 "excluded_indices": [t.index for t in run.excluded],
                 "by_status": run.status_counts,
             },
+            "final_state": {f"S{s}": p.to_dict() for s, p in enumerate(a.final_states)},
             "populations": {
                 "time_fs": pops.time,
                 "active_fraction": pops.active,
-                "active_fraction_se": pops.active_se,
+                "active_fraction_ci95_low": pops.active_low,
+                "active_fraction_ci95_high": pops.active_high,
                 "electronic": pops.electronic,
                 "electronic_se": pops.electronic_se,
                 "n_trajectories": pops.n,
+                "interval": METHOD,
             },
             "decay": {
                 "state": a.decay_state,
+                "fitted": any(fit.success for fit in a.fits.values()),
                 "fits": {name: fit.to_dict() for name, fit in a.fits.items()},
             },
             "dihedral": {"atoms": a.dihedral_atoms, "source": a.dihedral_source},
             "products": _products_dict(a),
             "hops": a.hops.to_dict(),
+            "diagnostics": a.diagnostics.to_dict(),
         }
     )
 
 
-def _yield_text(y) -> str:
-    return f"{y.value:.3f} [{y.low:.3f}, {y.high:.3f}]"
-
-
-def format_report(a: Analysis) -> str:
-    """A short text summary: counts by status, decay times, yields with their intervals, hops."""
-    run, prod = a.run, a.products
-    n = len(run.trajectories)
-    statuses = ", ".join(f"{s} {c}" for s, c in run.status_counts.items() if c)
-    lines = [
-        f"run {run.directory}: {n + len(run.excluded)} trajectories, {n} analysed, "
-        f"{len(run.excluded)} excluded",
-        f"  status: {statuses}",
-    ]
-    lines += [f"  note: {note}" for note in a.notes]
-    if n:
-        finals = Counter(t.final_state for t in run.trajectories)
-        shares = []
-        for state in sorted(finals):
-            p = finals[state] / n
-            shares.append(f"S{state} {p:.3f} +- {(p * (1 - p) / n) ** 0.5:.3f}")
-        lines.append(
-            "final active state (fraction +- binomial standard error): " + ", ".join(shares)
-        )
-    for name, fit in a.fits.items():
+def _decay_lines(a: Analysis) -> list[str]:
+    """One line per fit; a single line when no fit describes the data for the same reason."""
+    fits = a.fits
+    if not fits:
+        return []
+    reasons = {fit.message for fit in fits.values() if not fit.success}
+    if not any(fit.success for fit in fits.values()) and len(reasons) == 1:
+        return [f"S{a.decay_state} decay: {reasons.pop()}; no lifetime fitted"]
+    lines = []
+    for name, fit in fits.items():
         curve, model = name.split("/")
         what = "active-state fraction" if curve == "active" else "mean |c|^2"
         if not fit.success:
@@ -266,6 +295,72 @@ def format_report(a: Analysis) -> str:
         if model == "delayed":
             text += f", t0 = {fit.t0:.1f} +- {fit.t0_se:.1f} fs"
         lines.append(f"S{a.decay_state} decay ({what}, {model}): {text}")
+    return lines
+
+
+def _number(value: float | None, unit: str) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.3f} {unit}"
+
+
+def _diagnostic_lines(a: Analysis) -> list[str]:
+    """Smallest S1-S0 gap, energy drift, flagged trajectories and the gaps (and dihedrals) at
+    the hops: what decides whether anything could hop and whether to trust it."""
+    summary = a.diagnostics.summary()
+    gap, drift = summary["min_gap_ev"], summary["drift_ev"]
+    lines = []
+    if a.run.n_states > 1:
+        lines.append(
+            f"smallest S1-S0 gap per trajectory: min {_number(gap['min'], 'eV')} (trajectory "
+            f"{gap['trajectory']}), median {_number(gap['median'], 'eV')}"
+        )
+    lines.append(
+        f"energy drift max |E_tot(t) - E_tot(0)|: largest {_number(drift['max'], 'eV')} "
+        f"(trajectory {drift['trajectory']}), median {_number(drift['median'], 'eV')}"
+    )
+    flagged = a.diagnostics.flagged()
+    excluded = {t.index for t in a.run.excluded}
+    if flagged:
+        parts = []
+        for status, indices in flagged.items():
+            shown = ", ".join(f"{i}{' (excluded)' if i in excluded else ''}" for i in indices)
+            parts.append(f"{status}: {shown}")
+        lines.append("flagged trajectories: " + "; ".join(parts))
+    else:
+        lines.append("flagged trajectories: none")
+    events = a.hops.events
+    if events:
+        gaps = np.array([e.gap for e in events])
+        text = (
+            f"at the {len(events)} hops: gap median {np.median(gaps):.3f} eV "
+            f"(range {gaps.min():.3f}-{gaps.max():.3f})"
+        )
+        dihedral = np.abs([e.dihedral for e in events])
+        if np.isfinite(dihedral).any():
+            text += (
+                f", |dihedral| median {np.nanmedian(dihedral):.0f} degrees "
+                f"(range {np.nanmin(dihedral):.0f}-{np.nanmax(dihedral):.0f})"
+            )
+        lines.append(text)
+    return lines
+
+
+def format_report(a: Analysis) -> str:
+    """A short text summary: counts by status, final states and yields with their 95%
+    intervals, decay times where a decay was observed, hops, and the diagnostics."""
+    run, prod = a.run, a.products
+    n = len(run.trajectories)
+    statuses = ", ".join(f"{s} {c}" for s, c in run.status_counts.items() if c)
+    lines = [
+        f"run {run.directory}: {n + len(run.excluded)} trajectories, {n} analysed, "
+        f"{len(run.excluded)} excluded",
+        f"  status: {statuses}",
+    ]
+    lines += [f"  note: {note}" for note in a.notes]
+    lines.append(
+        "final active state (fraction [95% CI, Clopper-Pearson]): "
+        + ", ".join(f"S{s} {p.text()}" for s, p in enumerate(a.final_states))
+    )
+    lines += _decay_lines(a)
     if prod is not None:
         i, j, k, m = a.dihedral_atoms
         lines.append(f"central dihedral: atoms {i} {j} {k} {m} ({a.dihedral_source})")
@@ -273,14 +368,15 @@ def format_report(a: Analysis) -> str:
         lines.append(f"starting isomers: {start}")
         shown = [p for p in PRODUCTS if prod.counts[p] or p != "twisted"]
         lines.append(
-            f"products (yield [95% CI], {a.options.n_boot} bootstrap resamples): "
-            + ", ".join(f"{p} {prod.counts[p]} ({_yield_text(prod.yields[p])})" for p in shown)
+            "products (fraction [95% CI, Clopper-Pearson]): "
+            + ", ".join(f"{p} {prod.yields[p].text()}" for p in shown)
         )
-        lines.append(f"quantum yield of isomerisation: {_yield_text(prod.quantum_yield)}")
+        lines.append(f"quantum yield of isomerisation: {prod.quantum_yield.text()}")
     hops = a.hops.to_dict()
     types = ", ".join(f"{t}: {c}" for t, c in hops["by_type"].items()) or "none"
     lines.append(
         f"hops: {hops['n_hops']} ({types}), {hops['mean_hops_per_trajectory']:.2f} per "
         f"trajectory; frustrated: {hops['n_frustrated']}"
     )
+    lines += _diagnostic_lines(a)
     return "\n".join(lines)

@@ -1,7 +1,8 @@
 """``fusionff analyze RUN_DIR``: populations, decay time, products, yields and hops of an ensemble.
 
-Writes ``RUN_DIR/analysis/{populations.png, dihedral.png, hops.png, analysis.json}`` and prints
-a short report. The project's command line registers the subcommand with::
+Writes ``RUN_DIR/analysis/{populations.png, dihedral.png, hops.png, diagnostics.png,
+analysis.json}`` (``dihedral.png`` only with a dihedral) and prints a short report. The
+project's command line registers the subcommand with::
 
     sub = subparsers.add_parser("analyze", help="...")
     add_analyze_arguments(sub).set_defaults(func=analyze_main)
@@ -16,7 +17,6 @@ import json
 from pathlib import Path
 
 _DEFAULTS = {
-    "n_boot": 2000,
     "n_boot_fit": 200,
     "seed": 0,
     "cis_below": 90.0,
@@ -76,12 +76,6 @@ def add_analyze_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
         help=f"|dihedral| above this is trans, degrees (default: {d['trans_above']:g})",
     )
     parser.add_argument(
-        "--n-boot",
-        type=int,
-        default=d["n_boot"],
-        help=f"bootstrap resamples for yield intervals (default: {d['n_boot']})",
-    )
-    parser.add_argument(
         "--n-boot-fit",
         type=int,
         default=d["n_boot_fit"],
@@ -116,7 +110,6 @@ def analyze_main(args: argparse.Namespace) -> int:
         decay_state=args.decay_state,
         cis_below=args.cis_below,
         trans_above=args.trans_above,
-        n_boot=args.n_boot,
         n_boot_fit=args.n_boot_fit,
         seed=args.seed,
     )

@@ -11,6 +11,12 @@ about tau), so they understate the uncertainty, often by an order of magnitude. 
 reported ``tau_se`` / ``t0_se`` are therefore bootstrap standard errors over trajectories
 (resample trajectories with replacement, rebuild the curve, refit) when per-trajectory values
 are given; the covariance errors are kept as ``tau_se_fit`` / ``t0_se_fit``.
+
+A fit is reported only where it describes the data: the population must fall by at least
+:data:`MIN_DROP` within the window (otherwise "no decay observed within T fs": a population
+that stays near 1 constrains tau only from below), the fit must converge, follow the curve
+within :data:`MAX_RMSD` and give tau within :data:`MAX_TAU_WINDOWS` windows (longer is an
+extrapolation, not a measurement). Otherwise ``success`` is false and ``message`` says why.
 """
 
 from __future__ import annotations
@@ -22,6 +28,12 @@ import numpy as np
 from scipy.optimize import OptimizeWarning, curve_fit
 
 MODELS = ("delayed", "exponential")
+MIN_DROP = 0.2
+"""Least fall of the population (from its first value to its lowest) that a fit needs."""
+MAX_RMSD = 0.1
+"""Largest root-mean-square deviation of a fit from the curve that still describes it."""
+MAX_TAU_WINDOWS = 10.0
+"""Largest tau reported, in units of the time window of the curve."""
 
 
 def delayed_exponential(t: np.ndarray, t0: float, tau: float) -> np.ndarray:
@@ -37,7 +49,9 @@ def exponential(t: np.ndarray, tau: float) -> np.ndarray:
 @dataclass
 class DecayFit:
     """Result of a decay fit (times in fs). ``t0`` is 0 for the pure exponential.
-    ``success`` is false (and the numbers NaN) when the curve shows no decay to fit."""
+    ``success`` is false (and the numbers NaN) when the curve shows no decay to fit or the fit
+    does not describe it; ``message`` says why. ``drop``: how far the curve falls in the
+    window (first value minus lowest); ``window_fs``: the window's length."""
 
     model: str
     tau: float
@@ -50,6 +64,8 @@ class DecayFit:
     n_boot: int
     success: bool
     message: str = ""
+    drop: float = float("nan")
+    window_fs: float = float("nan")
 
     def curve(self, t: np.ndarray) -> np.ndarray:
         """The fitted P(t) at times ``t`` (fs)."""
@@ -59,9 +75,9 @@ class DecayFit:
         return asdict(self)
 
 
-def _failed(model: str, message: str) -> DecayFit:
+def _failed(model: str, message: str, drop: float = np.nan, window: float = np.nan) -> DecayFit:
     nan = float("nan")
-    return DecayFit(model, nan, nan, nan, nan, nan, nan, nan, 0, False, message)
+    return DecayFit(model, nan, nan, nan, nan, nan, nan, nan, 0, False, message, drop, window)
 
 
 def _fit(t: np.ndarray, p: np.ndarray, model: str) -> tuple[np.ndarray, np.ndarray]:
@@ -97,6 +113,7 @@ def fit_decay(
     model: str = "delayed",
     n_boot: int = 200,
     rng: np.random.Generator | None = None,
+    min_drop: float = MIN_DROP,
 ) -> DecayFit:
     """Fit the decay of a population and bootstrap its errors over trajectories.
 
@@ -114,15 +131,40 @@ def fit_decay(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
         curve = np.nanmean(values, axis=0)
+    ok = np.isfinite(curve)
+    if ok.sum() < 3:
+        return _failed(model, "fewer than 3 times with a population")
+    window = float(time[ok][-1] - time[ok][0])
+    drop = float(curve[ok][0] - curve[ok].min())
+    if drop <= 1e-12:
+        return _failed(model, f"no decay observed within {window:.0f} fs", drop, window)
+    if drop < min_drop:
+        return _failed(
+            model,
+            f"no decay to fit within {window:.0f} fs (the population falls by {drop:.2f}; "
+            f"a fit needs {min_drop:.2f})",
+            drop,
+            window,
+        )
     try:
         params, cov = _fit(time, curve, model)
     except (RuntimeError, ValueError) as err:
-        return _failed(model, str(err))
+        return _failed(model, f"fit did not converge ({err})", drop, window)
     errors = np.sqrt(np.clip(np.diag(cov), 0.0, None))
     t0, t0_se_fit = (params[0], errors[0]) if model == "delayed" else (0.0, 0.0)
     tau, tau_se_fit = params[-1], errors[-1]
-    ok = np.isfinite(curve)
     rmsd = float(np.sqrt(np.mean((delayed_exponential(time[ok], t0, tau) - curve[ok]) ** 2)))
+    if not np.all(np.isfinite(errors)):
+        return _failed(model, "fit did not converge (no finite covariance)", drop, window)
+    if rmsd > MAX_RMSD:
+        return _failed(
+            model, f"the fit does not describe the curve (rms deviation {rmsd:.2f})", drop, window
+        )
+    if tau > MAX_TAU_WINDOWS * window:
+        return _failed(
+            model, f"decay too slow to measure within {window:.0f} fs (tau {tau:.0f} fs)",
+            drop, window,
+        )  # fmt: skip
 
     tau_se, t0_se, done = float(tau_se_fit), float(t0_se_fit), 0
     if n_boot > 0 and len(values) > 1:
@@ -154,4 +196,6 @@ def fit_decay(
         n_boot=done,
         success=True,
         message="bootstrap errors" if done > 1 else "covariance errors",
+        drop=drop,
+        window_fs=window,
     )

@@ -1,9 +1,10 @@
-"""Figures of an analysis: populations, dihedrals, hops (matplotlib ``Figure`` objects drawn
-straight to PNG by the Agg canvas, without pyplot or any global backend state).
+"""Figures of an analysis: populations, dihedrals, hops, diagnostics (matplotlib ``Figure``
+objects drawn straight to PNG by the Agg canvas, without pyplot or any global backend state).
 
 Each function takes an :class:`~fusionff.analysis.analyze.Analysis` and a path, writes one PNG
 and returns the path. Dihedrals are drawn as |dihedral| in [0, 180] degrees (0 cis, 180 trans)
-so that trans geometries do not jump between -180 and 180.
+so that trans geometries do not jump between -180 and 180. No panel is drawn without data:
+no dihedral figure without a dihedral, no hop-time or hop-geometry panel without hops.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from matplotlib.ticker import MaxNLocator
 
 from fusionff.analysis.analyze import Analysis
 from fusionff.analysis.products import PRODUCTS
+from fusionff.analysis.run import FAILED_STATUSES
 
 STATE_COLOURS = ("tab:blue", "tab:red", "tab:green", "tab:purple", "tab:orange", "tab:brown")
 
@@ -32,8 +34,8 @@ def _save(fig, path: Path) -> Path:
 
 
 def plot_populations(a: Analysis, path: Path) -> Path:
-    """Active-state fractions with +-1 standard-error bands, mean |c|^2 (dashed) and the
-    decay fits of the decaying state (black)."""
+    """Active-state fractions with their 95% (Clopper-Pearson) bands, mean |c|^2 (dashed) and
+    the decay fits of the decaying state that describe the data (black)."""
     p = a.populations
     fig = Figure(figsize=(7, 4.5))
     ax = fig.subplots()
@@ -41,9 +43,8 @@ def plot_populations(a: Analysis, path: Path) -> Path:
         c = _colour(s)
         ax.plot(p.time, p.active[:, s], color=c, label=f"S{s} active")
         ax.fill_between(
-            p.time, p.active[:, s] - p.active_se[:, s], p.active[:, s] + p.active_se[:, s],
-            color=c, alpha=0.2, linewidth=0,
-        )  # fmt: skip
+            p.time, p.active_low[:, s], p.active_high[:, s], color=c, alpha=0.2, linewidth=0
+        )
         ax.plot(p.time, p.electronic[:, s], color=c, linestyle="--", label=f"S{s} mean |c|^2")
     styles = {"active/delayed": ":", "active/exponential": "-.", "electronic/delayed": (0, (1, 3))}
     for name, fit in a.fits.items():
@@ -53,7 +54,7 @@ def plot_populations(a: Analysis, path: Path) -> Path:
     ax.set_xlabel("time (fs)")
     ax.set_ylabel("population")
     ax.set_ylim(-0.02, 1.02)
-    ax.set_title(f"{len(a.run.trajectories)} trajectories")
+    ax.set_title(f"{len(a.run.trajectories)} trajectories (bands: 95% intervals)")
     ax.legend(fontsize=7, loc="center right")
     return _save(fig, path)
 
@@ -92,51 +93,100 @@ def plot_dihedrals(a: Analysis, path: Path) -> Path:
     hist.set_xlabel("final |dihedral| (degrees)")
     hist.set_ylabel("trajectories")
     qy = a.products.quantum_yield
-    hist.set_title(f"isomerisation yield {qy.value:.2f} [{qy.low:.2f}, {qy.high:.2f}]", fontsize=9)
+    title = (
+        f"isomerisation yield {qy.value:.2f} [{qy.low:.2f}, {qy.high:.2f}]"
+        if qy.measured
+        else f"isomerisation yield not measured (0 of {qy.n}; <= {qy.high:.2f})"
+    )
+    hist.set_title(title, fontsize=9)
     hist.legend(fontsize=8)
     return _save(fig, path)
 
 
 def plot_hops(a: Analysis, path: Path) -> Path:
-    """Hop times by type, the dihedral and gap at each hop, and hops per trajectory."""
+    """Hop times by type (with hops or frustrated attempts), the gap at each hop against the
+    dihedral (or against time without one; with hops), and hops per trajectory (always)."""
     events = a.hops.events
-    fig = Figure(figsize=(13, 4))
-    times, geometry, counts = fig.subplots(1, 3)
+    frustrated = a.hops.frustrated_times_fs
+    has_frustrated = frustrated is not None and len(frustrated) > 0
+    with_dihedral = a.dihedrals is not None
+    panels = (["times"] if events or has_frustrated else []) + (["geometry"] if events else [])
+    panels.append("counts")
+    fig = Figure(figsize=(4.4 * len(panels), 4))
+    axes = dict(zip(panels, np.atleast_1d(fig.subplots(1, len(panels))), strict=True))
     types = sorted({(e.source, e.target) for e in events})
     t_end = float(a.populations.time[-1]) if len(a.populations.time) else 1.0
     bins = np.linspace(0.0, max(t_end, 1e-6), 26)
-    for source, target in types:
-        sel = [e for e in events if (e.source, e.target) == (source, target)]
-        label = f"S{source} -> S{target}"
-        times.hist([e.time_fs for e in sel], bins=bins, alpha=0.6, label=label)
-        geometry.scatter([abs(e.dihedral) for e in sel], [e.gap for e in sel], s=10, label=label)
-    frustrated = a.hops.frustrated_times_fs
-    if frustrated is not None and len(frustrated):
-        times.hist(frustrated, bins=bins, histtype="step", color="k", label="frustrated")
+    if "times" in axes:
+        times = axes["times"]
+        for source, target in types:
+            sel = [e.time_fs for e in events if (e.source, e.target) == (source, target)]
+            times.hist(sel, bins=bins, alpha=0.6, label=f"S{source} -> S{target}")
+        if has_frustrated:
+            times.hist(frustrated, bins=bins, histtype="step", color="k", label="frustrated")
+        times.set_xlabel("hop time (fs)")
+        times.set_ylabel("hops")
+        times.yaxis.set_major_locator(MaxNLocator(integer=True))
         times.legend(fontsize=8)
-    times.set_xlabel("hop time (fs)")
-    times.set_ylabel("hops")
-    geometry.set_xlabel("|central dihedral| at hop (degrees)")
-    geometry.set_ylabel("gap at hop (eV)")
-    geometry.set_xlim(0, 180)
-    for axis in (times, geometry):
-        if types:
-            axis.legend(fontsize=8)
+    if "geometry" in axes:
+        geometry = axes["geometry"]
+        for source, target in types:
+            sel = [e for e in events if (e.source, e.target) == (source, target)]
+            x = [abs(e.dihedral) if with_dihedral else e.time_fs for e in sel]
+            geometry.scatter(x, [e.gap for e in sel], s=10, label=f"S{source} -> S{target}")
+        if with_dihedral:
+            geometry.set_xlabel("|central dihedral| at hop (degrees)")
+            geometry.set_xlim(0, 180)
+        else:
+            geometry.set_xlabel("hop time (fs)")
+        geometry.set_ylabel("gap at hop (eV)")
+        geometry.legend(fontsize=8)
+    counts = axes["counts"]
     n = a.hops.hops_per_trajectory
     counts.hist(n, bins=np.arange(-0.5, (n.max() if len(n) else 0) + 1.5), rwidth=0.8)
     counts.xaxis.set_major_locator(MaxNLocator(integer=True))
-    times.yaxis.set_major_locator(MaxNLocator(integer=True))
     counts.set_xlabel("hops per trajectory")
     counts.set_ylabel("trajectories")
     counts.set_title(f"frustrated hops: {int(a.hops.frustrated_per_trajectory.sum())}", fontsize=9)
     return _save(fig, path)
 
 
+def plot_diagnostics(a: Analysis, path: Path) -> Path:
+    """Per trajectory: its smallest S1-S0 gap (with two or more states) and its largest energy
+    drift, against the trajectory index; flagged trajectories (failed statuses) marked."""
+    d = a.diagnostics
+    panels = (["gap"] if a.run.n_states > 1 else []) + ["drift"]
+    fig = Figure(figsize=(5.5 * len(panels), 4))
+    axes = dict(zip(panels, np.atleast_1d(fig.subplots(1, len(panels))), strict=True))
+    flagged = np.array([s in FAILED_STATUSES for s in d.status], dtype=bool)
+    for name, values, label in (
+        ("gap", d.min_gap_ev, "smallest S1-S0 gap (eV)"),
+        ("drift", d.drift_ev, "max |E_tot(t) - E_tot(0)| (eV)"),
+    ):
+        if name not in axes:
+            continue
+        ax = axes[name]
+        ax.scatter(d.index[~flagged], values[~flagged], s=12, color="tab:blue", label="ok")
+        for status, marker in zip(sorted(FAILED_STATUSES), ("x", "^"), strict=True):
+            sel = np.array([s == status for s in d.status], dtype=bool)
+            if sel.any():
+                ax.scatter(d.index[sel], values[sel], s=24, marker=marker, label=status)
+        ax.set_xlabel("trajectory")
+        ax.set_ylabel(label)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(fontsize=8)
+    if "gap" in axes:
+        axes["gap"].set_ylim(bottom=0)
+    return _save(fig, path)
+
+
 def plot_all(a: Analysis, directory: Path) -> list[Path]:
-    """populations.png, dihedral.png (when there are products) and hops.png in ``directory``."""
+    """populations.png, dihedral.png (when there is a dihedral), hops.png and diagnostics.png
+    in ``directory``."""
     directory = Path(directory)
     written = [plot_populations(a, directory / "populations.png")]
-    if a.products is not None:
+    if a.dihedrals is not None:
         written.append(plot_dihedrals(a, directory / "dihedral.png"))
     written.append(plot_hops(a, directory / "hops.png"))
+    written.append(plot_diagnostics(a, directory / "diagnostics.png"))
     return written

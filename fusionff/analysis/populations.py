@@ -1,10 +1,12 @@
 """State populations of an ensemble on a common time grid.
 
-Two populations per state: the fraction of trajectories whose *active* state it is (standard
-error binomial, sqrt(p (1 - p) / n)) and the mean electronic population |c|^2 (standard
-error of the mean). A trajectory contributes at grid time t the value of its last frame at or
-before t (sample and hold), so frames written with a stride and grids finer than the frames
-are both well defined.
+Two populations per state: the fraction of trajectories whose *active* state it is, with its
+exact binomial (Clopper-Pearson) 95% interval, which does not collapse where every trajectory
+or none is in the state (the standard error sqrt(p (1 - p) / n) would be 0 there); and the
+mean electronic population |c|^2 with the standard error of the mean (0 only where every
+trajectory has the same |c|^2, e.g. at time 0). A trajectory contributes at grid time t the
+value of its last frame at or before t (sample and hold), so frames written with a stride and
+grids finer than the frames are both well defined.
 
 Trajectories shorter than the grid (stopped early, e.g. some time after reaching S0) keep
 their last frame for later times when ``hold_last`` is true (the default): a trajectory
@@ -21,17 +23,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fusionff.analysis.intervals import clopper_pearson
 from fusionff.analysis.run import Trajectory
 
 
 @dataclass
 class PopulationCurves:
-    """``time`` (T,) fs; ``active``/``active_se`` and ``electronic``/``electronic_se`` (T, S);
-    ``n`` (T,) the number of trajectories contributing at each time."""
+    """``time`` (T,) fs; ``active`` (T, S) fractions with their 95% interval ``active_low`` /
+    ``active_high`` (T, S); ``electronic``/``electronic_se`` (T, S) mean |c|^2 and its standard
+    error; ``n`` (T,) the number of trajectories contributing at each time."""
 
     time: np.ndarray
     active: np.ndarray
-    active_se: np.ndarray
+    active_low: np.ndarray
+    active_high: np.ndarray
     electronic: np.ndarray
     electronic_se: np.ndarray
     n: np.ndarray
@@ -73,8 +78,8 @@ def population_curves(
     grid: np.ndarray | None = None,
     hold_last: bool = True,
 ) -> PopulationCurves:
-    """Active-state fractions and mean |c|^2 with standard errors on ``grid`` (default:
-    :func:`default_grid`): column statistics of :func:`per_trajectory`."""
+    """Active-state fractions with 95% intervals and mean |c|^2 with standard errors on
+    ``grid`` fs (default: :func:`default_grid`): column statistics of :func:`per_trajectory`."""
     if grid is None:
         grid = default_grid(trajectories)
     grid = np.asarray(grid, dtype=np.float64)
@@ -92,8 +97,8 @@ def population_curves(
         fraction = np.nanmean(active, axis=0)
         mean = np.nanmean(electronic, axis=0)
         sem = np.nanstd(electronic, axis=0, ddof=1) / np.sqrt(n)[:, None]
-    binomial = np.sqrt(fraction * (1.0 - fraction) / n[:, None])
-    return PopulationCurves(grid, fraction, binomial, mean, sem, n)
+    low, high = clopper_pearson(np.nansum(active, axis=0), n[:, None])
+    return PopulationCurves(grid, fraction, low, high, mean, sem, n)
 
 
 def per_trajectory(

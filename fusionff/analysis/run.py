@@ -104,6 +104,16 @@ class Run:
         counts = Counter(t.status for t in self.trajectories + self.excluded)
         return {s: counts.get(s, 0) for s in STATUSES}
 
+    @property
+    def scattering(self) -> bool:
+        """A scattering run (Tully's models: a particle crossing an interaction region; the
+        config's potential is ``{tully: ...}`` or it stops at ``stop.region_bohr``): its final
+        states are transmission and reflection, not the end of a decay."""
+        potential = self.config.get("potential")
+        stop = self.config.get("stop") or {}
+        tully = isinstance(potential, dict) and "tully" in potential
+        return tully or stop.get("region_bohr") is not None
+
 
 def find_topology(run_dir: Path) -> Path:
     """The topology file of a run directory (``topology.pdb`` preferred over ``.xyz``)."""

@@ -17,7 +17,7 @@ from fusionff.cli import main
 from tests.fixtures.analysis.synthetic_run import write_synthetic_run, write_topology
 
 REPO = Path(__file__).resolve().parents[2]
-FAST = ["--n-boot", "300", "--n-boot-fit", "20"]
+FAST = ["--n-boot-fit", "20"]
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -37,13 +37,13 @@ def strict_json(path: Path) -> dict:
 
 
 def test_cli_writes_figures_json_and_report(run_dir, capsys):
-    """The three PNGs and a strictly valid analysis.json appear in RUN_DIR/analysis; the
-    report gives the decay time with its error, the yields with intervals and the counts; the
-    blown-up and drifted trajectories are excluded and counted."""
+    """The four PNGs and a strictly valid analysis.json appear in RUN_DIR/analysis; the
+    report gives the decay time with its error, the yields and final states with intervals and
+    the counts; the blown-up and drifted trajectories are excluded, counted and flagged."""
     directory, truth = run_dir
     assert main(["analyze", str(directory), *FAST]) == 0
     out = directory / "analysis"
-    for name in ("populations.png", "dihedral.png", "hops.png"):
+    for name in ("populations.png", "dihedral.png", "hops.png", "diagnostics.png"):
         assert (out / name).read_bytes()[:8] == PNG
     result = strict_json(out / "analysis.json")
     counts = result["counts"]
@@ -53,18 +53,29 @@ def test_cli_writes_figures_json_and_report(run_dir, capsys):
     assert result["dihedral"] == {"atoms": [2, 0, 13, 15], "source": "detected"}
     products = result["products"]
     assert [t["product"] for t in products["trajectories"]] == truth["product"]
-    assert products["quantum_yield"]["value"] == pytest.approx(np.mean(truth["isomerised"]))
+    qy = products["quantum_yield"]
+    assert qy["value"] == pytest.approx(np.mean(truth["isomerised"]))
+    assert qy["count"] == sum(truth["isomerised"]) and qy["n"] == 40 and qy["measured"]
+    assert qy["ci95"][0] < qy["value"] < qy["ci95"][1] and qy["interval"] == "clopper-pearson"
     fit = result["decay"]["fits"]["active/exponential"]
     assert result["decay"]["state"] == 1 and abs(fit["tau"] - 150.0) < 3 * fit["tau_se"]
+    assert result["decay"]["fitted"] and not result["scattering"]
     pops = result["populations"]
     assert len(pops["time_fs"]) == len(pops["active_fraction"]) == len(pops["n_trajectories"])
     np.testing.assert_allclose(np.sum(pops["active_fraction"], axis=1), 1.0)
+    low, high = np.array(pops["active_fraction_ci95_low"]), pops["active_fraction_ci95_high"]
+    assert np.all((low <= pops["active_fraction"]) & (pops["active_fraction"] <= high))
+    assert result["diagnostics"]["flagged"] == {"blew-up": [40], "energy-drift": [41]}
     report = capsys.readouterr().out
     assert "S1 decay (active-state fraction, exponential): tau = " in report
     assert "quantum yield of isomerisation: " in report
     assert "blew-up 1" in report and "energy-drift 1" in report and "40 analysed" in report
-    on_s1 = truth["product"].count("S1") / 40  # the trajectories still on S1 at the end
-    assert f"S1 {on_s1:.3f} +- {(on_s1 * (1 - on_s1) / 40) ** 0.5:.3f}" in report
+    on_s1 = truth["product"].count("S1")  # the trajectories still on S1 at the end
+    final = result["final_state"]["S1"]
+    assert final["count"] == on_s1 and final["n"] == 40
+    low, high = final["ci95"]
+    assert f"S1 {on_s1 / 40:.3f} [{low:.3f}, {high:.3f}] ({on_s1} of 40)" in report
+    assert "flagged trajectories: blew-up: 40 (excluded); energy-drift: 41 (excluded)" in report
 
 
 def test_include_failed_analyses_the_blown_up_trajectory(run_dir, tmp_path):
@@ -128,7 +139,9 @@ def test_analysis_imports_no_torch():
 @pytest.mark.filterwarnings("ignore:Unknown masses:PendingDeprecationWarning")  # MDAnalysis, X
 def test_runner_output_directory_is_analysed(tmp_path, capsys):
     """A real (tiny) ensemble from the runner, Tully's model 1: analysed with --no-dihedral (its
-    one particle has no isomers); the stilbene detector refuses it with a clear message."""
+    one particle has no isomers), with no decay fit (a scattering run) and no dihedral figure,
+    and a report with the smallest gap and the energy drift; the stilbene detector refuses it
+    with a clear message."""
     import yaml
 
     from fusionff.dynamics.run_config import RunConfig
@@ -157,7 +170,12 @@ def test_runner_output_directory_is_analysed(tmp_path, capsys):
     assert result["dt_fs"] == 0.2 and result["products"] is None
     np.testing.assert_allclose(np.sum(result["populations"]["electronic"], axis=1), 1.0)
     assert not (directory / "analysis" / "dihedral.png").exists()
-    capsys.readouterr()
+    assert result["scattering"] and result["decay"]["fits"] == {}
+    assert not result["decay"]["fitted"]
+    report = capsys.readouterr().out
+    assert "decay" not in report.replace("no decay is fitted", "")
+    assert "smallest S1-S0 gap per trajectory: min " in report
+    assert "energy drift max |E_tot(t) - E_tot(0)|: largest " in report
     with pytest.warns(UserWarning):  # MDAnalysis: unknown element X of the dummy particle
         assert main(["analyze", str(directory), "--no-plots", *FAST]) == 1
     assert "--no-dihedral" in capsys.readouterr().err

@@ -73,3 +73,24 @@ def test_bootstrap_is_reproducible():
     a = fit_decay(GRID, values, n_boot=20, rng=np.random.default_rng(7))
     b = fit_decay(GRID, values, n_boot=20, rng=np.random.default_rng(7))
     assert a == b
+
+
+def test_small_decay_is_reported_as_no_fit_with_the_observed_drop():
+    """1 of 16 trajectories leaves the state: the population falls by 1/16 < MIN_DROP, too
+    little to measure a lifetime; the fit says so and keeps the drop and the window."""
+    values = np.ones((16, len(GRID)))
+    values[0, GRID > 300.0] = 0.0
+    fit = fit_decay(GRID, values, "exponential")
+    assert not fit.success and np.isnan(fit.tau)
+    assert fit.message.startswith("no decay to fit within 996 fs")
+    assert fit.drop == pytest.approx(1 / 16) and fit.window_fs == pytest.approx(996.0)
+
+
+def test_fit_that_does_not_describe_the_curve_is_not_reported():
+    """A population that dips to 0.2 and comes back to 1 is no exponential decay: both models
+    fail with the rms deviation in the message instead of a tau."""
+    curve = 1.0 - 0.8 * np.sin(np.pi * GRID / 1000.0) ** 2
+    for model in ("delayed", "exponential"):
+        fit = fit_decay(GRID, curve, model)
+        assert not fit.success and np.isnan(fit.tau)
+        assert "does not describe the curve" in fit.message

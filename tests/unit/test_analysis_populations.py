@@ -1,5 +1,5 @@
 """Population curves on a common time grid: sample and hold, trajectories that end early,
-normalisation and standard errors."""
+normalisation, binomial intervals and standard errors."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fusionff.analysis.intervals import clopper_pearson
 from fusionff.analysis.populations import (
     default_grid,
     per_trajectory,
@@ -58,8 +59,9 @@ def test_stopped_trajectories_keep_their_last_state_or_leave():
     np.testing.assert_array_equal(left.n, [2, 2, 2, 1, 1])
 
 
-def test_standard_errors_are_binomial_and_of_the_mean():
-    """Active fractions carry sqrt(p(1-p)/n); mean |c|^2 the standard error of the mean."""
+def test_active_intervals_are_binomial_and_electronic_errors_of_the_mean():
+    """Active fractions carry their Clopper-Pearson 95% interval; mean |c|^2 the standard error
+    of the mean."""
     rng = np.random.default_rng(0)
     n = 7
     states = rng.integers(0, 2, size=(n, 3))
@@ -71,9 +73,22 @@ def test_standard_errors_are_binomial_and_of_the_mean():
     curves = population_curves(trajs, 2, np.arange(3.0))
     p1 = (states == 1).mean(axis=0)
     np.testing.assert_allclose(curves.active[:, 1], p1)
-    np.testing.assert_allclose(curves.active_se[:, 1], np.sqrt(p1 * (1 - p1) / n))
+    low, high = clopper_pearson((states == 1).sum(axis=0), n)
+    np.testing.assert_allclose(curves.active_low[:, 1], low)
+    np.testing.assert_allclose(curves.active_high[:, 1], high)
     np.testing.assert_allclose(curves.electronic[:, 1], pops.mean(axis=0))
     np.testing.assert_allclose(curves.electronic_se[:, 1], pops.std(axis=0, ddof=1) / np.sqrt(n))
+
+
+def test_population_errors_do_not_vanish_at_zero_or_one():
+    """Every trajectory on S1 (fraction 1, and 0 on S0): the 95% intervals are [0.794, 1] and
+    [0, 0.206] for 16 trajectories, not the zero width of sqrt(p (1 - p) / n)."""
+    trajs = [trajectory([0, 1], [1, 1], np.array([[0.0, 1.0], [0.0, 1.0]])) for _ in range(16)]
+    curves = population_curves(trajs, 2, np.arange(2.0))
+    np.testing.assert_allclose(curves.active[:, 1], 1.0)
+    np.testing.assert_allclose(curves.active_high[:, 0], 0.2059, atol=5e-5)
+    np.testing.assert_allclose(curves.active_low[:, 1], 1 - 0.2059, atol=5e-5)
+    assert np.all(curves.active_high - curves.active_low > 0.2)
 
 
 def test_default_grid_spans_the_longest_trajectory_at_the_finest_spacing():

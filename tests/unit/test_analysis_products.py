@@ -1,5 +1,6 @@
 """Products and quantum yields: isomer thresholds, classification of synthetic runs with known
-products, bootstrap intervals that cover the true yield and shrink with more trajectories."""
+products, binomial intervals that cover the true yield, and a yield no trajectory reached
+reported as an upper bound (see test_analysis_intervals for the intervals themselves)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import pytest
 from fusionff.analysis.analyze import AnalysisOptions, analyze_run
 from fusionff.analysis.products import (
     Thresholds,
-    bootstrap_yields,
     classify,
     isomer,
     product_statistics,
@@ -17,7 +17,7 @@ from fusionff.analysis.products import (
 from fusionff.analysis.run import read_run
 from tests.fixtures.analysis.synthetic_run import write_synthetic_run
 
-FAST = dict(n_boot=500, n_boot_fit=10)
+FAST = dict(n_boot_fit=10)
 
 
 def test_isomer_thresholds_fold_the_dihedral():
@@ -61,30 +61,6 @@ def test_products_and_yields_of_a_synthetic_run(tmp_path, start):
     assert sum(y.value for y in products.yields.values()) == pytest.approx(1.0)
 
 
-def test_interval_coverage_is_about_95_percent():
-    """Over 200 replicate ensembles of 80 trajectories with true yield 0.35, the bootstrap 95%
-    interval contains the truth in 88-99% of them (percentile intervals are a bit narrow)."""
-    rng = np.random.default_rng(3)
-    covered = 0
-    for _ in range(200):
-        outcomes = rng.random((80, 1)) < 0.35
-        (y,) = bootstrap_yields(outcomes, n_boot=300, rng=rng)
-        covered += y.low <= 0.35 <= y.high
-    assert 0.88 <= covered / 200 <= 0.99
-
-
-def test_interval_shrinks_with_more_trajectories():
-    """16 times the trajectories make the interval about 4 times narrower."""
-    rng = np.random.default_rng(4)
-
-    def width(n: int) -> float:
-        (y,) = bootstrap_yields(rng.random((n, 1)) < 0.5, n_boot=1000, rng=rng)
-        return y.high - y.low
-
-    ratio = width(50) / width(800)
-    assert 3.0 < ratio < 5.5
-
-
 def test_product_statistics_direct():
     """Mixed starts: only trajectories that end as the other isomer count as isomerised; an
     excited or twisted end does not."""
@@ -93,7 +69,6 @@ def test_product_statistics_direct():
         final_dihedral=[5.0, 170.0, 175.0, 100.0, 90.0],
         final_state=[0, 0, 0, 1, 0],
         thresholds=Thresholds(60.0, 120.0),
-        n_boot=100,
     )
     assert stats.start == ["trans", "trans", "cis", "cis", "trans"]
     assert stats.product == ["cis", "trans", "trans", "S1", "twisted"]
@@ -101,11 +76,15 @@ def test_product_statistics_direct():
     assert stats.counts == {"cis": 1, "trans": 2, "twisted": 1, "S1": 1}
 
 
-def test_bootstrap_is_reproducible_and_empty_input_is_nan():
-    """Same generator seed, same interval; no trajectories, NaN yields."""
-    outcomes = np.random.default_rng(0).random((30, 2)) < 0.3
-    a = bootstrap_yields(outcomes, 200, np.random.default_rng(9))
-    b = bootstrap_yields(outcomes, 200, np.random.default_rng(9))
-    assert a == b
-    (empty,) = bootstrap_yields(np.zeros((0, 1), dtype=bool))
-    assert np.isnan(empty.value) and empty.count == 0
+def test_no_isomerisation_gives_an_unmeasured_yield_with_upper_bound_not_zero():
+    """16 trajectories that all stay on S1: the isomerisation yield is 0 of 16 with the 95%
+    interval [0, 0.206] (not the degenerate [0, 0]), and S1 16 of 16 with [0.794, 1]."""
+    stats = product_statistics(
+        initial_dihedral=[5.0] * 16, final_dihedral=[95.0] * 16, final_state=[1] * 16
+    )
+    qy = stats.quantum_yield
+    assert (qy.count, qy.n, qy.low) == (0, 16, 0.0) and not qy.measured
+    assert qy.high == pytest.approx(0.2059, abs=5e-5)
+    s1 = stats.yields["S1"]
+    assert (s1.value, s1.high) == (1.0, 1.0) and s1.low == pytest.approx(1 - 0.2059, abs=5e-5)
+    assert product_statistics([], [], []).quantum_yield.n == 0

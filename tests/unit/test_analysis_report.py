@@ -1,0 +1,97 @@
+"""What the analysis reports and draws: no lifetime for a scattering run or for a population
+that does not decay, unmeasured yields as upper bounds, the smallest gap and the energy drift
+that explain the outcome, and no empty panels."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+from matplotlib.image import imread
+
+from fusionff.analysis.analyze import AnalysisOptions, analysis_to_dict, analyze_run, format_report
+from fusionff.analysis.plots import plot_all
+from fusionff.analysis.run import read_run
+from tests.fixtures.analysis.synthetic_run import write_synthetic_run
+
+FAST = AnalysisOptions(n_boot_fit=10)
+
+
+def as_tully_run(directory) -> None:
+    """Mark a synthetic run as Tully's model (the config's potential), as the runner writes it."""
+    summary = json.loads((directory / "summary.json").read_text())
+    summary["config"] = {"potential": {"tully": "simple"}, "stop": {"region_bohr": 10.0}}
+    (directory / "summary.json").write_text(json.dumps(summary))
+
+
+def test_tully_run_analysis_has_no_decay_fit(tmp_path):
+    """A scattering run whose S1 population falls like a decay (tau 150 fs) gets no fit: its
+    final states are transmission and reflection, and the report says why."""
+    write_synthetic_run(tmp_path, n_traj=20, seed=2)
+    as_tully_run(tmp_path)
+    run = read_run(tmp_path)
+    assert run.scattering
+    analysis = analyze_run(run, AnalysisOptions(products=False, n_boot_fit=10))
+    assert analysis.fits == {}
+    result = analysis_to_dict(analysis)
+    assert result["decay"]["fits"] == {} and result["decay"]["fitted"] is False
+    report = format_report(analysis)
+    assert "tau =" not in report and "no decay is fitted" in report
+
+
+def test_run_without_hops_reports_unmeasured_yield_and_no_lifetime(tmp_path):
+    """16 trajectories that all stay on S1 (none hops within 500 fs): S0 and the yield are
+    "not measured (0 of 16; 95% upper bound 0.206)", S1 is 1.000 [0.794, 1.000], and the decay
+    is "no decay observed within 500 fs", not a lifetime or a yield of 0.000 [0.000, 0.000]."""
+    write_synthetic_run(tmp_path, n_traj=16, tau_fs=1e9, start="cis", seed=3)
+    analysis = analyze_run(read_run(tmp_path), FAST)
+    report = format_report(analysis)
+    bound = "not measured (0 of 16; 95% upper bound 0.206)"
+    assert f"S0 {bound}, S1 1.000 [0.794, 1.000] (16 of 16)" in report
+    assert f"quantum yield of isomerisation: {bound}" in report
+    assert "S1 decay: no decay observed within 500 fs; no lifetime fitted" in report
+    assert "0.000 [0.000, 0.000]" not in report and "tau =" not in report
+    qy = analysis_to_dict(analysis)["products"]["quantum_yield"]
+    assert qy["measured"] is False and qy["ci95"] == [0.0, pytest.approx(0.2059, abs=5e-5)]
+
+
+def test_report_contains_smallest_gap_and_drift(tmp_path):
+    """The report gives the smallest S1-S0 gap (min over the ensemble with its trajectory, and
+    the median) and the largest energy drift, equal to those computed here from the files; the
+    drifting trajectory is flagged; the hops' gaps and dihedrals are summarised."""
+    write_synthetic_run(tmp_path, n_traj=12, n_energy_drift=1, seed=4)
+    run = read_run(tmp_path, include_failed=True)
+    report = format_report(analyze_run(run, AnalysisOptions(include_failed=True, n_boot_fit=0)))
+    gaps, drifts = [], []
+    for index in range(13):
+        with h5py.File(tmp_path / f"traj_{index:05d}.h5md", "r") as f:
+            energies = f["observables/energies/value"][()]
+            total = f["observables/total_energy/value"][()]
+        gaps.append((energies[:, 1] - energies[:, 0]).min())
+        drifts.append(np.abs(total - total[0]).max())
+    gap_text = (
+        f"smallest S1-S0 gap per trajectory: min {min(gaps):.3f} eV (trajectory "
+        f"{int(np.argmin(gaps))}), median {np.median(gaps):.3f} eV"
+    )
+    assert gap_text in report
+    assert f"energy drift max |E_tot(t) - E_tot(0)|: largest {max(drifts):.3f} eV " in report
+    assert max(drifts) > 0.1 and int(np.argmax(drifts)) == 12
+    assert "flagged trajectories: energy-drift: 12" in report
+    assert "hops: gap median " in report and "|dihedral| median " in report
+
+
+def test_no_empty_panels_without_dihedral_or_hops(tmp_path):
+    """Without a dihedral there is no dihedral figure; without hops the hop figure has no
+    hop-time or hop-geometry panel (only hops per trajectory, plus frustrated attempts when
+    there are some): its width is that many panels of 4.4 inches at 120 dpi."""
+    write_synthetic_run(tmp_path, n_traj=6, tau_fs=1e9, t_max_fs=100.0, seed=5)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    for entry in summary["trajectories"]:
+        entry["frustrated_hops"], entry["n_frustrated"] = [], 0
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    analysis = analyze_run(read_run(tmp_path), AnalysisOptions(products=False, n_boot_fit=0))
+    written = plot_all(analysis, tmp_path)
+    assert [p.name for p in written] == ["populations.png", "hops.png", "diagnostics.png"]
+    assert imread(tmp_path / "hops.png").shape[1] == round(4.4 * 120)
