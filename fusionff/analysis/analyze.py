@@ -298,8 +298,8 @@ def _decay_lines(a: Analysis) -> list[str]:
     return lines
 
 
-def _number(value: float | None, unit: str) -> str:
-    return "n/a" if value is None or not math.isfinite(value) else f"{value:.3f} {unit}"
+def _number(value: float | None, unit: str, spec: str = ".3f") -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:{spec}} {unit}"
 
 
 def _diagnostic_lines(a: Analysis) -> list[str]:
@@ -314,8 +314,8 @@ def _diagnostic_lines(a: Analysis) -> list[str]:
             f"{gap['trajectory']}), median {_number(gap['median'], 'eV')}"
         )
     lines.append(
-        f"energy drift max |E_tot(t) - E_tot(0)|: largest {_number(drift['max'], 'eV')} "
-        f"(trajectory {drift['trajectory']}), median {_number(drift['median'], 'eV')}"
+        f"energy drift max |E_tot(t) - E_tot(0)|: largest {_number(drift['max'], 'eV', '.3g')} "
+        f"(trajectory {drift['trajectory']}), median {_number(drift['median'], 'eV', '.3g')}"
     )
     flagged = a.diagnostics.flagged()
     excluded = {t.index for t in a.run.excluded}

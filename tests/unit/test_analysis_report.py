@@ -76,7 +76,7 @@ def test_report_contains_smallest_gap_and_drift(tmp_path):
         f"{int(np.argmin(gaps))}), median {np.median(gaps):.3f} eV"
     )
     assert gap_text in report
-    assert f"energy drift max |E_tot(t) - E_tot(0)|: largest {max(drifts):.3f} eV " in report
+    assert f"energy drift max |E_tot(t) - E_tot(0)|: largest {max(drifts):.3g} eV " in report
     assert max(drifts) > 0.1 and int(np.argmax(drifts)) == 12
     assert "flagged trajectories: energy-drift: 12" in report
     assert "hops: gap median " in report and "|dihedral| median " in report
