@@ -31,6 +31,9 @@ class LabelResult:
         force_success: (S,) bool, True where the state's forces are usable; None: as
             ``success``. A state can have a usable energy and rejected forces
             (:mod:`fusionff.labeling.gradient_check`).
+        nacs: (N, S, S, 3) 1/Angstrom, non-adiabatic couplings ``<S_i|d/dR S_j>``
+            (antisymmetric), from backends that compute them and only when every state
+            succeeded; None otherwise.
     """
 
     energies: np.ndarray
@@ -39,6 +42,7 @@ class LabelResult:
     error: str = ""
     seconds: float = 0.0
     force_success: np.ndarray | None = None
+    nacs: np.ndarray | None = None
 
     @property
     def ok(self) -> bool:

@@ -1,4 +1,5 @@
-"""``fusionff label INPUT OUTPUT``: label the geometries of an (ext)xyz file with MOPAC.
+"""``fusionff label INPUT OUTPUT``: label the geometries of an (ext)xyz file with MOPAC (R1,
+the default) or with SA-CASSCF(2,2) through OpenMolcas (``--backend casscf``, R2).
 
 The project's command line registers the subcommand with::
 
@@ -34,6 +35,32 @@ def add_label_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
         help="parallel MOPAC processes (default: the usable cores)",
     )
     parser.add_argument(
+        "--backend",
+        choices=("mopac", "casscf"),
+        default="mopac",
+        help="mopac: MOPAC at R1 (default); casscf: SA-CASSCF(2,2) with OpenMolcas (R2: "
+        "energies, gradients and couplings; see fusionff.labeling.molcas)",
+    )
+    parser.add_argument(
+        "--active-atoms",
+        type=int,
+        nargs=2,
+        metavar=("I", "J"),
+        default=(0, 1),
+        help="casscf: the two atoms (0-based) of the C=C bond whose pi/pi* pair is active "
+        "(stilbene: 0 13; default 0 1)",
+    )
+    parser.add_argument("--basis", default="STO-3G", help="casscf: basis set (default STO-3G)")
+    parser.add_argument(
+        "--orbital-store",
+        metavar="DIR",
+        help="casscf: folder of converged orbitals; each structure starts from its nearest "
+        "stored neighbour's (default: OUTPUT without .h5 + '.orbitals')",
+    )
+    parser.add_argument(
+        "--no-couplings", action="store_true", help="casscf: skip the non-adiabatic couplings"
+    )
+    parser.add_argument(
         "--keywords",
         default=R1_KEYWORDS,
         help=f"MOPAC keywords without ROOT/AUX (default: R1, {R1_KEYWORDS!r})",
@@ -41,8 +68,8 @@ def add_label_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument(
         "--timeout",
         type=float,
-        default=600.0,
-        help="seconds allowed to one MOPAC run, one state (default: 600)",
+        help="seconds allowed to one program run (default: 600 for MOPAC, one state; 1800 "
+        "for OpenMolcas, one structure)",
     )
     parser.add_argument("--mopac", default="mopac", help="MOPAC executable (default: mopac)")
     parser.add_argument(
@@ -70,7 +97,22 @@ def label_main(args: argparse.Namespace) -> int:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     structures = read(args.input, index=":")
-    backend = MopacBackend(args.keywords, timeout=args.timeout, executable=args.mopac)
+    if args.backend == "casscf":
+        from pathlib import Path
+
+        from fusionff.labeling.molcas import MolcasCasscfBackend
+
+        output = Path(args.output)
+        store = args.orbital_store or str(output.with_suffix("")) + ".orbitals"
+        backend = MolcasCasscfBackend(
+            tuple(args.active_atoms),
+            basis=args.basis,
+            couplings=not args.no_couplings,
+            orbital_store=store,
+            timeout=args.timeout or 1800.0,
+        )
+    else:
+        backend = MopacBackend(args.keywords, timeout=args.timeout or 600.0, executable=args.mopac)
     if args.check_gradients is not None:
         from fusionff.labeling.gradient_check import GradientCheckedBackend
 

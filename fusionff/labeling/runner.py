@@ -72,8 +72,9 @@ class LabelSummary:
 
 def labelled_structure(index: int, geometry: Geometry, result: LabelResult) -> Structure:
     """The dataset entry of input structure ``index``: labels where they succeeded (failed
-    states hold 0 with a False mask; rejected forces a False force mask), ``status`` "ok" or
-    "failed", and the message."""
+    states hold 0 with a False mask; rejected forces a False force mask), couplings when the
+    backend gave them for a fully successful structure, ``status`` "ok" or "failed", and the
+    message."""
     success = np.asarray(result.success, dtype=bool)
     forces_ok = result.forces_ok
     return Structure(
@@ -86,6 +87,7 @@ def labelled_structure(index: int, geometry: Geometry, result: LabelResult) -> S
         status="ok" if result.ok else "failed",
         error=result.error,
         meta={SOURCE_INDEX: int(index), "seconds": round(float(result.seconds), 4)},
+        nacs=None if result.nacs is None or not result.ok else np.asarray(result.nacs, float),
     )
 
 

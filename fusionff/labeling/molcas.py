@@ -1,0 +1,616 @@
+"""SA-CASSCF through OpenMolcas as a reference backend: level R2 of the stilbene showcase.
+
+R2 is SA-n-CASSCF(2,2) (PHYSICS.md section 5, issue "Stilbene that isomerises"): the ``n``
+lowest singlets averaged with equal weights, two electrons in two active orbitals that are
+the pi/pi* pair of a chosen C=C bond (``active_atoms``), STO-3G with exact integrals by
+default. Per structure the backend returns the energies of every state, their analytic
+gradients (OpenMolcas's MCLR + ALASKA) and, with ``couplings=True``, the non-adiabatic
+coupling vectors between every pair of states.
+
+Units and conventions at this interface (the dataset's): energies are absolute SA-CASSCF
+energies in eV (Hartree x :data:`HARTREE_TO_EV`); forces eV/Angstrom; couplings
+``nacs[a, i, j] = <S_i | d/dR_a S_j>`` in 1/Angstrom, antisymmetric in ``i, j``, with the
+overall sign of each pair's vector fixed so that its component of largest magnitude is
+positive (the phase of an electronic state is arbitrary; :data:`NAC_PHASE_CONVENTION`).
+
+**Orbital following.** With an :class:`OrbitalStore`, each calculation starts from the
+converged orbitals of the nearest structure already computed (smallest RMSD of the raw
+Cartesian positions, no alignment: orbital coefficients refer to the molecule's frame), so
+that the active space follows the same pi/pi* pair along a path. Without a stored neighbour
+(or when the guided calculation fails its checks) the backend runs an RHF first and picks the
+active pair itself: the highest occupied and the lowest virtual RHF orbital, within
+``selection_window`` of the frontier, whose pi weight on the two ``active_atoms`` reaches
+``select_pi_weight``. Measured at STO-3G: at trans-stilbene these are HOMO and LUMO
+(weights 0.33/0.32); at the R1 cis minimum, whose phenyls are twisted, the four phenyl
+orbitals on either side carry no weight on the bond and the ethylenic pair is HOMO-4/LUMO+4
+(0.83/0.85). Taking the most pi-like orbital over a wide window instead picks HOMO-4/LUMO+4
+at trans too, which converges to a wrong solution (a 14.7 eV "gap").
+
+**Active-space guard.** After RASSCF: the state-averaged natural occupations of both active
+orbitals must lie in ``[min_occupation, 2 - min_occupation]`` and each active orbital's pi
+weight on the ``active_atoms`` (:func:`pi_weight`) must be at least ``min_pi_weight``;
+otherwise the structure is recorded as failed (with the numbers in the message), never
+stored with labels of another active space.
+
+OpenMolcas runs through ``pymolcas`` under the system's own Python (``python``, default
+``/usr/bin/python3``): a virtual environment's newer pyparsing breaks the driver.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from ase.data import chemical_symbols
+
+from fusionff.labeling.backend import LabelResult, ReferenceBackend, check_geometry
+
+HARTREE_TO_EV = 27.211386245988
+"""eV per Hartree (CODATA 2018)."""
+BOHR_TO_ANGSTROM = 0.529177210903
+"""Angstrom per bohr (CODATA 2018)."""
+NAC_PHASE_CONVENTION = (
+    "nacs[a, i, j] = <S_i|d/dR_a S_j> in 1/Angstrom, antisymmetric; the sign of each pair's "
+    "vector is chosen so that its component of largest magnitude is positive"
+)
+"""How the arbitrary sign of stored couplings is fixed (also written to dataset provenance)."""
+
+_ROOT_ENERGY = re.compile(r"::\s+RASSCF root number\s+(\d+)\s+Total energy:\s+(\S+)")
+_VERSION = re.compile(r"version:\s*(v?\d[\w.\-]*)", re.IGNORECASE)
+_MODULE_END = re.compile(r"--- Stop Module:\s*(\w+).*?/rc=(\S+)\s*---")
+
+
+class MolcasError(RuntimeError):
+    """OpenMolcas did not produce what a label needs; the message says what and where."""
+
+
+def find_pymolcas(executable: str = "pymolcas") -> str | None:
+    """Path of the OpenMolcas driver, or None when it is not installed."""
+    return shutil.which(executable)
+
+
+def pi_axis(positions: np.ndarray, atom: int) -> np.ndarray:
+    """Unit normal (3,) of the plane through the three atoms nearest to ``atom``: the
+    direction of its p-pi orbital (for an sp2 carbon; also when pyramidalised or twisted)."""
+    distances = np.linalg.norm(positions - positions[atom], axis=1)
+    distances[atom] = np.inf
+    a, b, c = positions[np.argsort(distances)[:3]]
+    normal = np.cross(b - a, c - a)
+    return normal / np.linalg.norm(normal)
+
+
+def pi_weight(
+    coefficients: np.ndarray, basis_ids: np.ndarray, positions: np.ndarray, atoms: tuple[int, int]
+) -> float:
+    """Share of an orbital in the p-pi functions of ``atoms``.
+
+    Args:
+        coefficients: (n_basis,) orbital coefficients in OpenMolcas's AO order.
+        basis_ids: (n_basis, 4) OpenMolcas ``BASIS_FUNCTION_IDS``: centre (1-based), shell,
+            l, m (for p: m = 1, -1, 0 are x, y, z).
+        positions: (N, 3) Angstrom, the structure.
+        atoms: the two atoms of the C=C bond (0-based).
+
+    Returns:
+        sum over the two atoms and their p shells of (p . n)^2, n the atom's :func:`pi_axis`,
+        divided by the sum of all squared coefficients: near 1 for an ethylene-like pi
+        orbital of the bond, near 0 for sigma orbitals or orbitals elsewhere.
+    """
+    c = np.asarray(coefficients, dtype=float)
+    axis = {1: 0, -1: 1, 0: 2}
+    weight = 0.0
+    for atom in atoms:
+        normal = pi_axis(positions, atom)
+        rows = np.flatnonzero((basis_ids[:, 0] == atom + 1) & (basis_ids[:, 2] == 1))
+        for shell in np.unique(basis_ids[rows, 1]):
+            p = np.zeros(3)
+            for row in rows[basis_ids[rows, 1] == shell]:
+                p[axis[int(basis_ids[row, 3])]] = c[row]
+            weight += float(p @ normal) ** 2
+    return weight / float(c @ c)
+
+
+def _fix_sign(vector: np.ndarray) -> np.ndarray:
+    """``vector`` times the sign of its component of largest magnitude."""
+    flat = vector.reshape(-1)
+    sign = np.sign(flat[np.argmax(np.abs(flat))]) or 1.0
+    return vector * sign
+
+
+@dataclass(frozen=True)
+class CasscfOutput:
+    """What one OpenMolcas SA-CASSCF job gave, in its own units.
+
+    Attributes:
+        energies: (S,) Hartree.
+        gradients: (S, N, 3) Hartree/bohr.
+        nacs: {(i, j): (N, 3) 1/bohr} for i < j, ``<S_i|d/dR S_j>``; empty without couplings.
+        occupations: (2,) state-averaged natural occupations of the active orbitals.
+        pi_weights: (2,) :func:`pi_weight` of the active orbitals.
+        iterations: RASSCF macro-iterations.
+    """
+
+    energies: np.ndarray
+    gradients: np.ndarray
+    nacs: dict
+    occupations: np.ndarray
+    pi_weights: np.ndarray
+    iterations: int
+
+
+def parse_log(text: str, n_atoms: int, n_states: int, couplings: bool) -> tuple:
+    """Energies (S,) Hartree, gradients (S, N, 3) Hartree/bohr and couplings {(i, j): (N, 3)
+    1/bohr} from an OpenMolcas log of the job written by :func:`job_input`.
+
+    Raises:
+        MolcasError: a module that did not end well, or a missing or short block (the message
+            names it).
+    """
+    for module, rc in _MODULE_END.findall(text):
+        if rc not in ("_RC_ALL_IS_WELL_", "_RC_INVOKED_OTHER_MODULE_"):
+            raise MolcasError(f"OpenMolcas module {module} ended with {rc}")
+    roots = {int(k): float(e) for k, e in _ROOT_ENERGY.findall(text)}
+    missing = [k for k in range(1, n_states + 1) if k not in roots]
+    if missing:
+        raise MolcasError(f"no RASSCF energy for root(s) {missing} in the OpenMolcas output")
+    energies = np.array([roots[k] for k in range(1, n_states + 1)])
+    position = 0
+    gradients = []
+    for _ in range(n_states):
+        block, position = _block(text, "Molecular gradients", position, n_atoms)
+        gradients.append(block)
+    nacs = {}
+    if couplings:
+        for i in range(n_states):
+            for j in range(i + 1, n_states):
+                nacs[(i, j)], position = _block(text, "Total derivative coupling", position,
+                                                n_atoms)
+    return energies, np.array(gradients), nacs
+
+
+def _block(text: str, title: str, start: int, n_atoms: int) -> tuple[np.ndarray, int]:
+    """The (N, 3) rows ``LABEL x y z`` printed after the next ``title`` at or after ``start``,
+    and the position just after that title."""
+    where = text.find(title, start)
+    if where < 0:
+        raise MolcasError(f"no {title!r} block in the OpenMolcas output")
+    rows = []
+    for line in text[where:].splitlines()[1:]:
+        parts = line.split()
+        if len(parts) == 4 and re.fullmatch(r"[A-Za-z]+\d+", parts[0]):
+            rows.append([float(x) for x in parts[1:]])
+            if len(rows) == n_atoms:
+                break
+        elif rows:
+            break
+    if len(rows) != n_atoms:
+        raise MolcasError(f"the {title!r} block has {len(rows)} atom rows, expected {n_atoms}")
+    return np.array(rows), where + len(title)
+
+
+def job_input(
+    xyz: str,
+    basis: str,
+    n_states: int,
+    n_inactive: int,
+    *,
+    couplings: bool,
+    orbitals: str | None = None,
+    alter: tuple[tuple[int, int], ...] = (),
+    scf_only: bool = False,
+) -> str:
+    """An OpenMolcas input: SA-``n_states``-CASSCF(2,2) gradients of every root (and couplings).
+
+    Args:
+        xyz: name of the geometry file (xyz, Angstrom) in the job's directory.
+        basis: basis set name (e.g. ``STO-3G``), exact integrals, no symmetry.
+        n_states: roots averaged with equal weights, and states labelled.
+        n_inactive: doubly occupied orbitals outside the active space.
+        couplings: add an ALASKA ``NAC`` step for every pair of roots.
+        orbitals: starting orbitals (an INPORB file in the job's directory); None: after an
+            SCF in the same job.
+        alter: pairs of 1-based orbital indices to swap in the starting orbitals.
+        scf_only: only GATEWAY, SEWARD and SCF (the first step of a fresh start).
+    """
+    lines = [
+        "&GATEWAY",
+        f"  Coord = {xyz}",
+        f"  Basis = {basis}",
+        "  Group = NoSym",
+        "&SEWARD",
+    ]
+    if scf_only:
+        return "\n".join([*lines, "&SCF", ""])
+    if orbitals is None:
+        lines.append("&SCF")
+    lines += ["&RASSCF", "  Spin = 1", "  Nactel = 2 0 0", f"  Inactive = {n_inactive}",
+              "  Ras2 = 2", f"  CIRoot = {n_states} {n_states} 1"]
+    if orbitals is not None:
+        lines.append(f"  FileOrb = {orbitals}")
+    if alter:
+        lines.append("  Alter = " + "; ".join([str(len(alter))] + [f"1 {a} {b}" for a, b in alter]))
+    for root in range(1, n_states + 1):
+        lines += ["&ALASKA", f"  Root = {root}"]
+    if couplings:
+        for i in range(1, n_states + 1):
+            for j in range(i + 1, n_states + 1):
+                lines += ["&ALASKA", f"  NAC = {i} {j}"]
+    return "\n".join([*lines, ""])
+
+
+class OrbitalStore:
+    """Converged orbitals of computed structures, shared by worker processes through a folder.
+
+    Each entry is ``KEY.RasOrb`` (OpenMolcas INPORB text) and ``KEY.npz`` (atomic numbers and
+    positions, Angstrom), the latter written last, so a listed entry is always complete.
+    """
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._known: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def __len__(self) -> int:
+        self._refresh()
+        return len(self._known)
+
+    def _refresh(self) -> None:
+        for index in self.folder.glob("*.npz"):
+            if index.stem not in self._known:
+                with np.load(index) as entry:
+                    self._known[index.stem] = (entry["numbers"], entry["positions"])
+
+    def nearest(self, numbers: np.ndarray, positions: np.ndarray) -> tuple[Path, float] | None:
+        """The orbital file of the stored structure with the same atoms nearest to
+        ``positions`` (RMSD of raw positions, Angstrom) and that RMSD; None if there is none."""
+        self._refresh()
+        best = None
+        for key, (stored_numbers, stored_positions) in self._known.items():
+            if not np.array_equal(stored_numbers, numbers):
+                continue
+            rmsd = float(np.sqrt(np.mean(np.sum((stored_positions - positions) ** 2, axis=1))))
+            if best is None or rmsd < best[1]:
+                best = (self.folder / f"{key}.RasOrb", rmsd)
+        return best
+
+    def save(self, numbers: np.ndarray, positions: np.ndarray, orbitals: Path) -> None:
+        """Store ``orbitals`` (an INPORB file) as those of this structure."""
+        digest = hashlib.sha256(
+            np.asarray(numbers, np.int64).tobytes() + np.asarray(positions, np.float64).tobytes()
+        ).hexdigest()[:20]
+        target = self.folder / f"{digest}.RasOrb"
+        tmp = self.folder / f".{digest}.{os.getpid()}.tmp"
+        shutil.copyfile(orbitals, tmp)
+        os.replace(tmp, target)
+        with open(tmp, "wb") as handle:
+            np.savez(handle, numbers=np.asarray(numbers, np.int64),
+                     positions=np.asarray(positions, np.float64))
+        os.replace(tmp, self.folder / f"{digest}.npz")
+
+
+class MolcasCasscfBackend(ReferenceBackend):
+    """SA-CASSCF(2,2) energies, gradients and couplings of S0 .. S(n-1) with OpenMolcas.
+
+    Args:
+        active_atoms: the two atoms (0-based) whose C=C pi/pi* pair is the active space
+            (stilbene: ``fusionff.data.stilbene.C1, C2``; ethylene: 0, 1).
+        basis: basis set (default STO-3G, level R2), exact integrals.
+        couplings: also compute the non-adiabatic couplings of every pair of states.
+        orbital_store: folder of converged orbitals to start from (orbital following);
+            None: only the orbitals of this backend's previous structure are followed.
+        max_follow_rmsd: Angstrom; a stored structure farther than this is not followed.
+        selection_window: how many frontier RHF orbitals on each side may become active.
+        select_pi_weight: a fresh start takes the highest occupied and the lowest virtual
+            orbital of the window whose :func:`pi_weight` reaches this (else the most
+            pi-like of the window).
+        min_occupation: the active natural occupations must lie in [this, 2 - this].
+        min_pi_weight: the active orbitals' :func:`pi_weight` must be at least this.
+        timeout: s, wall-clock limit of one OpenMolcas job.
+        executable: the OpenMolcas driver; python: the interpreter that runs it.
+        memory_mb: OpenMolcas's work memory per job (``MOLCAS_MEM``).
+        keep_failed: a folder where the logs of failed jobs are copied, or None.
+    """
+
+    def __init__(
+        self,
+        active_atoms: tuple[int, int] = (0, 1),
+        *,
+        basis: str = "STO-3G",
+        couplings: bool = True,
+        orbital_store: str | Path | None = None,
+        max_follow_rmsd: float = 1.0,
+        selection_window: int = 6,
+        select_pi_weight: float = 0.2,
+        min_occupation: float = 0.05,
+        min_pi_weight: float = 0.1,
+        timeout: float = 1800.0,
+        executable: str = "pymolcas",
+        python: str = "/usr/bin/python3",
+        memory_mb: int = 1000,
+        keep_failed: str | Path | None = None,
+    ) -> None:
+        self.active_atoms = (int(active_atoms[0]), int(active_atoms[1]))
+        self.basis = basis
+        self.couplings = couplings
+        self.store_folder = None if orbital_store is None else str(orbital_store)
+        self.max_follow_rmsd = max_follow_rmsd
+        self.selection_window = selection_window
+        self.select_pi_weight = select_pi_weight
+        self.min_occupation = min_occupation
+        self.min_pi_weight = min_pi_weight
+        self.timeout = timeout
+        self.executable = executable
+        self.python = python
+        self.memory_mb = memory_mb
+        self.keep_failed = None if keep_failed is None else str(keep_failed)
+        self._store: OrbitalStore | None = None
+        self._last: tuple[np.ndarray, np.ndarray, str] | None = None
+        self._version: str | None = None
+
+    def __getstate__(self) -> dict:  # worker processes get the settings, not the caches
+        state = dict(self.__dict__)
+        state.update(_store=None, _last=None)
+        return state
+
+    # -- description ------------------------------------------------------------------
+    def keywords(self, n_states: int | None = None) -> str:
+        """One line naming the level (stored as provenance ``keywords``)."""
+        roots = "n" if n_states is None else str(n_states)
+        return (
+            f"SA-{roots}-CASSCF(2,2)/{self.basis} exact integrals, NoSym, equal weights, "
+            f"singlets, active pi/pi* of atoms {self.active_atoms[0]}-{self.active_atoms[1]}"
+            + (", NACs" if self.couplings else "")
+        )
+
+    def provenance(self) -> dict:
+        return {
+            "program": "OpenMolcas",
+            "version": self.version,
+            "keywords": self.keywords(),
+            "method": f"SA-CASSCF(2,2)/{self.basis}",
+            "nac_convention": NAC_PHASE_CONVENTION if self.couplings else "",
+            "active_space_guard": (
+                f"natural occupations in [{self.min_occupation}, {2 - self.min_occupation}], "
+                f"pi weight on atoms {self.active_atoms} >= {self.min_pi_weight}"
+            ),
+            "energy_unit": "eV (absolute, Hartree x 27.211386245988)",
+        }
+
+    @property
+    def version(self) -> str:
+        """OpenMolcas's version (from a tiny job, run once), "" when it cannot run."""
+        if self._version is None:
+            self._version = ""
+            with tempfile.TemporaryDirectory(prefix="fusionff-molcas-") as tmp:
+                (Path(tmp) / "h.xyz").write_text("1\n\nH 0 0 0\n")
+                (Path(tmp) / "job.input").write_text(
+                    "&GATEWAY\n  Coord = h.xyz\n  Basis = STO-3G\n  Group = NoSym\n")
+                try:
+                    log = self._run(Path(tmp), "job.input")
+                    match = _VERSION.search(log)
+                    self._version = match.group(1) if match else ""
+                except (MolcasError, OSError):
+                    pass
+        return self._version
+
+    # -- running ----------------------------------------------------------------------
+    def _run(self, folder: Path, input_name: str) -> str:
+        """Run OpenMolcas on ``input_name`` in ``folder`` (project ``job``); returns the log."""
+        driver = shutil.which(self.executable)
+        if driver is None:
+            raise MolcasError(f"OpenMolcas driver {self.executable!r} not found on PATH")
+        (folder / "work").mkdir(exist_ok=True)
+        env = dict(os.environ)
+        env.update(
+            MOLCAS_WORKDIR=str(folder / "work"),
+            MOLCAS_PROJECT="job",
+            MOLCAS_MEM=str(self.memory_mb),
+            MOLCAS_PRINT="normal",
+            OMP_NUM_THREADS=env.get("OMP_NUM_THREADS", "1"),
+        )
+        env.pop("PYTHONPATH", None)
+        env.pop("VIRTUAL_ENV", None)
+        command = [self.python, driver, input_name] if self.python else [driver, input_name]
+        try:
+            done = subprocess.run(
+                command, cwd=folder, env=env, capture_output=True, text=True,
+                timeout=self.timeout, start_new_session=True,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise MolcasError(f"OpenMolcas ran past the {self.timeout:.0f} s timeout") from exc
+        log = done.stdout
+        (folder / f"{Path(input_name).stem}.log").write_text(log + done.stderr)
+        if done.returncode != 0:
+            errors = [line.strip() for line in (log + done.stderr).splitlines()
+                      if "error" in line.lower() or "_RC_" in line and "ALL_IS_WELL" not in line]
+            raise MolcasError(
+                f"OpenMolcas exited with {done.returncode}: " + " | ".join(errors[-4:])
+            )
+        return log
+
+    def _start_orbitals(self, numbers, positions) -> tuple[Path | None, float]:
+        """The nearest followed orbitals (store or this backend's last structure) and RMSD."""
+        candidates = []
+        if self.store_folder is not None:
+            if self._store is None:
+                self._store = OrbitalStore(self.store_folder)
+            found = self._store.nearest(numbers, positions)
+            if found is not None:
+                candidates.append(found)
+        if self._last is not None and np.array_equal(self._last[0], numbers):
+            rmsd = float(np.sqrt(np.mean(np.sum((self._last[1] - positions) ** 2, axis=1))))
+            candidates.append((Path(self._last[2]), rmsd))
+        candidates = [c for c in candidates if c[0].exists() and c[1] <= self.max_follow_rmsd]
+        return min(candidates, key=lambda c: c[1]) if candidates else (None, float("inf"))
+
+    def _select_active(self, folder: Path, n_inactive: int, positions: np.ndarray):
+        """Swaps (1-based) that bring the most pi-like frontier RHF orbitals to positions
+        HOMO and LUMO, read from the SCF job's HDF5 file."""
+        import h5py
+
+        with h5py.File(folder / "job.scf.h5", "r") as f:
+            n_basis = int(np.asarray(f.attrs["NBAS"]).sum())
+            vectors = np.asarray(f["MO_VECTORS"]).reshape(n_basis, n_basis)
+            ids = np.asarray(f["BASIS_FUNCTION_IDS"])
+        homo = n_inactive  # 0-based index of the HOMO is n_inactive
+        window = self.selection_window
+        occupied = range(max(0, homo - window + 1), homo + 1)
+        virtual = range(homo + 1, min(n_basis, homo + 1 + window))
+        weight = {k: pi_weight(vectors[k], ids, positions, self.active_atoms)
+                  for k in [*occupied, *virtual]}
+        # the frontier-most orbital with clear pi character on the bond (the most pi-like
+        # overall picks deeper orbitals at trans-stilbene that converge to a wrong solution)
+        best_occ = next((k for k in reversed(occupied) if weight[k] >= self.select_pi_weight),
+                        max(occupied, key=weight.get))
+        best_vir = next((k for k in virtual if weight[k] >= self.select_pi_weight),
+                        max(virtual, key=weight.get))
+        swaps = []
+        if best_occ != homo:
+            swaps.append((best_occ + 1, homo + 1))
+        if best_vir != homo + 1:
+            swaps.append((best_vir + 1, homo + 2))
+        return tuple(swaps)
+
+    def _guard(self, folder: Path, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Natural occupations (2,) and pi weights (2,) of the active orbitals."""
+        import h5py
+
+        with h5py.File(folder / "job.rasscf.h5", "r") as f:
+            n_basis = int(np.asarray(f.attrs["NBAS"]).sum())
+            vectors = np.asarray(f["MO_VECTORS"]).reshape(n_basis, n_basis)
+            ids = np.asarray(f["BASIS_FUNCTION_IDS"])
+            occupations = np.asarray(f["MO_OCCUPATIONS"])
+            types = [t.decode().strip() for t in np.asarray(f["MO_TYPEINDICES"])]
+        active = [k for k, t in enumerate(types) if t == "2"]
+        weights = np.array([pi_weight(vectors[k], ids, positions, self.active_atoms)
+                            for k in active])
+        return occupations[active], weights
+
+    def _job(self, folder: Path, numbers, positions, n_states, start: Path | None) -> CasscfOutput:
+        """One SA-CASSCF calculation in ``folder``: from ``start`` orbitals, or fresh."""
+        n_electrons = int(np.sum(numbers))
+        if n_electrons % 2:
+            raise MolcasError(f"{n_electrons} electrons: a closed-shell reference needs even")
+        n_inactive = (n_electrons - 2) // 2
+        symbols = [chemical_symbols[z] for z in numbers]
+        xyz = "".join(f"{s} {x:.10f} {y:.10f} {z:.10f}\n" for s, (x, y, z) in
+                      zip(symbols, positions, strict=True))
+        (folder / "geom.xyz").write_text(f"{len(numbers)}\n\n{xyz}")
+        options = {"couplings": self.couplings}
+        if start is None:
+            (folder / "scf.input").write_text(
+                job_input("geom.xyz", self.basis, n_states, n_inactive, scf_only=True, **options))
+            self._run(folder, "scf.input")
+            alter = self._select_active(folder, n_inactive, positions)
+            shutil.copyfile(folder / "job.ScfOrb", folder / "start.orb")
+        else:
+            alter = ()
+            shutil.copyfile(start, folder / "start.orb")
+        (folder / "job.input").write_text(job_input(
+            "geom.xyz", self.basis, n_states, n_inactive, orbitals="start.orb", alter=alter,
+            **options))
+        log = self._run(folder, "job.input")
+        energies, gradients, nacs = parse_log(log, len(numbers), n_states, self.couplings)
+        occupations, weights = self._guard(folder, positions)
+        match = re.search(r"Convergence after\s+(\d+)\s+iterations", log)
+        return CasscfOutput(energies, gradients, nacs, occupations, weights,
+                            int(match.group(1)) if match else -1)
+
+    def _guard_problem(self, out: CasscfOutput) -> str:
+        """Why the active space is not the intended one, "" when it is."""
+        low, high = self.min_occupation, 2.0 - self.min_occupation
+        problems = []
+        if np.any(out.occupations < low) or np.any(out.occupations > high):
+            problems.append(
+                f"active natural occupations {np.round(out.occupations, 4).tolist()} outside "
+                f"[{low}, {high}]")
+        if np.any(out.pi_weights < self.min_pi_weight):
+            problems.append(
+                f"active orbitals' pi weight on atoms {self.active_atoms} "
+                f"{np.round(out.pi_weights, 3).tolist()} below {self.min_pi_weight}")
+        return "; ".join(problems)
+
+    def compute(self, numbers: np.ndarray, positions: np.ndarray, n_states: int) -> LabelResult:
+        """Energies (eV), forces (eV/Angstrom) and, with ``couplings``, non-adiabatic couplings
+        (1/Angstrom) of S0 .. S(n_states-1); failures are returned, never raised."""
+        numbers, positions = check_geometry(numbers, positions)
+        begin = time.perf_counter()
+        n_atoms = len(numbers)
+        if not 1 <= n_states <= 3:
+            return LabelResult.failure(
+                n_atoms, n_states, f"SA-CASSCF(2,2) has 3 singlet roots; asked for {n_states}")
+        for atom in self.active_atoms:
+            if not 0 <= atom < n_atoms:
+                return LabelResult.failure(
+                    n_atoms, n_states, f"active atom {atom} is outside the {n_atoms} atoms")
+        start, _ = self._start_orbitals(numbers, positions)
+        attempts = [start, None] if start is not None else [None]
+        messages = []
+        for orbitals in attempts:
+            folder = Path(tempfile.mkdtemp(prefix="fusionff-molcas-"))
+            try:
+                out = self._job(folder, numbers, positions, n_states, orbitals)
+                problem = self._guard_problem(out)
+                if problem:
+                    raise MolcasError(problem)
+            except (MolcasError, OSError, ValueError, KeyError) as exc:
+                how = "followed orbitals" if orbitals is not None else "fresh RHF start"
+                messages.append(f"{how}: {exc}")
+                self._keep(folder, len(messages))
+                shutil.rmtree(folder, ignore_errors=True)
+                continue
+            self._remember(numbers, positions, folder / "job.RasOrb")
+            shutil.rmtree(folder, ignore_errors=True)
+            return self._result(out, n_atoms, n_states, time.perf_counter() - begin)
+        error = "; ".join(f"S{k}: SA-CASSCF failed ({' / '.join(messages)})"
+                          for k in range(n_states))
+        return LabelResult.failure(n_atoms, n_states, error, time.perf_counter() - begin)
+
+    def _remember(self, numbers, positions, orbitals: Path) -> None:
+        """Keep the converged orbitals for the next structures (store and this process)."""
+        if self.store_folder is not None:
+            if self._store is None:
+                self._store = OrbitalStore(self.store_folder)
+            self._store.save(numbers, positions, orbitals)
+        if self._last is not None:
+            Path(self._last[2]).unlink(missing_ok=True)
+        handle, name = tempfile.mkstemp(prefix="fusionff-orb-", suffix=".RasOrb")
+        os.close(handle)
+        shutil.copyfile(orbitals, name)
+        self._last = (numbers.copy(), positions.copy(), name)
+
+    def _keep(self, folder: Path, attempt: int) -> None:
+        """Copy a failed job's logs to ``keep_failed``."""
+        if self.keep_failed is None:
+            return
+        target = Path(self.keep_failed) / f"{folder.name}-{attempt}"
+        target.mkdir(parents=True, exist_ok=True)
+        for name in ("geom.xyz", "scf.input", "scf.log", "job.input", "job.log", "start.orb"):
+            if (folder / name).exists():
+                shutil.copyfile(folder / name, target / name)
+
+    def _result(self, out: CasscfOutput, n_atoms: int, n_states: int, seconds: float):
+        """The labels in the dataset's units and layout."""
+        forces = -out.gradients * (HARTREE_TO_EV / BOHR_TO_ANGSTROM)  # (S, N, 3)
+        nacs = None
+        if self.couplings:
+            nacs = np.zeros((n_atoms, n_states, n_states, 3))
+            for (i, j), vector in out.nacs.items():
+                d = _fix_sign(vector / BOHR_TO_ANGSTROM)
+                nacs[:, i, j] = d
+                nacs[:, j, i] = -d
+        return LabelResult(
+            energies=out.energies * HARTREE_TO_EV,
+            forces=np.ascontiguousarray(forces.transpose(1, 0, 2)),
+            success=np.ones(n_states, dtype=bool),
+            seconds=seconds,
+            nacs=nacs,
+        )
