@@ -107,11 +107,12 @@ class Run:
     @property
     def scattering(self) -> bool:
         """A scattering run (Tully's models: a particle crossing an interaction region; the
-        config's potential is ``{tully: ...}`` or it stops at ``stop.region_bohr``): its final
-        states are transmission and reflection, not the end of a decay."""
+        config's potential has ``tully`` set (the runner also writes ``kind: tully``), or the
+        run stops at ``stop.region_bohr``): its final states are transmission and reflection,
+        not the end of a decay."""
         potential = self.config.get("potential")
         stop = self.config.get("stop") or {}
-        tully = isinstance(potential, dict) and "tully" in potential
+        tully = isinstance(potential, dict) and potential.get("tully") is not None
         return tully or stop.get("region_bohr") is not None
 
 

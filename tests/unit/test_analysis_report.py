@@ -19,18 +19,43 @@ from tests.fixtures.analysis.synthetic_run import write_synthetic_run
 FAST = AnalysisOptions(n_boot_fit=10)
 
 
-def as_tully_run(directory) -> None:
-    """Mark a synthetic run as Tully's model (the config's potential), as the runner writes it."""
+TULLY_CONFIG = {
+    "potential": {"kind": "tully", "path": None, "tully": "simple", "n_states": 2},
+    "stop": {"state": None, "after_fs": 0.0, "region_bohr": 10.0},
+}
+"""The resolved config of a Tully run, as the runner writes it into summary.json."""
+MODEL_CONFIG = {
+    "potential": {"kind": "model", "path": "potentials/stilbene-r1.fff", "tully": None},
+    "stop": {"state": 0, "after_fs": 100.0, "region_bohr": None},
+}
+"""The same for a run on a model file (with the keys of Tully's input set to None)."""
+
+
+def with_config(directory, config: dict) -> None:
+    """Replace the config in a synthetic run's summary.json."""
     summary = json.loads((directory / "summary.json").read_text())
-    summary["config"] = {"potential": {"tully": "simple"}, "stop": {"region_bohr": 10.0}}
+    summary["config"] = config
     (directory / "summary.json").write_text(json.dumps(summary))
+
+
+def test_only_tully_runs_are_scattering_runs(tmp_path):
+    """The runner's resolved configs: Tully's potential or stop region make a scattering run;
+    a model potential whose Tully keys are None does not, nor does a config without either."""
+    write_synthetic_run(tmp_path, n_traj=2, seed=1)
+    assert not read_run(tmp_path).scattering
+    with_config(tmp_path, MODEL_CONFIG)
+    assert not read_run(tmp_path).scattering
+    with_config(tmp_path, TULLY_CONFIG)
+    assert read_run(tmp_path).scattering
+    with_config(tmp_path, {"potential": {"tully": "simple"}})  # as in the YAML input
+    assert read_run(tmp_path).scattering
 
 
 def test_tully_run_analysis_has_no_decay_fit(tmp_path):
     """A scattering run whose S1 population falls like a decay (tau 150 fs) gets no fit: its
     final states are transmission and reflection, and the report says why."""
     write_synthetic_run(tmp_path, n_traj=20, seed=2)
-    as_tully_run(tmp_path)
+    with_config(tmp_path, TULLY_CONFIG)
     run = read_run(tmp_path)
     assert run.scattering
     analysis = analyze_run(run, AnalysisOptions(products=False, n_boot_fit=10))
@@ -46,6 +71,7 @@ def test_run_without_hops_reports_unmeasured_yield_and_no_lifetime(tmp_path):
     "not measured (0 of 16; 95% upper bound 0.206)", S1 is 1.000 [0.794, 1.000], and the decay
     is "no decay observed within 500 fs", not a lifetime or a yield of 0.000 [0.000, 0.000]."""
     write_synthetic_run(tmp_path, n_traj=16, tau_fs=1e9, start="cis", seed=3)
+    with_config(tmp_path, MODEL_CONFIG)
     analysis = analyze_run(read_run(tmp_path), FAST)
     report = format_report(analysis)
     bound = "not measured (0 of 16; 95% upper bound 0.206)"
