@@ -1,6 +1,9 @@
-"""Choosing the torch device from a user's setting (``auto``, ``cpu``, ``cuda[:k]``)."""
+"""Choosing the torch device from a user's setting (``auto``, ``cpu``, ``cuda[:k]``), and the
+number of CPU threads."""
 
 from __future__ import annotations
+
+import os
 
 import torch
 
@@ -49,3 +52,38 @@ def tune_cpu_allocator() -> bool:
         return False
     _ALLOCATOR_TUNED = ok
     return ok
+
+
+DEFAULT_THREADS = 1
+"""PyTorch CPU threads of a run unless told otherwise (see :func:`set_threads`)."""
+
+
+def default_threads() -> int:
+    """``OMP_NUM_THREADS`` when it is set to a positive integer, else :data:`DEFAULT_THREADS`.
+
+    One thread is the default because batched evaluations of small molecules gain little from
+    more, while a second OpenMP thread on a core that something else is using stalls every
+    parallel region: on a 2-core machine with one core busy, the stilbene main job took
+    22 min 40 s with PyTorch's default of 2 threads and 2 min 13 s with one.
+    """
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else DEFAULT_THREADS
+
+
+def set_threads(threads: int | None) -> int:
+    """Set PyTorch's intra-op threads (``None``: :func:`default_threads`); returns the count.
+
+    Inter-op threads (PyTorch's pool for ``torch.jit.fork``, which fusionff does not use) are
+    set to the same number while that is still allowed, i.e. before any parallel work has
+    started in this process; afterwards PyTorch refuses, and they stay as they are.
+    """
+    n = default_threads() if threads is None else int(threads)
+    if n < 1:
+        raise ValueError(f"threads: must be at least 1, got {threads}")
+    torch.set_num_threads(n)
+    if torch.get_num_interop_threads() != n:
+        try:
+            torch.set_num_interop_threads(n)
+        except RuntimeError:  # parallel work has started: the pool can no longer be resized
+            pass
+    return n

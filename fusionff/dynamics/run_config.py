@@ -41,8 +41,9 @@ from typing import Any
 import yaml
 
 from fusionff.config_schema import ConfigError, build_dataclass, unknown_key
+from fusionff.device import default_threads
 from fusionff.dynamics.engine import SurfaceHoppingConfig
-from fusionff.dynamics.tully import TULLY_MODELS
+from fusionff.dynamics.structures import StructureKind, structure_kind, structure_kinds
 
 __all__ = [
     "RunConfigError",
@@ -58,32 +59,54 @@ class RunConfigError(ConfigError):
     """An invalid run input; the message names the key."""
 
 
+_LEGACY_LAYOUT: dict[str, Any] = {
+    "path": None,
+    "tully": None,
+    "n_states": 2,
+    "keywords": None,
+    "timeout": 600.0,
+    "workers": 1,
+}
+"""The resolved potential of the built-in kinds before the registry: every option of model,
+tully and mopac side by side. They keep it in ``config.yaml`` and in the run identity, so
+checkpoints of runs made before it still resume."""
+
+
 @dataclass
 class PotentialSpec:
-    """What computes energies and forces.
+    """What computes energies and forces: a kind registered in
+    :mod:`fusionff.dynamics.structures` and its options.
 
     Attributes:
-        kind: "model" (a ``*.fff`` file), "tully" or "mopac".
-        path: the model file (kind "model").
-        tully: "simple", "dual" or "extended" (kind "tully").
-        n_states: states computed by MOPAC (kind "mopac").
-        keywords: MOPAC keywords without ROOT (default: level R1).
-        timeout: s, limit of one MOPAC run.
-        workers: MOPAC runs at the same time (kind "mopac"): the structures of a batch are
-            computed in parallel, so use about one per core with batch_size >= workers.
+        kind: "model" (a ``*.fff`` file), "tully", "mopac" or another registered kind.
+        options: the kind's options dataclass (e.g. :class:`~fusionff.dynamics.structures.
+            MopacOptions`).
     """
 
     kind: str
-    path: str | None = None
-    tully: str | None = None
-    n_states: int = 2
-    keywords: str | None = None
-    timeout: float = 600.0
-    workers: int = 1
+    options: Any
 
-    def __post_init__(self) -> None:
-        if self.workers < 1:
-            raise RunConfigError(f"potential.mopac.workers: must be at least 1, got {self.workers}")
+    @property
+    def entry(self) -> StructureKind:
+        return structure_kind(self.kind)
+
+    def as_dict(self) -> dict[str, Any]:
+        """``{kind, **options}`` as plain data (built-in kinds: the layout of older runs)."""
+        options = dataclasses.asdict(self.options)
+        if self.kind == "tully":
+            options = {"tully": options.pop("model")}
+        if self.kind in ("model", "tully", "mopac"):
+            return {"kind": self.kind, **_LEGACY_LAYOUT, **options}
+        return {"kind": self.kind, **options}
+
+
+def potential_identity(resolved: dict[str, Any]) -> dict[str, Any]:
+    """A resolved potential (:meth:`PotentialSpec.as_dict`) less the options that do not
+    change results (``runtime_options``: MOPAC's ``workers``)."""
+    drop = set(structure_kind(resolved["kind"]).runtime_options)
+    if resolved["kind"] in ("model", "tully", "mopac"):
+        drop.add("workers")
+    return {k: v for k, v in resolved.items() if k not in drop}
 
 
 @dataclass
@@ -178,7 +201,10 @@ class StopSpec:
 @dataclass
 class RunConfig:
     """A whole ensemble run (see the module docstring). ``n_steps`` is resolved from
-    ``time_fs`` when that is given; ``batch_size`` defaults to ``n_traj``."""
+    ``time_fs`` when that is given; ``batch_size`` defaults to ``n_traj``. ``threads``: PyTorch
+    CPU threads of the process (None: ``OMP_NUM_THREADS`` if set, else 1; see
+    :func:`fusionff.device.default_threads`); not part of the run's identity, so a run resumes
+    with another thread count."""
 
     potential: PotentialSpec
     initial_conditions: InitialConditionsSpec
@@ -194,6 +220,7 @@ class RunConfig:
     device: str = "auto"
     seed: int = 0
     stop: StopSpec | None = None
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         ic, p = self.initial_conditions, self.potential
@@ -209,9 +236,13 @@ class RunConfig:
             self.batch_size = self.n_traj
         if self.batch_size < 1:
             raise RunConfigError(f"batch_size: must be at least 1, got {self.batch_size}")
-        if p.kind == "tully":
+        if self.threads is not None and self.threads < 1:
+            raise RunConfigError(f"threads: must be at least 1, got {self.threads}")
+        if not p.entry.molecular:
             if ic.x0 is None or ic.k is None:
-                raise RunConfigError("initial_conditions: Tully models need x0 (bohr) and k (a.u.)")
+                raise RunConfigError(
+                    f"initial_conditions: {p.kind} models need x0 (bohr) and k (a.u.)"
+                )
             if ic.wigner is not None or ic.file is not None or self.structure is not None:
                 raise RunConfigError(
                     "initial_conditions.wigner, file, structure: not for Tully models"
@@ -239,18 +270,21 @@ class RunConfig:
 
     def as_dict(self) -> dict[str, Any]:
         """The resolved config as plain data (written to the summary and checkpoints)."""
-        return dataclasses.asdict(self)
+        resolved = dataclasses.asdict(self)
+        resolved["potential"] = self.potential.as_dict()
+        return resolved
 
     @classmethod
-    def from_yaml(cls, path: str | Path) -> RunConfig:
-        """Read and check a run input file."""
+    def from_yaml(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
+        """Read and check a run input file; ``overrides`` (see :func:`with_overrides`) replace
+        its keys first."""
         path = Path(path)
         try:
             raw = yaml.safe_load(path.read_text())
         except yaml.YAMLError as err:
             raise RunConfigError(f"{path}: not valid YAML: {err}") from None
         try:
-            return cls.from_dict(raw)
+            return cls.from_dict(with_overrides(raw, overrides or {}))
         except RunConfigError as err:
             raise RunConfigError(f"{path}: {err}") from None
 
@@ -265,31 +299,130 @@ class RunConfig:
         return build_dataclass(cls, raw, "", RunConfigError)
 
 
+OVERRIDES = ("n_traj", "time_fs", "seed", "output", "device", "threads")
+"""Keys ``fusionff run`` can set from its command line (``--n-traj`` ...)."""
+
+
+def with_overrides(raw: Any, overrides: dict[str, Any]) -> Any:
+    """The run input ``raw`` with top-level keys replaced (values None are skipped).
+
+    The result is the input as if the file said ``key: value``: ``time_fs`` also removes
+    ``n_steps`` (a run gives one of the two), and what follows from a key follows from its
+    new value (``batch_size``, when not given, is ``n_traj``). Keys not in :data:`OVERRIDES`
+    are an error."""
+    if not isinstance(raw, dict):
+        return raw
+    raw = dict(raw)
+    for key, value in overrides.items():
+        if key not in OVERRIDES:
+            raise RunConfigError(unknown_key(key, key, list(OVERRIDES)))
+        if value is None:
+            continue
+        if key == "time_fs":
+            raw.pop("n_steps", None)
+        raw[key] = value
+    return raw
+
+
+UNITS = {
+    "n_traj": "trajectories",
+    "batch_size": "trajectories",
+    "n_steps": "steps",
+    "write_every": "steps",
+    "checkpoint_every": "steps",
+    "threads": "CPU threads",
+    "dynamics.dt": "fs",
+    "dynamics.decoherence_constant": "eV",
+    "dynamics.kappa_gap_threshold": "eV",
+    "dynamics.max_energy_drift": "eV",
+    "initial_conditions.energy_window": "eV",
+    "initial_conditions.x0": "bohr",
+    "initial_conditions.k": "a.u. of momentum",
+    "initial_conditions.wigner.temperature": "K",
+    "initial_conditions.wigner.imaginary_tolerance": "cm^-1",
+    "initial_conditions.wigner.step": "Angstrom",
+    "initial_conditions.wigner.cold_below": "cm^-1",
+    "initial_conditions.wigner.fmax": "eV/Angstrom",
+    "initial_conditions.wigner.max_steps": "steps",
+    "stop.after_fs": "fs",
+    "stop.region_bohr": "bohr",
+}
+"""Units of the keys that have one; a registered potential's options give theirs as field
+metadata (``field(default=600.0, metadata={"unit": "s"})``)."""
+
+_RESOLVED_DEFAULTS = {"batch_size": "n_traj", "threads": "OMP_NUM_THREADS if set, else 1"}
+
+
+def describe_config(config: RunConfig) -> list[str]:
+    """Every key of the resolved ``config``, one line each: value, unit, and the default
+    (``fusionff run --show-config``)."""
+    rows: list[tuple[str, str, str]] = []
+    _describe(config, "", rows)
+    width = max(len(key) for key, _, _ in rows)
+    return [f"{key:<{width}}  {value}{note}" for key, value, note in rows]
+
+
+def _plain(value: Any) -> str:
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    return str(value)
+
+
+def _describe(obj: Any, prefix: str, rows: list[tuple[str, str, str]]) -> None:
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        key = prefix + f.name
+        if isinstance(obj, PotentialSpec) and f.name == "options":
+            _describe(value, f"potential.{obj.kind}.", rows)
+            continue
+        if dataclasses.is_dataclass(value):
+            _describe(value, key + ".", rows)
+            continue
+        if key in _RESOLVED_DEFAULTS:
+            default = _RESOLVED_DEFAULTS[key]
+        elif f.default is not dataclasses.MISSING:
+            default = _plain(f.default)
+        elif f.default_factory is not dataclasses.MISSING:
+            default = _plain(f.default_factory())
+        else:
+            default = None
+        unit = f.metadata.get("unit") or UNITS.get(key)
+        text = _plain(value) + (f" {unit}" if unit and value is not None else "")
+        if key == "n_steps":
+            text += f" (= {value * obj.dynamics.dt:g} fs)"
+        if key == "threads" and value is None:
+            text += f" (here: {default_threads()})"
+        if key == "time_fs":
+            text, default = "null (resolved into n_steps)", "null"
+        note = "  (required)" if default is None else f"  (default: {default})"
+        if default is not None and default == _plain(value):
+            note = "  (default)"
+        rows.append((key, text, note))
+
+
 def _potential(raw: Any) -> dict[str, Any]:
-    """``path`` | {model: path} | {tully: name} | {mopac: {...}} -> PotentialSpec fields."""
+    """``path`` | {kind: value} -> PotentialSpec fields; a scalar value sets the kind's
+    shorthand option ({model: path}, {tully: name}), a mapping its options."""
     if isinstance(raw, str):
-        return {"kind": "model", "path": raw}
+        raw = {"model": raw}
+    kinds = structure_kinds()
     if not isinstance(raw, dict) or len(raw) != 1:
         raise RunConfigError(
-            "potential: expected a model path or one of {model: path}, {tully: name}, "
-            f"{{mopac: {{n_states: 2}}}}, got {raw!r}"
+            f"potential: expected a model path or one {{kind: options}} with kind one of "
+            f"{kinds} (e.g. {{tully: simple}}, {{mopac: {{n_states: 2}}}}), got {raw!r}"
         )
     ((kind, value),) = raw.items()
-    if kind == "model":
-        if not isinstance(value, str):
-            raise RunConfigError(f"potential.model: expected a path, got {value!r}")
-        return {"kind": "model", "path": value}
-    if kind == "tully":
-        if value not in TULLY_MODELS:
-            raise RunConfigError(f"potential.tully: one of {sorted(TULLY_MODELS)}, got {value!r}")
-        return {"kind": "tully", "tully": value}
-    if kind == "mopac":
-        value = {} if value is None else value
-        if not isinstance(value, dict):
-            raise RunConfigError(f"potential.mopac: expected a mapping, got {value!r}")
-        known = ["n_states", "keywords", "timeout", "workers"]
-        for key in value:
-            if key not in known:
-                raise RunConfigError(unknown_key(f"potential.mopac.{key}", key, known))
-        return {"kind": "mopac", **value}
-    raise RunConfigError(unknown_key(f"potential.{kind}", kind, ["model", "tully", "mopac"]))
+    if kind not in kinds:
+        raise RunConfigError(unknown_key(f"potential.{kind}", kind, kinds))
+    entry = structure_kind(kind)
+    if value is None:
+        value = {}
+    elif not isinstance(value, dict):
+        if entry.shorthand is None:
+            raise RunConfigError(f"potential.{kind}: expected a mapping of options, got {value!r}")
+        value = {entry.shorthand: value}
+    try:
+        options = build_dataclass(entry.options, value, f"potential.{kind}.", RunConfigError)
+    except ConfigError as err:
+        raise RunConfigError(str(err)) from None
+    return {"kind": kind, "options": options}

@@ -33,7 +33,7 @@ import yaml
 from ase import Atoms
 from ase.io import read, write
 
-from fusionff.device import resolve_device
+from fusionff.device import resolve_device, set_threads
 from fusionff.dynamics.engine import initial_state, run
 from fusionff.dynamics.h5md import TrajectoryFile
 from fusionff.dynamics.initial_conditions import (
@@ -46,7 +46,12 @@ from fusionff.dynamics.initial_conditions import (
 from fusionff.dynamics.protocol import ElectronicStructure
 from fusionff.dynamics.recorder import BatchRecorder, StopTracker
 from fusionff.dynamics.rng import trajectory_seeds
-from fusionff.dynamics.run_config import RunConfig
+from fusionff.dynamics.run_config import (
+    OVERRIDES,
+    RunConfig,
+    describe_config,
+    potential_identity,
+)
 from fusionff.dynamics.state import Status, SurfaceHoppingState
 from fusionff.dynamics.tully import TullyModel
 
@@ -65,22 +70,10 @@ RUN_FILES = re.compile(r"(traj_\d{5}\.h5md|checkpoint\.pt|summary\.json|topology
 
 
 def build_structure(config: RunConfig, atoms: Atoms | None, device: torch.device):
-    """The electronic structure named by ``config.potential``."""
+    """The electronic structure named by ``config.potential``, from the registry of
+    :mod:`fusionff.dynamics.structures` (which imports the backend only now)."""
     p = config.potential
-    if p.kind == "tully":
-        return TullyModel(p.tully)
-    if p.kind == "model":
-        from fusionff.dynamics.ml import MLElectronicStructure
-
-        if not Path(p.path).exists():
-            raise FileNotFoundError(f"potential: no model file {p.path}")
-        return MLElectronicStructure(p.path, atoms.numbers, device=str(device))
-    from fusionff.dynamics.protocol import ASECalculatorStructure
-    from fusionff.labeling.calculator import MopacCalculator
-
-    options = {"timeout": p.timeout} | ({} if p.keywords is None else {"keywords": p.keywords})
-    calculator = MopacCalculator(n_states=p.n_states, **options)
-    return ASECalculatorStructure(calculator, atoms, p.n_states, workers=p.workers)
+    return p.entry.build(p.options, atoms, device)
 
 
 def _atomic_write(path: Path, write_to) -> None:
@@ -90,20 +83,27 @@ def _atomic_write(path: Path, write_to) -> None:
 
 
 def _potential_fingerprint(config: RunConfig) -> str:
-    """The potential spec (less ``workers``) plus, for a model file, the SHA-256 of its bytes."""
+    """The potential's identity (its resolved spec less options that do not change results,
+    such as MOPAC's ``workers``) plus the SHA-256 of the file its kind names (a model file)."""
     p = config.potential
     content = ""
-    if p.kind == "model" and Path(p.path).exists():
-        content = hashlib.sha256(Path(p.path).read_bytes()).hexdigest()
-    spec = {k: v for k, v in vars(p).items() if k != "workers"}
+    path = None if p.entry.content_option is None else getattr(p.options, p.entry.content_option)
+    if path is not None and Path(path).exists():
+        content = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    spec = potential_identity(p.as_dict())
     return json.dumps({"potential": spec, "model_sha256": content}, sort_keys=True)
 
 
+NOT_IN_IDENTITY = ("output", "threads")
+"""Top-level keys that do not change results: a run resumes with other values."""
+
+
 def _config_digest(resolved: dict[str, Any], fingerprint: str) -> str:
-    """Identifies a run: the resolved config (output directory and the number of MOPAC
-    workers aside: neither changes results) and the potential."""
-    relevant = {k: v for k, v in resolved.items() if k != "output"}
-    relevant["potential"] = {k: v for k, v in resolved["potential"].items() if k != "workers"}
+    """Identifies a run: the resolved config (the output directory, the thread count and the
+    potential's runtime options such as MOPAC workers aside: none changes results) and the
+    potential."""
+    relevant = {k: v for k, v in resolved.items() if k not in NOT_IN_IDENTITY}
+    relevant["potential"] = potential_identity(resolved["potential"])
     if resolved["initial_conditions"].get("file") is None:  # digests of runs made before it
         relevant["initial_conditions"] = {
             k: v for k, v in resolved["initial_conditions"].items() if k != "file"
@@ -174,7 +174,7 @@ class _Ensemble:
     # initial conditions ----------------------------------------------------------------
     def initial_conditions(self, indices: list[int], seeds: torch.Tensor):
         ic = self.config.initial_conditions
-        if self.config.potential.kind == "tully":
+        if not self.config.potential.entry.molecular:
             return tully_wave_packet(ic, self.structure, seeds.numel(), self.device)
         if ic.file is not None:
             return read_starts(ic, self.atoms, self.structure, indices, self.device)
@@ -396,8 +396,27 @@ class _Ensemble:
                 "trajectory_steps": self.steps_done_total,
                 "trajectory_steps_per_s": self.steps_done_total / max(wall, 1e-9),
                 "device": str(self.device),
+                "cpu_threads": torch.get_num_threads(),
             },
         }
+
+
+def _resume_note(saved: dict[str, Any], config: RunConfig, checkpoint: Path) -> str:
+    """What a resumed run continues from: batch, step and time, trajectories done."""
+    n_batches = -(-config.n_traj // config.batch_size)
+    batch, done = saved["batch"], len(saved["records"])
+    if saved.get("state") is None:  # between batches
+        where = f"batch {batch + 1}/{n_batches} from its start"
+    else:
+        step = saved["steps_done"]
+        where = (
+            f"batch {batch + 1}/{n_batches} at step {step}/{config.n_steps} "
+            f"({step * config.dynamics.dt:g} fs)"
+        )
+    return (
+        f"resuming from {checkpoint}: {where}; {done} of {config.n_traj} trajectories done "
+        "(--restart starts afresh)"
+    )
 
 
 def run_ensemble(
@@ -409,12 +428,23 @@ def run_ensemble(
 ) -> dict[str, Any]:
     """Run (or continue) the ensemble of ``config``; returns the summary (also in summary.json).
 
+    Reproducibility (CPU, measured): the same config on the same machine with the same thread
+    count gives bit-identical trajectory files, whether run in one go or resumed from a
+    checkpoint. Another thread count changes the last bits of the model's float32 sums, and
+    trajectories then drift apart as chaotic dynamics amplifies them (see the README).
+
     Args:
         restart: delete the output directory's run files first instead of continuing.
         structure: an electronic structure to use instead of ``config.potential`` (tests, or a
             potential built in Python); it must be the same on a resumed run.
         log: where progress lines go (None: silent; ``fusionff run`` uses stderr).
+
+    ``config.threads``, when set, is applied with :func:`fusionff.device.set_threads` before
+    any work (when None, the process keeps its PyTorch thread count; ``fusionff run`` sets the
+    default of :func:`fusionff.device.default_threads`).
     """
+    if config.threads is not None:
+        set_threads(config.threads)
     ensemble = _Ensemble(config, structure, log)
     saved = ensemble.prepare(restart)
     summary_path = ensemble.out / "summary.json"
@@ -422,6 +452,14 @@ def run_ensemble(
         if log is not None:
             print(f"{summary_path}: run already complete", file=log)
         return json.loads(summary_path.read_text())
+    if log is not None:
+        print(
+            f"{config.output}: device {ensemble.device}, {torch.get_num_threads()} CPU thread(s)",
+            file=log,
+            flush=True,
+        )
+        if saved is not None:
+            print(_resume_note(saved, config, ensemble.out / "checkpoint.pt"), file=log, flush=True)
     records = [] if saved is None else list(saved["records"])
     first = 0 if saved is None else saved["batch"]
     n_batches = -(-config.n_traj // config.batch_size)
@@ -438,7 +476,12 @@ def run_ensemble(
 
 
 def run_main(args) -> int:
-    """``fusionff run CONFIG.yaml [--restart]``."""
-    config = RunConfig.from_yaml(args.config)
+    """``fusionff run CONFIG.yaml [--restart] [--n-traj N ...] [--show-config]``."""
+    overrides = {key: getattr(args, key, None) for key in OVERRIDES}
+    config = RunConfig.from_yaml(args.config, overrides)
+    if getattr(args, "show_config", False):
+        print("\n".join(describe_config(config)))
+        return 0
+    set_threads(config.threads)  # None: the default, before any work
     run_ensemble(config, restart=args.restart, log=sys.stderr)
     return 0

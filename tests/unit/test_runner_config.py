@@ -37,7 +37,7 @@ def test_defaults_and_resolved_steps():
     config = RunConfig.from_dict(_with(MOLECULE, dynamics={"dt": 0.5}, n_traj=8))
     assert config.n_steps == 200 and config.time_fs is None
     assert config.batch_size == 8
-    assert config.potential.kind == "model" and config.potential.path == "model.fff"
+    assert config.potential.kind == "model" and config.potential.options.path == "model.fff"
     assert config.as_dict()["dynamics"]["kappa_gap_threshold"] == 1.0
 
 
