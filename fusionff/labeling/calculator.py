@@ -1,12 +1,15 @@
-"""A multi-state ASE calculator around a reference backend (MOPAC at R1 by default).
+"""Multi-state ASE calculators around a reference backend: MOPAC at R1
+(:class:`MopacCalculator`), SA-CASSCF through OpenMolcas at R2 (:class:`CasscfCalculator`), or
+any :class:`~fusionff.labeling.backend.ReferenceBackend` (:class:`ReferenceCalculator`).
 
-It has the results of the project's ``FusionCalculator``, so the two are interchangeable in
+They have the results of the project's ``FusionCalculator``, so they are interchangeable in
 scripts and in the dynamics engine's ASE wrapper::
 
     atoms.calc = MopacCalculator(n_states=2, state=1)
     atoms.get_potential_energy()        # eV, state S1
     atoms.calc.results["energies"]      # (S,) eV, every state
     atoms.calc.results["state_forces"]  # (S, N, 3) eV/Angstrom, every state
+    atoms.calc.results["nacs"]          # (S, S, N, 3) 1/Angstrom, where the backend gives them
 """
 
 from __future__ import annotations
@@ -19,21 +22,19 @@ from fusionff.labeling.backend import ReferenceBackend
 from fusionff.labeling.mopac import R1_KEYWORDS, MopacBackend
 
 
-class MopacCalculator(Calculator):
-    """ASE calculator giving energies and forces of states S0 .. S(n_states-1).
+class ReferenceCalculator(Calculator):
+    """ASE calculator giving energies and forces (and couplings, where the backend computes
+    them) of states S0 .. S(n_states-1) from a reference backend.
 
     Args:
+        backend: the reference program.
         n_states: number of states S computed at every geometry.
         state: the state (0-based) whose energy and forces ``energy``/``forces`` report.
-        keywords: MOPAC keywords without ``ROOT``/``AUX`` (default R1).
-        timeout: wall-clock limit of one MOPAC run, s.
-        executable: name or path of the MOPAC program.
-        backend: another reference backend to use instead of MOPAC (then ``keywords``,
-            ``timeout`` and ``executable`` are not used).
 
     Results: ``energy`` = ``free_energy`` (eV) and ``forces`` ((N, 3) eV/Angstrom) of
     ``state``; ``energies`` ((S,) eV) and ``state_forces`` ((S, N, 3) eV/Angstrom) of every
-    state.
+    state; ``nacs`` ((S, S, N, 3) 1/Angstrom, ``<S_i|d/dR S_j>``) when the backend gives
+    couplings.
 
     Raises:
         ase.calculators.calculator.CalculationFailed: when a state fails; the message names
@@ -43,21 +44,15 @@ class MopacCalculator(Calculator):
     implemented_properties = ["energy", "free_energy", "forces", "energies", "state_forces"]
 
     def __init__(
-        self,
-        n_states: int = 2,
-        state: int = 0,
-        *,
-        keywords: str = R1_KEYWORDS,
-        timeout: float | None = 600.0,
-        executable: str = "mopac",
-        backend: ReferenceBackend | None = None,
-        **kwargs,
+        self, backend: ReferenceBackend, n_states: int = 2, state: int = 0, **kwargs
     ) -> None:
         super().__init__(**kwargs)
         if n_states < 1:
             raise ValueError(f"n_states must be at least 1, got {n_states}")
         self.n_states = n_states
-        self.backend = backend or MopacBackend(keywords, timeout=timeout, executable=executable)
+        self.backend = backend
+        if getattr(backend, "couplings", False):
+            self.implemented_properties = [*type(self).implemented_properties, "nacs"]
         self._state = 0
         self.state = state
 
@@ -98,4 +93,57 @@ class MopacCalculator(Calculator):
                 f"{self.atoms.get_chemical_formula()}: {result.error}"
             )
         self.results = {"energies": result.energies.copy(), "state_forces": result.state_forces}
+        if result.nacs is not None:
+            self.results["nacs"] = np.ascontiguousarray(np.transpose(result.nacs, (1, 2, 0, 3)))
         self.state = self._state
+
+
+class MopacCalculator(ReferenceCalculator):
+    """:class:`ReferenceCalculator` with MOPAC (level R1 by default).
+
+    Args:
+        n_states: number of states S computed at every geometry.
+        state: the active state (0-based).
+        keywords: MOPAC keywords without ``ROOT``/``AUX`` (default R1).
+        timeout: wall-clock limit of one MOPAC run, s.
+        executable: name or path of the MOPAC program.
+        backend: another reference backend to use instead of MOPAC (then ``keywords``,
+            ``timeout`` and ``executable`` are not used).
+    """
+
+    def __init__(
+        self,
+        n_states: int = 2,
+        state: int = 0,
+        *,
+        keywords: str = R1_KEYWORDS,
+        timeout: float | None = 600.0,
+        executable: str = "mopac",
+        backend: ReferenceBackend | None = None,
+        **kwargs,
+    ) -> None:
+        backend = backend or MopacBackend(keywords, timeout=timeout, executable=executable)
+        super().__init__(backend, n_states, state, **kwargs)
+
+
+class CasscfCalculator(ReferenceCalculator):
+    """:class:`ReferenceCalculator` with SA-CASSCF(2,2) through OpenMolcas (level R2 with the
+    defaults): energies, forces and couplings of every state, each structure starting from
+    the previous one's orbitals (direct dynamics follows its own path).
+
+    Args:
+        active_atoms: the C=C pair whose pi/pi* orbitals are active (stilbene: 0, 13).
+        n_states: states averaged and computed (at most 3).
+        state: the active state (0-based).
+        **options: further :class:`fusionff.labeling.molcas.MolcasCasscfBackend` arguments
+            (``basis``, ``couplings``, ``orbital_store``, ``timeout``, ...); ASE's own
+            calculator arguments are not taken.
+    """
+
+    def __init__(
+        self, active_atoms: tuple[int, int] = (0, 1), n_states: int = 2, state: int = 0,
+        **options
+    ) -> None:
+        from fusionff.labeling.molcas import MolcasCasscfBackend
+
+        super().__init__(MolcasCasscfBackend(active_atoms, **options), n_states, state)
