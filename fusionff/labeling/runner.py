@@ -222,6 +222,14 @@ def label(
                 logger.warning("structure %d failed: %s", index, result.error)
             elif rejected:
                 logger.warning("structure %d: %s", index, result.error)
+            else:
+                logger.info(
+                    "structure %d labelled in %.1f s (%d of %d pending done)",
+                    index,
+                    result.seconds,
+                    counts["ok"] + counts["failed"],
+                    len(pending),
+                )
 
         if workers == 1:
             for index in pending:

@@ -1,0 +1,146 @@
+"""R2 criteria for stilbene (SA-2-CASSCF(2,2)/STO-3G): the cis S0 minimum and its vertical
+S1 energy (the Franck-Condon point), and a relaxed S1/S0 crossing search from a
+twisted-pyramidalised start, to check that the crossing lies below the cis FC S1 energy.
+
+Each optimisation writes an ASE trajectory in ``--work`` and continues from its last frame
+when run again (a killed search loses at most one step); results go to
+``data/stilbene/r2/criteria.json`` with the geometries as xyz files beside it.
+
+    python data/stilbene/r2_crossing.py            # both; about 1-2 h on one core
+
+Crossing search: minimise F = (E0 + E1)/2 + sigma dE^2 / (dE + alpha) (Levine, Coe, Martinez,
+J. Phys. Chem. B 112, 405 (2008)), sigma 3.5 then 15, alpha 0.02 Hartree, with BFGS; no
+constraint keeps the hydrogens in place, so the search reports where it ends (dihedral,
+pyramidalisation, and whether a hydrogen has moved between the central carbons).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator, all_changes
+from ase.io import Trajectory, read, write
+from ase.optimize import BFGS
+
+from fusionff.data import stilbene as sb
+from fusionff.labeling.calculator import CasscfCalculator
+
+HERE = Path(__file__).resolve().parent
+ALPHA_EV = 0.02 * 27.211386245988
+
+
+class _OnState(Calculator):
+    """Energy and forces of one state of a multi-state calculator."""
+
+    implemented_properties = ["energy", "forces"]
+
+    def __init__(self, inner, state: int):
+        super().__init__()
+        self.inner, self.state = inner, state
+
+    def calculate(self, atoms=None, properties=None, system_changes=all_changes):
+        super().calculate(atoms, properties or ["energy"], system_changes)
+        self.inner.calculate(self.atoms, ["energy"], all_changes)
+        r = self.inner.results
+        self.results = {"energy": float(r["energies"][self.state]),
+                        "forces": r["state_forces"][self.state].copy(),
+                        "energies": r["energies"].copy()}
+
+
+class _Penalty(Calculator):
+    """The penalty function of the crossing search (eV)."""
+
+    implemented_properties = ["energy", "forces"]
+
+    def __init__(self, inner, sigma: float):
+        super().__init__()
+        self.inner, self.sigma = inner, sigma
+
+    def calculate(self, atoms=None, properties=None, system_changes=all_changes):
+        super().calculate(atoms, properties or ["energy"], system_changes)
+        self.inner.calculate(self.atoms, ["energy"], all_changes)
+        (e0, e1), (f0, f1) = self.inner.results["energies"], self.inner.results["state_forces"]
+        gap, a = e1 - e0, ALPHA_EV
+        weight = self.sigma * (gap**2 + 2 * a * gap) / (gap + a) ** 2
+        self.results = {"energy": 0.5 * (e0 + e1) + self.sigma * gap**2 / (gap + a),
+                        "forces": 0.5 * (f0 + f1) + weight * (f1 - f0),
+                        "energies": np.array([e0, e1])}
+
+
+def _optimise(atoms: Atoms, calc, work: Path, name: str, fmax: float, steps: int) -> dict:
+    """BFGS from the last frame of ``work/name.traj`` if it exists; returns a summary."""
+    traj_path = work / f"{name}.traj"
+    done = 0
+    if traj_path.exists() and traj_path.stat().st_size > 0:
+        frames = read(traj_path, index=":")
+        done = len(frames)
+        atoms.positions = frames[-1].positions
+    atoms.calc = calc
+    t0 = time.perf_counter()
+    with Trajectory(traj_path, "a") as traj:
+        opt = BFGS(atoms, logfile=str(work / f"{name}.log"), maxstep=0.1)
+        opt.attach(traj.write, interval=1, atoms=atoms)
+        converged = opt.run(fmax=fmax, steps=max(0, steps - done))
+    energies = calc.results["energies"]
+    return {"converged": bool(converged), "steps": done + opt.nsteps,
+            "seconds_this_call": round(time.perf_counter() - t0, 1),
+            "E_S0_eV": float(energies[0]), "E_S1_eV": float(energies[1]),
+            "gap_eV": float(energies[1] - energies[0])}
+
+
+def _geometry(positions: np.ndarray) -> dict:
+    """Dihedral, angle sums at C1/C2, and the shorter of the distances H1-C2 and H2-C1 (about
+    2.1 Angstrom normally; a hydrogen bridging the central carbons comes within 1.3)."""
+    bridge = min(np.linalg.norm(positions[sb.H1] - positions[sb.C2]),
+                 np.linalg.norm(positions[sb.H2] - positions[sb.C1]))
+    return {"dihedral_deg": float(sb.dihedral(positions)),
+            "angle_sum_C1_deg": float(sb.pyramidalisation(positions, sb.C1)),
+            "angle_sum_C2_deg": float(sb.pyramidalisation(positions, sb.C2)),
+            "H_to_other_central_carbon_A": float(bridge)}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--work", type=Path, default=Path("runs/r2_criteria"))
+    parser.add_argument("--fmax", type=float, default=0.05, help="eV/Angstrom")
+    parser.add_argument("--steps", type=int, default=150)
+    parser.add_argument("--only", choices=("cis", "crossing"))
+    args = parser.parse_args(argv)
+    args.work.mkdir(parents=True, exist_ok=True)
+    out_path = HERE / "r2" / "criteria.json"
+    results = json.loads(out_path.read_text()) if out_path.exists() else {}
+    casscf = CasscfCalculator((sb.C1, sb.C2), n_states=2, couplings=False,
+                              orbital_store=str(args.work / "orbitals"))
+    if args.only in (None, "cis"):
+        atoms = sb.cis_stilbene()
+        info = _optimise(atoms, _OnState(casscf, 0), args.work, "cis-s0", args.fmax, args.steps)
+        results["cis_S0_minimum"] = info | _geometry(atoms.positions)
+        write(HERE / "r2" / "cis-r2.xyz", atoms)
+        out_path.write_text(json.dumps(results, indent=1))
+    if args.only in (None, "crossing"):
+        start = sb.set_torsion(sb.cis_stilbene(torsion=90.0).positions, 90.0)
+        start = sb.pyramidalise(start, sb.C1, 330.0)
+        atoms = Atoms(numbers=sb.cis_stilbene().numbers, positions=start)
+        info = {}
+        for sigma in (3.5, 15.0):
+            info[f"sigma_{sigma:g}"] = _optimise(
+                atoms, _Penalty(casscf, sigma), args.work, f"crossing-sigma{sigma:g}",
+                args.fmax, args.steps)
+        results["crossing"] = info | _geometry(atoms.positions)
+        write(HERE / "r2" / "crossing-r2.xyz", atoms)
+        if "cis_S0_minimum" in results:
+            results["crossing_S1_minus_cis_FC_S1_eV"] = (
+                results["crossing"][f"sigma_{15.0:g}"]["E_S1_eV"]
+                - results["cis_S0_minimum"]["E_S1_eV"])
+        out_path.write_text(json.dumps(results, indent=1))
+    print(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
