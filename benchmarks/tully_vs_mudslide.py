@@ -11,16 +11,19 @@ state. The box is 10 bohr (fusionff's default) except for the rows marked box 5:
 command line stops at 5 bohr by default, inside model 3's coupling region (see
 :mod:`fusionff.dynamics.scattering`).
 
-A third column set is fusionff with energy-based decoherence (Granucci-Persico, C = 0.1
+A third column set is fusionff with energy-based decoherence (EDC; Granucci-Persico, C = 0.1
 hartree). mudslide has no energy-based decoherence (its decoherence method is A-FSSH, a
-different scheme), so that column has no counterpart.
+different scheme), so that column has no counterpart in mudslide itself. ``--decoherence``
+instead checks it against mudslide with EDC added by a subclass (:class:`_MudslideEDC`: after
+each step's hop, the same damping and renormalisation on mudslide's density matrix) on three
+points where EDC changes the result most, and writes tully_vs_mudslide_edc.json.
 
 For each outcome the table's ``z`` is |p_fusionff - p_mudslide| / sqrt(se_f^2 + se_m^2) with
 binomial standard errors; the largest of the four is shown (at most 4 expected from statistics
 alone over the table's ~70 comparisons).
 
     python benchmarks/tully_vs_mudslide.py [--n-fusionff 4000] [--n-mudslide 1000]
-        [--step-bohr 0.1] [--quick] [--out FILE]
+        [--step-bohr 0.1] [--quick] [--decoherence] [--out FILE]
 
 Writes benchmarks/results/tully_vs_mudslide.json (``--quick``: a few points, few
 trajectories, for a smoke run).
@@ -49,6 +52,8 @@ POINTS = (
     + [("extended", k, 5.0) for k in (10, 20)]
 )
 QUICK_POINTS = [("simple", 20, 10.0), ("extended", 10, 10.0), ("extended", 10, 5.0)]
+DECOHERENCE_POINTS = [("simple", 10, 10.0), ("dual", 20, 10.0), ("extended", 10, 10.0)]
+DECOHERENCE_CONSTANT_HARTREE = 0.1
 
 
 def _with_errors(counts: dict[str, float], n: int) -> dict[str, float]:
@@ -60,6 +65,34 @@ def _with_errors(counts: dict[str, float], n: int) -> dict[str, float]:
     return result
 
 
+def _mudslide_edc_class():
+    import mudslide
+
+    class _MudslideEDC(mudslide.SurfaceHoppingMD):
+        """mudslide's FSSH plus energy-based decoherence after each step's hop, as fusionff
+        applies it: rho_ij <- rho_ij d_i d_j with d_j = exp(-dt / tau_jk) (d_k = 1), then the
+        active row and column rescaled so that rho_kk = 1 - sum_{j != k} rho_jj."""
+
+        def surface_hopping(self, last_electronics, this_electronics) -> None:
+            super().surface_hopping(last_electronics, this_electronics)
+            energies = np.real(np.diag(self.electronics.hamiltonian))
+            k = self.state
+            constant = 1.0 + DECOHERENCE_CONSTANT_HARTREE / self.kinetic_energy()
+            gaps = np.abs(energies - energies[k])
+            damping = np.exp(-self.dt * gaps / constant)
+            damping[k] = 1.0
+            self.rho *= np.outer(damping, damping)
+            others = np.real(np.trace(self.rho)) - np.real(self.rho[k, k])
+            target = max(1.0 - others, 0.0)
+            old = np.real(self.rho[k, k])
+            scale = math.sqrt(target / old) if old > 0 else 0.0
+            self.rho[k, :] *= scale
+            self.rho[:, k] *= scale
+            self.rho[k, k] = target
+
+    return _MudslideEDC
+
+
 def mudslide_scattering(
     model: str,
     k: float,
@@ -67,8 +100,10 @@ def mudslide_scattering(
     step_bohr: float,
     box_bohr: float = -TULLY_START_BOHR,
     seed: int = 0,
+    decoherence: bool = False,
 ) -> dict[str, float]:
-    """Tully's experiment with mudslide's FSSH at the settings of the module docstring.
+    """Tully's experiment with mudslide's FSSH at the settings of the module docstring
+    (``decoherence``: with EDC added by :func:`_mudslide_edc_class`).
 
     Returns probabilities "T0", "T1", "R0", "R1", their standard errors "T0_err", ... and the
     fraction "unfinished" of trajectories that reached the step limit (fusionff's limit: ten
@@ -82,8 +117,9 @@ def mudslide_scattering(
     max_steps = int(math.ceil(10 * 2 * abs(TULLY_START_BOHR) / step_bohr))
     counts = dict.fromkeys(OUTCOMES, 0.0)
     unfinished = 0
+    method = _mudslide_edc_class() if decoherence else mudslide.SurfaceHoppingMD
     for sequence in np.random.SeedSequence(seed).spawn(n_traj):
-        trajectory = mudslide.SurfaceHoppingMD(
+        trajectory = method(
             system,
             [TULLY_START_BOHR],
             [velocity],
@@ -148,44 +184,48 @@ def main() -> None:
     parser.add_argument("--n-mudslide", type=int, default=1000)
     parser.add_argument("--step-bohr", type=float, default=0.1)
     parser.add_argument("--quick", action="store_true", help="3 points, 100 trajectories")
-    parser.add_argument("--out", type=Path, default=RESULTS / "tully_vs_mudslide.json")
+    parser.add_argument(
+        "--decoherence", action="store_true", help="EDC in both codes (mudslide by a subclass)"
+    )
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    points = QUICK_POINTS if args.quick else POINTS
+    edc = args.decoherence
+    points = QUICK_POINTS if args.quick else DECOHERENCE_POINTS if edc else POINTS
     n_f, n_m = (100, 100) if args.quick else (args.n_fusionff, args.n_mudslide)
+    name = "tully_vs_mudslide_edc.json" if edc else "tully_vs_mudslide.json"
+    out = args.out or RESULTS / name
 
+    label = "+EDC" if edc else ""
     header = (
-        f"{'model':8s} {'k':>3s} {'box':>3s} | {'fusionff T0 T1 R0 R1':23s} | "
-        f"{'mudslide T0 T1 R0 R1':23s} | {'z':>4s} | {'fusionff+EDC T0 T1 R0 R1':23s}"
+        f"{'model':8s} {'k':>3s} {'box':>3s} | {'fusionff' + label + ' T0 T1 R0 R1':24s} | "
+        f"{'mudslide' + label + ' T0 T1 R0 R1':24s} | {'z':>4s}"
     )
+    if not edc:
+        header += f" | {'fusionff+EDC T0 T1 R0 R1':24s}"
     print(header)
     print("-" * len(header))
     rows, seconds = [], {"fusionff": 0.0, "mudslide": 0.0}
     for model, k, box in points:
         start = time.perf_counter()
-        ours = fusionff_scattering(model, k, n_f, args.step_bohr, box, seed=1)
-        edc = fusionff_scattering(model, k, n_f, args.step_bohr, box, seed=2, decoherence=True)
+        ours = fusionff_scattering(model, k, n_f, args.step_bohr, box, seed=1, decoherence=edc)
         seconds["fusionff"] += time.perf_counter() - start
         start = time.perf_counter()
-        theirs = mudslide_scattering(model, k, n_m, args.step_bohr, box, seed=3)
+        theirs = mudslide_scattering(model, k, n_m, args.step_bohr, box, seed=3, decoherence=edc)
         seconds["mudslide"] += time.perf_counter() - start
-        z = largest_z(ours, theirs)
-        print(
-            f"{model:8s} {k:3d} {box:3.0f} | {_row(ours):23s} | {_row(theirs):23s} | "
-            f"{z:4.1f} | {_row(edc):23s}",
-            flush=True,
-        )
-        rows.append(
-            {
-                "model": model,
-                "k": k,
-                "box_bohr": box,
-                "fusionff": ours,
-                "mudslide": theirs,
-                "largest_z": z,
-                "fusionff_decoherence": edc,
-            }
-        )
+        row = {"model": model, "k": k, "box_bohr": box, "fusionff": ours, "mudslide": theirs}
+        row["largest_z"] = largest_z(ours, theirs)
+        line = f"{model:8s} {k:3d} {box:3.0f} | {_row(ours):24s} | {_row(theirs):24s} | "
+        line += f"{row['largest_z']:4.1f}"
+        if not edc:
+            start = time.perf_counter()
+            row["fusionff_decoherence"] = fusionff_scattering(
+                model, k, n_f, args.step_bohr, box, seed=2, decoherence=True
+            )
+            seconds["fusionff"] += time.perf_counter() - start
+            line += f" | {_row(row['fusionff_decoherence']):24s}"
+        print(line, flush=True)
+        rows.append(row)
     import mudslide
 
     record = {
@@ -196,6 +236,7 @@ def main() -> None:
             "mudslide_electronic_integration": "exp",
             "rescale": "NAC",
             "reverse_frustrated": False,
+            "decoherence": "energy-based, C = 0.1 hartree" if edc else "none",
             "start_bohr": TULLY_START_BOHR,
             "n_traj_fusionff": n_f,
             "n_traj_mudslide": n_m,
@@ -206,11 +247,11 @@ def main() -> None:
         "seconds": seconds,
         "points": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=1) + "\n")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=1) + "\n")
     print(f"largest z over the table: {max(r['largest_z'] for r in rows):.1f}")
     print(f"time: fusionff {seconds['fusionff']:.0f} s, mudslide {seconds['mudslide']:.0f} s")
-    print(f"wrote {args.out}")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
