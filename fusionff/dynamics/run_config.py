@@ -2,7 +2,8 @@
 
 Example (``md/stilbene_cis_s1.yaml``)::
 
-    potential: potentials/stilbene-r1.fff    # or {tully: simple} or {mopac: {n_states: 2}}
+    potential: potentials/stilbene-r1.fff    # or {tully: simple}, {mopac: {n_states: 2}}, or
+                                             # {<kind>: {...}} of any registered kind
     structure: data/stilbene/cis-r1.xyz      # molecules only
     initial_conditions:
       wigner: {temperature: 300, hessian: compute, optimize: true}  # or hessian: FILE.npz
@@ -19,6 +20,11 @@ Example (``md/stilbene_cis_s1.yaml``)::
     seed: 0
     output: runs/stilbene_cis_s1
     stop: {state: 0, after_fs: 100}          # stop 100 fs after a trajectory first reaches S0
+    threads: 1                               # PyTorch CPU threads (default: OMP_NUM_THREADS or 1)
+
+Potentials come from the registry of :mod:`fusionff.dynamics.structures`: ``{kind: options}``
+with the options checked against the kind's dataclass (a scalar sets its shorthand option:
+``{model: PATH}``, ``{tully: simple}``).
 
 Instead of ``wigner``, ``initial_conditions: {file: PATH, state: 1}`` starts trajectory i from
 frame i of an ASE-readable file with velocities (extended XYZ with momenta), or, when PATH is
@@ -28,7 +34,9 @@ same ensemble on another potential, e.g. the reference ``{mopac: ...}``).
 Tully's models take ``initial_conditions: {x0: -10, k: 20}`` (bohr, atomic units of momentum)
 and ``stop: {region_bohr: 10}`` (leave [-10, 10] bohr). Paths are relative to the working
 directory. Unknown keys and values of the wrong type raise :class:`RunConfigError` naming the
-key (``dynamics.dtt: unknown key ...``).
+key (``dynamics.dtt: unknown key ...``). ``fusionff run`` can replace the keys in
+:data:`OVERRIDES` from its command line (:func:`with_overrides`) and print every resolved key
+with its unit and default (:func:`describe_config`).
 """
 
 from __future__ import annotations
@@ -52,6 +60,10 @@ __all__ = [
     "InitialConditionsSpec",
     "StopSpec",
     "RunConfig",
+    "OVERRIDES",
+    "with_overrides",
+    "describe_config",
+    "potential_identity",
 ]
 
 

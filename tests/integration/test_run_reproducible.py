@@ -1,0 +1,134 @@
+"""``fusionff run``: identical runs give identical files, and a resumed run says so."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+import yaml
+from ase.build import molecule
+from ase.io import write
+
+from fusionff import MultiStateMACE, save_model
+from fusionff.cli import main
+from fusionff.dynamics import TullyModel
+from fusionff.dynamics.run_config import RunConfig
+from fusionff.dynamics.runner import run_ensemble
+
+
+def file_contents(path: Path) -> dict[str, np.ndarray]:
+    """Every dataset and attribute of an HDF5 file, by path."""
+    items: dict[str, np.ndarray] = {}
+    with h5py.File(path, "r") as f:
+
+        def visit(name, obj):
+            for key, value in obj.attrs.items():
+                items[f"{name}@{key}"] = np.asarray(value)
+            if isinstance(obj, h5py.Dataset):
+                items[name] = obj[()]
+
+        f.visititems(visit)
+    return items
+
+
+@pytest.fixture
+def keep_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.slow  # two threads: 10-120 s on a shared 2-core machine
+def test_identical_runs_with_two_threads_give_bit_identical_files(tmp_path, keep_threads):
+    """Two runs of one input (float32 model, 16 benzene trajectories in one batch, two CPU
+    threads; large enough that PyTorch would split the model's index accumulation between
+    the threads) write the same H5MD files, bit for bit."""
+    torch.manual_seed(0)
+    model = MultiStateMACE(
+        elements=["H", "C"], n_states=2, channels=16, num_layers=2, correlation=2, dtype="float32"
+    )
+    save_model(model, tmp_path / "model.fff")
+    atoms = molecule("C6H6")
+    write(tmp_path / "benzene.xyz", atoms)
+    np.savez(
+        tmp_path / "hessian.npz",
+        hessian=30.0 * np.eye(3 * len(atoms)),
+        positions=atoms.positions,
+        numbers=atoms.numbers,
+    )
+    raw = {
+        "potential": str(tmp_path / "model.fff"),
+        "structure": str(tmp_path / "benzene.xyz"),
+        "initial_conditions": {
+            "wigner": {"temperature": 300, "hessian": str(tmp_path / "hessian.npz")},
+            "state": 1,
+        },
+        "dynamics": {"algorithm": "kappa-tsh", "dt": 0.2, "max_energy_drift": 100.0},
+        "n_traj": 16,
+        "n_steps": 4,
+        "device": "cpu",
+        "threads": 2,
+        "output": "unused",
+    }
+    for name in ("a", "b"):
+        run_ensemble(RunConfig.from_dict(dict(raw, output=str(tmp_path / name))))
+        assert torch.get_num_threads() == 2
+    for i in range(16):
+        a = file_contents(tmp_path / "a" / f"traj_{i:05d}.h5md")
+        b = file_contents(tmp_path / "b" / f"traj_{i:05d}.h5md")
+        assert a.keys() == b.keys()
+        assert len(a["particles/molecule/position/value"]) == 5
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key], err_msg=f"trajectory {i}: {key}")
+
+
+class Interrupted(Exception):
+    pass
+
+
+class FailAfter:
+    """Tully model 1 that raises after ``calls`` evaluations (a crash mid-run)."""
+
+    n_states, provides_nacs = 2, True
+    mass_amu = TullyModel.mass_amu
+
+    def __init__(self, calls: int) -> None:
+        self.model, self.calls = TullyModel("simple"), calls
+
+    def evaluate(self, positions):
+        self.calls -= 1
+        if self.calls < 0:
+            raise Interrupted
+        return self.model.evaluate(positions)
+
+
+def test_resumed_run_says_from_where(tmp_path, capsys, keep_threads):
+    """Run again after a crash mid-batch, ``fusionff run`` names the checkpoint, batch, step,
+    time and trajectories done before it continues; a finished run says it is complete."""
+    raw = {
+        "potential": {"tully": "simple"},
+        "initial_conditions": {"x0": -10.0, "k": 20.0},
+        "dynamics": {"dt": 0.2, "n_substeps": 5},
+        "n_traj": 6,
+        "batch_size": 4,
+        "n_steps": 400,
+        "checkpoint_every": 100,
+        "device": "cpu",
+        "output": str(tmp_path / "run"),
+    }
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(Interrupted):
+        run_ensemble(RunConfig.from_yaml(path), structure=FailAfter(150))
+    assert main(["run", str(path), "--threads", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "device cpu, 1 CPU thread(s)" in err
+    assert (
+        f"resuming from {tmp_path / 'run' / 'checkpoint.pt'}: batch 1/2 at step 100/400 (20 fs); "
+        "0 of 6 trajectories done"
+    ) in err
+    assert main(["run", str(path)]) == 0
+    assert "run already complete" in capsys.readouterr().err
