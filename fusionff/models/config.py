@@ -9,6 +9,7 @@ from ase.data import atomic_numbers
 
 DTYPES = ("float32", "float64")
 FUSION_TREES = ("chain", "balanced")
+HEADS = ("adiabatic", "diabatic")
 
 
 @dataclass
@@ -39,6 +40,10 @@ class ModelConfig:
         scale: per-state scale of the learned interaction energy (eV).
         shift: per-state shift per atom of the learned interaction energy (eV).
         dtype: ``float32`` or ``float64``.
+        head: ``adiabatic`` (the readouts give the S energies, as sums of per-atom terms) or
+            ``diabatic`` (they give a symmetric S x S matrix H per structure, as sums of per-atom
+            terms; the energies are its eigenvalues and couplings follow from its gradients;
+            see :mod:`fusionff.nn.diabatic`). Files written before heads existed are adiabatic.
     """
 
     elements: list[str]
@@ -62,6 +67,7 @@ class ModelConfig:
     scale: list[float] | None = None
     shift: list[float] | None = None
     dtype: str = "float64"
+    head: str = "adiabatic"
 
     def __post_init__(self) -> None:
         self.elements = list(self.elements)
@@ -93,6 +99,10 @@ class ModelConfig:
             raise ValueError(
                 f"model config: fusion_tree must be one of {FUSION_TREES}, got {self.fusion_tree!r}"
             )
+        if self.head not in HEADS:
+            raise ValueError(f"model config: head must be one of {HEADS}, got {self.head!r}")
+        if self.head == "diabatic" and self.n_states < 2:
+            raise ValueError("model config: head 'diabatic' needs n_states >= 2")
         if self.l_int_max is None:
             self.l_int_max = self.l_max
         for key in ("scale", "shift"):

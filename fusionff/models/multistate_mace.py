@@ -2,7 +2,9 @@
 
 Per layer: MACE interaction (atomic basis A), then either MACE's product basis (symmetric
 contraction, ``fusion=False``) or a fusion block fusing the atom's own features h_i with copies
-of A_i (``fusion=True``), an element-dependent residual, and a readout to S per-atom energies.
+of A_i (``fusion=True``), an element-dependent residual, and a readout to S per-atom energies
+(``head="adiabatic"``) or to the S(S+1)/2 per-atom elements of a symmetric S x S matrix H whose
+eigenvalues are the energies (``head="diabatic"``, :mod:`fusionff.nn.diabatic`).
 Energies are in eV, positions in Angstrom, forces in eV/Angstrom (minus the gradient of each
 state's energy, by autograd).
 """
@@ -19,6 +21,13 @@ from torch import nn
 
 from fusionff.data.graph import Graph
 from fusionff.models.config import ModelConfig
+from fusionff.nn.diabatic import (
+    adiabatic_states,
+    n_hamiltonian_elements,
+    nonadiabatic_couplings,
+    symmetric_matrix,
+    upper_indices,
+)
 from fusionff.nn.fusion import FusionBlock, FusionDiagram
 from fusionff.nn.interaction import Interaction
 from fusionff.nn.irreps import natural_types, uniform_irreps
@@ -100,6 +109,8 @@ class MultiStateMACE(nn.Module):
 
     def _build(self, c: ModelConfig) -> None:
         n_el, S, C = len(c.elements), c.n_states, c.channels
+        n_out = S if c.head == "adiabatic" else n_hamiltonian_elements(S)
+        self.n_readout = n_out  # per-atom outputs: S energies or the K elements of H
         z_table = torch.full((119,), -1, dtype=torch.long)
         for k, z in enumerate(c.atomic_numbers):
             z_table[z] = k
@@ -148,9 +159,9 @@ class MultiStateMACE(nn.Module):
                 o3.FullyConnectedTensorProduct(irreps_in, o3.Irreps(f"{n_el}x0e"), irreps_out)
             )
             self.readouts.append(
-                MLPReadout(irreps_out, S, c.readout_hidden)
+                MLPReadout(irreps_out, n_out, c.readout_hidden)
                 if last
-                else LinearReadout(irreps_out, S)
+                else LinearReadout(irreps_out, n_out)
             )
             irreps_in = irreps_out
 
@@ -192,17 +203,35 @@ class MultiStateMACE(nn.Module):
         return idx
 
     # ------------------------------------------------------------------ evaluation
+    @property
+    def head(self) -> str:
+        return self.config.head
+
     def forward(
-        self, graph: Graph, compute_forces: bool = True, training: bool = False
+        self,
+        graph: Graph,
+        compute_forces: bool = True,
+        training: bool = False,
+        compute_couplings: bool = False,
     ) -> dict[str, torch.Tensor]:
         """Energies of every state, and their forces.
 
-        Returns a dict with ``energies`` (B, S) eV, ``node_energies`` (n, S) eV and, when
-        ``compute_forces``, ``forces`` (n, S, 3) eV/Angstrom. With ``training=True`` the forces
-        keep their graph (for force losses).
+        Returns a dict with ``energies`` (B, S) eV (ascending for the diabatic head) and, when
+        ``compute_forces``, ``forces`` (n, S, 3) eV/Angstrom. With ``training=True`` forces and
+        couplings keep their graph (for losses on them).
+
+        Adiabatic head: also ``node_energies`` (n, S) eV. Diabatic head: also
+        ``diabatic_hamiltonian`` (B, S, S) eV, ``eigenvectors`` (B, S, S) (column s: state s in
+        the diabatic basis), ``node_hamiltonian`` (n, K) eV (per-atom terms of H, K = S(S+1)/2,
+        order of :func:`fusionff.nn.diabatic.upper_indices`) and, when ``compute_couplings``,
+        ``nacs`` (n, S, S, 3) 1/Angstrom: d_ij = <psi_i | grad psi_j> on each atom of its
+        structure (for B copies of one N-atom molecule, ``nacs.reshape(B, N, S, S, 3)
+        .permute(0, 2, 3, 1, 4)`` is (B, S, S, N, 3)). Couplings cost K extra backward passes.
         """
+        if compute_couplings and self.head != "diabatic":
+            raise ValueError("couplings need head='diabatic'; this model's head is adiabatic")
         positions = graph.positions
-        if compute_forces and not positions.requires_grad:
+        if (compute_forces or compute_couplings) and not positions.requires_grad:
             positions = positions.detach().requires_grad_(True)
         species = self.species_index(graph.numbers)
         node_attrs = nn.functional.one_hot(species, len(self.config.elements)).to(positions.dtype)
@@ -213,19 +242,58 @@ class MultiStateMACE(nn.Module):
         edge_radial = self.radial(lengths)
 
         h = self.embedding(node_attrs)
-        node_e = torch.zeros(h.shape[0], self.n_states, dtype=h.dtype, device=h.device)
+        node_e = torch.zeros(h.shape[0], self.n_readout, dtype=h.dtype, device=h.device)
         for interaction, product, skip, readout in zip(
             self.interactions, self.products, self.skips, self.readouts, strict=True
         ):
             a = interaction(h, edge_sh, edge_radial, graph.edge_index)
             h = product(h, a, node_attrs) + skip(h, node_attrs)
             node_e = node_e + readout(h)
-        node_e = self.e0[species] + self.scale * node_e + self.shift
-        energies = torch.zeros(graph.n_graphs, self.n_states, dtype=h.dtype, device=h.device)
-        energies = energies.index_add(0, graph.batch, node_e)
-        out = {"energies": energies, "node_energies": node_e}
+        if self.head == "diabatic":
+            out = self._diabatic(graph, positions, species, node_e, compute_couplings, training)
+            energies = out["energies"]
+        else:
+            node_e = self.e0[species] + self.scale * node_e + self.shift
+            energies = torch.zeros(graph.n_graphs, self.n_states, dtype=h.dtype, device=h.device)
+            energies = energies.index_add(0, graph.batch, node_e)
+            out = {"energies": energies, "node_energies": node_e}
         if compute_forces:
             out["forces"] = state_forces(energies, positions, training)
+        return out
+
+    def _diabatic(self, graph, positions, species, node_out, compute_couplings, training):
+        """Per-atom readouts (n, K) -> H (B, S, S), its eigenstates and, optionally, couplings.
+
+        Diagonal element s of H gets the adiabatic head's per-atom terms (E0 of the element,
+        ``scale[s]``, ``shift[s]``); the off-diagonal (i, j) the scale (scale_i + scale_j)/2 and
+        no E0 or shift.
+        """
+        rows, cols = upper_indices(self.n_states, node_out.device)
+        diagonal = rows == cols
+        scale = 0.5 * (self.scale[rows] + self.scale[cols])
+        shift = torch.where(diagonal, self.shift[rows], torch.zeros_like(scale))
+        e0 = self.e0[species][:, rows] * diagonal
+        node_h = e0 + scale * node_out + shift
+        upper = torch.zeros(graph.n_graphs, rows.shape[0], dtype=node_h.dtype, device=node_h.device)
+        upper = upper.index_add(0, graph.batch, node_h)
+        hamiltonian = symmetric_matrix(upper, self.n_states)
+        energies, vectors = adiabatic_states(hamiltonian)
+        out = {
+            "energies": energies,
+            "diabatic_hamiltonian": hamiltonian,
+            "eigenvectors": vectors,
+            "node_hamiltonian": node_h,
+        }
+        if compute_couplings:
+            grads = [
+                torch.autograd.grad(
+                    upper[:, k].sum(), positions, retain_graph=True, create_graph=training
+                )[0]
+                for k in range(rows.shape[0])
+            ]
+            out["nacs"] = nonadiabatic_couplings(
+                hamiltonian, energies, vectors, torch.stack(grads, dim=1), graph.batch
+            )
         return out
 
     def evaluate_structures(
@@ -234,12 +302,13 @@ class MultiStateMACE(nn.Module):
         positions: Sequence[np.ndarray],
         cells: Sequence[np.ndarray | None] | None = None,
         pbcs: Sequence[np.ndarray | None] | None = None,
+        compute_couplings: bool = False,
     ) -> dict[str, torch.Tensor]:
         """Convenience: build the graph of a list of structures and evaluate it."""
         from fusionff.data.graph import build_graph
 
         graph = build_graph(numbers, positions, self.r_max, cells, pbcs, self.dtype, self.device)
-        return self.forward(graph)
+        return self.forward(graph, compute_couplings=compute_couplings)
 
 
 def state_forces(

@@ -1,0 +1,213 @@
+"""The diabatic head: energies are the eigenvalues of a learned symmetric matrix H(R).
+
+Checked in float64: eigenvalues of the returned H are the energies; energies are invariant and
+couplings equivariant under O(3); couplings equal finite-difference overlaps of the
+eigenvectors; nothing is infinite or NaN where states are degenerate; model files keep the head;
+and on a two-state toy with a true conical intersection the diabatic head fits the cone's linear
+gap where an adiabatic head of the same size rounds it off.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial.transform import Rotation
+
+from fusionff import MultiStateMACE, load_model, save_model
+from fusionff.data.graph import build_graph
+from fusionff.nn.diabatic import DEGENERACY_EPS2, adiabatic_states
+from tests.conftest import random_molecule, small_model
+
+TOL = 1e-10
+
+
+def _model(n_states: int, fusion: bool = False) -> MultiStateMACE:
+    model = small_model(fusion=fusion, n_states=n_states, head="diabatic")
+    with torch.no_grad():
+        model.e0.mul_(0.05)  # diabatic energies closer together: sizeable couplings
+        model.shift.mul_(0.05)
+    return model
+
+
+def _eval(model: MultiStateMACE, numbers, positions) -> dict[str, np.ndarray]:
+    out = model.evaluate_structures([numbers], [positions], compute_couplings=True)
+    return {k: v.detach().numpy() for k, v in out.items()}
+
+
+def _rel(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-12))
+
+
+@pytest.mark.parametrize("n_states", [2, 3])
+def test_energies_are_the_eigenvalues_of_the_returned_matrix(n_states):
+    """S > 2: eigvalsh(H) == energies; S = 2: the same up to the stated eps smoothing, exactly:
+    equal means and gap^2 = (eigenvalue gap)^2 + 4 eps^2."""
+    model = _model(n_states)
+    rng = np.random.default_rng(0)
+    numbers, positions = zip(*[random_molecule(rng) for _ in range(3)], strict=True)
+    out = model.evaluate_structures(list(numbers), list(positions))
+    h = out["diabatic_hamiltonian"].detach().numpy()
+    e = out["energies"].detach().numpy()
+    assert h.shape == (3, n_states, n_states) and np.array_equal(h, h.transpose(0, 2, 1))
+    lam = np.linalg.eigvalsh(h)
+    if n_states == 2:
+        assert _rel(e.sum(1), lam.sum(1)) < TOL
+        gap2 = (e[:, 1] - e[:, 0]) ** 2
+        assert _rel(gap2, (lam[:, 1] - lam[:, 0]) ** 2 + 4 * DEGENERACY_EPS2) < TOL
+    else:
+        assert _rel(e, lam) < TOL
+    # the eigenvectors returned diagonalise H: U^T H U = diag(eigenvalues of H)
+    u = out["eigenvectors"].detach().numpy()
+    assert _rel(u.transpose(0, 2, 1) @ h @ u, lam[:, :, None] * np.eye(n_states)) < TOL
+
+
+@pytest.mark.parametrize("reflect", [False, True], ids=["rotation", "reflection"])
+@pytest.mark.parametrize(
+    ("n_states", "fusion"), [(2, False), (2, True), (3, False)], ids=["S2", "S2-fusion", "S3"]
+)
+def test_energies_invariant_couplings_equivariant_under_o3(n_states, fusion, reflect):
+    """E(QR) = E(R), H(QR) = H(R), F(QR) = Q F(R) and d_ij(QR) = +-Q d_ij(R) (sign per pair)."""
+    model = _model(n_states, fusion)
+    rng = np.random.default_rng(1)
+    z, x = random_molecule(rng)
+    a = _eval(model, z, x)
+    assert np.max(np.abs(a["nacs"])) > 1e-3  # couplings are not trivially zero
+    for _ in range(2):
+        q = Rotation.random(random_state=rng.integers(1 << 31)).as_matrix()
+        q = -q if reflect else q
+        b = _eval(model, z, x @ q.T)
+        assert _rel(b["energies"], a["energies"]) < TOL
+        assert _rel(b["diabatic_hamiltonian"], a["diabatic_hamiltonian"]) < TOL
+        assert _rel(b["forces"], a["forces"] @ q.T) < TOL
+        rotated = a["nacs"] @ q.T  # (n, S, S, 3)
+        sign = np.sign(np.einsum("nijx,nijx->ij", b["nacs"], rotated))
+        np.fill_diagonal(sign, 1.0)
+        assert _rel(b["nacs"] * sign[None, :, :, None], rotated) < TOL
+        assert np.array_equal(b["nacs"], -b["nacs"].transpose(0, 2, 1, 3))
+
+
+@pytest.mark.parametrize("n_states", [2, 3])
+def test_couplings_equal_finite_difference_overlaps_of_eigenvectors(n_states):
+    """d_ij . v = u_i(R)^T [u_j(R + h v) - u_j(R - h v)] / (2h), eigenvector signs aligned."""
+    model = _model(n_states)
+    rng = np.random.default_rng(2)
+    z, x = random_molecule(rng)
+    a = _eval(model, z, x)
+    u0 = a["eigenvectors"][0]
+    h = 1e-4
+    for _ in range(3):
+        v = rng.normal(size=x.shape)
+        v /= np.linalg.norm(v)
+        ham = [_eval(model, z, x + s * h * v)["diabatic_hamiltonian"][0] for s in (1, -1)]
+        up, um = (np.linalg.eigh(m)[1] for m in ham)
+        up *= np.sign(np.sum(up * u0, axis=0))
+        um *= np.sign(np.sum(um * u0, axis=0))
+        fd = u0.T @ (up - um) / (2 * h)  # fd[i, j] = u_i^T du_j/dv
+        analytic = np.einsum("nijx,nx->ij", a["nacs"], v)
+        size = np.max(np.abs(analytic))
+        assert size > 1e-4
+        np.testing.assert_allclose(analytic, fd - np.diag(np.diag(fd)), rtol=0, atol=1e-6 * size)
+
+
+def _degenerate_model(n_states: int) -> MultiStateMACE:
+    """A model whose H is m(R) * identity: every diagonal readout equals the first one, the
+    off-diagonal readouts are zero, and E0, scale and shift are the same for every state."""
+    model = _model(n_states)
+    with torch.no_grad():
+        model.e0.copy_(model.e0[:, :1].expand_as(model.e0))
+        model.scale.fill_(1.3)
+        model.shift.fill_(-0.2)
+        for readout in model.readouts:
+            last = readout.net[2] if hasattr(readout, "net") else None
+            if last is not None:
+                weights = [last.weight, last.bias]
+            else:
+                k = model.n_readout
+                weights = [readout.linear.weight.view(-1, k).T]
+            for w in weights:
+                w[1:n_states] = w[0]
+                w[n_states:] = 0.0
+    return model
+
+
+@pytest.mark.parametrize("n_states", [2, 3])
+def test_finite_energies_forces_couplings_and_training_gradients_at_exact_degeneracy(n_states):
+    """At H = c * identity nothing is NaN or infinite: energies (S = 2: c -+ eps), forces (all
+    -grad c), couplings, and the weight gradients of a loss on forces and couplings."""
+    model = _degenerate_model(n_states)
+    z, x = random_molecule(np.random.default_rng(3))
+    graph = build_graph([z], [x], model.r_max)
+    out = model(graph, training=True, compute_couplings=True)
+    h = out["diabatic_hamiltonian"].detach()[0]
+    assert torch.equal(h, h[0, 0] * torch.eye(n_states, dtype=h.dtype))  # exactly degenerate
+    e = out["energies"].detach()[0]
+    eps = DEGENERACY_EPS2**0.5
+    expected = h[0, 0] + (torch.tensor([-eps, eps], dtype=e.dtype) if n_states == 2 else 0.0)
+    assert torch.allclose(e, expected, rtol=0, atol=1e-12)
+    forces, nacs = out["forces"], out["nacs"]
+    assert torch.isfinite(forces).all() and torch.isfinite(nacs).all()
+    # every state has the force of the common diagonal element c(R)
+    assert torch.allclose(forces, forces[:, :1].expand_as(forces), rtol=0, atol=1e-12)
+    assert forces.abs().max() > 1e-3
+    loss = (forces**2).sum() + (nacs**2).sum() + out["energies"].sum()
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+
+
+def test_adiabatic_states_finite_derivatives_at_identity_for_both_guards():
+    """The closed form (S = 2) and broadened eigh (S = 3): first and second derivatives of the
+    energies with respect to H are finite at H = c * identity."""
+    for n_states in (2, 3):
+        h = (0.7 * torch.eye(n_states, dtype=torch.float64)).requires_grad_(True)
+        energies, _ = adiabatic_states(h.unsqueeze(0))
+        (g,) = torch.autograd.grad(energies[0, -1], h, create_graph=True)
+        (gg,) = torch.autograd.grad((g * torch.arange(n_states**2).view_as(g)).sum(), h)
+        assert torch.isfinite(g).all() and torch.isfinite(gg).all()
+
+
+def test_model_file_keeps_the_diabatic_head_bit_for_bit(tmp_path):
+    """save -> load: the same head and bitwise equal energies, H, forces and couplings."""
+    model = _model(2, fusion=True)
+    save_model(model, tmp_path / "d.fff")
+    loaded = load_model(tmp_path / "d.fff")
+    assert loaded.config.head == "diabatic" and loaded.config == model.config
+    z, x = random_molecule(np.random.default_rng(4))
+    a = model.evaluate_structures([z], [x], compute_couplings=True)
+    b = loaded.evaluate_structures([z], [x], compute_couplings=True)
+    for key in ("energies", "diabatic_hamiltonian", "forces", "nacs"):
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_model_file_without_head_loads_as_adiabatic(tmp_path):
+    """Files written before heads existed (no 'head' in the config) load as adiabatic."""
+    model = small_model(fusion=False, n_states=2)
+    path = tmp_path / "old.fff"
+    save_model(model, path)
+    payload = torch.load(path, weights_only=True)
+    header = json.loads(payload["header"])
+    del header["config"]["head"]
+    payload["header"] = json.dumps(header)
+    torch.save(payload, path)
+    loaded = load_model(path)
+    assert loaded.config.head == "adiabatic"
+    z, x = random_molecule(np.random.default_rng(5))
+    assert torch.equal(
+        model.evaluate_structures([z], [x])["energies"],
+        loaded.evaluate_structures([z], [x])["energies"],
+    )
+
+
+def test_couplings_need_the_diabatic_head_and_two_states():
+    """An adiabatic model refuses couplings; a one-state diabatic head is a config error."""
+    model = small_model(fusion=False, n_states=2)
+    z, x = random_molecule(np.random.default_rng(6))
+    with pytest.raises(ValueError, match="diabatic"):
+        model.evaluate_structures([z], [x], compute_couplings=True)
+    with pytest.raises(ValueError, match="n_states >= 2"):
+        MultiStateMACE(elements=["H"], n_states=1, head="diabatic")
+    with pytest.raises(ValueError, match="head must be one of"):
+        MultiStateMACE(elements=["H"], n_states=2, head="quasi")
