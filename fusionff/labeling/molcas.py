@@ -62,6 +62,15 @@ NAC_PHASE_CONVENTION = (
     "vector is chosen so that its component of largest magnitude is positive"
 )
 """How the arbitrary sign of stored couplings is fixed (also written to dataset provenance)."""
+RASSCF_THRESHOLDS = "1.0e-10 1.0e-6 1.0e-6"
+"""RASSCF ``Thrs``: energy (Hartree), largest orbital rotation and largest orbital gradient
+(BLB). OpenMolcas's defaults (1e-8, 0.1, 1e-4) leave the SA-CASSCF gradients of ethylene
+off by 1e-2 eV/Angstrom (5 % of S1's along a random direction) and the couplings by 4 %;
+at these the gradients agree with those at 1e-7 to 1e-4 eV/Angstrom, and 1e-8 is below
+the noise floor where RASSCF stops converging."""
+MIN_DISTANCE = 0.1
+"""Angstrom; closer atoms fail the structure. OpenMolcas drops the repulsion of coinciding
+nuclei and returns finite labels for two atoms on one spot."""
 
 _ROOT_ENERGY = re.compile(r"::\s+RASSCF root number\s+(\d+)\s+Total energy:\s+(\S+)")
 _VERSION = re.compile(r"version:\s*(v?\d[\w.\-]*)", re.IGNORECASE)
@@ -132,7 +141,9 @@ class CasscfOutput:
     Attributes:
         energies: (S,) Hartree.
         gradients: (S, N, 3) Hartree/bohr.
-        nacs: {(i, j): (N, 3) 1/bohr} for i < j, ``<S_i|d/dR S_j>``; empty without couplings.
+        nacs: {(i, j): (N, 3) 1/bohr} for i < j, OpenMolcas's ``NAC = i+1 j+1`` vector, which
+            is ``<S_j|d/dR S_i>`` for the CI phases of its ``job.rasscf.h5`` (finite differences
+            of overlaps, tests/integration); empty without couplings.
         occupations: (2,) state-averaged natural occupations of the active orbitals.
         pi_weights: (2,) :func:`pi_weight` of the active orbitals.
         iterations: RASSCF macro-iterations.
@@ -232,7 +243,7 @@ def job_input(
     if orbitals is None:
         lines.append("&SCF")
     lines += ["&RASSCF", "  Spin = 1", "  Nactel = 2 0 0", f"  Inactive = {n_inactive}",
-              "  Ras2 = 2", f"  CIRoot = {n_states} {n_states} 1"]
+              "  Ras2 = 2", f"  CIRoot = {n_states} {n_states} 1", f"  Thrs = {RASSCF_THRESHOLDS}"]
     if orbitals is not None:
         lines.append(f"  FileOrb = {orbitals}")
     if alter:
@@ -366,7 +377,8 @@ class MolcasCasscfBackend(ReferenceBackend):
         roots = "n" if n_states is None else str(n_states)
         return (
             f"SA-{roots}-CASSCF(2,2)/{self.basis} exact integrals, NoSym, equal weights, "
-            f"singlets, active pi/pi* of atoms {self.active_atoms[0]}-{self.active_atoms[1]}"
+            f"singlets, active pi/pi* of atoms {self.active_atoms[0]}-{self.active_atoms[1]}, "
+            f"RASSCF Thrs {RASSCF_THRESHOLDS}"
             + (", NACs" if self.couplings else "")
         )
 
@@ -425,7 +437,7 @@ class MolcasCasscfBackend(ReferenceBackend):
                 timeout=self.timeout, start_new_session=True,
             )
         except subprocess.TimeoutExpired as exc:
-            raise MolcasError(f"OpenMolcas ran past the {self.timeout:.0f} s timeout") from exc
+            raise MolcasError(f"OpenMolcas ran past the {self.timeout:g} s timeout") from exc
         log = done.stdout
         (folder / f"{Path(input_name).stem}.log").write_text(log + done.stderr)
         if done.returncode != 0:
@@ -520,7 +532,7 @@ class MolcasCasscfBackend(ReferenceBackend):
         log = self._run(folder, "job.input")
         energies, gradients, nacs = parse_log(log, len(numbers), n_states, self.couplings)
         occupations, weights = self._guard(folder, positions)
-        match = re.search(r"Convergence after\s+(\d+)\s+iterations", log)
+        match = re.search(r"Convergence after\s*(\d+)\s+iterations", log)
         return CasscfOutput(energies, gradients, nacs, occupations, weights,
                             int(match.group(1)) if match else -1)
 
@@ -551,6 +563,13 @@ class MolcasCasscfBackend(ReferenceBackend):
             if not 0 <= atom < n_atoms:
                 return LabelResult.failure(
                     n_atoms, n_states, f"active atom {atom} is outside the {n_atoms} atoms")
+        first, second = np.triu_indices(n_atoms, 1)
+        distances = np.linalg.norm(positions[first] - positions[second], axis=1)
+        if np.any(distances < MIN_DISTANCE):
+            k = int(np.argmin(distances))
+            return LabelResult.failure(
+                n_atoms, n_states, f"atoms {first[k]} and {second[k]} are {distances[k]:.4f} "
+                f"Angstrom apart (< {MIN_DISTANCE})")
         start, _ = self._start_orbitals(numbers, positions)
         attempts = [start, None] if start is not None else [None]
         messages = []
