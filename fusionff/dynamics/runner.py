@@ -429,9 +429,10 @@ def run_ensemble(
     """Run (or continue) the ensemble of ``config``; returns the summary (also in summary.json).
 
     Reproducibility (CPU, measured): the same config on the same machine with the same thread
-    count gives bit-identical trajectory files, whether run in one go or resumed from a
-    checkpoint. Another thread count changes the last bits of the model's float32 sums, and
-    trajectories then drift apart as chaotic dynamics amplifies them (see the README).
+    count gives bit-identical files, whether run in one go or resumed from a checkpoint (the
+    potential evaluates under PyTorch's deterministic algorithms: :mod:`fusionff.potential`).
+    Other thread counts, machines or GPUs are not promised to match bit for bit, and a
+    trajectory's float32 forces depend on the batch it runs in at rounding level (README).
 
     Args:
         restart: delete the output directory's run files first instead of continuing.
