@@ -232,11 +232,12 @@ def label(
                 )
 
         if workers == 1:
-            for index in pending:
-                geometry = structures[index]
-                record(
-                    index, compute_safely(backend, geometry.numbers, geometry.positions, n_states)
-                )
+            with _StopOnSigterm() as stop:  # SIGTERM unwinds, so a backend ends its programs
+                for index in pending:
+                    geometry = structures[index]
+                    result = compute_safely(backend, geometry.numbers, geometry.positions, n_states)
+                    with stop.deferred():
+                        record(index, result)
         else:
             _label_in_pool(structures, pending, backend, n_states, workers, record)
     summary = LabelSummary(
