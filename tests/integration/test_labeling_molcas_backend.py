@@ -15,8 +15,8 @@ rejects it; at 18 and 45 degrees it is 0.33 and 0.78, which the guard lets throu
 Averaged over all three roots, the active orbitals stay pi/pi* to 90 degrees.
 
 Finite differences need tighter RASSCF convergence than labels do: at the backend's
-thresholds single-state energies carry noise of about 1e-5 eV, which a 1e-3 Angstrom step
-turns into 5e-3 eV/Angstrom.
+thresholds single-state energies can carry noise of 1e-5 eV (measured with SA-2), which a
+1e-3 Angstrom step turns into 5e-3 eV/Angstrom.
 """
 
 from dataclasses import dataclass
@@ -181,7 +181,6 @@ def state_overlaps(bra: Wavefunction, ket: Wavefunction) -> np.ndarray:
 class FiniteDifferenceJobs:
     """Tightly converged jobs at ``positions`` and at ``positions +- STEP * direction``."""
 
-    atoms: Atoms
     direction: np.ndarray
     centre: molcas.CasscfOutput
     plus: molcas.CasscfOutput
@@ -206,7 +205,12 @@ def fd_jobs(tmp_path_factory) -> FiniteDifferenceJobs:
             start = None if name == "centre" else folders["centre"] / "job.RasOrb"
             positions = atoms.positions + sign * STEP * direction
             outputs[name] = backend._job(folders[name], atoms.numbers, positions, N_STATES, start)
-    return FiniteDifferenceJobs(atoms, direction, **outputs, folders=folders)
+    return FiniteDifferenceJobs(direction, **outputs, folders=folders)
+
+
+@pytest.fixture(scope="module")
+def pyscf():
+    return pytest.importorskip("pyscf")
 
 
 @pytest.fixture(scope="module")
@@ -261,8 +265,8 @@ def test_couplings_are_antisymmetric_with_their_largest_component_positive(label
 def test_forces_are_minus_the_finite_difference_gradient(fd_jobs, state):
     """F . u = -(E(x + h u) - E(x - h u)) / 2h for a random unit direction u, h = 1e-3 A, to
     2e-3 eV/A, with RASSCF converged to 1e-7 (measured: 3.9e-4, 8.2e-4, 5.8e-5 eV/A for S0,
-    S1, S2 out of 1.39, 2.39, 4.32 eV/A; with OpenMolcas's default thresholds the two
-    differ by 3e-2)."""
+    S1, S2 out of 1.39, 2.39, 4.32 eV/A; SA-2 at OpenMolcas's default RASSCF thresholds
+    was off by 3e-2 here)."""
     forces = -fd_jobs.centre.gradients[state] * EV_PER_HARTREE_PER_BOHR
     analytic = float(np.sum(forces * fd_jobs.direction))
     finite_difference = -(
@@ -275,7 +279,8 @@ def test_forces_are_minus_the_finite_difference_gradient(fd_jobs, state):
 def test_labels_match_tightly_converged_ones_in_dataset_units(labels, fd_jobs):
     """The backend's labels (RASSCF Thrs 1e-10 1e-6 1e-6) agree with the tight job's after
     conversion (Hartree -> eV, Hartree/bohr -> eV/A, 1/bohr -> 1/A, up to the coupling's
-    sign): energies to 1e-5 eV, forces to 2e-3 eV/A, couplings to 2e-3 1/A."""
+    sign): energies to 1e-5 eV, forces to 2e-3 eV/A, couplings to 5e-4 1/A (measured: 3e-7
+    eV, 7.5e-4 eV/A, 5e-5 1/A)."""
     tight = fd_jobs.centre
     tight_forces = -tight.gradients.transpose(1, 0, 2) * EV_PER_HARTREE_PER_BOHR
     print("labels - tight: energies", np.abs(labels.energies - tight.energies * HARTREE_TO_EV),
@@ -287,10 +292,10 @@ def test_labels_match_tightly_converged_ones_in_dataset_units(labels, fd_jobs):
         label_nac = labels.nacs[:, pair[0], pair[1]]
         sign = np.sign(np.sum(label_nac * tight_nac))
         print(f"nac {pair}: labels - tight", np.abs(label_nac - sign * tight_nac).max())
-        np.testing.assert_allclose(label_nac, sign * tight_nac, rtol=0, atol=2e-3)
+        np.testing.assert_allclose(label_nac, sign * tight_nac, rtol=0, atol=5e-4)
 
 
-def test_wavefunction_overlaps_reproduce_openmolcas(fd_jobs):
+def test_wavefunction_overlaps_reproduce_openmolcas(fd_jobs, pyscf):
     """The overlap machinery, at one geometry: PySCF's AO overlap, mapped onto OpenMolcas's
     AO order, equals OpenMolcas's (to 1e-6; measured 2e-8); the CI vectors follow the CSF
     order printed in the log; the CSF -> determinant expansion gives OpenMolcas's active
@@ -318,14 +323,13 @@ def test_wavefunction_overlaps_reproduce_openmolcas(fd_jobs):
         state_overlaps(wavefunction, wavefunction), np.eye(N_STATES), rtol=0, atol=1e-6)
 
 
-def test_couplings_are_finite_differences_of_wavefunction_overlaps(fd_jobs):
+def test_couplings_are_finite_differences_of_wavefunction_overlaps(fd_jobs, pyscf):
     """d_ij . u = [<Psi_i(x)|Psi_j(x + h u)> - <Psi_i(x)|Psi_j(x - h u)>] / 2h in 1/A, the
     displaced states' phases aligned by <Psi_k(x)|Psi_k(x +- h u)> (|.| > 0.999), equals
     minus OpenMolcas's ``NAC = i+1 j+1`` vector . u (that vector is <Psi_j|d Psi_i>) to
     2e-4 1/A for every pair (measured: 1.9e-5, 4.5e-5, 3.0e-5 1/A for d01, d02, d12, whose
     projections are 0.130, -0.084, -0.013 and norms 0.59, 0.99, 1.05 1/A); the
     finite-difference matrix is antisymmetric to 1e-4 1/A."""
-    pytest.importorskip("pyscf")
     centre, plus, minus = (read_wavefunction(fd_jobs.folders[name])
                            for name in ("centre", "plus", "minus"))
     derivative = []
@@ -345,6 +349,7 @@ def test_couplings_are_finite_differences_of_wavefunction_overlaps(fd_jobs):
 
 
 # -- a path, the runner -----------------------------------------------------------------------
+@pytest.mark.slow
 def test_orbitals_follow_the_twist_without_jumps(tmp_path):
     """Through a 0 -> 90 degree twist in 10 steps, one backend with an orbital store: every
     label is ok, the energy change over every two steps equals Simpson's rule on
