@@ -71,6 +71,7 @@ class RunConfigError(ConfigError):
     """An invalid run input; the message names the key."""
 
 
+_LEGACY_KINDS = ("model", "tully", "mopac")
 _LEGACY_LAYOUT: dict[str, Any] = {
     "path": None,
     "tully": None,
@@ -107,7 +108,7 @@ class PotentialSpec:
         options = dataclasses.asdict(self.options)
         if self.kind == "tully":
             options = {"tully": options.pop("model")}
-        if self.kind in ("model", "tully", "mopac"):
+        if self.kind in _LEGACY_KINDS:
             return {"kind": self.kind, **_LEGACY_LAYOUT, **options}
         return {"kind": self.kind, **options}
 
@@ -116,8 +117,8 @@ def potential_identity(resolved: dict[str, Any]) -> dict[str, Any]:
     """A resolved potential (:meth:`PotentialSpec.as_dict`) less the options that do not
     change results (``runtime_options``: MOPAC's ``workers``)."""
     drop = set(structure_kind(resolved["kind"]).runtime_options)
-    if resolved["kind"] in ("model", "tully", "mopac"):
-        drop.add("workers")
+    if resolved["kind"] in _LEGACY_KINDS:
+        drop.add("workers")  # in their layout whatever the kind
     return {k: v for k, v in resolved.items() if k not in drop}
 
 
