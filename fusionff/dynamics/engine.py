@@ -151,9 +151,17 @@ def _advance(
     velocities = torch.where(attempt[:, None, None], adjusted, after.velocities)
     # the gap rate after a momentum change, so that the next curvature is not a jump
     rates = gap_rates(after.energies, after.forces, velocities)
+    couplings = after.couplings
+    if algorithm.needs_nacs:
+        # sigma = v . d at the step's end with the adjusted velocity: the next step starts
+        # from it (after a Jasper-Truhlar reversal the old one has the wrong sign)
+        couplings = torch.where(
+            attempt[:, None, None], nac_couplings(velocities, after.nacs), couplings
+        )
     after = after.replace(
         velocities=velocities,
         active=active,
+        couplings=couplings,
         gap_rates=torch.cat([after.gap_rates[:, :1], rates[:, None]], dim=1),
         n_hops=after.n_hops + hop,
         n_frustrated=after.n_frustrated + (attempt & ~allowed),

@@ -292,3 +292,19 @@ def test_config_module_breaks_the_engine_algorithms_cycle():
     assert not imported & {"fusionff.dynamics.engine", "fusionff.dynamics.sh_config"}
     assert engine.SurfaceHoppingConfig is sh_config.SurfaceHoppingConfig
     assert SurfaceHoppingConfig is sh_config.SurfaceHoppingConfig
+
+
+def test_couplings_follow_the_velocity_changed_by_a_hop():
+    """The stored FSSH coupling is sigma = v . d of the stored velocity after every step, also
+    after hops and Jasper-Truhlar reversals (the next step's electronic propagation starts from
+    it; a reversal flips its sign)."""
+    from fusionff.dynamics.couplings import nac_couplings
+
+    structure = CoupledTriatomic(offset=0.6)
+    config = SurfaceHoppingConfig(dt=0.05, reverse_frustrated=True)
+    state = _initial(structure, config, 16, seed=3, active=0)
+    for _ in range(400):
+        state = step(state, structure, config)
+        expected = nac_couplings(state.velocities, state.nacs)
+        torch.testing.assert_close(state.couplings, expected, rtol=0, atol=1e-14)
+    assert state.n_hops.sum() > 0 and state.n_frustrated.sum() > 0, "no hop was tested"
