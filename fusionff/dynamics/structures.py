@@ -7,18 +7,19 @@ option) and a factory ``factory(options, atoms, device) -> ElectronicStructure``
 may be given as a ``"module:function"`` string, imported only when a run builds that kind, so
 importing the registry (or the runner) imports no backend: no MOPAC, no model code.
 
-Built in: ``model`` (a ``*.fff`` file), ``tully`` (Tully's 1D models) and ``mopac`` (the
-reference program itself). A new backend registers its kind here or from its own module::
+Built in: ``model`` (a ``*.fff`` file), ``tully`` (Tully's 1D models), ``mopac`` (the
+reference program itself, R1) and ``casscf`` (SA-CASSCF through OpenMolcas, R2). A new
+backend registers its kind here or from its own module::
 
     @dataclass
-    class CasscfOptions:
+    class OrcaOptions:
         n_states: int = 2
         workers: int = 1
 
-    register_structure("casscf", "fusionff.labeling.molcas:dynamics_structure",
-                       CasscfOptions, runtime_options=("workers",))
+    register_structure("orca", "mypackage.orca:dynamics_structure",
+                       OrcaOptions, runtime_options=("workers",))
 
-and ``potential: {casscf: {n_states: 3}}`` then works in a run input; the runner is not
+and ``potential: {orca: {n_states: 3}}`` then works in a run input; the runner is not
 touched. Options that change results belong to the run's identity (a checkpoint resumes
 only with the same ones); name those that do not (parallelism) in ``runtime_options``.
 """
@@ -47,6 +48,7 @@ __all__ = [
     "ModelOptions",
     "TullyOptions",
     "MopacOptions",
+    "CasscfOptions",
 ]
 
 Factory = Callable[[Any, Atoms | None, torch.device], ElectronicStructure]
@@ -192,6 +194,60 @@ def _mopac(options: MopacOptions, atoms: Atoms | None, device: torch.device):
     return ASECalculatorStructure(calculator, atoms, options.n_states, workers=options.workers)
 
 
+@dataclass
+class CasscfOptions:
+    """SA-CASSCF(2,2) through OpenMolcas itself (level R2 with the defaults; see
+    :mod:`fusionff.labeling.molcas`): energies, forces and couplings of every state, each
+    structure starting from the orbitals of the nearest structure computed before (in
+    practice its own trajectory's previous step).
+
+    Attributes:
+        active_atoms: the two atoms (0-based) of the C=C bond whose pi/pi* pair is active
+            (stilbene: [0, 13]).
+        n_states: states averaged and computed (at most 3).
+        basis: basis set.
+        couplings: compute non-adiabatic couplings (FSSH then uses them; without, the
+            energies-only algorithms).
+        timeout: s, limit of one OpenMolcas job.
+        workers: OpenMolcas jobs at the same time (the structures of a batch in parallel).
+    """
+
+    active_atoms: list[int] = field(default_factory=lambda: [0, 1])
+    n_states: int = 2
+    basis: str = "STO-3G"
+    couplings: bool = True
+    timeout: float = field(default=1800.0, metadata={"unit": "s"})
+    workers: int = 1
+
+    def __post_init__(self) -> None:
+        if len(self.active_atoms) != 2:
+            raise ConfigError(
+                f"potential.casscf.active_atoms: two atom indices, got {self.active_atoms}"
+            )
+        if not 1 <= self.n_states <= 3:
+            raise ConfigError(f"potential.casscf.n_states: 1 to 3, got {self.n_states}")
+        if self.workers < 1:
+            raise ConfigError(f"potential.casscf.workers: must be at least 1, got {self.workers}")
+
+
+def _casscf(options: CasscfOptions, atoms: Atoms | None, device: torch.device):
+    from fusionff.dynamics.protocol import ASECalculatorStructure
+    from fusionff.labeling.calculator import CasscfCalculator
+
+    calculator = CasscfCalculator(
+        tuple(options.active_atoms),
+        n_states=options.n_states,
+        basis=options.basis,
+        couplings=options.couplings,
+        timeout=options.timeout,
+    )
+    return ASECalculatorStructure(
+        calculator, atoms, options.n_states, provides_nacs=options.couplings,
+        workers=options.workers,
+    )
+
+
 register_structure("model", _model, ModelOptions, shorthand="path", content_option="path")
 register_structure("tully", _tully, TullyOptions, shorthand="model", molecular=False)
 register_structure("mopac", _mopac, MopacOptions, runtime_options=("workers",))
+register_structure("casscf", _casscf, CasscfOptions, runtime_options=("workers",))

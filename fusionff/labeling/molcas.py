@@ -46,7 +46,9 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -319,6 +321,62 @@ class OrbitalStore:
         os.replace(tmp, self.folder / f"{digest}.npz")
 
 
+class RecentOrbitals:
+    """The converged orbitals of the last ``capacity`` structures, in memory and a temporary
+    folder: the orbital following of one process (labelling with one worker, direct
+    dynamics).
+
+    Copies made with ``copy.deepcopy`` share it (the threads of
+    :class:`fusionff.dynamics.protocol.ASECalculatorStructure` each deep-copy the calculator,
+    and a trajectory's next step should find its own previous orbitals whichever copy
+    computes it); a pickled copy (a worker process) starts empty.
+    """
+
+    def __init__(self, capacity: int = 256) -> None:
+        self.capacity = capacity
+        self._entries: list[tuple[np.ndarray, np.ndarray, Path]] = []
+        self._lock = threading.Lock()
+        self._folder: Path | None = None
+
+    def __deepcopy__(self, memo: dict) -> RecentOrbitals:
+        return self
+
+    def __getstate__(self) -> dict:
+        return {"capacity": self.capacity}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["capacity"])
+
+    def nearest(self, numbers: np.ndarray, positions: np.ndarray) -> tuple[Path, float] | None:
+        """Orbital file and RMSD (Angstrom) of the nearest remembered structure, or None."""
+        with self._lock:
+            best = None
+            for stored_numbers, stored_positions, path in self._entries:
+                if np.array_equal(stored_numbers, numbers):
+                    rmsd = _rmsd(stored_positions, positions)
+                    if best is None or rmsd < best[1]:
+                        best = (path, rmsd)
+            return best
+
+    def save(self, numbers: np.ndarray, positions: np.ndarray, orbitals: Path) -> None:
+        """Remember ``orbitals`` for this structure, forgetting the oldest beyond capacity."""
+        with self._lock:
+            if self._folder is None:
+                self._folder = Path(tempfile.mkdtemp(prefix="fusionff-orbitals-"))
+                weakref.finalize(self, shutil.rmtree, str(self._folder), True)
+            handle, name = tempfile.mkstemp(suffix=".RasOrb", dir=self._folder)
+            os.close(handle)
+            shutil.copyfile(orbitals, name)
+            self._entries.append((np.array(numbers), np.array(positions), Path(name)))
+            while len(self._entries) > self.capacity:
+                self._entries.pop(0)[2].unlink(missing_ok=True)
+
+
+def _rmsd(a: np.ndarray, b: np.ndarray) -> float:
+    """Root-mean-square distance of two (N, 3) position arrays, no alignment."""
+    return float(np.sqrt(np.mean(np.sum((a - b) ** 2, axis=1))))
+
+
 class MolcasCasscfBackend(ReferenceBackend):
     """SA-CASSCF(2,2) energies, gradients and couplings of S0 .. S(n-1) with OpenMolcas.
 
@@ -328,7 +386,8 @@ class MolcasCasscfBackend(ReferenceBackend):
         basis: basis set (default STO-3G, level R2), exact integrals.
         couplings: also compute the non-adiabatic couplings of every pair of states.
         orbital_store: folder of converged orbitals to start from (orbital following);
-            None: only the orbitals of this backend's previous structure are followed.
+            None: only the structures this process computed recently are followed
+            (:class:`RecentOrbitals`).
         max_follow_rmsd: Angstrom; a stored structure farther than this is not followed.
         selection_window: how many frontier RHF orbitals on each side may become active.
         select_pi_weight: a fresh start takes the highest occupied and the lowest virtual
@@ -375,12 +434,12 @@ class MolcasCasscfBackend(ReferenceBackend):
         self.memory_mb = memory_mb
         self.keep_failed = None if keep_failed is None else str(keep_failed)
         self._store: OrbitalStore | None = None
-        self._last: tuple[np.ndarray, np.ndarray, str] | None = None
+        self._recent = RecentOrbitals()
         self._version: str | None = None
 
     def __getstate__(self) -> dict:  # worker processes get the settings, not the caches
         state = dict(self.__dict__)
-        state.update(_store=None, _last=None)
+        state.update(_store=None)
         return state
 
     # -- description ------------------------------------------------------------------
@@ -467,7 +526,7 @@ class MolcasCasscfBackend(ReferenceBackend):
         return log
 
     def _start_orbitals(self, numbers, positions) -> tuple[Path | None, float]:
-        """The nearest followed orbitals (store or this backend's last structure) and RMSD."""
+        """The nearest followed orbitals (store or recent structures) and their RMSD."""
         candidates = []
         if self.store_folder is not None:
             if self._store is None:
@@ -475,9 +534,9 @@ class MolcasCasscfBackend(ReferenceBackend):
             found = self._store.nearest(numbers, positions)
             if found is not None:
                 candidates.append(found)
-        if self._last is not None and np.array_equal(self._last[0], numbers):
-            rmsd = float(np.sqrt(np.mean(np.sum((self._last[1] - positions) ** 2, axis=1))))
-            candidates.append((Path(self._last[2]), rmsd))
+        found = self._recent.nearest(numbers, positions)
+        if found is not None:
+            candidates.append(found)
         candidates = [c for c in candidates if c[0].exists() and c[1] <= self.max_follow_rmsd]
         return min(candidates, key=lambda c: c[1]) if candidates else (None, float("inf"))
 
@@ -617,12 +676,7 @@ class MolcasCasscfBackend(ReferenceBackend):
             if self._store is None:
                 self._store = OrbitalStore(self.store_folder)
             self._store.save(numbers, positions, orbitals)
-        if self._last is not None:
-            Path(self._last[2]).unlink(missing_ok=True)
-        handle, name = tempfile.mkstemp(prefix="fusionff-orb-", suffix=".RasOrb")
-        os.close(handle)
-        shutil.copyfile(orbitals, name)
-        self._last = (numbers.copy(), positions.copy(), name)
+        self._recent.save(numbers, positions, orbitals)
 
     def _keep(self, folder: Path, attempt: int) -> None:
         """Copy a failed job's logs to ``keep_failed``."""
