@@ -5,8 +5,8 @@ A particle of mass 2000 starts at x = -10 bohr on the lower adiabatic state with
 reflected, on the lower (0) or upper (1) adiabatic state.
 
 Where the count is taken matters for model 3: its non-adiabatic coupling is not centred at
-x = 0 but peaks at x = ln(A/B)/C = -5.7 bohr (where h12 = (h11 - h22)/2 = A), and two thirds
-of the mixing angle's turn lie below x = -5 bohr. A trajectory reflected on the upper state crosses
+x = 0 but peaks at x = ln(A/B)/C = -5.7 bohr (where h12 = (h11 - h22)/2 = A), and two thirds of the
+mixing angle's turn lie below x = -5 bohr. A trajectory reflected on the upper state crosses
 that region on its way out and mostly hops down there; counted at |x| = 5 bohr (the default
 bounding box of mudslide's command line), these trajectories are still on the upper state, so
 R1 comes out near 0.2 at k = 10 instead of near 0.01 at |x| = 10. ``box_bohr`` sets the stop
