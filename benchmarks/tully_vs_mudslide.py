@@ -206,12 +206,13 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     rows, seconds = [], {"fusionff": 0.0, "mudslide": 0.0}
-    for model, k, box in points:
+    for index, (model, k, box) in enumerate(points):
+        seed = 10 * index  # independent random streams for every row and code
         start = time.perf_counter()
-        ours = fusionff_scattering(model, k, n_f, args.step_bohr, box, seed=1, decoherence=edc)
+        ours = fusionff_scattering(model, k, n_f, args.step_bohr, box, seed + 1, edc)
         seconds["fusionff"] += time.perf_counter() - start
         start = time.perf_counter()
-        theirs = mudslide_scattering(model, k, n_m, args.step_bohr, box, seed=3, decoherence=edc)
+        theirs = mudslide_scattering(model, k, n_m, args.step_bohr, box, seed + 3, edc)
         seconds["mudslide"] += time.perf_counter() - start
         row = {"model": model, "k": k, "box_bohr": box, "fusionff": ours, "mudslide": theirs}
         row["largest_z"] = largest_z(ours, theirs)
@@ -220,7 +221,7 @@ def main() -> None:
         if not edc:
             start = time.perf_counter()
             row["fusionff_decoherence"] = fusionff_scattering(
-                model, k, n_f, args.step_bohr, box, seed=2, decoherence=True
+                model, k, n_f, args.step_bohr, box, seed + 2, decoherence=True
             )
             seconds["fusionff"] += time.perf_counter() - start
             line += f" | {_row(row['fusionff_decoherence']):24s}"
