@@ -43,7 +43,8 @@ class ModelConfig:
         head: ``adiabatic`` (the readouts give the S energies, as sums of per-atom terms) or
             ``diabatic`` (they give a symmetric S x S matrix H per structure, as sums of per-atom
             terms; the energies are its eigenvalues and couplings follow from its gradients;
-            see :mod:`fusionff.nn.diabatic`). Files written before heads existed are adiabatic.
+            see :mod:`fusionff.nn.diabatic`; ``e0s``, ``scale`` and ``shift`` of state s apply to
+            the diagonal element s). Files written before heads existed are adiabatic.
     """
 
     elements: list[str]

@@ -6,7 +6,8 @@ Layout: a PyTorch zip archive holding a dict of plain types and tensors::
 
 read with ``torch.load(weights_only=True)``, which refuses anything but tensors and plain
 containers, so a model file cannot run code when loaded. The header holds the architecture
-(``ModelConfig``), elements, number of states, units, the fusionff version, the parameter count
+(``ModelConfig``; its ``head`` defaults to ``adiabatic`` for files written before heads existed),
+elements, number of states, the head, units, the fusionff version, the parameter count
 and free-form metadata (training data hash, metrics).
 """
 
@@ -44,6 +45,7 @@ def save_model(
         "config": model.config.to_dict(),
         "elements": model.elements,
         "n_states": model.n_states,
+        "head": model.config.head,
         "units": UNITS,
         "n_parameters": model.num_parameters(),
         "metadata": metadata or {},

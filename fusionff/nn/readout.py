@@ -1,4 +1,8 @@
-"""Readouts: per-atom contributions to the energy of each of the S electronic states."""
+"""Readouts: per-atom contributions to the energy of each of the S electronic states.
+
+``n_states`` is the number of per-atom outputs: S energies (adiabatic head) or the
+S(S+1)/2 elements of the diabatic matrix H (diabatic head, :mod:`fusionff.nn.diabatic`).
+"""
 
 from __future__ import annotations
 

@@ -18,6 +18,7 @@ from scipy.spatial.transform import Rotation
 
 from fusionff import MultiStateMACE, load_model, save_model
 from fusionff.data.graph import build_graph, molecular_batch_graph
+from fusionff.models.io import read_header
 from fusionff.nn.diabatic import DEGENERACY_EPS2, adiabatic_states
 from tests.conftest import random_molecule, small_model
 
@@ -175,6 +176,7 @@ def test_model_file_keeps_the_diabatic_head_bit_for_bit(tmp_path):
     save_model(model, tmp_path / "d.fff")
     loaded = load_model(tmp_path / "d.fff")
     assert loaded.config.head == "diabatic" and loaded.config == model.config
+    assert read_header(tmp_path / "d.fff")["head"] == "diabatic"
     z, x = random_molecule(np.random.default_rng(4))
     a = model.evaluate_structures([z], [x], compute_couplings=True)
     b = loaded.evaluate_structures([z], [x], compute_couplings=True)
@@ -189,7 +191,7 @@ def test_model_file_without_head_loads_as_adiabatic(tmp_path):
     save_model(model, path)
     payload = torch.load(path, weights_only=True)
     header = json.loads(payload["header"])
-    del header["config"]["head"]
+    del header["config"]["head"], header["head"]
     payload["header"] = json.dumps(header)
     torch.save(payload, path)
     loaded = load_model(path)
