@@ -287,7 +287,11 @@ class MultiStateMACE(nn.Module):
         if compute_couplings:
             grads = [
                 torch.autograd.grad(
-                    upper[:, k].sum(), positions, retain_graph=True, create_graph=training
+                    upper[:, k].sum(),
+                    positions,
+                    retain_graph=True,
+                    create_graph=training,
+                    materialize_grads=True,  # zeros, not an error, for atoms without neighbours
                 )[0]
                 for k in range(rows.shape[0])
             ]

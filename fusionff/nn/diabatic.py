@@ -27,6 +27,10 @@ eigenvectors are singular. Two guards, one parameter ``eps`` (``DEGENERACY_EPS2`
   a degeneracy. Exactly at a degeneracy the couplings between the degenerate states are those of
   whichever eigenvectors ``eigh`` returns there (the states are not defined there).
 
+Eigenvectors are returned for analysis and for the signs of the couplings; nothing above
+differentiates them, and their derivative is undefined exactly at a degeneracy (S = 2:
+atan2(0, 0)), so losses should use energies, forces and couplings only.
+
 Eigenvector signs are a convention (an eigenvector is defined up to sign, and so is each
 coupling): S = 2: u_1 = (-sin t, cos t), u_2 = (cos t, sin t) with t = atan2(b, a)/2 in
 (-pi/2, pi/2]; S > 2: the largest component of each eigenvector is positive. Dynamics must align
