@@ -14,13 +14,13 @@ command line stops at 5 bohr by default, inside model 3's coupling region (see
 A third column set is fusionff with energy-based decoherence (EDC; Granucci-Persico, C = 0.1
 hartree). mudslide has no energy-based decoherence (its decoherence method is A-FSSH, a
 different scheme), so that column has no counterpart in mudslide itself. ``--decoherence``
-instead checks it against mudslide with EDC added by a subclass (:class:`_MudslideEDC`: after
+instead checks it against mudslide with EDC added by a subclass (``_mudslide_edc_class``: after
 each step's hop, the same damping and renormalisation on mudslide's density matrix) on three
 points where EDC changes the result most, and writes tully_vs_mudslide_edc.json.
 
 For each outcome the table's ``z`` is |p_fusionff - p_mudslide| / sqrt(se_f^2 + se_m^2) with
-binomial standard errors; the largest of the four is shown (at most 4 expected from statistics
-alone over the table's ~70 comparisons).
+binomial standard errors; the largest of the four is shown (over the table's ~50 comparisons
+of non-zero probabilities, chance alone gives a largest z of 2 to 3).
 
     python benchmarks/tully_vs_mudslide.py [--n-fusionff 4000] [--n-mudslide 1000]
         [--step-bohr 0.1] [--quick] [--decoherence] [--out FILE]
