@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 
 from fusionff.models.multistate_mace import MultiStateMACE
-from fusionff.potential import Potential
+from fusionff.potential import ModelSource, Potential
 
 
 class FusionCalculator(Calculator):
@@ -19,8 +20,18 @@ class FusionCalculator(Calculator):
     ``results["energies"]`` (S,) eV and ``results["state_forces"]`` (S, N, 3) eV/Angstrom hold
     every state. Works for isolated molecules and periodic cells.
 
+    A diabatic model (every model, for a committee) adds ``results["nacs"]`` (S, S, N, 3)
+    1/Angstrom, d_ij = <i|grad j>, antisymmetric; a single diabatic model also
+    ``results["diabatic_hamiltonian"]`` (S, S) eV, whose eigenvalues are the energies. A
+    committee (a list or tuple of models or files) reports the mean over its members and adds
+    ``energies_std`` (S,) eV, ``forces_std`` (S, N, 3) eV/Angstrom and ``gap_std`` (float, eV,
+    spread of E_1 - E_0): population standard deviations over the members (ddof = 0; see
+    :class:`~fusionff.potential.Potential`). ``implemented_properties`` lists what this
+    calculator's model(s) give.
+
     Args:
-        model: a :class:`MultiStateMACE` or the path of a ``*.fff`` file.
+        model: a :class:`MultiStateMACE`, the path of a ``*.fff`` file, or a list or tuple of
+            them (a committee).
         state: index of the active state (0 = ground state).
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
     """
@@ -29,13 +40,21 @@ class FusionCalculator(Calculator):
 
     def __init__(
         self,
-        model: MultiStateMACE | str | os.PathLike,
+        model: MultiStateMACE | str | os.PathLike | Sequence[ModelSource],
         state: int = 0,
         device: str = "auto",
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.potential = Potential(model, device=device)
+        extra = []
+        if self.potential.provides_nacs:
+            extra.append("nacs")
+            if len(self.potential.models) == 1:
+                extra.append("diabatic_hamiltonian")
+        if self.potential.committee:
+            extra += ["energies_std", "forces_std", "gap_std"]
+        self.implemented_properties = [*type(self).implemented_properties, *extra]
         self._state = 0
         self.state = state
 
@@ -65,14 +84,17 @@ class FusionCalculator(Calculator):
         pbc = np.asarray(atoms.pbc, dtype=bool)
         cell = np.asarray(atoms.cell.array) if pbc.any() else None
         (out,) = self.potential.evaluate_structures([numbers], [positions], [cell], [pbc])
-        energies, forces = out["energies"], out["forces"]
+        energies, forces = out.pop("energies"), out.pop("forces")
         self.results = {
             "energies": energies,
             "state_forces": forces,
             "energy": float(energies[self._state]),
             "free_energy": float(energies[self._state]),
             "forces": forces[self._state],
+            **out,
         }
+        if "gap_std" in out:
+            self.results["gap_std"] = float(out["gap_std"])
 
     def _validated(self, atoms: Atoms) -> tuple[np.ndarray, np.ndarray]:
         numbers = np.asarray(atoms.numbers)

@@ -2,38 +2,41 @@
 
 from __future__ import annotations
 
-import os
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
 from fusionff.dynamics.protocol import StateOutputs
-from fusionff.models.multistate_mace import MultiStateMACE
-from fusionff.potential import Potential
+from fusionff.potential import ModelSource, Potential
 
 
 class MLElectronicStructure:
-    """Energies and forces of all S states of a trained model, B geometries in one graph.
+    """Energies and forces of all S states of a trained model (or the mean of a committee),
+    B geometries in one graph.
 
-    The models predict no couplings (``provides_nacs`` is False): use kappa-TSH or
-    Landau-Zener hopping with them. Positions come in as (B, N, 3) Angstrom on the engine's
-    device and dtype; outputs are returned on that device and dtype (eV, eV/Angstrom).
+    Diabatic models (every member of a committee) also give couplings from their
+    eigenvectors (``provides_nacs`` is True), so FSSH can use them; with S > 2 their signs
+    follow each structure's eigenvector convention, so set ``align_nac_signs``. Adiabatic
+    models predict no couplings: use kappa-TSH or Landau-Zener hopping with them. Positions
+    come in as (B, N, 3) Angstrom on the engine's device and dtype; outputs are returned on
+    that device and dtype (eV, eV/Angstrom, 1/Angstrom).
 
     Args:
-        model: a :class:`Potential`, a :class:`MultiStateMACE` or a ``*.fff`` path.
+        model: a :class:`Potential`, a :class:`MultiStateMACE`, a ``*.fff`` path, or a list
+            of models or paths (a committee).
         numbers: (N,) atomic numbers of the molecule.
         device: where the model runs (``"auto"``, ``"cpu"``, ``"cuda"``) when not a Potential.
     """
 
-    provides_nacs = False
-
     def __init__(
         self,
-        model: Potential | MultiStateMACE | str | os.PathLike,
+        model: Potential | ModelSource | Sequence[ModelSource],
         numbers,
         device: str = "auto",
     ):
         self.potential = model if isinstance(model, Potential) else Potential(model, device)
+        self.provides_nacs = self.potential.provides_nacs
         self.numbers = torch.as_tensor(numbers, dtype=torch.long, device=self.potential.device)
         known = set(self.potential.model.config.atomic_numbers)
         for i, z in enumerate(self.numbers.tolist()):
@@ -42,9 +45,13 @@ class MLElectronicStructure:
         self.n_states = self.potential.n_states
 
     def evaluate(self, positions: Tensor) -> StateOutputs:
-        """positions: (B, N, 3) Angstrom -> energies (B, S) eV, forces (B, S, N, 3) eV/A."""
+        """positions: (B, N, 3) Angstrom -> energies (B, S) eV, forces (B, S, N, 3) eV/A and,
+        where ``provides_nacs``, nacs (B, S, S, N, 3) 1/A."""
         out = self.potential.evaluate(self.numbers, positions)
+        like = {"device": positions.device, "dtype": positions.dtype}
+        nacs = out.get("nacs")
         return StateOutputs(
-            energies=out["energies"].to(device=positions.device, dtype=positions.dtype),
-            forces=out["forces"].to(device=positions.device, dtype=positions.dtype),
+            energies=out["energies"].to(**like),
+            forces=out["forces"].to(**like),
+            nacs=None if nacs is None else nacs.to(**like),
         )

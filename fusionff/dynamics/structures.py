@@ -133,9 +133,20 @@ def structure_kinds() -> list[str]:
 # built-in kinds ----------------------------------------------------------------------------
 @dataclass
 class ModelOptions:
-    """A trained model. path: the ``*.fff`` file."""
+    """A trained model. path: the ``*.fff`` file, or a list of them: a committee, whose mean
+    energies, forces and (diabatic heads) couplings drive the dynamics (members must share
+    elements and number of states)."""
 
-    path: str
+    path: str | list[str]
+
+    def __post_init__(self) -> None:
+        if isinstance(self.path, list) and not self.path:
+            raise ConfigError("potential.model: a committee needs at least one model file")
+
+    @property
+    def paths(self) -> list[str]:
+        """Every model file, one for a single model."""
+        return list(self.path) if isinstance(self.path, list) else [self.path]
 
 
 @dataclass
@@ -174,8 +185,9 @@ class MopacOptions:
 def _model(options: ModelOptions, atoms: Atoms | None, device: torch.device):
     from fusionff.dynamics.ml import MLElectronicStructure
 
-    if not Path(options.path).exists():
-        raise FileNotFoundError(f"potential: no model file {options.path}")
+    for path in options.paths:
+        if not Path(path).exists():
+            raise FileNotFoundError(f"potential: no model file {path}")
     return MLElectronicStructure(options.path, atoms.numbers, device=str(device))
 
 
