@@ -172,10 +172,11 @@ class Potential:
         members = [
             self._evaluate_graph(model, numbers, positions, cells, pbcs) for model in self.models
         ]
-        per_structure = [list(results) for results in zip(*members, strict=True)]
-        if self.committee:
-            per_structure = [[committee_mean(results)] for results in per_structure]
-        return [{k: v.cpu().numpy() for k, v in results[0].items()} for results in per_structure]
+        results = []
+        for outputs in zip(*members, strict=True):  # one structure, every model
+            out = committee_mean(list(outputs)) if self.committee else outputs[0]
+            results.append({k: v.cpu().numpy() for k, v in out.items()})
+        return results
 
     def _evaluate_graph(self, model, numbers, positions, cells, pbcs) -> list[dict]:
         """One model on the graph of every structure -> one dict of tensors per structure."""
