@@ -39,8 +39,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     sign = 1.0 if args.stop >= args.start else -1.0
     dihedrals = np.arange(args.start, args.stop + sign * 1e-6, sign * abs(args.step))
-    calc = CasscfCalculator((sb.C1, sb.C2), n_states=2, couplings=False,
-                            orbital_store=args.store)
+    calc = CasscfCalculator((sb.C1, sb.C2), n_states=2, couplings=False, orbital_store=args.store)
     numbers = trans_stilbene().numbers
     rows, previous = [], None
     t0 = time.perf_counter()
@@ -54,17 +53,23 @@ def main(argv=None) -> int:
             predicted = [-float(np.sum(0.5 * (f[s] + previous[2][s]) * dx)) for s in range(2)]
             row["dE"] = (e - previous[1]).tolist()
             row["dE_predicted"] = predicted
-            row["step_unpredicted_meV"] = [1000 * (a - b) for a, b in
-                                           zip(row["dE"], predicted, strict=True)]
+            row["step_unpredicted_meV"] = [
+                1000 * (a - b) for a, b in zip(row["dE"], predicted, strict=True)
+            ]
         print(json.dumps(row), flush=True)
         rows.append(row)
         previous = (atoms.positions.copy(), e, f)
     path = HERE / "r2" / "continuity.json"
     scans = json.loads(path.read_text()) if path.exists() else []
     worst = [max(abs(r["step_unpredicted_meV"][s]) for r in rows[1:]) for s in range(2)]
-    scans.append({"dihedrals": [args.start, args.stop, args.step], "rows": rows,
-                  "largest_unpredicted_step_meV": worst,
-                  "seconds": round(time.perf_counter() - t0)})
+    scans.append(
+        {
+            "dihedrals": [args.start, args.stop, args.step],
+            "rows": rows,
+            "largest_unpredicted_step_meV": worst,
+            "seconds": round(time.perf_counter() - t0),
+        }
+    )
     path.write_text(json.dumps(scans, indent=1))
     print("largest unpredicted step (S0, S1), meV:", worst)
     return 0

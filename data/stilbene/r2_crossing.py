@@ -47,9 +47,11 @@ class _OnState(Calculator):
         super().calculate(atoms, properties or ["energy"], system_changes)
         self.inner.calculate(self.atoms, ["energy"], all_changes)
         r = self.inner.results
-        self.results = {"energy": float(r["energies"][self.state]),
-                        "forces": r["state_forces"][self.state].copy(),
-                        "energies": r["energies"].copy()}
+        self.results = {
+            "energy": float(r["energies"][self.state]),
+            "forces": r["state_forces"][self.state].copy(),
+            "energies": r["energies"].copy(),
+        }
 
 
 class _Penalty(Calculator):
@@ -67,9 +69,11 @@ class _Penalty(Calculator):
         (e0, e1), (f0, f1) = self.inner.results["energies"], self.inner.results["state_forces"]
         gap, a = e1 - e0, ALPHA_EV
         weight = self.sigma * (gap**2 + 2 * a * gap) / (gap + a) ** 2
-        self.results = {"energy": 0.5 * (e0 + e1) + self.sigma * gap**2 / (gap + a),
-                        "forces": 0.5 * (f0 + f1) + weight * (f1 - f0),
-                        "energies": np.array([e0, e1])}
+        self.results = {
+            "energy": 0.5 * (e0 + e1) + self.sigma * gap**2 / (gap + a),
+            "forces": 0.5 * (f0 + f1) + weight * (f1 - f0),
+            "energies": np.array([e0, e1]),
+        }
 
 
 def _optimise(atoms: Atoms, calc, work: Path, name: str, fmax: float, steps: int) -> dict:
@@ -87,21 +91,29 @@ def _optimise(atoms: Atoms, calc, work: Path, name: str, fmax: float, steps: int
         opt.attach(traj.write, interval=1, atoms=atoms)
         converged = opt.run(fmax=fmax, steps=max(0, steps - done))
     energies = calc.results["energies"]
-    return {"converged": bool(converged), "steps": done + opt.nsteps,
-            "seconds_this_call": round(time.perf_counter() - t0, 1),
-            "E_S0_eV": float(energies[0]), "E_S1_eV": float(energies[1]),
-            "gap_eV": float(energies[1] - energies[0])}
+    return {
+        "converged": bool(converged),
+        "steps": done + opt.nsteps,
+        "seconds_this_call": round(time.perf_counter() - t0, 1),
+        "E_S0_eV": float(energies[0]),
+        "E_S1_eV": float(energies[1]),
+        "gap_eV": float(energies[1] - energies[0]),
+    }
 
 
 def _geometry(positions: np.ndarray) -> dict:
     """Dihedral, angle sums at C1/C2, and the shorter of the distances H1-C2 and H2-C1 (about
     2.1 Angstrom normally; a hydrogen bridging the central carbons comes within 1.3)."""
-    bridge = min(np.linalg.norm(positions[sb.H1] - positions[sb.C2]),
-                 np.linalg.norm(positions[sb.H2] - positions[sb.C1]))
-    return {"dihedral_deg": float(sb.dihedral(positions)),
-            "angle_sum_C1_deg": float(sb.pyramidalisation(positions, sb.C1)),
-            "angle_sum_C2_deg": float(sb.pyramidalisation(positions, sb.C2)),
-            "H_to_other_central_carbon_A": float(bridge)}
+    bridge = min(
+        np.linalg.norm(positions[sb.H1] - positions[sb.C2]),
+        np.linalg.norm(positions[sb.H2] - positions[sb.C1]),
+    )
+    return {
+        "dihedral_deg": float(sb.dihedral(positions)),
+        "angle_sum_C1_deg": float(sb.pyramidalisation(positions, sb.C1)),
+        "angle_sum_C2_deg": float(sb.pyramidalisation(positions, sb.C2)),
+        "H_to_other_central_carbon_A": float(bridge),
+    }
 
 
 def main(argv=None) -> int:
@@ -114,8 +126,9 @@ def main(argv=None) -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     out_path = HERE / "r2" / "criteria.json"
     results = json.loads(out_path.read_text()) if out_path.exists() else {}
-    casscf = CasscfCalculator((sb.C1, sb.C2), n_states=2, couplings=False,
-                              orbital_store=str(args.work / "orbitals"))
+    casscf = CasscfCalculator(
+        (sb.C1, sb.C2), n_states=2, couplings=False, orbital_store=str(args.work / "orbitals")
+    )
     if args.only in (None, "cis"):
         atoms = sb.cis_stilbene()
         info = _optimise(atoms, _OnState(casscf, 0), args.work, "cis-s0", args.fmax, args.steps)
@@ -129,14 +142,20 @@ def main(argv=None) -> int:
         info = {}
         for sigma in (3.5, 15.0):
             info[f"sigma_{sigma:g}"] = _optimise(
-                atoms, _Penalty(casscf, sigma), args.work, f"crossing-sigma{sigma:g}",
-                args.fmax, args.steps)
+                atoms,
+                _Penalty(casscf, sigma),
+                args.work,
+                f"crossing-sigma{sigma:g}",
+                args.fmax,
+                args.steps,
+            )
         results["crossing"] = info | _geometry(atoms.positions)
         write(HERE / "r2" / "crossing-r2.xyz", atoms)
         if "cis_S0_minimum" in results:
             results["crossing_S1_minus_cis_FC_S1_eV"] = (
                 results["crossing"][f"sigma_{15.0:g}"]["E_S1_eV"]
-                - results["cis_S0_minimum"]["E_S1_eV"])
+                - results["cis_S0_minimum"]["E_S1_eV"]
+            )
         out_path.write_text(json.dumps(results, indent=1))
     print(json.dumps(results, indent=1))
     return 0

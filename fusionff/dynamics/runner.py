@@ -84,12 +84,13 @@ def _atomic_write(path: Path, write_to) -> None:
 
 def _potential_fingerprint(config: RunConfig) -> str:
     """The potential's identity (its resolved spec less options that do not change results,
-    such as MOPAC's ``workers``) plus the SHA-256 of the file its kind names (a model file)."""
+    such as MOPAC's ``workers``) plus the SHA-256 of the files its kind names (a model file,
+    or a committee's list of them; one file gives the same fingerprint as before lists)."""
     p = config.potential
-    content = ""
-    path = None if p.entry.content_option is None else getattr(p.options, p.entry.content_option)
-    if path is not None and Path(path).exists():
-        content = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    value = None if p.entry.content_option is None else getattr(p.options, p.entry.content_option)
+    paths = [] if value is None else [value] if isinstance(value, str) else list(value)
+    digests = [hashlib.sha256(Path(q).read_bytes()).hexdigest() for q in paths if Path(q).exists()]
+    content = "" if not digests else digests[0] if len(digests) == 1 else digests
     spec = potential_identity(p.as_dict())
     return json.dumps({"potential": spec, "model_sha256": content}, sort_keys=True)
 

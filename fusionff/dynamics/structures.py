@@ -67,8 +67,8 @@ class StructureKind:
         molecular: runs on a molecule (``structure``, Wigner or file starts); False for model
             systems, which start from ``initial_conditions.x0``/``k``.
         runtime_options: options that do not change results (left out of the run identity).
-        content_option: an option holding a file path whose bytes identify the potential (the
-            run identity includes their SHA-256).
+        content_option: an option holding a file path, or a list of them, whose bytes
+            identify the potential (the run identity includes their SHA-256).
     """
 
     name: str
@@ -254,7 +254,10 @@ def _casscf(options: CasscfOptions, atoms: Atoms | None, device: torch.device):
         timeout=options.timeout,
     )
     return ASECalculatorStructure(
-        calculator, atoms, options.n_states, provides_nacs=options.couplings,
+        calculator,
+        atoms,
+        options.n_states,
+        provides_nacs=options.couplings,
         workers=options.workers,
     )
 

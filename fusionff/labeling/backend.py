@@ -34,6 +34,8 @@ class LabelResult:
         nacs: (N, S, S, 3) 1/Angstrom, non-adiabatic couplings ``<S_i|d/dR S_j>``
             (antisymmetric), from backends that compute them and only when every state
             succeeded; None otherwise.
+        meta: how the labels were made (JSON-able; e.g. the starting orbitals of a
+            multireference calculation), stored in the dataset entry's ``meta``.
     """
 
     energies: np.ndarray
@@ -43,6 +45,7 @@ class LabelResult:
     seconds: float = 0.0
     force_success: np.ndarray | None = None
     nacs: np.ndarray | None = None
+    meta: dict | None = None
 
     @property
     def ok(self) -> bool:

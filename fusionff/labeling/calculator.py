@@ -141,8 +141,7 @@ class CasscfCalculator(ReferenceCalculator):
     """
 
     def __init__(
-        self, active_atoms: tuple[int, int] = (0, 1), n_states: int = 2, state: int = 0,
-        **options
+        self, active_atoms: tuple[int, int] = (0, 1), n_states: int = 2, state: int = 0, **options
     ) -> None:
         from fusionff.labeling.molcas import MolcasCasscfBackend
 

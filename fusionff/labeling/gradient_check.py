@@ -90,6 +90,8 @@ class GradientCheckedBackend(ReferenceBackend):
             error="; ".join(messages),
             seconds=time.perf_counter() - start,
             force_success=force_success,
+            nacs=result.nacs,
+            meta=result.meta,
         )
 
     def provenance(self) -> dict:

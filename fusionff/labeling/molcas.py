@@ -196,8 +196,9 @@ def parse_log(text: str, n_atoms: int, n_states: int, couplings: bool) -> tuple:
     if couplings:
         for i in range(n_states):
             for j in range(i + 1, n_states):
-                nacs[(i, j)], position = _block(text, "Total derivative coupling", position,
-                                                n_atoms)
+                nacs[(i, j)], position = _block(
+                    text, "Total derivative coupling", position, n_atoms
+                )
     return energies, np.array(gradients), nacs
 
 
@@ -256,8 +257,15 @@ def job_input(
         return "\n".join([*lines, "&SCF", ""])
     if orbitals is None:
         lines.append("&SCF")
-    lines += ["&RASSCF", "  Spin = 1", "  Nactel = 2 0 0", f"  Inactive = {n_inactive}",
-              "  Ras2 = 2", f"  CIRoot = {n_states} {n_states} 1", f"  Thrs = {RASSCF_THRESHOLDS}"]
+    lines += [
+        "&RASSCF",
+        "  Spin = 1",
+        "  Nactel = 2 0 0",
+        f"  Inactive = {n_inactive}",
+        "  Ras2 = 2",
+        f"  CIRoot = {n_states} {n_states} 1",
+        f"  Thrs = {RASSCF_THRESHOLDS}",
+    ]
     if orbitals is not None:
         lines.append(f"  FileOrb = {orbitals}")
     if alter:
@@ -316,8 +324,11 @@ class OrbitalStore:
         shutil.copyfile(orbitals, tmp)
         os.replace(tmp, target)
         with open(tmp, "wb") as handle:
-            np.savez(handle, numbers=np.asarray(numbers, np.int64),
-                     positions=np.asarray(positions, np.float64))
+            np.savez(
+                handle,
+                numbers=np.asarray(numbers, np.int64),
+                positions=np.asarray(positions, np.float64),
+            )
         os.replace(tmp, self.folder / f"{digest}.npz")
 
 
@@ -449,8 +460,7 @@ class MolcasCasscfBackend(ReferenceBackend):
         return (
             f"SA-{roots}-CASSCF(2,2)/{self.basis} exact integrals, NoSym, equal weights, "
             f"singlets, active pi/pi* of atoms {self.active_atoms[0]}-{self.active_atoms[1]}, "
-            f"RASSCF Thrs {RASSCF_THRESHOLDS}"
-            + (", NACs" if self.couplings else "")
+            f"RASSCF Thrs {RASSCF_THRESHOLDS}" + (", NACs" if self.couplings else "")
         )
 
     def provenance(self) -> dict:
@@ -475,7 +485,8 @@ class MolcasCasscfBackend(ReferenceBackend):
             with tempfile.TemporaryDirectory(prefix="fusionff-molcas-") as tmp:
                 (Path(tmp) / "h.xyz").write_text("1\n\nH 0 0 0\n")
                 (Path(tmp) / "job.input").write_text(
-                    "&GATEWAY\n  Coord = h.xyz\n  Basis = STO-3G\n  Group = NoSym\n")
+                    "&GATEWAY\n  Coord = h.xyz\n  Basis = STO-3G\n  Group = NoSym\n"
+                )
                 try:
                     log = self._run(Path(tmp), "job.input")
                     match = _VERSION.search(log)
@@ -505,8 +516,13 @@ class MolcasCasscfBackend(ReferenceBackend):
         # its own process group, so that a timeout or an interruption (Ctrl-C, the labelling
         # runner's SIGTERM) ends the driver and the programs it started, not the driver alone
         process = subprocess.Popen(
-            command, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, start_new_session=True,
+            command,
+            cwd=folder,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
         )
         try:
             log, stderr = process.communicate(timeout=self.timeout)
@@ -518,8 +534,11 @@ class MolcasCasscfBackend(ReferenceBackend):
             raise
         (folder / f"{Path(input_name).stem}.log").write_text(log + stderr)
         if process.returncode != 0:
-            errors = [line.strip() for line in (log + stderr).splitlines()
-                      if "error" in line.lower() or "_RC_" in line and "ALL_IS_WELL" not in line]
+            errors = [
+                line.strip()
+                for line in (log + stderr).splitlines()
+                if "error" in line.lower() or "_RC_" in line and "ALL_IS_WELL" not in line
+            ]
             raise MolcasError(
                 f"OpenMolcas exited with {process.returncode}: " + " | ".join(errors[-4:])
             )
@@ -553,14 +572,19 @@ class MolcasCasscfBackend(ReferenceBackend):
         window = self.selection_window
         occupied = range(max(0, homo - window + 1), homo + 1)
         virtual = range(homo + 1, min(n_basis, homo + 1 + window))
-        weight = {k: pi_weight(vectors[k], ids, positions, self.active_atoms)
-                  for k in [*occupied, *virtual]}
+        weight = {
+            k: pi_weight(vectors[k], ids, positions, self.active_atoms)
+            for k in [*occupied, *virtual]
+        }
         # the frontier-most orbital with clear pi character on the bond (the most pi-like
         # overall picks deeper orbitals at trans-stilbene that converge to a wrong solution)
-        best_occ = next((k for k in reversed(occupied) if weight[k] >= self.select_pi_weight),
-                        max(occupied, key=weight.get))
-        best_vir = next((k for k in virtual if weight[k] >= self.select_pi_weight),
-                        max(virtual, key=weight.get))
+        best_occ = next(
+            (k for k in reversed(occupied) if weight[k] >= self.select_pi_weight),
+            max(occupied, key=weight.get),
+        )
+        best_vir = next(
+            (k for k in virtual if weight[k] >= self.select_pi_weight), max(virtual, key=weight.get)
+        )
         swaps = []
         if best_occ != homo:
             swaps.append((best_occ + 1, homo + 1))
@@ -579,8 +603,9 @@ class MolcasCasscfBackend(ReferenceBackend):
             occupations = np.asarray(f["MO_OCCUPATIONS"])
             types = [t.decode().strip() for t in np.asarray(f["MO_TYPEINDICES"])]
         active = [k for k, t in enumerate(types) if t == "2"]
-        weights = np.array([pi_weight(vectors[k], ids, positions, self.active_atoms)
-                            for k in active])
+        weights = np.array(
+            [pi_weight(vectors[k], ids, positions, self.active_atoms) for k in active]
+        )
         return occupations[active], weights
 
     def _job(self, folder: Path, numbers, positions, n_states, start: Path | None) -> CasscfOutput:
@@ -590,28 +615,40 @@ class MolcasCasscfBackend(ReferenceBackend):
             raise MolcasError(f"{n_electrons} electrons: a closed-shell reference needs even")
         n_inactive = (n_electrons - 2) // 2
         symbols = [chemical_symbols[z] for z in numbers]
-        xyz = "".join(f"{s} {x:.10f} {y:.10f} {z:.10f}\n" for s, (x, y, z) in
-                      zip(symbols, positions, strict=True))
+        xyz = "".join(
+            f"{s} {x:.10f} {y:.10f} {z:.10f}\n"
+            for s, (x, y, z) in zip(symbols, positions, strict=True)
+        )
         (folder / "geom.xyz").write_text(f"{len(numbers)}\n\n{xyz}")
         options = {"couplings": self.couplings}
         if start is None:
             (folder / "scf.input").write_text(
-                job_input("geom.xyz", self.basis, n_states, n_inactive, scf_only=True, **options))
+                job_input("geom.xyz", self.basis, n_states, n_inactive, scf_only=True, **options)
+            )
             self._run(folder, "scf.input")
             alter = self._select_active(folder, n_inactive, positions)
             shutil.copyfile(folder / "job.ScfOrb", folder / "start.orb")
         else:
             alter = ()
             shutil.copyfile(start, folder / "start.orb")
-        (folder / "job.input").write_text(job_input(
-            "geom.xyz", self.basis, n_states, n_inactive, orbitals="start.orb", alter=alter,
-            **options))
+        (folder / "job.input").write_text(
+            job_input(
+                "geom.xyz",
+                self.basis,
+                n_states,
+                n_inactive,
+                orbitals="start.orb",
+                alter=alter,
+                **options,
+            )
+        )
         log = self._run(folder, "job.input")
         energies, gradients, nacs = parse_log(log, len(numbers), n_states, self.couplings)
         occupations, weights = self._guard(folder, positions)
         match = re.search(r"Convergence after\s*(\d+)\s+iterations", log)
-        return CasscfOutput(energies, gradients, nacs, occupations, weights,
-                            int(match.group(1)) if match else -1)
+        return CasscfOutput(
+            energies, gradients, nacs, occupations, weights, int(match.group(1)) if match else -1
+        )
 
     def _guard_problem(self, out: CasscfOutput) -> str:
         """Why the active space is not the intended one, "" when it is."""
@@ -620,11 +657,13 @@ class MolcasCasscfBackend(ReferenceBackend):
         if np.any(out.occupations < low) or np.any(out.occupations > high):
             problems.append(
                 f"active natural occupations {np.round(out.occupations, 4).tolist()} outside "
-                f"[{low}, {high}]")
+                f"[{low}, {high}]"
+            )
         if np.any(out.pi_weights < self.min_pi_weight):
             problems.append(
                 f"active orbitals' pi weight on atoms {self.active_atoms} "
-                f"{np.round(out.pi_weights, 3).tolist()} below {self.min_pi_weight}")
+                f"{np.round(out.pi_weights, 3).tolist()} below {self.min_pi_weight}"
+            )
         return "; ".join(problems)
 
     def compute(self, numbers: np.ndarray, positions: np.ndarray, n_states: int) -> LabelResult:
@@ -635,19 +674,24 @@ class MolcasCasscfBackend(ReferenceBackend):
         n_atoms = len(numbers)
         if not 1 <= n_states <= 3:
             return LabelResult.failure(
-                n_atoms, n_states, f"SA-CASSCF(2,2) has 3 singlet roots; asked for {n_states}")
+                n_atoms, n_states, f"SA-CASSCF(2,2) has 3 singlet roots; asked for {n_states}"
+            )
         for atom in self.active_atoms:
             if not 0 <= atom < n_atoms:
                 return LabelResult.failure(
-                    n_atoms, n_states, f"active atom {atom} is outside the {n_atoms} atoms")
+                    n_atoms, n_states, f"active atom {atom} is outside the {n_atoms} atoms"
+                )
         first, second = np.triu_indices(n_atoms, 1)
         distances = np.linalg.norm(positions[first] - positions[second], axis=1)
         if np.any(distances < MIN_DISTANCE):
             k = int(np.argmin(distances))
             return LabelResult.failure(
-                n_atoms, n_states, f"atoms {first[k]} and {second[k]} are {distances[k]:.4f} "
-                f"Angstrom apart (< {MIN_DISTANCE})")
-        start, _ = self._start_orbitals(numbers, positions)
+                n_atoms,
+                n_states,
+                f"atoms {first[k]} and {second[k]} are {distances[k]:.4f} "
+                f"Angstrom apart (< {MIN_DISTANCE})",
+            )
+        start, rmsd = self._start_orbitals(numbers, positions)
         attempts = [start, None] if start is not None else [None]
         messages = []
         for orbitals in attempts:
@@ -665,9 +709,17 @@ class MolcasCasscfBackend(ReferenceBackend):
                 continue
             self._remember(numbers, positions, folder / "job.RasOrb")
             shutil.rmtree(folder, ignore_errors=True)
-            return self._result(out, n_atoms, n_states, time.perf_counter() - begin)
-        error = "; ".join(f"S{k}: SA-CASSCF failed ({' / '.join(messages)})"
-                          for k in range(n_states))
+            how = (
+                {"start": "fresh"}
+                if orbitals is None
+                else {"start": "followed", "follow_rmsd": round(rmsd, 4)}
+            )
+            if messages:
+                how["retried_after"] = messages[0]
+            return self._result(out, n_atoms, n_states, time.perf_counter() - begin, how)
+        error = "; ".join(
+            f"S{k}: SA-CASSCF failed ({' / '.join(messages)})" for k in range(n_states)
+        )
         return LabelResult.failure(n_atoms, n_states, error, time.perf_counter() - begin)
 
     def _remember(self, numbers, positions, orbitals: Path) -> None:
@@ -688,7 +740,9 @@ class MolcasCasscfBackend(ReferenceBackend):
             if (folder / name).exists():
                 shutil.copyfile(folder / name, target / name)
 
-    def _result(self, out: CasscfOutput, n_atoms: int, n_states: int, seconds: float):
+    def _result(
+        self, out: CasscfOutput, n_atoms: int, n_states: int, seconds: float, how: dict
+    ) -> LabelResult:
         """The labels in the dataset's units and layout."""
         forces = -out.gradients * (HARTREE_TO_EV / BOHR_TO_ANGSTROM)  # (S, N, 3)
         nacs = None
@@ -704,4 +758,10 @@ class MolcasCasscfBackend(ReferenceBackend):
             success=np.ones(n_states, dtype=bool),
             seconds=seconds,
             nacs=nacs,
+            meta=how
+            | {
+                "rasscf_iterations": out.iterations,
+                "active_occupations": np.round(out.occupations, 5).tolist(),
+                "active_pi_weights": np.round(out.pi_weights, 4).tolist(),
+            },
         )

@@ -86,7 +86,8 @@ def labelled_structure(index: int, geometry: Geometry, result: LabelResult) -> S
         force_mask=forces_ok.copy(),
         status="ok" if result.ok else "failed",
         error=result.error,
-        meta={SOURCE_INDEX: int(index), "seconds": round(float(result.seconds), 4)},
+        meta=(result.meta or {})
+        | {SOURCE_INDEX: int(index), "seconds": round(float(result.seconds), 4)},
         nacs=None if result.nacs is None or not result.ok else np.asarray(result.nacs, float),
     )
 

@@ -124,7 +124,7 @@ def pyscf_ao_order(mol, basis_ids: np.ndarray) -> np.ndarray:
         atom, l = mol.bas_atom(shell), mol.bas_angular(shell)
         assert l <= 1 and mol.bas_nctr(shell) == 1
         shells[(atom, l)] = shells.get((atom, l), 0) + 1
-        for m in ((0,) if l == 0 else (1, -1, 0)):
+        for m in (0,) if l == 0 else (1, -1, 0):
             keys[(atom + 1, shells[(atom, l)], l, m)] = index
             index += 1
     return np.array([keys[tuple(int(x) for x in row)] for row in basis_ids])
@@ -137,10 +137,14 @@ def read_wavefunction(folder: Path) -> Wavefunction:
         n_basis = int(np.asarray(f.attrs["NBAS"]).sum())
         types = [t.decode().strip() for t in np.asarray(f["MO_TYPEINDICES"])]
         mol = gto.M(
-            atom=[(chemical_symbols[z], xyz) for z, xyz in
-                  zip(np.asarray(f["CENTER_ATNUMS"]), np.asarray(f["CENTER_COORDINATES"]),
-                      strict=True)],
-            unit="Bohr", basis="sto-3g",
+            atom=[
+                (chemical_symbols[z], xyz)
+                for z, xyz in zip(
+                    np.asarray(f["CENTER_ATNUMS"]), np.asarray(f["CENTER_COORDINATES"]), strict=True
+                )
+            ],
+            unit="Bohr",
+            basis="sto-3g",
         )
         active = [k for k, t in enumerate(types) if t == "2"]
         assert len(active) == 2
@@ -169,10 +173,19 @@ def state_overlaps(bra: Wavefunction, ket: Wavefunction) -> np.ndarray:
         beta = mo[np.ix_(bra.inactive + [d1[2]], ket.inactive + [d2[2]])]
         return d1[0] * d2[0] * np.linalg.det(alpha) * np.linalg.det(beta)
 
-    csf = np.array([[sum(determinant(d1, d2)
-                         for d1 in csf_determinants(k, bra.active)
-                         for d2 in csf_determinants(l, ket.active)) for l in CSFS]
-                    for k in CSFS])
+    csf = np.array(
+        [
+            [
+                sum(
+                    determinant(d1, d2)
+                    for d1 in csf_determinants(k, bra.active)
+                    for d2 in csf_determinants(l, ket.active)
+                )
+                for l in CSFS
+            ]
+            for k in CSFS
+        ]
+    )
     return bra.ci @ csf @ ket.ci.T
 
 
@@ -283,8 +296,12 @@ def test_labels_match_tightly_converged_ones_in_dataset_units(labels, fd_jobs):
     eV, 7.5e-4 eV/A, 5e-5 1/A)."""
     tight = fd_jobs.centre
     tight_forces = -tight.gradients.transpose(1, 0, 2) * EV_PER_HARTREE_PER_BOHR
-    print("labels - tight: energies", np.abs(labels.energies - tight.energies * HARTREE_TO_EV),
-          "forces", np.abs(labels.forces - tight_forces).max())
+    print(
+        "labels - tight: energies",
+        np.abs(labels.energies - tight.energies * HARTREE_TO_EV),
+        "forces",
+        np.abs(labels.forces - tight_forces).max(),
+    )
     np.testing.assert_allclose(labels.energies, tight.energies * HARTREE_TO_EV, rtol=0, atol=1e-5)
     np.testing.assert_allclose(labels.forces, tight_forces, rtol=0, atol=2e-3)
     for pair in PAIRS:
@@ -304,7 +321,10 @@ def test_wavefunction_overlaps_reproduce_openmolcas(fd_jobs, pyscf):
     pyscf_overlap = wavefunction.mol.intor("int1e_ovlp")
     np.testing.assert_allclose(
         pyscf_overlap[np.ix_(wavefunction.order, wavefunction.order)],
-        wavefunction.ao_overlap, rtol=0, atol=1e-6)
+        wavefunction.ao_overlap,
+        rtol=0,
+        atol=1e-6,
+    )
     log = (fd_jobs.folders["centre"] / "job.log").read_text()
     for root in range(N_STATES):
         block = log.split(f"printout of CI-coefficients larger than  0.05 for root  {root + 1}")
@@ -316,11 +336,14 @@ def test_wavefunction_overlaps_reproduce_openmolcas(fd_jobs, pyscf):
             assert CSFS[int(parts[0]) - 1] == parts[1]
             assert abs(wavefunction.ci[root, int(parts[0]) - 1] - float(parts[2])) < 1e-5
     for root, (c20, cud, c02) in enumerate(wavefunction.ci):
-        expected = [[2 * c20**2 + cud**2, np.sqrt(2) * cud * (c20 + c02)],
-                    [np.sqrt(2) * cud * (c20 + c02), 2 * c02**2 + cud**2]]
+        expected = [
+            [2 * c20**2 + cud**2, np.sqrt(2) * cud * (c20 + c02)],
+            [np.sqrt(2) * cud * (c20 + c02), 2 * c02**2 + cud**2],
+        ]
         np.testing.assert_allclose(wavefunction.densities[root], expected, rtol=0, atol=1e-8)
     np.testing.assert_allclose(
-        state_overlaps(wavefunction, wavefunction), np.eye(N_STATES), rtol=0, atol=1e-6)
+        state_overlaps(wavefunction, wavefunction), np.eye(N_STATES), rtol=0, atol=1e-6
+    )
 
 
 def test_couplings_are_finite_differences_of_wavefunction_overlaps(fd_jobs, pyscf):
@@ -330,8 +353,9 @@ def test_couplings_are_finite_differences_of_wavefunction_overlaps(fd_jobs, pysc
     2e-4 1/A for every pair (measured: 1.9e-5, 4.5e-5, 3.0e-5 1/A for d01, d02, d12, whose
     projections are 0.130, -0.084, -0.013 and norms 0.59, 0.99, 1.05 1/A); the
     finite-difference matrix is antisymmetric to 1e-4 1/A."""
-    centre, plus, minus = (read_wavefunction(fd_jobs.folders[name])
-                           for name in ("centre", "plus", "minus"))
+    centre, plus, minus = (
+        read_wavefunction(fd_jobs.folders[name]) for name in ("centre", "plus", "minus")
+    )
     derivative = []
     for displaced in (plus, minus):
         overlaps = state_overlaps(centre, displaced)
@@ -343,8 +367,10 @@ def test_couplings_are_finite_differences_of_wavefunction_overlaps(fd_jobs, pysc
     for i, j in PAIRS:
         openmolcas = fd_jobs.centre.nacs[(i, j)] / BOHR_TO_ANGSTROM
         analytic = -float(np.sum(openmolcas * fd_jobs.direction))
-        print(f"d{i}{j}.u analytic {analytic:.6e} 1/A, finite difference "
-              f"{finite_difference[i, j]:.6e}, |d| {np.linalg.norm(openmolcas):.4f}")
+        print(
+            f"d{i}{j}.u analytic {analytic:.6e} 1/A, finite difference "
+            f"{finite_difference[i, j]:.6e}, |d| {np.linalg.norm(openmolcas):.4f}"
+        )
         assert abs(finite_difference[i, j] - analytic) < 2e-4
 
 
