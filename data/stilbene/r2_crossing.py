@@ -133,7 +133,7 @@ def main(argv=None) -> int:
         atoms = sb.cis_stilbene()
         info = _optimise(atoms, _OnState(casscf, 0), args.work, "cis-s0", args.fmax, args.steps)
         results["cis_S0_minimum"] = info | _geometry(atoms.positions)
-        write(HERE / "r2" / "cis-r2.xyz", atoms)
+        write(HERE / "r2" / "cis-r2.xyz", Atoms(atoms.numbers, atoms.positions))
         out_path.write_text(json.dumps(results, indent=1))
     if args.only in (None, "crossing"):
         start = sb.set_torsion(sb.cis_stilbene(torsion=90.0).positions, 90.0)
@@ -150,7 +150,7 @@ def main(argv=None) -> int:
                 args.steps,
             )
         results["crossing"] = info | _geometry(atoms.positions)
-        write(HERE / "r2" / "crossing-r2.xyz", atoms)
+        write(HERE / "r2" / "crossing-r2.xyz", Atoms(atoms.numbers, atoms.positions))
         if "cis_S0_minimum" in results:
             results["crossing_S1_minus_cis_FC_S1_eV"] = (
                 results["crossing"][f"sigma_{15.0:g}"]["E_S1_eV"]
