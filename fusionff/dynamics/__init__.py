@@ -16,7 +16,7 @@ _EXPORTS = {
     "register_algorithm": ".algorithms",
     "HopEvent": ".ase_driver",
     "SurfaceHopping": ".ase_driver",
-    "SurfaceHoppingConfig": ".engine",
+    "SurfaceHoppingConfig": ".sh_config",
     "initial_state": ".engine",
     "run": ".engine",
     "step": ".engine",
