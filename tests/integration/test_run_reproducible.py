@@ -14,9 +14,10 @@ from ase.io import write
 
 from fusionff import MultiStateMACE, save_model
 from fusionff.cli import main
-from fusionff.dynamics import TullyModel
 from fusionff.dynamics.run_config import RunConfig
 from fusionff.dynamics.runner import run_ensemble
+
+from .crash import FailAfter, Interrupted
 
 
 def file_contents(path: Path) -> dict[str, np.ndarray]:
@@ -83,26 +84,6 @@ def test_identical_runs_with_two_threads_give_bit_identical_files(tmp_path, keep
         assert len(a["particles/molecule/position/value"]) == 5
         for key in a:
             np.testing.assert_array_equal(a[key], b[key], err_msg=f"trajectory {i}: {key}")
-
-
-class Interrupted(Exception):
-    pass
-
-
-class FailAfter:
-    """Tully model 1 that raises after ``calls`` evaluations (a crash mid-run)."""
-
-    n_states, provides_nacs = 2, True
-    mass_amu = TullyModel.mass_amu
-
-    def __init__(self, calls: int) -> None:
-        self.model, self.calls = TullyModel("simple"), calls
-
-    def evaluate(self, positions):
-        self.calls -= 1
-        if self.calls < 0:
-            raise Interrupted
-        return self.model.evaluate(positions)
 
 
 def test_resumed_run_says_from_where(tmp_path, capsys, keep_threads):

@@ -22,6 +22,8 @@ from fusionff.dynamics import StateOutputs, TullyModel
 from fusionff.dynamics.run_config import RunConfig
 from fusionff.dynamics.runner import run_ensemble
 
+from .crash import FailAfter, Interrupted
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -128,26 +130,6 @@ def test_cli_run_writes_h5md_that_mdanalysis_reads(tmp_path, capsys):
             universe.trajectory.close()
         assert abs(record["final_time_fs"] - 0.2 * record["n_steps"]) < 1e-9
         assert len(record["hops"]) == record["n_hops"]
-
-
-class Interrupted(Exception):
-    pass
-
-
-class FailAfter:
-    """Tully model 1 that raises after ``calls`` evaluations (a crash mid-run)."""
-
-    n_states, provides_nacs = 2, True
-    mass_amu = TullyModel.mass_amu
-
-    def __init__(self, calls: int) -> None:
-        self.model, self.calls = TullyModel("simple"), calls
-
-    def evaluate(self, positions):
-        self.calls -= 1
-        if self.calls < 0:
-            raise Interrupted
-        return self.model.evaluate(positions)
 
 
 def test_interrupted_run_resumes_to_identical_files(tmp_path):
