@@ -32,7 +32,7 @@ def add_label_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
         "--workers",
         type=int,
         default=len(os.sched_getaffinity(0)),
-        help="parallel MOPAC processes (default: the usable cores)",
+        help="reference calculations in parallel processes (default: the usable cores)",
     )
     parser.add_argument(
         "--backend",
@@ -63,7 +63,7 @@ def add_label_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument(
         "--keywords",
         default=R1_KEYWORDS,
-        help=f"MOPAC keywords without ROOT/AUX (default: R1, {R1_KEYWORDS!r})",
+        help=f"mopac: keywords without ROOT/AUX (default: R1, {R1_KEYWORDS!r})",
     )
     parser.add_argument(
         "--timeout",
