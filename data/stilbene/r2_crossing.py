@@ -76,6 +76,14 @@ class _Penalty(Calculator):
         }
 
 
+def _log_energies(calc, path: Path) -> None:
+    """Append the state energies (eV) and gap of the optimiser's current step to ``path``."""
+    energies = calc.results["energies"]
+    with open(path, "a") as handle:
+        record = {"E_eV": [float(e) for e in energies], "gap_eV": float(energies[1] - energies[0])}
+        handle.write(json.dumps(record) + "\n")
+
+
 def _optimise(atoms: Atoms, calc, work: Path, name: str, fmax: float, steps: int) -> dict:
     """BFGS from the last frame of ``work/name.traj`` if it exists; returns a summary."""
     traj_path = work / f"{name}.traj"
@@ -89,6 +97,7 @@ def _optimise(atoms: Atoms, calc, work: Path, name: str, fmax: float, steps: int
     with Trajectory(traj_path, "a") as traj:
         opt = BFGS(atoms, logfile=str(work / f"{name}.log"), maxstep=0.1)
         opt.attach(traj.write, interval=1, atoms=atoms)
+        opt.attach(_log_energies, interval=1, calc=calc, path=work / f"{name}.energies.jsonl")
         converged = opt.run(fmax=fmax, steps=max(0, steps - done))
     energies = calc.results["energies"]
     return {
