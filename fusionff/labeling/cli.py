@@ -61,6 +61,12 @@ def add_label_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
         "--no-couplings", action="store_true", help="casscf: skip the non-adiabatic couplings"
     )
     parser.add_argument(
+        "--both-starts",
+        action="store_true",
+        help="casscf: also start every followed structure from RHF orbitals and keep the "
+        "solution of lower state-averaged energy (twice the cost)",
+    )
+    parser.add_argument(
         "--keywords",
         default=R1_KEYWORDS,
         help=f"mopac: keywords without ROOT/AUX (default: R1, {R1_KEYWORDS!r})",
@@ -109,6 +115,7 @@ def label_main(args: argparse.Namespace) -> int:
             basis=args.basis,
             couplings=not args.no_couplings,
             orbital_store=store,
+            both_starts=args.both_starts,
             timeout=args.timeout or 1800.0,
         )
     else:

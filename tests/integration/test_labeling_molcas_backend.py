@@ -439,3 +439,21 @@ def test_resume_labels_only_the_new_structure_and_keeps_the_old_labels(runner_ou
     assert provenance["program"] == "OpenMolcas"
     assert provenance["nac_convention"] == NAC_PHASE_CONVENTION
     assert provenance["method"] == "SA-CASSCF(2,2)/STO-3G"
+
+
+def test_both_starts_keep_the_solution_of_lower_state_average(tmp_path):
+    """With ``both_starts`` a structure that has a neighbour's orbitals is also computed from
+    RHF orbitals; the label is the solution of lower state-averaged energy, and its meta
+    records both averages (eV)."""
+    from fusionff.labeling.molcas import MolcasCasscfBackend
+
+    atoms = molecule("C2H4")
+    backend = MolcasCasscfBackend((0, 1), couplings=False, both_starts=True)
+    first = backend.compute(atoms.numbers, atoms.positions, 3)
+    assert first.ok and first.meta["start"] == "fresh" and "state_averages_eV" not in first.meta
+    second = backend.compute(atoms.numbers, atoms.positions + 0.01, 3)
+    assert second.ok
+    averages = second.meta["state_averages_eV"]
+    assert set(averages) == {"followed", "fresh"}
+    assert np.mean(second.energies) == pytest.approx(min(averages.values()), abs=1e-9)
+    assert averages[second.meta["start"]] == min(averages.values())
