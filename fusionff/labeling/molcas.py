@@ -309,7 +309,7 @@ class OrbitalStore:
         for key, (stored_numbers, stored_positions) in self._known.items():
             if not np.array_equal(stored_numbers, numbers):
                 continue
-            rmsd = float(np.sqrt(np.mean(np.sum((stored_positions - positions) ** 2, axis=1))))
+            rmsd = _rmsd(stored_positions, positions)
             if best is None or rmsd < best[1]:
                 best = (self.folder / f"{key}.RasOrb", rmsd)
         return best
