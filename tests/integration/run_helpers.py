@@ -1,6 +1,12 @@
-"""An electronic structure that crashes mid-run, for the resume tests."""
+"""Helpers of the run tests: an electronic structure that crashes mid-run, and the contents
+of an HDF5 file."""
 
 from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
 
 from fusionff.dynamics import TullyModel
 
@@ -23,3 +29,18 @@ class FailAfter:
         if self.calls < 0:
             raise Interrupted
         return self.model.evaluate(positions)
+
+
+def h5_contents(path: Path) -> dict[str, np.ndarray]:
+    """Every dataset and attribute of an HDF5 file, by path."""
+    items: dict[str, np.ndarray] = {}
+    with h5py.File(path, "r") as f:
+
+        def visit(name, obj):
+            for key, value in obj.attrs.items():
+                items[f"{name}@{key}"] = np.asarray(value)
+            if isinstance(obj, h5py.Dataset):
+                items[name] = obj[()]
+
+        f.visititems(visit)
+    return items

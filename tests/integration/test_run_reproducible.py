@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import h5py
 import numpy as np
 import pytest
 import torch
@@ -17,22 +14,7 @@ from fusionff.cli import main
 from fusionff.dynamics.run_config import RunConfig
 from fusionff.dynamics.runner import run_ensemble
 
-from .crash import FailAfter, Interrupted
-
-
-def file_contents(path: Path) -> dict[str, np.ndarray]:
-    """Every dataset and attribute of an HDF5 file, by path."""
-    items: dict[str, np.ndarray] = {}
-    with h5py.File(path, "r") as f:
-
-        def visit(name, obj):
-            for key, value in obj.attrs.items():
-                items[f"{name}@{key}"] = np.asarray(value)
-            if isinstance(obj, h5py.Dataset):
-                items[name] = obj[()]
-
-        f.visititems(visit)
-    return items
+from .run_helpers import FailAfter, Interrupted, h5_contents
 
 
 @pytest.fixture
@@ -78,8 +60,8 @@ def test_identical_runs_with_two_threads_give_bit_identical_files(tmp_path, keep
         run_ensemble(RunConfig.from_dict(dict(raw, output=str(tmp_path / name))))
         assert torch.get_num_threads() == 2
     for i in range(16):
-        a = file_contents(tmp_path / "a" / f"traj_{i:05d}.h5md")
-        b = file_contents(tmp_path / "b" / f"traj_{i:05d}.h5md")
+        a = h5_contents(tmp_path / "a" / f"traj_{i:05d}.h5md")
+        b = h5_contents(tmp_path / "b" / f"traj_{i:05d}.h5md")
         assert a.keys() == b.keys()
         assert len(a["particles/molecule/position/value"]) == 5
         for key in a:

@@ -22,7 +22,7 @@ from fusionff.dynamics import StateOutputs, TullyModel
 from fusionff.dynamics.run_config import RunConfig
 from fusionff.dynamics.runner import run_ensemble
 
-from .crash import FailAfter, Interrupted
+from .run_helpers import FailAfter, Interrupted, h5_contents
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -46,21 +46,6 @@ def tully_input(tmp_path: Path, name: str = "run", **changes) -> Path:
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
-
-
-def h5_contents(path: Path) -> dict[str, np.ndarray]:
-    """Every dataset and attribute of an HDF5 file, by path."""
-    items: dict[str, np.ndarray] = {}
-    with h5py.File(path, "r") as f:
-
-        def visit(name, obj):
-            for key, value in obj.attrs.items():
-                items[f"{name}@{key}"] = np.asarray(value)
-            if isinstance(obj, h5py.Dataset):
-                items[name] = obj[()]
-
-        f.visititems(visit)
-    return items
 
 
 def assert_same_file(a: Path, b: Path) -> None:
