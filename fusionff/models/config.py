@@ -45,6 +45,14 @@ class ModelConfig:
             terms; the energies are its eigenvalues and couplings follow from its gradients;
             see :mod:`fusionff.nn.diabatic`; ``e0s``, ``scale`` and ``shift`` of state s apply to
             the diagonal element s). Files written before heads existed are adiabatic.
+        couplings: adiabatic head only: also learn the non-adiabatic couplings d_ij (i < j),
+            one polar vector (1o) per state pair and atom read out from the last layer's
+            features (:mod:`fusionff.nn.couplings`; the last layer then carries ``channels``
+            1o features besides its scalars, so it needs ``l_max >= 1`` and ``n_states >= 2``).
+            The diabatic head has couplings from its eigenvectors and refuses this key. Files
+            written before this key existed have no learned couplings.
+        coupling_scale: the learned couplings are ``coupling_scale`` (1/Angstrom) times the
+            readout (set by training to the RMS of the reference couplings' components).
     """
 
     elements: list[str]
@@ -69,6 +77,8 @@ class ModelConfig:
     shift: list[float] | None = None
     dtype: str = "float64"
     head: str = "adiabatic"
+    couplings: bool = False
+    coupling_scale: float = 1.0
 
     def __post_init__(self) -> None:
         self.elements = list(self.elements)
@@ -104,6 +114,18 @@ class ModelConfig:
             raise ValueError(f"model config: head must be one of {HEADS}, got {self.head!r}")
         if self.head == "diabatic" and self.n_states < 2:
             raise ValueError("model config: head 'diabatic' needs n_states >= 2")
+        if self.couplings:
+            if self.head != "adiabatic":
+                raise ValueError(
+                    "model config: couplings is for the adiabatic head; the diabatic head's "
+                    "couplings come from its eigenvectors"
+                )
+            if self.n_states < 2 or self.l_max < 1:
+                raise ValueError("model config: couplings need n_states >= 2 and l_max >= 1")
+        if not self.coupling_scale > 0:
+            raise ValueError(
+                f"model config: invalid coupling_scale = {self.coupling_scale!r} (must be > 0)"
+            )
         if self.l_int_max is None:
             self.l_int_max = self.l_max
         for key in ("scale", "shift"):

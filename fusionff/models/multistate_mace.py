@@ -4,7 +4,9 @@ Per layer: MACE interaction (atomic basis A), then either MACE's product basis (
 contraction, ``fusion=False``) or a fusion block fusing the atom's own features h_i with copies
 of A_i (``fusion=True``), an element-dependent residual, and a readout to S per-atom energies
 (``head="adiabatic"``) or to the S(S+1)/2 per-atom elements of a symmetric S x S matrix H whose
-eigenvalues are the energies (``head="diabatic"``, :mod:`fusionff.nn.diabatic`).
+eigenvalues are the energies (``head="diabatic"``, :mod:`fusionff.nn.diabatic`). With
+``couplings=True`` the adiabatic head also reads out learned couplings (polar vectors per state
+pair and atom, :mod:`fusionff.nn.couplings`) from the last layer's features.
 Energies are in eV, positions in Angstrom, forces in eV/Angstrom (minus the gradient of each
 state's energy, by autograd).
 """
@@ -21,6 +23,7 @@ from torch import nn
 
 from fusionff.data.graph import Graph
 from fusionff.models.config import ModelConfig
+from fusionff.nn.couplings import CouplingReadout
 from fusionff.nn.diabatic import (
     adiabatic_states,
     n_hamiltonian_elements,
@@ -136,9 +139,11 @@ class MultiStateMACE(nn.Module):
         self.skips = nn.ModuleList()
         self.readouts = nn.ModuleList()
         irreps_in = irreps_embed
+        # learned couplings: the last layer also carries C vector (1o) channels
+        irreps_last = irreps_embed + o3.Irreps(f"{C}x1o") if c.couplings else irreps_embed
         for layer in range(c.num_layers):
             last = layer == c.num_layers - 1
-            irreps_out = irreps_embed if last else irreps_hidden
+            irreps_out = irreps_last if last else irreps_hidden
             self.interactions.append(
                 Interaction(
                     irreps_in,
@@ -164,6 +169,8 @@ class MultiStateMACE(nn.Module):
                 else LinearReadout(irreps_out, n_out)
             )
             irreps_in = irreps_out
+        if c.couplings:
+            self.coupling_readout = CouplingReadout(irreps_last, S, c.readout_hidden)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -207,6 +214,12 @@ class MultiStateMACE(nn.Module):
     def head(self) -> str:
         return self.config.head
 
+    @property
+    def provides_nacs(self) -> bool:
+        """Whether ``compute_couplings`` gives couplings: a diabatic head (from its eigenvectors)
+        or an adiabatic head with learned couplings (``config.couplings``)."""
+        return self.head == "diabatic" or self.config.couplings
+
     def forward(
         self,
         graph: Graph,
@@ -227,11 +240,19 @@ class MultiStateMACE(nn.Module):
         ``nacs`` (n, S, S, 3) 1/Angstrom: d_ij = <psi_i | grad psi_j> on each atom of its
         structure (for B copies of one N-atom molecule, ``nacs.reshape(B, N, S, S, 3)
         .permute(0, 2, 3, 1, 4)`` is (B, S, S, N, 3)). Couplings cost K extra backward passes.
+
+        Adiabatic head with ``config.couplings``: when ``compute_couplings``, ``nacs`` (n, S, S,
+        3) 1/Angstrom as well, the learned couplings (:mod:`fusionff.nn.couplings`; no extra
+        backward pass).
         """
-        if compute_couplings and self.head != "diabatic":
-            raise ValueError("couplings need head='diabatic'; this model's head is adiabatic")
+        if compute_couplings and not self.provides_nacs:
+            raise ValueError(
+                "couplings need head='diabatic' or learned couplings (couplings=True); this "
+                "model's head is adiabatic without them"
+            )
         positions = graph.positions
-        if (compute_forces or compute_couplings) and not positions.requires_grad:
+        needs_grad = compute_forces or (compute_couplings and self.head == "diabatic")
+        if needs_grad and not positions.requires_grad:
             positions = positions.detach().requires_grad_(True)
         species = self.species_index(graph.numbers)
         node_attrs = nn.functional.one_hot(species, len(self.config.elements)).to(positions.dtype)
@@ -257,6 +278,8 @@ class MultiStateMACE(nn.Module):
             energies = torch.zeros(graph.n_graphs, self.n_states, dtype=h.dtype, device=h.device)
             energies = energies.index_add(0, graph.batch, node_e)
             out = {"energies": energies, "node_energies": node_e}
+            if compute_couplings:
+                out["nacs"] = self.config.coupling_scale * self.coupling_readout(h)
         if compute_forces:
             out["forces"] = state_forces(energies, positions, training)
         return out

@@ -6,7 +6,7 @@ Every default lives in the dataclasses below. Example (``data/examples/train_tin
     output: runs/train_tiny
     model: {channels: 8, num_layers: 1, r_max: 4.0}   # ModelConfig keys
     split: {train: 0.7, validation: 0.15, test: 0.15}
-    loss: {energy: 1.0, forces: 10.0, states: [1.0, 1.0]}
+    loss: {energy: 1.0, forces: 10.0, states: [1.0, 1.0]}   # nacs: 1.0 adds couplings
     optimizer: {name: adam, lr: 0.01}
     schedule: {name: plateau, factor: 0.8, patience: 5}
     batch_size: 8
@@ -66,6 +66,12 @@ class LossConfig:
     and linear beyond it (:func:`fusionff.train.loss.robust_square`), with thresholds
     ``huber_delta_energy`` in eV per atom and ``huber_delta_forces`` in eV/Angstrom per force
     component: structures far off the rest then weigh like large errors, not squared ones.
+
+    ``nacs`` (w_nacs; 0 leaves couplings out) adds ``nacs * L_nacs``, the phase-free coupling
+    error (:func:`fusionff.train.loss.coupling_loss`, (1/Angstrom)^2); it needs data with
+    couplings and a model that gives them (``model.head: diabatic`` or ``model.couplings:
+    true``). With ``kind: huber`` its threshold is ``huber_delta_nacs`` (1/Angstrom per
+    component): couplings grow as 1/gap near intersections.
     """
 
     energy: float = 1.0
@@ -74,12 +80,18 @@ class LossConfig:
     kind: str = "mse"
     huber_delta_energy: float = 0.01
     huber_delta_forces: float = 0.5
+    nacs: float = 0.0
+    huber_delta_nacs: float = 0.5
 
     def deltas(self) -> tuple[float | None, float | None]:
         """(energy, forces) Huber thresholds, or (None, None) for squared errors."""
         if self.kind == "huber":
             return self.huber_delta_energy, self.huber_delta_forces
         return None, None
+
+    def delta_nacs(self) -> float | None:
+        """Huber threshold of the coupling loss (1/Angstrom), or None for squared errors."""
+        return self.huber_delta_nacs if self.kind == "huber" else None
 
 
 @dataclass
@@ -205,6 +217,8 @@ class TrainConfig:
             ("loss.kind", self.loss.kind in LOSS_KINDS, f"must be one of {LOSS_KINDS}"),
             ("loss.huber_delta_energy", self.loss.huber_delta_energy > 0, "must be positive"),
             ("loss.huber_delta_forces", self.loss.huber_delta_forces > 0, "must be positive"),
+            ("loss.nacs", self.loss.nacs >= 0, "must be >= 0"),
+            ("loss.huber_delta_nacs", self.loss.huber_delta_nacs > 0, "must be positive"),
         ]
         cap = self.mask_forces_above
         rules.append(("mask_forces_above", cap is None or cap > 0, "must be positive"))

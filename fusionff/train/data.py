@@ -32,6 +32,10 @@ class Labels:
         forces: (n, S, 3) eV/Angstrom (0 where unlabelled).
         force_mask: (n, S) bool, the structure's force mask repeated over its atoms.
         n_atoms: (B,) atoms per structure (floating, for per-atom energies).
+        nacs: (n, S, S, 3) 1/Angstrom reference couplings (0 where unlabelled), or None when
+            the data have none.
+        nac_mask: (B,) bool, True where the structure's couplings are labelled (None with
+            ``nacs``).
     """
 
     energies: torch.Tensor
@@ -39,6 +43,8 @@ class Labels:
     forces: torch.Tensor
     force_mask: torch.Tensor
     n_atoms: torch.Tensor
+    nacs: torch.Tensor | None = None
+    nac_mask: torch.Tensor | None = None
 
 
 @dataclass
@@ -55,6 +61,10 @@ class TrainingData:
         energies, energy_mask: (n_struct, S) eV, bool.
         forces: (n_atoms, S, 3) eV/Angstrom.
         force_mask: (n_struct, S) bool.
+        nacs: (n_atoms, S, S, 3) 1/Angstrom non-adiabatic couplings d_ij = <i|grad j> (0 where
+            unlabelled), or None when no file has couplings.
+        nac_mask: (n_struct,) bool, True where a structure's couplings are labelled (None with
+            ``nacs``); structures of files without couplings are False.
         r_max: cutoff of the neighbour lists, Angstrom.
         edge_offsets: (n_struct + 1,) structure i owns edges ``edge_offsets[i]:[i+1]``.
         senders, receivers: (n_edges,) atom indices local to their structure.
@@ -80,9 +90,16 @@ class TrainingData:
     shifts: np.ndarray
     n_skipped: int
     file_rows: list[int]
+    nacs: np.ndarray | None = None
+    nac_mask: np.ndarray | None = None
 
     def __len__(self) -> int:
         return self.ids.size
+
+    @property
+    def has_nacs(self) -> bool:
+        """Whether any structure has labelled couplings."""
+        return self.nac_mask is not None and bool(self.nac_mask.any())
 
     @property
     def n_atoms(self) -> np.ndarray:
@@ -135,6 +152,10 @@ class TrainingData:
         """The labels of structures ``indices`` as tensors."""
         atoms = self.atom_indices(indices)
         counts = self.n_atoms[indices]
+        nacs = nac_mask = None
+        if self.nacs is not None:
+            nacs = torch.as_tensor(self.nacs[atoms], dtype=dtype, device=device)
+            nac_mask = torch.as_tensor(self.nac_mask[indices], device=device)
         return Labels(
             energies=torch.as_tensor(self.energies[indices], dtype=dtype, device=device),
             energy_mask=torch.as_tensor(self.energy_mask[indices], device=device),
@@ -143,6 +164,8 @@ class TrainingData:
                 np.repeat(self.force_mask[indices], counts, axis=0), device=device
             ),
             n_atoms=torch.as_tensor(counts, dtype=dtype, device=device),
+            nacs=nacs,
+            nac_mask=nac_mask,
         )
 
     def graph(self, indices: np.ndarray, dtype: torch.dtype, device: torch.device) -> Graph:
@@ -168,6 +191,9 @@ class TrainingData:
 
 def load_training_data(paths: list[str | os.PathLike], r_max: float) -> TrainingData:
     """Read dataset files into memory and compute every structure's neighbour list.
+
+    Couplings (``nacs``, ``nac_mask``) are read where a file has them; when only some files
+    do, the structures of the others count as unlabelled couplings.
 
     Raises FileNotFoundError for a missing file, ValueError when files disagree on the
     number of states or no usable structure remains.
@@ -217,6 +243,8 @@ def _concatenate(parts, paths, n_states, n_skipped, r_max) -> TrainingData:
             shifts.append(shift)
             edge_counts.append(len(recv))
     joined = {k: np.concatenate(v) for k, v in cols.items()}
+    if any("nacs" in arrays for arrays, _, _ in parts):
+        joined["nacs"], joined["nac_mask"] = _joined_couplings(parts, n_states)
     return TrainingData(
         paths=paths,
         n_states=n_states,
@@ -230,6 +258,21 @@ def _concatenate(parts, paths, n_states, n_skipped, r_max) -> TrainingData:
         file_rows=[arrays["energies"].shape[0] for arrays, _, _ in parts],
         **joined,
     )
+
+
+def _joined_couplings(parts, n_states: int) -> tuple[np.ndarray, np.ndarray]:
+    """Couplings (n_atoms, S, S, 3) and their mask (n_struct,) of the kept structures of every
+    file, zeros and False for files without couplings."""
+    nacs, mask = [], []
+    for arrays, keep, _ in parts:
+        atoms = _ranges(arrays["offsets"], keep)
+        if "nacs" in arrays:
+            nacs.append(arrays["nacs"][atoms])
+            mask.append(arrays["nac_mask"][keep].astype(bool))
+        else:
+            nacs.append(np.zeros((atoms.size, n_states, n_states, 3)))
+            mask.append(np.zeros(keep.size, dtype=bool))
+    return np.concatenate(nacs), np.concatenate(mask)
 
 
 def _ranges(offsets: np.ndarray, indices: np.ndarray) -> np.ndarray:

@@ -15,36 +15,53 @@ from fusionff.train.metrics import compute_metrics
 
 @dataclass
 class Predictions:
-    """energies (B, S) eV and forces (n, S, 3) eV/Angstrom of B structures, as tensors."""
+    """energies (B, S) eV, forces (n, S, 3) eV/Angstrom and, when predicted, couplings
+    ``nacs`` (n, S, S, 3) 1/Angstrom of B structures, as tensors."""
 
     energies: torch.Tensor
     forces: torch.Tensor
+    nacs: torch.Tensor | None = None
 
 
 def predict(
-    model: MultiStateMACE, data: TrainingData, indices: np.ndarray, batch_size: int
+    model: MultiStateMACE,
+    data: TrainingData,
+    indices: np.ndarray,
+    batch_size: int,
+    couplings: bool | None = None,
 ) -> Predictions:
-    """Energies and forces of the structures ``indices``, in batches, on the model's device."""
-    energies, forces = [], []
+    """Energies, forces and (``couplings``) couplings of the structures ``indices``, in
+    batches, on the model's device. ``couplings=None``: where the model gives couplings and
+    the data have some."""
+    if couplings is None:
+        couplings = model.provides_nacs and data.has_nacs
+    energies, forces, nacs = [], [], []
     for start in range(0, len(indices), batch_size):
         chunk = indices[start : start + batch_size]
         graph = data.graph(chunk, model.dtype, model.device)
         with torch.enable_grad():
-            out = model(graph, compute_forces=True, training=False)
+            out = model(graph, compute_forces=True, training=False, compute_couplings=couplings)
         energies.append(out["energies"].detach())
         forces.append(out["forces"].detach())
+        if couplings:
+            nacs.append(out["nacs"].detach())
+    s, opts = model.n_states, dict(dtype=model.dtype, device=model.device)
     if not energies:
-        s, dev = model.n_states, model.device
-        return Predictions(
-            torch.zeros(0, s, dtype=model.dtype, device=dev),
-            torch.zeros(0, s, 3, dtype=model.dtype, device=dev),
-        )
-    return Predictions(torch.cat(energies), torch.cat(forces))
+        empty = torch.zeros(0, s, s, 3, **opts) if couplings else None
+        return Predictions(torch.zeros(0, s, **opts), torch.zeros(0, s, 3, **opts), empty)
+    return Predictions(torch.cat(energies), torch.cat(forces), torch.cat(nacs) if nacs else None)
 
 
 def metrics_of(data: TrainingData, indices: np.ndarray, predictions: Predictions) -> dict[str, Any]:
     """:func:`compute_metrics` of predictions for the structures ``indices``."""
     atoms = data.atom_indices(indices)
+    couplings = {}
+    if predictions.nacs is not None and data.nacs is not None:
+        couplings = {
+            "pred_nacs": predictions.nacs.cpu().numpy(),
+            "ref_nacs": data.nacs[atoms],
+            "nac_mask": data.nac_mask[indices],
+        }
     return compute_metrics(
         predictions.energies.cpu().numpy(),
         data.energies[indices],
@@ -53,6 +70,7 @@ def metrics_of(data: TrainingData, indices: np.ndarray, predictions: Predictions
         predictions.forces.cpu().numpy(),
         data.forces[atoms],
         data.force_mask[indices],
+        **couplings,
     )
 
 

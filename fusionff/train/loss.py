@@ -16,13 +16,19 @@ below its threshold ``delta`` and to grow linearly above it (``kind="huber"``)::
 so that a few structures with errors far above the rest (strained geometries, an unreliable
 reference gradient) pull on the weights like large errors, not like squared ones. ``delta``
 is in eV per atom for energies and eV/Angstrom per force component.
+
+Couplings (``loss.nacs > 0``, data with couplings, a model that gives them) add
+``w_nacs * L_nacs``, :func:`coupling_loss`: a reference coupling d_ij is defined up to its sign
+(the phase of each state is arbitrary), so each structure and pair i < j counts the error
+against the nearer of +d_ij and -d_ij.
 """
 
 from __future__ import annotations
 
 import torch
 
-from fusionff.train.data import Labels
+from fusionff.models.multistate_mace import MultiStateMACE
+from fusionff.train.data import Labels, TrainingData
 
 
 def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -90,3 +96,61 @@ def multistate_loss(
     ``delta_energy`` (eV per atom) and ``delta_forces`` (eV/Angstrom), None for squares."""
     e_mse, f_mse = state_losses(energies, forces, labels, delta_energy, delta_forces)
     return (state_weights * (energy_weight * e_mse + force_weight * f_mse)).sum()
+
+
+def coupling_loss(nacs: torch.Tensor, labels: Labels, delta: float | None = None) -> torch.Tensor:
+    """Phase-free mean error of the couplings, (1/Angstrom)^2; 0 without labelled couplings.
+
+    For every structure b with labelled couplings and every pair i < j::
+
+        L_bij = min over s in {+1, -1} of  < rho(d_ij - s d_ij^ref) >_{atoms of b, xyz}
+
+    and the loss is the mean of L_bij over those structures and pairs: it does not change when
+    the sign of any reference coupling (one structure, one pair) flips, and it is zero exactly
+    when every predicted d_ij equals +d_ij^ref or -d_ij^ref. ``rho`` is the square, or with
+    ``delta`` (1/Angstrom per component) :func:`robust_square`. Couplings grow as 1/gap near an
+    intersection (d_ij = <i|grad H|j> / (E_j - E_i)), so a few near-degenerate structures can
+    dominate squared errors: a Huber ``delta`` (``loss.kind: huber``, ``huber_delta_nacs``)
+    bounds their pull.
+
+    Args:
+        nacs: (n, S, S, 3) 1/Angstrom predicted (only i < j is used).
+        labels: the reference (``labels.nacs`` (n, S, S, 3), ``labels.nac_mask`` (B,)).
+        delta: Huber threshold, or None for squares.
+    """
+    if labels.nacs is None or labels.nac_mask is None:
+        raise ValueError("coupling_loss: the labels have no couplings")
+    n_states = nacs.shape[1]
+    rows, cols = torch.triu_indices(n_states, n_states, offset=1, device=nacs.device)
+    counts = labels.n_atoms.to(torch.long)
+    batch = torch.repeat_interleave(torch.arange(counts.shape[0], device=nacs.device), counts)
+    atom_mask = labels.nac_mask[batch][:, None, None]
+    zero = torch.zeros((), dtype=nacs.dtype, device=nacs.device)
+    pred = nacs[:, rows, cols]  # (n, P, 3)
+    ref = torch.where(atom_mask, labels.nacs[:, rows, cols], zero)
+    per_sign = []
+    for sign in (1.0, -1.0):
+        err = torch.where(atom_mask, pred - sign * ref, zero)
+        per_atom = robust_square(err, delta).sum(dim=-1)  # (n, P)
+        total = per_atom.new_zeros(counts.shape[0], rows.shape[0]).index_add(0, batch, per_atom)
+        per_sign.append(total / (3.0 * labels.n_atoms[:, None]))
+    per_pair = torch.minimum(*per_sign)  # (B, P)
+    mask = labels.nac_mask[:, None].expand_as(per_pair)
+    return masked_mean(per_pair, mask).mean()
+
+
+def trains_couplings(weight: float, data: TrainingData, model: MultiStateMACE) -> bool:
+    """Whether training adds the coupling loss: ``weight`` (``loss.nacs``) > 0. Then the data
+    must have couplings and the model must give them (ValueError saying which is missing)."""
+    if weight <= 0:
+        return False
+    if not data.has_nacs:
+        raise ValueError(
+            f"loss.nacs is {weight} but {', '.join(data.paths)} have no labelled couplings"
+        )
+    if not model.provides_nacs:
+        raise ValueError(
+            f"loss.nacs is {weight} but the model gives no couplings: use head 'diabatic' or "
+            "model.couplings: true"
+        )
+    return True

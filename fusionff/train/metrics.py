@@ -4,6 +4,11 @@ Per state: energy MAE/RMSE per structure and per atom (meV), force MAE/RMSE per 
 component (meV/Angstrom); per excited state s >= 1 the gap E_s - E_0 MAE/RMSE (meV); and the
 same for the "near-intersection" structures (reference E_1 - E_0 below a threshold, 0.5 eV by
 default) when there are any. Only labelled entries count; a metric without entries is None.
+
+Couplings, when given: per pair i < j the phase-free MAE and RMSE (1/Angstrom) over the Cartesian
+components of every atom of the structures with labelled couplings, each structure's error
+taken against the nearer of +d_ij^ref and -d_ij^ref (the reference's sign is arbitrary), and
+``ref_mae``, the mean |d_ij^ref| component (the MAE of predicting zero), for scale.
 """
 
 from __future__ import annotations
@@ -31,6 +36,9 @@ def compute_metrics(
     ref_forces: np.ndarray,
     force_mask: np.ndarray,
     near_gap: float | None = NEAR_INTERSECTION_GAP,
+    pred_nacs: np.ndarray | None = None,
+    ref_nacs: np.ndarray | None = None,
+    nac_mask: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Metrics of B structures (n atoms in all) and S states.
 
@@ -41,11 +49,14 @@ def compute_metrics(
         pred_forces, ref_forces: (n, S, 3) eV/Angstrom.
         force_mask: (B, S) bool, True where the structure's reference forces are labelled.
         near_gap: threshold (eV) of the near-intersection subset; None to leave it out.
+        pred_nacs, ref_nacs: (n, S, S, 3) 1/Angstrom couplings, or None.
+        nac_mask: (B,) bool, True where the reference couplings are labelled.
 
     Returns:
         ``{"n_structures", "states": [per state], "gaps": [per s >= 1],
-        "near_intersection": {...} (when S >= 2 and a structure qualifies)}``; energies in
-        meV, forces in meV/Angstrom.
+        "couplings": [per pair i < j] (with couplings), "near_intersection": {...} (when
+        S >= 2 and a structure qualifies)}``; energies in meV, forces in meV/Angstrom,
+        couplings in 1/Angstrom.
     """
     energy_mask = np.asarray(energy_mask, dtype=bool)
     force_mask = np.asarray(force_mask, dtype=bool)
@@ -79,6 +90,9 @@ def compute_metrics(
         mae, rmse = _mae_rmse(e_err[rows, s] - e_err[rows, 0])
         gaps.append({"state": s, "n": int(rows.sum()), "mae": mae, "rmse": rmse})
     out: dict[str, Any] = {"n_structures": int(n_structures), "states": states, "gaps": gaps}
+    with_nacs = pred_nacs is not None and ref_nacs is not None and nac_mask is not None
+    if with_nacs:
+        out["couplings"] = coupling_metrics(pred_nacs, ref_nacs, nac_mask, n_atoms)
     if near_gap is not None and n_states >= 2:
         ref = np.asarray(ref_energies)
         near = energy_mask[:, 0] & energy_mask[:, 1] & (ref[:, 1] - ref[:, 0] < near_gap)
@@ -93,8 +107,44 @@ def compute_metrics(
                 np.asarray(ref_forces)[atoms],
                 force_mask[near],
                 near_gap=None,
+                pred_nacs=np.asarray(pred_nacs)[atoms] if with_nacs else None,
+                ref_nacs=np.asarray(ref_nacs)[atoms] if with_nacs else None,
+                nac_mask=np.asarray(nac_mask)[near] if with_nacs else None,
             )
             out["near_intersection"] = {"gap_below_eV": near_gap, **sub}
+    return out
+
+
+def coupling_metrics(
+    pred_nacs: np.ndarray, ref_nacs: np.ndarray, nac_mask: np.ndarray, n_atoms: np.ndarray
+) -> list[dict[str, Any]]:
+    """Phase-free coupling errors per pair i < j (module docstring), 1/Angstrom.
+
+    Args:
+        pred_nacs, ref_nacs: (n, S, S, 3) 1/Angstrom.
+        nac_mask: (B,) bool, True where the reference is labelled.
+        n_atoms: (B,) atoms per structure.
+    """
+    nac_mask = np.asarray(nac_mask, dtype=bool)
+    n_atoms = np.asarray(n_atoms)
+    owner = np.repeat(np.arange(n_atoms.size), n_atoms)[np.repeat(nac_mask, n_atoms)]
+    n_states = np.asarray(ref_nacs).shape[1]
+    labelled = np.repeat(nac_mask, n_atoms)
+    out = []
+    for i, j in zip(*np.triu_indices(n_states, k=1), strict=True):
+        entry: dict[str, Any] = {"pair": [int(i), int(j)], "n": int(nac_mask.sum())}
+        entry["mae"] = entry["rmse"] = entry["ref_mae"] = None
+        if nac_mask.any():
+            pred = np.asarray(pred_nacs)[labelled, i, j]  # (n_labelled, 3)
+            ref = np.asarray(ref_nacs)[labelled, i, j]
+            for key, err in (("mae", np.abs), ("rmse", np.square)):
+                per_sign = [
+                    np.bincount(owner, err(pred - s * ref).sum(-1), n_atoms.size) for s in (1, -1)
+                ]
+                mean = np.minimum(*per_sign).sum() / ref.size
+                entry[key] = float(mean if key == "mae" else np.sqrt(mean))
+            entry["ref_mae"] = float(np.abs(ref).mean())
+        out.append(entry)
     return out
 
 
@@ -140,5 +190,11 @@ def _table(metrics: dict[str, Any]) -> list[str]:
         rows.append(
             f"{'S' + str(g['state']) + '-S0':<7}{g['n']:>5}{_fmt(g['mae']):>10}"
             f"{_fmt(g['rmse']):>10}   (gap)"
+        )
+    for c in metrics.get("couplings", []):
+        f = lambda v: "-" if v is None else f"{v:.4f}"  # noqa: E731
+        rows.append(
+            f"{'d' + ''.join(map(str, c['pair'])):<7}{c['n']:>5}{f(c['mae']):>10}"
+            f"{f(c['rmse']):>10}   (coupling, 1/A, phase-free; |d_ref| mean {f(c['ref_mae'])})"
         )
     return rows

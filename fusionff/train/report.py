@@ -34,8 +34,9 @@ def append_history(record: dict[str, Any], path: str | os.PathLike) -> None:
 def epoch_record(
     epoch: int, train_loss: float, val_loss: float, lr: float, seconds: float, metrics: dict
 ) -> dict[str, Any]:
-    """One epoch of the history: losses, lr, seconds and per-state validation MAEs (meV)."""
-    return {
+    """One epoch of the history: losses, lr, seconds, per-state validation MAEs (meV) and,
+    where the metrics have couplings, the phase-free coupling MAE per pair (1/Angstrom)."""
+    record = {
         "epoch": epoch,
         "train_loss": train_loss,
         "val_loss": val_loss,
@@ -45,6 +46,9 @@ def epoch_record(
         "val_force_mae": [m["force_mae"] for m in metrics["states"]],
         "val_gap_mae": [g["mae"] for g in metrics["gaps"]],
     }
+    if "couplings" in metrics:
+        record["val_nac_mae"] = [c["mae"] for c in metrics["couplings"]]
+    return record
 
 
 def progress_line(record: dict[str, Any], max_epochs: int, improved: bool) -> str:
@@ -56,10 +60,14 @@ def progress_line(record: dict[str, Any], max_epochs: int, improved: bool) -> st
             zip(record["val_energy_mae"], record["val_force_mae"], strict=True)
         )
     )
+    nacs = ""
+    if "val_nac_mae" in record:
+        g = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+        nacs = f" | d {' '.join(g(v) for v in record['val_nac_mae'])} (1/A)"
     return (
         f"epoch {record['epoch']:>4}/{max_epochs}  loss {record['train_loss']:.3e}  "
         f"val {record['val_loss']:.3e}{'*' if improved else ' '}  lr {record['lr']:.1e}  "
-        f"val MAE {states} (meV, meV/A)  {record['time_s']:.1f} s"
+        f"val MAE {states} (meV, meV/A){nacs}  {record['time_s']:.1f} s"
     )
 
 

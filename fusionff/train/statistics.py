@@ -2,7 +2,8 @@
 
 ``e0s`` (per-element, per-state reference energies by least squares), ``avg_num_neighbors``
 (normalises neighbour sums), ``scale`` and ``shift`` (per-state scale and per-atom shift of the
-learned interaction energy); :func:`model_config_for` puts them into the model's config.
+learned interaction energy) and, for learned couplings, ``coupling_scale`` (RMS of the
+reference couplings); :func:`model_config_for` puts them into the model's config.
 """
 
 from __future__ import annotations
@@ -80,6 +81,18 @@ def scale_and_shift(
     return scale, shift
 
 
+def coupling_rms(data: TrainingData, indices: np.ndarray) -> float:
+    """RMS (1/Angstrom) of the components of the labelled couplings d_ij (i < j) of the
+    structures ``indices``; 1.0 when there are none or they are all zero."""
+    if data.nacs is None:
+        return 1.0
+    labelled = indices[data.nac_mask[indices]]
+    rows, cols = np.triu_indices(data.n_states, k=1)
+    nacs = data.nacs[data.atom_indices(labelled)][:, rows, cols]
+    value = float(np.sqrt(np.mean(nacs**2))) if nacs.size else 0.0
+    return value if value > 0 else 1.0
+
+
 def model_config_for(config: TrainConfig, data: TrainingData, train: np.ndarray) -> ModelConfig:
     """The model's config: the ``model`` keys, with elements, states and statistics from data.
 
@@ -107,4 +120,6 @@ def model_config_for(config: TrainConfig, data: TrainingData, train: np.ndarray)
         scale, shift = scale_and_shift(data, train, elements, e0)
         keys.setdefault("scale", scale)
         keys.setdefault("shift", shift)
+    if keys.get("couplings") and "coupling_scale" not in keys:
+        keys["coupling_scale"] = coupling_rms(data, train)
     return ModelConfig(**keys)

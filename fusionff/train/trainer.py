@@ -51,7 +51,7 @@ from fusionff.train.config import TrainConfig
 from fusionff.train.data import file_sha256, load_training_data
 from fusionff.train.ema import ExponentialMovingAverage
 from fusionff.train.evaluate import metrics_of, predict
-from fusionff.train.loss import multistate_loss
+from fusionff.train.loss import coupling_loss, multistate_loss, trains_couplings
 from fusionff.train.metrics import format_metrics
 from fusionff.train.split import load_or_create_split, split_was_extended
 from fusionff.train.statistics import model_config_for
@@ -169,6 +169,7 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.model = MultiStateMACE(config=model_config).to(self.device)
         self.ema = ExponentialMovingAverage(self.model, config.ema_decay)
+        self.train_couplings = trains_couplings(config.loss.nacs, self.data, self.model)
         self.optimizer = _optimizer(config, self.model)
         self.scheduler = _scheduler(config, self.optimizer)
         self.shuffle = torch.Generator().manual_seed(config.seed)
@@ -287,8 +288,10 @@ class Trainer:
             batch = order[start : start + bs]
             graph = self.data.graph(batch, self.dtype, self.device)
             labels = self.data.labels(batch, self.dtype, self.device)
-            out = self.model(graph, compute_forces=True, training=True)
-            loss = self._loss(out["energies"], out["forces"], labels)
+            out = self.model(
+                graph, compute_forces=True, training=True, compute_couplings=self.train_couplings
+            )
+            loss = self._loss(out["energies"], out["forces"], labels, out.get("nacs"))
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if self.config.optimizer.clip_grad_norm is not None:
@@ -326,17 +329,20 @@ class Trainer:
         result.interrupted = name
         return result
 
-    def _loss(self, energies, forces, labels) -> torch.Tensor:
+    def _loss(self, energies, forces, labels, nacs=None) -> torch.Tensor:
         c = self.config.loss
-        return multistate_loss(
+        loss = multistate_loss(
             energies, forces, labels, c.energy, c.forces, self.state_weights, *c.deltas()
         )
+        if self.train_couplings:  # the phase-free coupling error (loss.nacs > 0)
+            loss = loss + c.nacs * coupling_loss(nacs, labels, c.delta_nacs())
+        return loss
 
     def validate(self) -> tuple[float, dict[str, Any]]:
         """Validation loss and metrics of the EMA weights."""
         indices = self.split["validation"]
         pred = predict(self.ema.model, self.data, indices, self.config.batch_size)
-        loss = float(self._loss(pred.energies, pred.forces, self.val_labels))
+        loss = float(self._loss(pred.energies, pred.forces, self.val_labels, pred.nacs))
         return loss, metrics_of(self.data, indices, pred)
 
     # ------------------------------------------------------------------ checkpoints
