@@ -20,9 +20,10 @@ class FusionCalculator(Calculator):
     ``results["energies"]`` (S,) eV and ``results["state_forces"]`` (S, N, 3) eV/Angstrom hold
     every state. Works for isolated molecules and periodic cells.
 
-    A diabatic model (every model, for a committee) adds ``results["nacs"]`` (S, S, N, 3)
-    1/Angstrom, d_ij = <i|grad j>, antisymmetric; a single diabatic model also
-    ``results["diabatic_hamiltonian"]`` (S, S) eV, whose eigenvalues are the energies. A
+    Models with couplings (diabatic heads, and adiabatic heads with learned couplings; every
+    model, for a committee) add ``results["nacs"]`` (S, S, N, 3) 1/Angstrom, d_ij = <i|grad j>,
+    antisymmetric; a single diabatic model also ``results["diabatic_hamiltonian"]`` (S, S) eV,
+    whose eigenvalues are the energies. A
     committee (a list or tuple of models or files) reports the mean over its members and adds
     ``energies_std`` (S,) eV, ``forces_std`` (S, N, 3) eV/Angstrom and ``gap_std`` (float, eV,
     spread of E_1 - E_0): population standard deviations over the members (ddof = 0; see
@@ -50,7 +51,7 @@ class FusionCalculator(Calculator):
         extra = []
         if self.potential.provides_nacs:
             extra.append("nacs")
-            if len(self.potential.models) == 1:
+            if len(self.potential.models) == 1 and self.potential.model.head == "diabatic":
                 extra.append("diabatic_hamiltonian")
         if self.potential.committee:
             extra += ["energies_std", "forces_std", "gap_std"]

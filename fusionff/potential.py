@@ -2,7 +2,8 @@
 
 ``Potential`` is what the ASE calculator and the dynamics use: positions in Angstrom in,
 energies (eV) and forces (eV/Angstrom) of every state out; couplings (1/Angstrom) from
-diabatic heads; means and spreads from a committee of models.
+diabatic heads and from adiabatic heads with learned couplings; means and spreads from a
+committee of models.
 
 Reproducibility on the CPU: an evaluation gives the same bits every time in one process and
 across processes with the same number of threads. PyTorch's CPU backward of indexing
@@ -67,10 +68,12 @@ class Potential:
     each model). Members must share elements and number of states; each keeps its own cutoff
     and dtype (outputs in the first member's dtype).
 
-    Diabatic heads: when every model's head is diabatic, the couplings are computed
-    (``provides_nacs``; K = S(S+1)/2 extra backward passes per model) and returned as ``nacs``;
-    a single model also returns its ``diabatic_hamiltonian`` (a committee does not: the
-    diabatic bases of its members need not agree). Adiabatic models cost what they did.
+    Couplings: when every model gives them (``provides_nacs``) they are returned as ``nacs``:
+    a diabatic head's from its eigenvectors (K = S(S+1)/2 extra backward passes per model), an
+    adiabatic head's learned ones (``couplings=True``; no extra backward pass). A single
+    diabatic model also returns its ``diabatic_hamiltonian`` (a committee does not: the
+    diabatic bases of its members need not agree). Adiabatic models without learned couplings
+    cost what they did.
 
     Args:
         model: a :class:`MultiStateMACE`, the path of a ``*.fff`` model file, or a list or
@@ -93,7 +96,7 @@ class Potential:
         self.models = [self._prepared(source) for source in sources]
         _check_members(self.models, [_source_name(s, i) for i, s in enumerate(sources)])
         self.model = self.models[0]
-        self.provides_nacs = all(m.head == "diabatic" for m in self.models)
+        self.provides_nacs = all(m.provides_nacs for m in self.models)
 
     def _prepared(self, source: ModelSource) -> MultiStateMACE:
         model = source if isinstance(source, MultiStateMACE) else load_model(source)
@@ -121,8 +124,9 @@ class Potential:
 
         Returns:
             ``energies`` (B, S) eV and ``forces`` (B, S, N, 3) eV/Angstrom, on the model's
-            device; diabatic heads add ``nacs`` (B, S, S, N, 3) 1/Angstrom (d_ij = <i|grad j>,
-            antisymmetric) and, for one model, ``diabatic_hamiltonian`` (B, S, S) eV;
+            device; models with couplings (``provides_nacs``) add ``nacs`` (B, S, S, N, 3)
+            1/Angstrom (d_ij = <i|grad j>, antisymmetric), a single diabatic model
+            ``diabatic_hamiltonian`` (B, S, S) eV;
             committees add ``energies_std`` (B, S), ``forces_std`` (B, S, N, 3) and
             ``gap_std`` (B,) (class docstring).
         """
@@ -165,9 +169,10 @@ class Potential:
         """Structures of any sizes, molecules or periodic cells, in one graph (per model).
 
         Returns one dict per structure with ``energies`` (S,) eV and ``forces`` (S, N, 3)
-        eV/Angstrom as numpy arrays; diabatic heads add ``nacs`` (S, S, N, 3) 1/Angstrom and,
-        for one model, ``diabatic_hamiltonian`` (S, S) eV; committees add ``energies_std``
-        (S,), ``forces_std`` (S, N, 3) and ``gap_std`` (a 0-d array) (class docstring).
+        eV/Angstrom as numpy arrays; models with couplings add ``nacs`` (S, S, N, 3)
+        1/Angstrom, a single diabatic model ``diabatic_hamiltonian`` (S, S) eV; committees add
+        ``energies_std`` (S,), ``forces_std`` (S, N, 3) and ``gap_std`` (a 0-d array) (class
+        docstring).
         """
         members = [
             self._evaluate_graph(model, numbers, positions, cells, pbcs) for model in self.models
