@@ -35,13 +35,22 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
 
 
 def train_main(args: argparse.Namespace) -> int:
-    """Run ``fusionff train``: train (or continue), then print the test metrics table."""
+    """Run ``fusionff train``: train (or continue), then print the test metrics table.
+
+    Under ``torchrun`` every rank runs this and trains its shards; rank 0 alone prints (see
+    :mod:`fusionff.train.distributed`)."""
     from fusionff.train.config import TrainConfig
+    from fusionff.train.distributed import leave
     from fusionff.train.metrics import format_metrics
     from fusionff.train.trainer import Trainer
 
     config = TrainConfig.from_yaml(args.config)
-    result = Trainer(config, restart=args.restart, new_stage=args.new_stage).fit()
+    trainer = Trainer(config, restart=args.restart, new_stage=args.new_stage)
+    result = trainer.fit()
+    leave()
+    code = 0 if result.interrupted is None else 128 + signal.Signals[result.interrupted].value
+    if not trainer.ranks.is_main:
+        return code
     metrics = result.test_metrics
     if metrics is None:
         metrics, title = result.validation_metrics, "validation split (the test split is empty)"
@@ -54,8 +63,7 @@ def train_main(args: argparse.Namespace) -> int:
     )
     if result.interrupted:
         print(f"stopped by {result.interrupted}; run the same command again to continue")
-        return 128 + getattr(signal.Signals, result.interrupted).value
-    return 0
+    return code
 
 
 def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:

@@ -29,6 +29,7 @@ stage, and the checkpoint lists each stage's start and changed settings.
 
 from __future__ import annotations
 
+import io
 import math
 import signal
 import sys
@@ -41,7 +42,6 @@ from typing import Any, TextIO
 
 import torch
 
-from fusionff.device import resolve_device
 from fusionff.models.config import ModelConfig
 from fusionff.models.io import save_model
 from fusionff.models.multistate_mace import MultiStateMACE
@@ -49,8 +49,9 @@ from fusionff.train import report
 from fusionff.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from fusionff.train.config import TrainConfig
 from fusionff.train.data import file_sha256, load_training_data
+from fusionff.train.distributed import join
 from fusionff.train.ema import ExponentialMovingAverage
-from fusionff.train.evaluate import metrics_of, predict
+from fusionff.train.evaluate import Predictions, metrics_of, predict
 from fusionff.train.loss import coupling_loss, multistate_loss, trains_couplings
 from fusionff.train.metrics import format_metrics
 from fusionff.train.split import load_or_create_split, split_was_extended
@@ -125,14 +126,18 @@ class Trainer:
         if restart and new_stage:
             raise ValueError("restart and new_stage exclude each other")
         self.config = config
+        self.ranks = join(config.device)  # one rank unless under torchrun (distributed.py)
         self.log = log if log is not None else sys.stderr
+        if not self.ranks.is_main:  # rank 0 alone reports and writes files
+            self.log = io.StringIO()
         self._stop = _StopOnSignal()  # entered by fit()
         self.output = Path(config.output)
         self.output.mkdir(parents=True, exist_ok=True)
-        if restart:
+        if restart and self.ranks.is_main:
             for name in OUTPUT_FILES:
                 (self.output / name).unlink(missing_ok=True)
-        self.device = resolve_device(config.device)
+        self.ranks.barrier()  # the others read the output directory after rank 0 cleared it
+        self.device = self.ranks.device
         self.dtype = torch.float64 if config.dtype == "float64" else torch.float32
         r_max = config.model.get("r_max", ModelConfig.__dataclass_fields__["r_max"].default)
         self.data = load_training_data(config.data, r_max)
@@ -145,8 +150,10 @@ class Trainer:
         ]
         split_seed = config.split.seed if config.split.seed is not None else config.seed
         extended = split_was_extended(self.output / "split.json", self.files)
-        self.split = load_or_create_split(
-            self.output / "split.json", self.data, config.split, split_seed, self.files
+        self.split = self.ranks.main_first(
+            lambda: load_or_create_split(
+                self.output / "split.json", self.data, config.split, split_seed, self.files
+            )
         )
         checkpoint_path = self.output / "checkpoint.pt"
         checkpoint = load_checkpoint(checkpoint_path) if checkpoint_path.exists() else None
@@ -202,6 +209,14 @@ class Trainer:
                 f"{model_config.elements}, {self.model.num_parameters():,} parameters, "
                 f"device {self.device}"
             )
+        self.ranks.broadcast_module(self.model)  # rank 0's weights everywhere
+        self.ranks.broadcast_module(self.ema.model)
+        if self.ranks.active:
+            bs, n = config.batch_size, self.ranks.size
+            self._say(
+                f"data-parallel over {n} ranks on {self.device.type}: each batch of {bs} "
+                f"structures split into shards of about {bs / n:.3g}"
+            )
         if masked is not None:
             self._say(
                 f"mask_forces_above {config.mask_forces_above} eV/A: force labels left out for "
@@ -229,6 +244,7 @@ class Trainer:
             if train_loss is None:
                 return self._interrupted(mid_epoch=True)
             val_loss, val_metrics = self.validate()
+            train_loss, val_loss = self.ranks.from_main(train_loss, val_loss)  # alike everywhere
             if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
                 raise RuntimeError(
                     f"training diverged in epoch {self.epoch + 1} (loss {train_loss}, validation "
@@ -255,13 +271,15 @@ class Trainer:
             record = report.epoch_record(self.epoch, train_loss, val_loss, lr, seconds, val_metrics)
             record["stage"] = len(self.stages)
             self.history.append(record)
-            report.append_history(record, self.output / "history.jsonl")
+            if self.ranks.is_main:
+                report.append_history(record, self.output / "history.jsonl")
             self._say(report.progress_line(record, c.max_epochs, improved))
             if self.stopped_early:
                 self._say(f"early stopping: no lower validation loss in {patience} epochs")
             limit = c.time_limit_minutes
             out_of_time = limit is not None and time.perf_counter() - invoked > 60 * limit
-            stopping = self._stop.signal is not None  # arrived during validation: epoch counts
+            out_of_time = bool(self.ranks.from_main(out_of_time)[0])  # rank 0's clock decides
+            stopping = self._stop_signal() is not None  # arrived during validation: epoch counts
             done = self.epoch >= c.max_epochs or self.stopped_early or out_of_time or stopping
             if done or self.epoch % c.checkpoint_every == 0:
                 self.save_checkpoint()
@@ -286,14 +304,18 @@ class Trainer:
         bar = _ProgressBar(self.log, self.epoch + 1, self.config.max_epochs, len(order))
         for start in range(0, len(order), bs):
             batch = order[start : start + bs]
-            graph = self.data.graph(batch, self.dtype, self.device)
+            local = self.ranks.shard(batch)  # this rank's structures (all in one process)
+            # a rank that a short last batch leaves without structures evaluates a stand-in
+            graph = self.data.graph(local if len(local) else batch[:1], self.dtype, self.device)
             labels = self.data.labels(batch, self.dtype, self.device)
             out = self.model(
                 graph, compute_forces=True, training=True, compute_couplings=self.train_couplings
             )
+            out = self.ranks.gather_rows(out, own=len(local) > 0)  # the whole batch's outputs
             loss = self._loss(out["energies"], out["forces"], labels, out.get("nacs"))
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            self.ranks.sum_gradients(self.model.parameters())
             if self.config.optimizer.clip_grad_norm is not None:
                 torch.nn.utils.clip_grad_norm_(
                     self.model.parameters(), self.config.optimizer.clip_grad_norm
@@ -302,7 +324,7 @@ class Trainer:
             self.ema.update(self.model)
             total += float(loss.detach()) * len(batch)
             bar.update(start + len(batch), total / (start + len(batch)))
-            if self._stop.signal is not None:
+            if self._stop_signal() is not None:
                 bar.close()
                 return None
         bar.close()
@@ -341,13 +363,29 @@ class Trainer:
     def validate(self) -> tuple[float, dict[str, Any]]:
         """Validation loss and metrics of the EMA weights."""
         indices = self.split["validation"]
-        pred = predict(self.ema.model, self.data, indices, self.config.batch_size)
+        pred = self._predict(self.ema.model, indices)
         loss = float(self._loss(pred.energies, pred.forces, self.val_labels, pred.nacs))
         return loss, metrics_of(self.data, indices, pred)
 
+    def _predict(self, model: MultiStateMACE, indices) -> Predictions:
+        """:func:`predict` of the structures ``indices``, each rank evaluating a shard."""
+        local = predict(model, self.data, self.ranks.shard(indices), self.config.batch_size)
+        return self.ranks.gather_predictions(local)
+
+    def _stop_signal(self) -> str | None:
+        """The name of a stop signal that arrived on any rank (all ranks agree), else None."""
+        mine = self._stop.signal
+        number = int(self.ranks.max(signal.Signals[mine].value if mine else 0))
+        if number and mine is None:
+            self._stop.signal = signal.Signals(number).name
+        return self._stop.signal
+
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self) -> None:
-        """Write ``checkpoint.pt`` (atomically) with everything a continuation needs."""
+        """Write ``checkpoint.pt`` (atomically) with everything a continuation needs (rank 0
+        alone writes it)."""
+        if not self.ranks.is_main:
+            return
         cpu = lambda sd: {k: v.detach().cpu() for k, v in sd.items()}  # noqa: E731
         save_checkpoint(
             {
@@ -420,7 +458,8 @@ class Trainer:
             self.best_weights = {k: v.to(self.device) for k, v in best.items()}
         self.history = list(state["history"])
         self.stages = list(state.get("stages") or self.stages)
-        report.write_history(self.history, self.output / "history.jsonl")
+        if self.ranks.is_main:
+            report.write_history(self.history, self.output / "history.jsonl")
 
     def _begin_stage(self, changes: dict[str, list]) -> None:
         """Start a new stage from the best EMA weights so far (see the module docstring)."""
@@ -447,13 +486,11 @@ class Trainer:
 
     def _finish(self) -> TrainResult:
         model = self.final_model()
-        bs = self.config.batch_size
         metrics = {}
         for key in ("validation", "test"):
             indices = self.split[key]
             if len(indices):
-                pred = predict(model, self.data, indices, bs)
-                metrics[key] = metrics_of(self.data, indices, pred)
+                metrics[key] = metrics_of(self.data, indices, self._predict(model, indices))
         test = metrics.get("test")
         sizes = {k: len(v) for k, v in self.split.items()}
         summary = {
@@ -474,15 +511,17 @@ class Trainer:
             }
         }
         model_path = self.output / "model.fff"
-        save_model(model, model_path, metadata=metadata)
-        report.write_json({**summary, "split": sizes, **metrics}, self.output / "metrics.json")
-        if self.history:
-            report.plot_learning_curve(self.history, self.output / "learning_curve.png")
-        for key, title in (("validation", "validation split"), ("test", "test split")):
-            if key in metrics:
-                table = format_metrics(metrics[key], title)
-                with open(self.output / "train.log", "a") as f:
-                    f.write(table + "\n")
+        if self.ranks.is_main:
+            save_model(model, model_path, metadata=metadata)
+            report.write_json({**summary, "split": sizes, **metrics}, self.output / "metrics.json")
+            if self.history:
+                report.plot_learning_curve(self.history, self.output / "learning_curve.png")
+            for key, title in (("validation", "validation split"), ("test", "test split")):
+                if key in metrics:
+                    table = format_metrics(metrics[key], title)
+                    with open(self.output / "train.log", "a") as f:
+                        f.write(table + "\n")
+        self.ranks.barrier()  # every rank returns once the files are written
         return TrainResult(
             output=self.output,
             model_path=model_path,
@@ -496,6 +535,8 @@ class Trainer:
         )
 
     def _say(self, line: str) -> None:
+        if not self.ranks.is_main:
+            return
         print(line, file=self.log, flush=True)
         with open(self.output / "train.log", "a") as f:
             f.write(line + "\n")
