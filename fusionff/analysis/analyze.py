@@ -228,8 +228,10 @@ def analysis_to_dict(a: Analysis) -> dict:
       fraction}, ``quantum_yield`` (fraction), ``trajectories``;
     * ``hops``: see :meth:`~fusionff.analysis.hops.HopStatistics.to_dict`;
     * ``diagnostics``: ``summary`` {min_gap_ev: {min, trajectory, median}, drift_ev: {max,
-      trajectory, median}} over the analysed trajectories, ``flagged`` {status: [index]},
-      ``trajectories`` [{index, status, analysed, min_gap_ev, min_gap_time_fs, drift_ev}].
+      trajectory, median}} over the analysed trajectories, ``flagged`` {status: [index]}
+      (with "committee-spread" also for those flagged for their spread that ran on),
+      ``trajectories`` [{index, status, analysed, min_gap_ev, min_gap_time_fs, drift_ev,
+      flag}] (``flag``: why a committee run flagged it, or null).
 
     A fraction is {value, count, n, ci95: [low, high], interval: "clopper-pearson",
     measured}; ``measured`` is false when the count is 0: then ``ci95[1]`` is the 95% upper
@@ -325,6 +327,14 @@ def _diagnostic_lines(a: Analysis) -> list[str]:
             shown = ", ".join(f"{i}{' (excluded)' if i in excluded else ''}" for i in indices)
             parts.append(f"{status}: {shown}")
         lines.append("flagged trajectories: " + "; ".join(parts))
+        reasons = a.diagnostics.reasons()
+        limits = (a.run.config.get("dynamics") or {}).get("committee")
+        if reasons and limits:
+            units = {"max_energy_std": "eV", "max_force_std": "eV/Angstrom"}
+            shown = [f"{k} {limits[k]:g} {u}" for k, u in units.items() if limits.get(k)]
+            lines.append(f"  committee limits: {', '.join(shown)}; action {limits['action']}")
+        for index, reason in reasons.items():
+            lines.append(f"  trajectory {index}: {reason}")
     else:
         lines.append("flagged trajectories: none")
     events = a.hops.events

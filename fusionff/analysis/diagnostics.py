@@ -9,6 +9,8 @@ whose total energy drifts is not to be trusted. Per trajectory (from its written
 
 Frames with non-finite values are skipped. Both are computed for every trajectory, analysed
 and excluded; the ensemble summaries (:meth:`Diagnostics.summary`) are over the analysed ones.
+Flagged are the trajectories with a failed status and those a committee run flagged for their
+spread (``action: flag`` lets them run on; their reason is kept in ``flag``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from fusionff.analysis.run import FAILED_STATUSES, Run, Trajectory
+
+SPREAD_FLAG = "committee-spread"
+"""The key of trajectories flagged for their committee spread (stopped or not)."""
 
 
 def smallest_gap(trajectory: Trajectory) -> tuple[float, float]:
@@ -44,7 +49,7 @@ def energy_drift(trajectory: Trajectory) -> float:
 class Diagnostics:
     """Per trajectory (analysed first, then excluded, in run order): ``index``, ``status``,
     ``analysed`` (bool), ``min_gap_ev`` and ``min_gap_time_fs``, ``drift_ev`` (arrays of
-    equal length)."""
+    equal length) and ``flag`` (why a committee run flagged it, or None)."""
 
     index: np.ndarray
     status: list[str]
@@ -52,14 +57,22 @@ class Diagnostics:
     min_gap_ev: np.ndarray
     min_gap_time_fs: np.ndarray
     drift_ev: np.ndarray
+    flag: list[str | None]
 
     def flagged(self) -> dict[str, list[int]]:
-        """Indices of the trajectories with a failed status, by status."""
+        """Indices of the flagged trajectories: those with a failed status, by status, and
+        under "committee-spread" also those flagged for their spread that ran on."""
         out: dict[str, list[int]] = {}
-        for i, s in zip(self.index.tolist(), self.status, strict=True):
+        for i, s, f in zip(self.index.tolist(), self.status, self.flag, strict=True):
             if s in FAILED_STATUSES:
                 out.setdefault(s, []).append(i)
+            elif f is not None:
+                out.setdefault(SPREAD_FLAG, []).append(i)
         return out
+
+    def reasons(self) -> dict[int, str]:
+        """{index: reason} of the trajectories flagged for their committee spread."""
+        return {i: f for i, f in zip(self.index.tolist(), self.flag, strict=True) if f}
 
     def summary(self) -> dict:
         """Ensemble numbers over the analysed trajectories: the smallest gap (min, median, and
@@ -96,14 +109,16 @@ class Diagnostics:
                     "min_gap_ev": g,
                     "min_gap_time_fs": t,
                     "drift_ev": d,
+                    "flag": f,
                 }
-                for i, s, a, g, t, d in zip(
+                for i, s, a, g, t, d, f in zip(
                     self.index,
                     self.status,
                     self.analysed,
                     self.min_gap_ev,
                     self.min_gap_time_fs,
                     self.drift_ev,
+                    self.flag,
                     strict=True,
                 )
             ],
@@ -121,4 +136,5 @@ def diagnostics(run: Run) -> Diagnostics:
         min_gap_ev=gaps[:, 0],
         min_gap_time_fs=gaps[:, 1],
         drift_ev=np.array([energy_drift(t) for t in trajectories], dtype=np.float64),
+        flag=[t.flag for t in trajectories],
     )

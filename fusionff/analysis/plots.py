@@ -167,7 +167,7 @@ def plot_diagnostics(a: Analysis, path: Path) -> Path:
             continue
         ax = axes[name]
         ax.scatter(d.index[~flagged], values[~flagged], s=12, color="tab:blue", label="ok")
-        for status, marker in zip(sorted(FAILED_STATUSES), ("x", "^"), strict=True):
+        for status, marker in zip(sorted(FAILED_STATUSES), ("x", "s", "^"), strict=True):
             sel = np.array([s == status for s in d.status], dtype=bool)
             if sel.any():
                 ax.scatter(d.index[sel], values[sel], s=24, marker=marker, label=status)

@@ -16,8 +16,10 @@ trajectories' energies; the time step ``dt_fs``, else ``config.dynamics.dt``.
 Each trajectory file holds ``particles/<group>/position/{step, time, value}`` (Angstrom, fs;
 readable by MDAnalysis) and per-frame observables ``observables/<name>/{step, time, value}``
 for ``active_state`` (n,), ``energies`` (n, S) eV, ``populations`` (n, S), ``kinetic_energy``
-(n,) and ``total_energy`` (n,) eV, read here with h5py. Trajectories whose status is in
-:data:`FAILED_STATUSES` are excluded from statistics unless asked for; they are always counted.
+(n,) and ``total_energy`` (n,) eV, read here with h5py, and the attribute ``parameters/flag``
+(why a committee run flagged the trajectory; absent when it was not). Trajectories whose
+status is in :data:`FAILED_STATUSES` are excluded from statistics unless asked for; they are
+always counted.
 """
 
 from __future__ import annotations
@@ -30,10 +32,11 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-STATUSES = ("ok", "stopped", "time-limit", "energy-drift", "blew-up")
+STATUSES = ("ok", "stopped", "time-limit", "energy-drift", "blew-up", "committee-spread")
 """Statuses a trajectory may end with (the runner's vocabulary: "ok" ran to the time limit
-without stop criteria, "stopped" met them, "time-limit" did not meet them in time)."""
-FAILED_STATUSES = frozenset({"energy-drift", "blew-up"})
+without stop criteria, "stopped" met them, "time-limit" did not meet them in time,
+"committee-spread" was stopped where its committee disagreed beyond the run's limits)."""
+FAILED_STATUSES = frozenset({"energy-drift", "blew-up", "committee-spread"})
 """Statuses whose trajectories are excluded from statistics by default."""
 TOPOLOGY_NAMES = ("topology.pdb", "topology.xyz")
 LENGTH_UNITS = {"Angstrom": 1.0, "angstrom": 1.0, "A": 1.0, "nm": 10.0, "pm": 0.01}
@@ -80,6 +83,8 @@ class Trajectory:
     populations: np.ndarray
     kinetic_energy: np.ndarray
     total_energy: np.ndarray
+    flag: str | None = None
+    """Why the run flagged the trajectory (its committee spread), or None."""
 
     @property
     def failed(self) -> bool:
@@ -162,6 +167,8 @@ def _read_observables(path: Path, n_states: int) -> dict[str, np.ndarray]:
                 raise ValueError(f"{path}: missing observables/active_state/{key}")
         out["time"] = _time_fs(ref["time"], path)
         out["step"] = ref["step"][()]
+        flag = f["parameters"].attrs.get("flag") if "parameters" in f else None
+        out["flag"] = flag.decode() if isinstance(flag, bytes) else flag
     n = len(out["time"])
     for name in OBSERVABLES:
         expected = (n, n_states) if name in ("energies", "populations") else (n,)

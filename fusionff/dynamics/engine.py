@@ -10,7 +10,9 @@ One step of every running trajectory (all in eV, Angstrom, fs, amu):
 3. one uniform number from the trajectory's own stream (seed, step) picks the hop; the
    momentum is adjusted to conserve the total energy, or the hop is frustrated;
 4. optional energy-based decoherence;
-5. status: non-finite values -> BLEW_UP, total-energy drift -> ENERGY_DRIFT, the stop
+5. status: non-finite values -> BLEW_UP, total-energy drift -> ENERGY_DRIFT; with
+   ``config.committee`` (:mod:`fusionff.dynamics.spread`), a committee spread above its
+   limits sets ``flag_time`` (and with ``action: stop`` -> COMMITTEE_SPREAD); then the stop
    criterion -> STOPPED. Trajectories that are not running are left untouched (masked out),
    and each trajectory's arithmetic involves only its own row, so its result does not depend
    on the batch it runs in.
@@ -31,6 +33,7 @@ from fusionff.dynamics.integrator import active_forces, drift, half_kick, kineti
 from fusionff.dynamics.protocol import ElectronicStructure
 from fusionff.dynamics.rng import uniform
 from fusionff.dynamics.sh_config import SurfaceHoppingConfig
+from fusionff.dynamics.spread import spread_exceeded
 from fusionff.dynamics.state import Status, SurfaceHoppingState
 
 __all__ = ["SurfaceHoppingConfig", "initial_state", "total_energy", "step", "run"]
@@ -63,6 +66,9 @@ def initial_state(
         active: (B,) int64 initial active state.
         seeds: (B,) int64 random-stream seeds.
         coefficients: (B, S) complex; by default the active state with amplitude 1.
+
+    ``config.committee`` is checked at the start too: a start above its limits is flagged at
+    its time 0 (with ``action: stop`` it never moves).
     """
     algorithm = get_algorithm(config.algorithm)
     if algorithm.needs_nacs and not structure.provides_nacs:
@@ -72,6 +78,11 @@ def initial_state(
         )
     b, device = positions.shape[0], positions.device
     out = structure.evaluate(positions)
+    if config.committee is not None and out.energy_spread is None:
+        raise ValueError(
+            "committee limits need a committee potential (several models) that reports its "
+            f"spread; {type(structure).__name__} reports none"
+        )
     s = out.energies.shape[1]
     if coefficients is None:
         coefficients = torch.nn.functional.one_hot(active, s).to(torch.complex128)
@@ -102,8 +113,12 @@ def initial_state(
         reference_energy=positions.new_zeros(b),
         n_hops=zeros.clone(),
         n_frustrated=zeros.clone(),
+        energy_spread=out.energy_spread,
+        force_spread=out.force_spread,
+        flag_time=None if out.energy_spread is None else positions.new_full((b,), float("nan")),
     )
-    return state.replace(reference_energy=total_energy(state))
+    state = state.replace(reference_energy=total_energy(state))
+    return _check_spread(state, config)
 
 
 def _advance(
@@ -124,6 +139,8 @@ def _advance(
         energies=out.energies,
         forces=out.forces,
         nacs=out.nacs,
+        energy_spread=out.energy_spread,
+        force_spread=out.force_spread,
         gaps=torch.cat([before.gaps[:, 1:], gaps[:, None]], dim=1),
         gap_rates=torch.cat([before.gap_rates[:, 1:], rates[:, None]], dim=1),
         step=before.step + 1,
@@ -199,13 +216,31 @@ def _status(state: SurfaceHoppingState, config: SurfaceHoppingConfig) -> Tensor:
     return torch.where(finite, status, int(Status.BLEW_UP))
 
 
+def _check_spread(state: SurfaceHoppingState, config: SurfaceHoppingConfig) -> SurfaceHoppingState:
+    """Flag running trajectories whose committee spread exceeds ``config.committee`` for the
+    first time (``flag_time``); with ``action: stop`` they get COMMITTEE_SPREAD."""
+    committee = config.committee
+    if committee is None:
+        return state
+    exceeded = spread_exceeded(state.energy_spread, state.force_spread, state.active, committee)
+    exceeded &= state.status == Status.RUNNING
+    first = exceeded & torch.isnan(state.flag_time)
+    status = state.status
+    if committee.stops:
+        status = torch.where(exceeded, int(Status.COMMITTEE_SPREAD), status)
+    return state.replace(flag_time=torch.where(first, state.time, state.flag_time), status=status)
+
+
 def step(
     state: SurfaceHoppingState,
     structure: ElectronicStructure,
     config: SurfaceHoppingConfig,
     stop: StopCriterion | None = None,
 ) -> SurfaceHoppingState:
-    """Advance the running trajectories by one step; the others are returned unchanged."""
+    """Advance the running trajectories by one step; the others are returned unchanged.
+
+    The limits on a committee's spread (``config.committee``) are checked before the stop
+    criterion."""
     running = state.running
     n_running = int(running.sum())
     if n_running == 0:
@@ -213,7 +248,7 @@ def step(
     everyone = n_running == state.batch_size
     index = None if everyone else running.nonzero().squeeze(1)
     sub = state if everyone else state.select(index)
-    sub = _advance(sub, structure, config)
+    sub = _check_spread(_advance(sub, structure, config), config)
     if stop is not None:
         halt = stop(sub) & (sub.status == Status.RUNNING)
         sub = sub.replace(status=torch.where(halt, int(Status.STOPPED), sub.status))

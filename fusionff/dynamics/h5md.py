@@ -11,6 +11,11 @@ Layout (units in ``unit`` attributes)::
     observables/                 one row per frame, same frames as position
         active_state/value (F,) int;  energies/value (F, S) eV;  populations/value (F, S)
         kinetic_energy/value (F,) eV;  total_energy/value (F,) eV
+        energy_std/value (F, S) eV;  force_std/value (F, S) eV Angstrom-1
+                                 committee runs only: the committee's spread of each state's
+                                 energy and its force spread (per state, the largest over
+                                 atoms of the members' RMS force deviation;
+                                 :mod:`fusionff.dynamics.spread`)
         dt/value (F,) ps;  the frame interval time[1] - time[0] on every row (NaN while
             there is one frame): MDAnalysis's H5MD reader takes ``Timestep.dt`` from an
             observable named ``dt``, unconverted, so it is in ps (MDAnalysis's time unit)
@@ -18,7 +23,9 @@ Layout (units in ``unit`` attributes)::
                                  to_state, frustrated (to_state = -1 where a frustrated
                                  attempt's target is not known: more than two states)
     parameters/                  attributes: trajectory index, seed, initial state; once
-                                 finished: status, final state, final time
+                                 finished: status, final state, final time; once flagged for
+                                 its committee spread: flag (the reason, text) and
+                                 flag_time (fs; that step is a frame)
 
 Times are in fs (``unit`` = "fs"; MDAnalysis converts ``ts.time`` to ps). ``step`` and
 ``time`` of every time series are hard links to those of ``position`` (allowed by H5MD 1.1),
@@ -38,7 +45,7 @@ import numpy as np
 
 from fusionff import __version__
 
-__all__ = ["TrajectoryFile", "FRAME_SERIES", "HOP_COLUMNS", "FRAME_INTERVAL"]
+__all__ = ["TrajectoryFile", "FRAME_SERIES", "SPREAD_SERIES", "HOP_COLUMNS", "FRAME_INTERVAL"]
 
 GROUP = "particles/molecule"
 FRAME_SERIES = {
@@ -51,6 +58,11 @@ FRAME_SERIES = {
     "kinetic_energy": ("observables/kinetic_energy", "eV", np.float64, lambda n, s: ()),
     "total_energy": ("observables/total_energy", "eV", np.float64, lambda n, s: ()),
 }
+SPREAD_SERIES = {
+    "energy_std": ("observables/energy_std", "eV", np.float64, lambda n, s: (s,)),
+    "force_std": ("observables/force_std", "eV Angstrom-1", np.float64, lambda n, s: (s,)),
+}
+"""Series of committee runs only (same frames as position), created with their first frame."""
 FRAME_INTERVAL = "observables/dt"
 """The frame interval in ps, one row per frame (see the module docstring)."""
 HOP_COLUMNS = {
@@ -116,6 +128,9 @@ class TrajectoryFile:
         """Every hop row (step, time, from_state, to_state, frustrated) so far."""
         self.last_step = -1
         """Step of the last frame (on disk or buffered); -1 before the first."""
+        self.flag: str | None = None
+        """Why the trajectory was flagged (its committee spread), or None."""
+        self._flag_time: float | None = None
 
     @property
     def n_frames(self) -> int:
@@ -155,6 +170,7 @@ class TrajectoryFile:
                 f["parameters"].attrs[key] = value
         self._frames, self._hops, self.hops = [], [], []
         self.n_frames_on_disk, self.last_step = 0, -1
+        self.flag, self._flag_time = None, None
 
     def resume(self, n_frames: int, n_hops: int) -> None:
         """Cut the file back to its first ``n_frames`` frames and ``n_hops`` hop rows (those a
@@ -166,8 +182,9 @@ class TrajectoryFile:
                     f"{self.path}: {position['value'].shape[0]} frames, the checkpoint "
                     f"counted {n_frames}"
                 )
-            for path, *_ in FRAME_SERIES.values():
-                f[path]["value"].resize(n_frames, axis=0)
+            for path, *_ in (*FRAME_SERIES.values(), *SPREAD_SERIES.values()):
+                if path in f:
+                    f[path]["value"].resize(n_frames, axis=0)
             position["step"].resize(n_frames, axis=0)
             position["time"].resize(n_frames, axis=0)
             _write_frame_interval(f)
@@ -177,15 +194,30 @@ class TrajectoryFile:
             columns = [hops[name][:].tolist() for name in HOP_COLUMNS]
             self.hops = list(zip(*columns, strict=True))
             self.last_step = int(position["step"][-1]) if n_frames else -1
+            attrs = f["parameters"].attrs
             for key in ("status", "final_state", "final_time"):
-                f["parameters"].attrs.pop(key, None)
+                attrs.pop(key, None)
+            # a flag is kept when its frame is (a flag's step is always a frame)
+            flag_time = attrs.get("flag_time")
+            last_time = position["time"][-1] if n_frames else -np.inf
+            if flag_time is not None and flag_time > last_time:
+                attrs.pop("flag", None)
+                attrs.pop("flag_time", None)
+            self.flag = None if "flag" not in attrs else str(attrs["flag"])
+            self._flag_time = None
         self._frames, self._hops = [], []
         self.n_frames_on_disk = n_frames
 
     def add_frame(self, step: int, time: float, **series: np.ndarray) -> None:
-        """Buffer one frame; ``series`` holds every name of :data:`FRAME_SERIES`."""
+        """Buffer one frame; ``series`` holds every name of :data:`FRAME_SERIES` (and, in a
+        committee run, of :data:`SPREAD_SERIES`, in every frame)."""
         self._frames.append({"step": step, "time": time, **series})
         self.last_step = step
+
+    def set_flag(self, reason: str, time_fs: float) -> None:
+        """Flag the trajectory (written with the next flush): ``reason`` text, at ``time_fs``
+        fs (the time of a frame)."""
+        self.flag, self._flag_time = reason, float(time_fs)
 
     def add_hop(self, step: int, time: float, source: int, target: int, frustrated: bool) -> None:
         """Buffer one hop attempt (a hop, or a frustrated one)."""
@@ -200,7 +232,15 @@ class TrajectoryFile:
                 position = f[FRAME_SERIES["position"][0]]
                 _append(position["step"], np.array([r["step"] for r in self._frames]))
                 _append(position["time"], np.array([r["time"] for r in self._frames]))
-                for name, (path, _, dtype, _) in FRAME_SERIES.items():
+                series = dict(FRAME_SERIES)
+                if "energy_std" in self._frames[0]:
+                    series.update(SPREAD_SERIES)
+                for name, (path, unit, dtype, shape) in series.items():
+                    if path not in f:  # a spread series, with its first frames
+                        group = f.create_group(path)
+                        frame_shape = shape(len(self.numbers), self.n_states)
+                        _dataset(group, "value", frame_shape, dtype, unit)
+                        group["step"], group["time"] = position["step"], position["time"]
                     rows = np.stack([np.asarray(r[name], dtype=dtype) for r in self._frames])
                     _append(f[path]["value"], rows)
                 _write_frame_interval(f)
@@ -208,6 +248,10 @@ class TrajectoryFile:
                 columns = list(zip(*self._hops, strict=True))
                 for (name, (dtype, _)), column in zip(HOP_COLUMNS.items(), columns, strict=True):
                     _append(f["parameters/hops"][name], np.array(column, dtype=dtype))
+            if self._flag_time is not None:
+                f["parameters"].attrs["flag"] = self.flag
+                f["parameters"].attrs["flag_time"] = self._flag_time
+                self._flag_time = None
             for key, value in (final or {}).items():
                 f["parameters"].attrs[key] = value
         self.n_frames_on_disk += len(self._frames)

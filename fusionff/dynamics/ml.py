@@ -22,6 +22,12 @@ class MLElectronicStructure:
     come in as (B, N, 3) Angstrom on the engine's device and dtype; outputs are returned on
     that device and dtype (eV, eV/Angstrom, 1/Angstrom).
 
+    A committee (``committee`` is True) also reports its spread: ``energy_spread`` (B, S) eV,
+    the members' standard deviation (ddof 0) of each state's energy, and ``force_spread``
+    (B, S) eV/Angstrom, per state the largest over atoms of the norm of the per-component
+    force standard deviations, max_a sqrt(mean_m |F_m,a - <F_a>|^2)
+    (:mod:`fusionff.dynamics.spread`).
+
     Args:
         model: a :class:`Potential`, a :class:`MultiStateMACE`, a ``*.fff`` path, or a list
             of models or paths (a committee).
@@ -37,6 +43,7 @@ class MLElectronicStructure:
     ):
         self.potential = model if isinstance(model, Potential) else Potential(model, device)
         self.provides_nacs = self.potential.provides_nacs
+        self.committee = self.potential.committee
         self.numbers = torch.as_tensor(numbers, dtype=torch.long, device=self.potential.device)
         known = set(self.potential.model.config.atomic_numbers)
         for i, z in enumerate(self.numbers.tolist()):
@@ -46,12 +53,18 @@ class MLElectronicStructure:
 
     def evaluate(self, positions: Tensor) -> StateOutputs:
         """positions: (B, N, 3) Angstrom -> energies (B, S) eV, forces (B, S, N, 3) eV/A and,
-        where ``provides_nacs``, nacs (B, S, S, N, 3) 1/A."""
+        where ``provides_nacs``, nacs (B, S, S, N, 3) 1/A; a committee adds energy_spread
+        (B, S) eV and force_spread (B, S) eV/A."""
         out = self.potential.evaluate(self.numbers, positions)
         like = {"device": positions.device, "dtype": positions.dtype}
         nacs = out.get("nacs")
+        spreads = {}
+        if self.committee:
+            spreads["energy_spread"] = out["energies_std"].to(**like)
+            spreads["force_spread"] = out["forces_std"].to(**like).norm(dim=-1).amax(dim=-1)
         return StateOutputs(
             energies=out["energies"].to(**like),
             forces=out["forces"].to(**like),
             nacs=None if nacs is None else nacs.to(**like),
+            **spreads,
         )

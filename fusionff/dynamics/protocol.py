@@ -31,11 +31,19 @@ class StateOutputs:
         forces: (B, S, N, 3) eV/Angstrom, minus the gradient of each adiabatic state.
         nacs: (B, S, S, N, 3) 1/Angstrom, d_jk = <j|grad k>, antisymmetric in (j, k);
             None when the structure does not provide couplings.
+        energy_spread: (B, S) eV, a committee's spread of each state's energy: the standard
+            deviation over its members (ddof 0); None when the structure is not a committee.
+        force_spread: (B, S) eV/Angstrom, a committee's force spread of each state: the
+            largest over atoms of the members' RMS deviation from the mean force,
+            max_a sqrt(mean_m |F_m,a - <F_a>|^2); None when not a committee. Given together
+            with ``energy_spread`` (see :mod:`fusionff.dynamics.spread`).
     """
 
     energies: Tensor
     forces: Tensor
     nacs: Tensor | None = None
+    energy_spread: Tensor | None = None
+    force_spread: Tensor | None = None
 
     def __post_init__(self) -> None:
         b, s = self.energies.shape
@@ -48,6 +56,12 @@ class StateOutputs:
             expected = (b, s, s, *self.forces.shape[2:])
             if tuple(self.nacs.shape) != expected:
                 raise ValueError(f"nacs must have shape {expected}, got {tuple(self.nacs.shape)}")
+        if (self.energy_spread is None) != (self.force_spread is None):
+            raise ValueError("energy_spread and force_spread come together (a committee)")
+        for name in ("energy_spread", "force_spread"):
+            value = getattr(self, name)
+            if value is not None and tuple(value.shape) != (b, s):
+                raise ValueError(f"{name} must have shape {(b, s)}, got {tuple(value.shape)}")
 
 
 @runtime_checkable

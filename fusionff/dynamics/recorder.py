@@ -3,8 +3,9 @@
 :class:`StopTracker` is the engine's ``stop`` callable: it remembers when each trajectory first
 became active on the target state and halts it ``after_fs`` later (and, for Tully's models,
 halts particles that leave the interaction region). :class:`BatchRecorder` is the engine's
-``observer``: after every step it buffers frames (every ``write_every`` steps, and the last
-frame of a trajectory that just ended) and hop events into the trajectory files.
+``observer``: after every step it buffers frames (every ``write_every`` steps, the last frame
+of a trajectory that just ended, and the frame where a committee's spread first exceeded the
+run's limits) and hop events into the trajectory files, and the reason of such a flag.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from fusionff.dynamics.engine import total_energy
 from fusionff.dynamics.h5md import TrajectoryFile
 from fusionff.dynamics.integrator import kinetic_energy
 from fusionff.dynamics.run_config import StopSpec
+from fusionff.dynamics.spread import spread_reason
 from fusionff.dynamics.state import Status, SurfaceHoppingState
 from fusionff.units import BOHR_ANGSTROM
 
@@ -73,6 +75,11 @@ class StopTracker:
 class BatchRecorder:
     """Engine observer that buffers frames and hops of a batch into its trajectory files.
 
+    A committee's spreads (``energy_spread``, ``force_spread`` of the state) go into every
+    frame; the step where a trajectory is first flagged for its spread (``flag_time``) is
+    always a frame, and the reason (:func:`~fusionff.dynamics.spread.spread_reason`) is given
+    to its file.
+
     Args:
         files: one :class:`TrajectoryFile` per trajectory of the batch, in batch order.
         write_every: frame stride in steps (step 0 is always a frame).
@@ -87,12 +94,25 @@ class BatchRecorder:
         self.active = state.active.clone()
         self.n_frustrated = state.n_frustrated.clone()
         self.status = state.status.clone()
+        self.flag_time = None if state.flag_time is None else state.flag_time.clone()
         if self._advanced is None:
             self._advanced = torch.zeros((), dtype=torch.int64, device=state.device)
 
+    def _newly_flagged(self, state: SurfaceHoppingState, candidates: Tensor) -> Tensor:
+        """(B,) bool: ``candidates`` whose spread flag was raised since the last state."""
+        if state.flag_time is None:
+            return torch.zeros_like(candidates)
+        before = self.flag_time
+        if before is None:
+            before = torch.full_like(state.flag_time, float("nan"))
+        return candidates & torch.isnan(before) & ~torch.isnan(state.flag_time)
+
     def start(self, state: SurfaceHoppingState) -> None:
-        """Write frame 0 of every trajectory."""
-        self._write(state, torch.ones(state.batch_size, dtype=torch.bool, device=state.device))
+        """Write frame 0 of every trajectory (and the flags raised at the start)."""
+        everyone = torch.ones(state.batch_size, dtype=torch.bool, device=state.device)
+        self._write(state, everyone)
+        self.flag_time = None
+        self._flags(state, self._newly_flagged(state, everyone))
         self._remember(state)
 
     def resume(self, state: SurfaceHoppingState) -> None:
@@ -111,13 +131,18 @@ class BatchRecorder:
         hopped = advanced & (state.active != self.active)
         frustrated = advanced & (state.n_frustrated != self.n_frustrated)
         ended = advanced & (state.status != Status.RUNNING)
-        write = advanced & ((state.step % self.write_every == 0) | ended)
+        flagged = self._newly_flagged(state, advanced)
+        write = advanced & ((state.step % self.write_every == 0) | ended | flagged)
         events = hopped | frustrated
-        flags = torch.stack([events.any(), write.any()]).tolist()
-        if flags[0]:
+        any_events, any_write, any_flagged = torch.stack(
+            [events.any(), write.any(), flagged.any()]
+        ).tolist()
+        if any_events:
             self._hops(state, hopped, frustrated)
-        if flags[1]:
+        if any_write:
             self._write(state, write)
+        if any_flagged:
+            self._flags(state, flagged)
         self._remember(state)
 
     def finish(self, state: SurfaceHoppingState) -> None:
@@ -138,6 +163,19 @@ class BatchRecorder:
                 target = 1 - before[k] if two_states else -1
                 self.files[k].add_hop(steps[k], times[k], before[k], target, True)
 
+    def _flags(self, state: SurfaceHoppingState, flagged: Tensor) -> None:
+        """Give the files of ``flagged`` trajectories the reason and time of their flag."""
+        for k in torch.nonzero(flagged).squeeze(1).tolist():
+            active = int(state.active[k])
+            time_fs = float(state.flag_time[k])
+            reason = spread_reason(
+                state.energy_spread[k].tolist(),
+                float(state.force_spread[k, active]),
+                active,
+                time_fs,
+            )
+            self.files[k].set_flag(reason, time_fs)
+
     def _write(self, state: SurfaceHoppingState, mask: Tensor) -> None:
         rows = torch.nonzero(mask).squeeze(1)
         sub = state.select(rows)
@@ -153,6 +191,9 @@ class BatchRecorder:
             "kinetic_energy": kinetic_energy(sub.velocities, sub.masses),
             "total_energy": total_energy(sub),
         }
+        if sub.energy_spread is not None:
+            values["energy_std"] = sub.energy_spread
+            values["force_std"] = sub.force_spread
         arrays = {k: v.detach().cpu().numpy() for k, v in values.items()}
         steps, times = sub.step.tolist(), sub.time.tolist()
         for j, k in enumerate(rows.tolist()):

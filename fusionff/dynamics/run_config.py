@@ -22,6 +22,13 @@ Example (``md/stilbene_cis_s1.yaml``)::
     stop: {state: 0, after_fs: 100}          # stop 100 fs after a trajectory first reaches S0
     threads: 1                               # PyTorch CPU threads (default: OMP_NUM_THREADS or 1)
 
+With a committee potential (``potential: {model: [a.fff, b.fff]}``), ``dynamics: {committee:
+{max_energy_std: 0.1, max_force_std: 1.0, action: flag}}`` (eV, eV/Angstrom) flags a
+trajectory whose committee spread exceeds a limit (the largest spread of a state's energy, or
+the force spread of the active state), recording why in its trajectory file; ``action: stop``
+also stops it (status "committee-spread") while the others go on. See
+:mod:`fusionff.dynamics.spread`; every frame of a committee run records the spreads.
+
 Potentials come from the registry of :mod:`fusionff.dynamics.structures`: ``{kind: options}``
 with the options checked against the kind's dataclass (a scalar sets its shorthand option:
 ``{model: PATH}``, ``{tully: simple}``).
@@ -280,11 +287,23 @@ class RunConfig:
             raise RunConfigError(f"initial_conditions.energy_window: need [emin, emax]: {window}")
         if ic.state < 0:
             raise RunConfigError(f"initial_conditions.state: must be >= 0, got {ic.state}")
+        if self.dynamics.committee is not None:
+            paths = getattr(p.options, "path", None) if p.kind == "model" else None
+            if not (isinstance(paths, list) and len(paths) >= 2):
+                what = "one model file" if p.kind == "model" else f"of kind {p.kind!r}"
+                raise RunConfigError(
+                    "dynamics.committee: needs a committee potential of at least two models "
+                    f"(potential: {{model: [a.fff, b.fff]}}); the potential is {what}"
+                )
 
     def as_dict(self) -> dict[str, Any]:
         """The resolved config as plain data (written to the summary and checkpoints)."""
         resolved = dataclasses.asdict(self)
         resolved["potential"] = self.potential.as_dict()
+        for key in OMITTED_WHEN_NULL:
+            section, name = key.split(".")
+            if resolved[section][name] is None:
+                del resolved[section][name]
         return resolved
 
     @classmethod
@@ -311,6 +330,10 @@ class RunConfig:
             raw["potential"] = _potential(raw["potential"])
         return build_dataclass(cls, raw, "", RunConfigError)
 
+
+OMITTED_WHEN_NULL = ("dynamics.committee",)
+"""Keys added after runs were made with their default, null: left out of the resolved config
+(and ``--show-config``) when null, so those runs keep their identity and resume."""
 
 OVERRIDES = ("n_traj", "time_fs", "seed", "output", "device", "threads")
 """Keys ``fusionff run`` can set from its command line (``--n-traj`` ...)."""
@@ -359,6 +382,8 @@ UNITS = {
     "initial_conditions.wigner.max_steps": "steps",
     "stop.after_fs": "fs",
     "stop.region_bohr": "bohr",
+    "dynamics.committee.max_energy_std": "eV",
+    "dynamics.committee.max_force_std": "eV/Angstrom",
 }
 """Units of the keys that have one; a registered potential's options give theirs as field
 metadata (``field(default=600.0, metadata={"unit": "s"})``)."""
@@ -385,6 +410,8 @@ def _describe(obj: Any, prefix: str, rows: list[tuple[str, str, str]]) -> None:
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
         key = prefix + f.name
+        if key in OMITTED_WHEN_NULL and value is None:
+            continue
         if isinstance(obj, PotentialSpec) and f.name == "options":
             _describe(value, f"potential.{obj.kind}.", rows)
             continue

@@ -15,6 +15,7 @@ from typing import Any
 from fusionff.dynamics.algorithms import get_algorithm
 from fusionff.dynamics.decoherence import DEFAULT_DECOHERENCE_CONSTANT
 from fusionff.dynamics.hopping import RESCALE_DIRECTIONS
+from fusionff.dynamics.spread import CommitteeLimits
 
 __all__ = ["SurfaceHoppingConfig"]
 
@@ -38,6 +39,9 @@ class SurfaceHoppingConfig:
         kappa_gap_threshold: eV; kappa-TSH couplings are zero at gaps at or above it.
         max_energy_drift: eV; a trajectory whose total energy moves further from its start is
             flagged ENERGY_DRIFT and stopped.
+        committee: limits on the spread of a committee potential (several models): a
+            trajectory above them is flagged, and with ``action: stop`` stopped
+            (:class:`~fusionff.dynamics.spread.CommitteeLimits`); None: no limits.
     """
 
     dt: float = 0.5
@@ -50,6 +54,7 @@ class SurfaceHoppingConfig:
     align_nac_signs: bool = False
     kappa_gap_threshold: float = 1.0
     max_energy_drift: float = 0.5
+    committee: CommitteeLimits | None = None
 
     def __post_init__(self) -> None:
         if get_algorithm(self.algorithm).amplitudes_follow_active and self.decoherence:

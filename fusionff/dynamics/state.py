@@ -49,6 +49,9 @@ class Status(IntEnum):
     """|total energy - initial total energy| exceeded the configured threshold."""
     BLEW_UP = 4
     """A position, velocity, energy, force or coefficient became non-finite."""
+    COMMITTEE_SPREAD = 5
+    """The committee's spread exceeded the run's limits with ``action: stop``
+    (:mod:`fusionff.dynamics.spread`)."""
 
 
 @dataclass
@@ -77,6 +80,11 @@ class SurfaceHoppingState:
         reference_energy: (B,) eV total energy at the start.
         n_hops: (B,) int64 successful hops.
         n_frustrated: (B,) int64 frustrated hops.
+        energy_spread: (B, S) eV committee spread of each state's energy at ``positions``, or
+            None (not a committee; :mod:`fusionff.dynamics.spread`).
+        force_spread: (B, S) eV/Angstrom committee force spread of each state, or None.
+        flag_time: (B,) fs when the spread first exceeded the run's limits (NaN: never), or
+            None (not a committee).
     """
 
     positions: Tensor
@@ -98,6 +106,9 @@ class SurfaceHoppingState:
     reference_energy: Tensor
     n_hops: Tensor
     n_frustrated: Tensor
+    energy_spread: Tensor | None = None
+    force_spread: Tensor | None = None
+    flag_time: Tensor | None = None
 
     @property
     def batch_size(self) -> int:
