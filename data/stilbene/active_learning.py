@@ -22,6 +22,13 @@ the repository root::
 
 Round 1 used the interim models of commit 9db71df (their SHA-256 is stored in the output's
 provenance); with other models the same command selects other frames.
+
+The spacing rule is the library's (:func:`fusionff.analysis.selection.pick_separated`). Its
+:func:`~fusionff.analysis.selection.select_frames` does the whole selection for a run made on
+the committee itself (``potential: {model: [a.fff, b.fff]}``, whose frames record the spread):
+top spreads at least a spacing apart plus frames of small gap, written as a queue for
+``fusionff label``. This script keeps round 1's recipe: dynamics on one model, the two
+models' disagreement computed afterwards.
 """
 
 from __future__ import annotations
@@ -141,6 +148,7 @@ def stage_select(args) -> list[dict]:
     """Choose the frames to label (see the module docstring); writes selection.json."""
     import torch
 
+    from fusionff.analysis.selection import pick_separated
     from fusionff.potential import Potential
 
     torch.set_num_threads(1)
@@ -168,17 +176,15 @@ def stage_select(args) -> list[dict]:
             else:
                 candidates.append(item)
     chosen = list(forced[: args.n])
-    taken: dict[tuple, list[float]] = {}
+    taken: dict[str, list[float]] = {}
     for item in chosen:
-        taken.setdefault((item["isomer"], item["trajectory"]), []).append(item["time_fs"])
-    for item in sorted(candidates, key=lambda c: -c["score"]):
-        if len(chosen) >= args.n:
-            break
-        times = taken.setdefault((item["isomer"], item["trajectory"]), [])
-        if all(abs(item["time_fs"] - t) >= args.spacing_fs for t in times):
-            chosen.append(item)
-            times.append(item["time_fs"])
+        taken.setdefault(f"{item['isomer']}/{item['trajectory']}", []).append(item["time_fs"])
+    groups = np.array([f"{c['isomer']}/{c['trajectory']}" for c in candidates])
+    times = np.array([c["time_fs"] for c in candidates])
     scores = np.array([c["score"] for c in candidates])
+    order = np.argsort(-scores, kind="stable")  # best first, ties in frame order
+    picked = pick_separated(groups, times, order, args.spacing_fs, args.n - len(chosen), taken)
+    chosen += [candidates[i] for i in picked]
     selection = {
         "numbers": np.asarray(numbers).tolist(),
         "models": [{"path": _relative(m), "sha256": _sha256(m)} for m in args.models],

@@ -4,9 +4,10 @@ Reads run directories only (H5MD trajectories and the ensemble summary; no PyTor
 ``run`` (reading), ``intervals`` (binomial 95% intervals of fractions of trajectories),
 ``populations``, ``lifetime`` (decay fits), ``dihedral`` (MDAnalysis; stilbene's central
 dihedral), ``products`` (isomers, yields), ``hops``, ``diagnostics`` (smallest gaps, energy
-drift, flagged trajectories), ``analyze`` (all of it), ``plots`` and ``cli`` (``fusionff
-analyze``). The names below are imported lazily, so
-the command line starts without h5py, MDAnalysis, scipy or matplotlib.
+drift, flagged trajectories), ``analyze`` (all of it), ``plots``, ``cli`` (``fusionff
+analyze``) and ``selection`` (frames to label next, by committee spread and gap). The names
+below are imported lazily, so the command line starts without h5py, MDAnalysis, scipy or
+matplotlib.
 """
 
 from fusionff._lazy import lazy_exports
@@ -30,6 +31,8 @@ _EXPORTS = {
     "product_statistics": "fusionff.analysis.products",
     "hop_statistics": "fusionff.analysis.hops",
     "plot_all": "fusionff.analysis.plots",
+    "select_frames": "fusionff.analysis.selection",
+    "Selection": "fusionff.analysis.selection",
 }
 
 __all__ = sorted(_EXPORTS)

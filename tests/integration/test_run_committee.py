@@ -17,10 +17,11 @@ import pytest
 import torch
 import yaml
 from ase.build import molecule
-from ase.io import write
+from ase.io import read, write
 
 from fusionff import save_model
 from fusionff.analysis import AnalysisOptions, analyze_run, format_report, read_run
+from fusionff.analysis.selection import select_frames
 from fusionff.dynamics.ml import MLElectronicStructure
 from fusionff.dynamics.run_config import RunConfig
 from fusionff.dynamics.runner import run_ensemble
@@ -197,6 +198,22 @@ def test_limits_above_the_spread_flag_nothing(inputs, reference):
         assert "flag" not in mine["attrs"]
         np.testing.assert_array_equal(mine["position"], s["position"])
         np.testing.assert_array_equal(mine["force_std"], s["force_std"])
+
+
+def test_selection_on_the_run_takes_the_largest_recorded_spreads(inputs, reference, tmp_path):
+    """select_frames on the run without limits: the first frame is the largest force spread
+    of an active state over all recorded frames, the next ones in decreasing order; the
+    queue file holds their positions."""
+    _, series = reference
+    selection = select_frames(inputs / "reference", n_spread=3, min_separation_fs=0.0)
+    spreads = np.concatenate([_spread(s, "force") for s in series])
+    np.testing.assert_array_equal([f.spread for f in selection.frames], np.sort(spreads)[::-1][:3])
+    top = selection.frames[0]
+    np.testing.assert_array_equal(
+        selection.positions[0], series[top.trajectory]["position"][top.frame]
+    )
+    images = read(selection.write_xyz(tmp_path / "queue.xyz"), index=":")
+    np.testing.assert_allclose(images[0].positions, selection.positions[0], atol=1e-8)
 
 
 class CountingCommittee(MLElectronicStructure):

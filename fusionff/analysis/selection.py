@@ -1,0 +1,313 @@
+"""Active learning: frames of a finished run to label next, where the committee disagrees and
+where states come close.
+
+A run on a committee potential (``potential: {model: [a.fff, b.fff]}``) records per frame
+``observables/energy_std`` (F, S) eV and ``observables/force_std`` (F, S) eV/Angstrom
+(:mod:`fusionff.dynamics.spread`). :func:`select_frames` reads every trajectory of the run
+(flagged and failed ones included: where a model went wrong is where labels help most) and
+picks frames in two passes, both keeping frames of one trajectory at least
+``min_separation_fs`` apart (neighbouring frames carry nearly the same information):
+
+1. **spread**: the ``n_spread`` frames of largest committee spread, taken in decreasing order
+   of spread, each only if it is far enough from every frame already taken in its trajectory.
+   The spread is ``"force"``: the force spread of the frame's active state, eV/Angstrom (what
+   ``dynamics.committee.max_force_std`` limits), or ``"energy"``: the largest energy spread
+   over the states, eV;
+2. **gap**: frames whose smallest gap between adjacent states, min_j (E_j+1 - E_j) of the
+   committee-mean energies (E_1 - E_0 with two states), eV, is below ``max_gap``, in
+   increasing order of gap, with the same separation rule against everything taken (at most
+   ``n_gap``; None: all that qualify). A frame that pass 1 took is marked as both.
+
+Frames with non-finite energies, total energy or spread are never picked. :func:`pick_separated`
+is the greedy rule itself, for scores computed elsewhere (e.g. a committee evaluated after a
+run on one model). :meth:`Selection.write_xyz` writes the queue as extended XYZ (positions in
+Angstrom, atomic numbers; why each frame was picked in its info line), the input of
+``fusionff label``.
+
+Command line: ``python -m fusionff.analysis.selection RUN_DIR QUEUE.xyz --n-spread 100
+--min-separation-fs 10 --max-gap 0.3``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from fusionff.analysis.run import LENGTH_UNITS, _unit, read_run
+
+__all__ = ["SelectedFrame", "Selection", "pick_separated", "select_frames", "SPREADS"]
+
+SPREADS = ("force", "energy")
+SPREAD_UNITS = {"force": "eV/Angstrom", "energy": "eV"}
+_FILE_UNITS = {"force": "eV Angstrom-1", "energy": "eV"}
+
+
+@dataclass
+class SelectedFrame:
+    """One picked frame: trajectory ``trajectory`` (its run index), frame ``frame`` of its
+    file (step ``step``, ``time_fs`` fs), the trajectory's ``status``, its ``spread`` (unit
+    of :attr:`Selection.spread`; NaN without a committee) and smallest adjacent-state
+    ``gap_ev`` (eV), and ``reasons``: "spread", "gap" or both."""
+
+    trajectory: int
+    frame: int
+    step: int
+    time_fs: float
+    status: str
+    spread: float
+    gap_ev: float
+    reasons: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Selection:
+    """Frames to label: ``numbers`` (N,) atomic numbers, ``positions`` (K, N, 3) Angstrom and
+    ``frames`` (K) in pick order (spread first, then gap), with the settings that chose them
+    (``spread``: "force" or "energy")."""
+
+    run_dir: Path
+    numbers: np.ndarray
+    positions: np.ndarray
+    frames: list[SelectedFrame]
+    spread: str
+    settings: dict
+
+    def write_xyz(self, path: str | Path) -> Path:
+        """Write the frames as extended XYZ (Angstrom) for ``fusionff label``; each frame's
+        info line holds its run, trajectory, frame, step, time_fs, status, reasons,
+        committee_spread (with its unit and kind), model_gap_ev."""
+        from ase import Atoms
+        from ase.io import write
+
+        path = Path(path)
+        images = []
+        for f, positions in zip(self.frames, self.positions, strict=True):
+            info = {
+                "run": str(self.run_dir),
+                "trajectory": f.trajectory,
+                "frame": f.frame,
+                "step": f.step,
+                "time_fs": f.time_fs,
+                "status": f.status,
+                "reasons": "+".join(f.reasons),
+                "committee_spread": f.spread,
+                "spread_kind": self.spread,
+                "spread_unit": SPREAD_UNITS[self.spread],
+                "model_gap_ev": f.gap_ev,
+            }
+            images.append(Atoms(numbers=self.numbers, positions=positions, info=info))
+        write(path, images, format="extxyz")
+        return path
+
+    def to_dict(self) -> dict:
+        """Plain data without the positions: run, settings, frames."""
+        return {
+            "run_dir": str(self.run_dir),
+            "spread": self.spread,
+            "spread_unit": SPREAD_UNITS[self.spread],
+            "settings": self.settings,
+            "frames": [asdict(f) for f in self.frames],
+        }
+
+
+def pick_separated(
+    groups: np.ndarray,
+    times: np.ndarray,
+    order: np.ndarray,
+    min_separation: float,
+    n: int | None = None,
+    taken: dict | None = None,
+) -> list[int]:
+    """Greedy choice: candidates in the given ``order``, each taken when its time is at least
+    ``min_separation`` from every time already taken in its group, until ``n`` are taken.
+
+    Args:
+        groups: (C,) group of each candidate (a trajectory; any hashable values).
+        times: (C,) times (e.g. fs).
+        order: candidate indices, best first (e.g. ``np.argsort(-score, kind="stable")``).
+        min_separation: same unit as ``times``.
+        n: how many to take at most (None: every candidate that fits).
+        taken: {group: [times]} already taken (updated in place), e.g. frames forced in.
+
+    Returns:
+        the indices taken, in order.
+    """
+    taken = {} if taken is None else taken
+    chosen: list[int] = []
+    for i in order:
+        if n is not None and len(chosen) >= n:
+            break
+        others = taken.setdefault(groups[i], [])
+        if all(abs(times[i] - t) >= min_separation for t in others):
+            others.append(times[i])
+            chosen.append(int(i))
+    return chosen
+
+
+def _smallest_gap(energies: np.ndarray) -> np.ndarray:
+    """(F,) min_j (E_j+1 - E_j), eV; NaN with one state."""
+    if energies.shape[1] < 2:
+        return np.full(len(energies), np.nan)
+    return np.diff(energies, axis=1).min(axis=1)
+
+
+def _spread_series(path: Path, kind: str, active: np.ndarray) -> np.ndarray | None:
+    """(F,) the frame's spread of ``kind`` (module docstring), or None without spreads."""
+    name = f"observables/{kind}_std/value"
+    with h5py.File(path, "r") as f:
+        if name not in f:
+            return None
+        value = f[name]
+        unit = value.attrs.get("unit")
+        unit = unit.decode() if isinstance(unit, bytes) else unit
+        if unit != _FILE_UNITS[kind]:
+            raise ValueError(f"{path}: {name} unit {unit!r}, expected {_FILE_UNITS[kind]!r}")
+        values = value[()]
+    if kind == "energy":
+        return values.max(axis=1)
+    return values[np.arange(len(values)), active]
+
+
+def _positions(path: Path, frames: list[int]) -> dict[int, np.ndarray]:
+    """{frame: (N, 3) Angstrom} for ``frames`` of a trajectory file."""
+    unique = sorted(set(frames))
+    with h5py.File(path, "r") as f:
+        value = f["particles/molecule/position/value"]
+        block = value[unique] * _unit(value, LENGTH_UNITS, path)
+    return dict(zip(unique, block, strict=True))
+
+
+def select_frames(
+    run_dir: str | Path,
+    n_spread: int,
+    min_separation_fs: float,
+    max_gap: float | None = None,
+    n_gap: int | None = None,
+    spread: str = "force",
+) -> Selection:
+    """Pick frames of the run in ``run_dir`` to label (see the module docstring).
+
+    Args:
+        run_dir: a finished run (``summary.json`` and its trajectory files).
+        n_spread: frames to take by committee spread (0: none; the run needs no committee).
+        min_separation_fs: fs between frames of one trajectory at least (0: any).
+        max_gap: eV; also take frames whose smallest adjacent-state gap is below it (None:
+            none by gap).
+        n_gap: frames to take by gap at most (None: all that qualify).
+        spread: "force" (eV/Angstrom, of the active state) or "energy" (eV, largest over
+            the states).
+
+    Returns:
+        the :class:`Selection` (positions in Angstrom).
+    """
+    if spread not in SPREADS:
+        raise ValueError(f"spread must be one of {SPREADS}, got {spread!r}")
+    if n_spread < 0 or min_separation_fs < 0:
+        raise ValueError("n_spread and min_separation_fs must not be negative")
+    run = read_run(run_dir, include_failed=True)
+    trajectories = run.trajectories
+    group, time, frame, step, spreads, gaps, finite, status = ([] for _ in range(8))
+    for t in trajectories:
+        values = _spread_series(t.path, spread, t.active_state)
+        if values is None:
+            if n_spread > 0:
+                raise ValueError(
+                    f"{t.path}: no observables/{spread}_std (not a committee run); "
+                    "select with n_spread=0 (by gap only)"
+                )
+            values = np.full(len(t.time), np.nan)
+        group.append(np.full(len(t.time), t.index))
+        time.append(t.time)
+        frame.append(np.arange(len(t.time)))
+        step.append(t.step)
+        spreads.append(values)
+        gaps.append(_smallest_gap(t.energies))
+        finite.append(np.isfinite(t.energies).all(axis=1) & np.isfinite(t.total_energy))
+        status += [t.status] * len(t.time)
+    group, time, frame, step, spreads, gaps, finite = (
+        np.concatenate(a) for a in (group, time, frame, step, spreads, gaps, finite)
+    )
+    taken: dict = {}
+    chosen: dict[int, list[str]] = {}
+    if n_spread > 0:
+        ok = finite & np.isfinite(spreads)
+        candidates = np.flatnonzero(ok)
+        order = candidates[np.argsort(-spreads[ok], kind="stable")]
+        for i in pick_separated(group, time, order, min_separation_fs, n_spread, taken):
+            chosen[i] = ["spread"]
+    if max_gap is not None:
+        ok = finite & (gaps < max_gap)
+        candidates = np.flatnonzero(ok)
+        order = candidates[np.argsort(gaps[ok], kind="stable")]
+        for i in order:
+            if i in chosen:
+                chosen[i].append("gap")
+        order = np.array([i for i in order if i not in chosen], dtype=np.int64)
+        for i in pick_separated(group, time, order, min_separation_fs, n_gap, taken):
+            chosen[i] = ["gap"]
+    frames = [
+        SelectedFrame(
+            trajectory=int(group[i]),
+            frame=int(frame[i]),
+            step=int(step[i]),
+            time_fs=float(time[i]),
+            status=status[i],
+            spread=float(spreads[i]),
+            gap_ev=float(gaps[i]),
+            reasons=reasons,
+        )
+        for i, reasons in chosen.items()
+    ]
+    numbers = _numbers(trajectories[0].path)
+    per_file: dict[int, list[int]] = {}
+    for f in frames:
+        per_file.setdefault(f.trajectory, []).append(f.frame)
+    paths = {t.index: t.path for t in trajectories}
+    read = {k: _positions(paths[k], v) for k, v in per_file.items()}
+    positions = np.array([read[f.trajectory][f.frame] for f in frames]).reshape(
+        len(frames), len(numbers), 3
+    )
+    settings = {
+        "n_spread": n_spread,
+        "min_separation_fs": min_separation_fs,
+        "max_gap_ev": max_gap,
+        "n_gap": n_gap,
+    }
+    return Selection(Path(run_dir), numbers, positions, frames, spread, settings)
+
+
+def _numbers(path: Path) -> np.ndarray:
+    with h5py.File(path, "r") as f:
+        return f["particles/molecule/species"][()].astype(np.int64)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m fusionff.analysis.selection RUN_DIR QUEUE.xyz [options]``."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("run_dir")
+    parser.add_argument("output", help="extended XYZ queue for fusionff label")
+    parser.add_argument("--n-spread", type=int, default=100, help="frames by spread")
+    parser.add_argument("--min-separation-fs", type=float, default=10.0)
+    parser.add_argument("--max-gap", type=float, help="eV: also frames with a gap below it")
+    parser.add_argument("--n-gap", type=int, help="frames by gap at most (default: all)")
+    parser.add_argument("--spread", choices=SPREADS, default="force")
+    args = parser.parse_args(argv)
+    selection = select_frames(
+        args.run_dir, args.n_spread, args.min_separation_fs, args.max_gap, args.n_gap, args.spread
+    )
+    selection.write_xyz(args.output)
+    by = {r: sum(r in f.reasons for f in selection.frames) for r in ("spread", "gap")}
+    print(
+        f"{args.output}: {len(selection.frames)} frames ({by['spread']} by spread, "
+        f"{by['gap']} by gap)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
