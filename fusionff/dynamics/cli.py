@@ -21,7 +21,9 @@ them (--time-fs replaces n_steps too; batch_size, when the file does not give it
 n_traj). --threads sets PyTorch's CPU threads (also the 'threads:' key); the default is 1, or
 OMP_NUM_THREADS when set: more threads than free cores slow a run down many times over.
 Threads, --output and MOPAC workers do not change results, so a run resumes with other
-values; any other change needs another output directory or --restart."""
+values; any other change needs another output directory or --restart. --dask runs the
+batches on a Dask cluster (one batch per task) and combines with all of these; a run
+resumes with or without it."""
 
 
 def _positive_int(text: str) -> int:
@@ -67,6 +69,13 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
         type=_positive_int,
         metavar="N",
         help="PyTorch CPU threads (default: OMP_NUM_THREADS if set, else 1)",
+    )
+    parser.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="run the batches as tasks on a Dask cluster: a scheduler address such as "
+        "tcp://host:8786, or local[:N] for N worker processes here; this process writes "
+        "the files, which equal those of a run without it (README, Scale-out with Dask)",
     )
     return parser
 

@@ -23,10 +23,13 @@ import hashlib
 import json
 import os
 import re
+import socket
 import sys
 import time
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import torch
 import yaml
@@ -35,6 +38,7 @@ from ase.io import read, write
 
 from fusionff.device import resolve_device, set_threads
 from fusionff.dynamics.engine import initial_state, run
+from fusionff.dynamics.frame_buffer import FrameBuffer, write_packed
 from fusionff.dynamics.h5md import TrajectoryFile
 from fusionff.dynamics.initial_conditions import (
     optimize_structure,
@@ -54,6 +58,9 @@ from fusionff.dynamics.run_config import (
 )
 from fusionff.dynamics.state import Status, SurfaceHoppingState
 from fusionff.dynamics.tully import TullyModel
+
+if TYPE_CHECKING:
+    from fusionff.executor import TaskPool
 
 __all__ = ["run_ensemble", "build_structure", "STATUS_NAMES", "CHECKPOINT_FORMAT"]
 
@@ -117,25 +124,58 @@ def _state_to_plain(state: SurfaceHoppingState) -> dict[str, torch.Tensor | None
     return {k: None if v is None else v.cpu() for k, v in vars(state).items()}
 
 
-class _Ensemble:
-    """One invocation of a run: sets up, loops over batches, writes checkpoints and summary."""
+@dataclass
+class _WorkerSetup:
+    """What a worker needs, besides the batch index, to run any batch of an ensemble exactly
+    as the client would (sent to each worker once).
 
-    def __init__(self, config: RunConfig, structure, log: TextIO | None) -> None:
+    Attributes:
+        atoms: the molecule of ``config.structure`` (None for Tully's models).
+        fingerprint: the potential's identity (:func:`_potential_fingerprint`) in the client.
+        reference, hessian: the Wigner reference geometry and its (3N, 3N) Hessian,
+            eV/Angstrom^2, as the client computed or read them (None where not used).
+        threads: PyTorch CPU threads of the client; each task runs with as many.
+        structure: the electronic structure the caller gave, or None: each worker builds
+            ``config.potential`` itself.
+    """
+
+    config: RunConfig
+    atoms: Atoms | None
+    fingerprint: str
+    reference: Atoms | None
+    hessian: Any
+    threads: int
+    structure: ElectronicStructure | None
+
+
+class _Ensemble:
+    """One invocation of a run: sets up, loops over batches, writes checkpoints and summary.
+    With ``setup`` it is a Dask worker's copy that only computes batches (no files)."""
+
+    def __init__(
+        self, config: RunConfig, structure, log: TextIO | None, setup: _WorkerSetup | None = None
+    ) -> None:
         self.config = config
         self.out = Path(config.output)
         self.device = resolve_device(config.device)
         self.log = log
         self.resolved = config.as_dict()
-        self.fingerprint = _potential_fingerprint(config)
+        if setup is None:
+            self.fingerprint = _potential_fingerprint(config)
+            self.atoms = None if config.structure is None else read(config.structure)
+        else:
+            self.fingerprint, self.atoms = setup.fingerprint, setup.atoms
         self.digest = _config_digest(self.resolved, self.fingerprint)
-        self.atoms = None if config.structure is None else read(config.structure)
         self.structure: ElectronicStructure = structure or build_structure(
             config, self.atoms, self.device
         )
-        self.reference: Atoms | None = None  # Wigner reference geometry, set on first use
-        self.hessian = None
+        # the Wigner reference geometry and its Hessian, set on first use
+        self.reference: Atoms | None = None if setup is None else setup.reference
+        self.hessian = None if setup is None else setup.hessian
         self.steps_done_total = 0
         self.started = time.perf_counter()
+        self.executor: str | None = None
+        """Where the batches ran, when not here (for the summary)."""
 
     # files ----------------------------------------------------------------------------
     def topology(self) -> Atoms:
@@ -179,6 +219,17 @@ class _Ensemble:
             return tully_wave_packet(ic, self.structure, seeds.numel(), self.device)
         if ic.file is not None:
             return read_starts(ic, self.atoms, self.structure, indices, self.device)
+        self.wigner_reference()
+        return sample_molecules(
+            ic, self.reference, self.hessian, self.structure, seeds, self.device
+        )
+
+    def wigner_reference(self) -> None:
+        """Set the Wigner reference geometry (optimised if asked) and its Hessian, unless
+        they are set, where the run samples Wigner starts; computed or read once."""
+        ic = self.config.initial_conditions
+        if not self.config.potential.entry.molecular or ic.file is not None:
+            return
         if self.hessian is None:
             self.reference = self.atoms
             if ic.wigner.optimize:
@@ -191,9 +242,6 @@ class _Ensemble:
                 self.out / "hessian.npz",
                 source=self.fingerprint,
             )
-        return sample_molecules(
-            ic, self.reference, self.hessian, self.structure, seeds, self.device
-        )
 
     def optimized_structure(self) -> Atoms:
         path = self.out / "optimized.xyz"
@@ -216,21 +264,65 @@ class _Ensemble:
         return opt.atoms
 
     # one batch -------------------------------------------------------------------------
-    def run_batch(self, batch: int, saved: dict[str, Any] | None, records: list) -> None:
-        c = self.config
-        first = batch * c.batch_size
-        indices = list(range(first, min(first + c.batch_size, c.n_traj)))
-        seeds = trajectory_seeds(c.seed, torch.tensor(indices, device=self.device))
+    def batch_indices(self, batch: int) -> list[int]:
+        first = batch * self.config.batch_size
+        return list(range(first, min(first + self.config.batch_size, self.config.n_traj)))
+
+    def trajectory_file(self, index: int) -> TrajectoryFile:
         topology = self.topology()
-        files = [
-            TrajectoryFile(
-                self.out / f"traj_{i:05d}.h5md",
-                topology.numbers,
-                topology.get_masses() if self.atoms is not None else [TullyModel.mass_amu],
-                self.structure.n_states,
+        return TrajectoryFile(
+            self.out / _trajectory_name(index),
+            topology.numbers,
+            topology.get_masses() if self.atoms is not None else [TullyModel.mass_amu],
+            self.structure.n_states,
+        )
+
+    def run_batch(self, batch: int, saved: dict[str, Any] | None, records: list) -> None:
+        """Run batch ``batch`` here (from its start, or from the checkpoint ``saved``) into its
+        files, with a checkpoint after every chunk; append its records."""
+        files = [self.trajectory_file(i) for i in self.batch_indices(batch)]
+        n_batches = -(-self.config.n_traj // self.config.batch_size)
+
+        def after_chunk(state, steps_done, stop, initial, recorder, seconds) -> None:
+            for f in files:
+                f.flush()
+            self.save_checkpoint(
+                {
+                    "batch": batch,
+                    "complete": False,
+                    "records": records,
+                    "state": _state_to_plain(state),
+                    "steps_done": steps_done,
+                    "reached_at": stop.reached_at.cpu(),
+                    "initial": initial,
+                    "frames": [f.n_frames for f in files],
+                    "hops": [len(f.hops) for f in files],
+                }
             )
-            for i in indices
-        ]
+            self.progress(batch, n_batches, steps_done, state, recorder.take_count(), seconds)
+
+        records.extend(self.simulate(batch, files, saved, after_chunk))
+        self.batch_done(batch, records)
+
+    def batch_done(self, batch: int, records: list) -> None:
+        """The checkpoint after batch ``batch``, whose files are complete."""
+        n_batches = -(-self.config.n_traj // self.config.batch_size)
+        self.save_checkpoint(
+            {
+                "batch": batch + 1,
+                "complete": batch + 1 == n_batches,
+                "records": records,
+                "state": None,
+            }
+        )
+
+    def simulate(self, batch: int, files: list, saved: dict[str, Any] | None, after_chunk):
+        """Run batch ``batch`` into ``files`` (:class:`TrajectoryFile`, or :class:`FrameBuffer`
+        on a worker), calling ``after_chunk(state, steps_done, stop, initial, recorder,
+        seconds)`` after every chunk of ``checkpoint_every`` steps; returns its records."""
+        c = self.config
+        indices = self.batch_indices(batch)
+        seeds = trajectory_seeds(c.seed, torch.tensor(indices, device=self.device))
         stop = StopTracker(c.stop, seeds)
         if saved is None:
             start = self.initial_conditions(indices, seeds)
@@ -265,7 +357,6 @@ class _Ensemble:
                 f.resume(n_frames, n_hops)
             recorder = BatchRecorder(files, c.write_every)
             recorder.resume(state)
-        n_batches = -(-c.n_traj // c.batch_size)
         while steps_done < c.n_steps and bool(state.running.any()):
             chunk = min(c.checkpoint_every, c.n_steps - steps_done)
             tick = time.perf_counter()
@@ -273,31 +364,10 @@ class _Ensemble:
                 state, self.structure, c.dynamics, chunk, stop=stop, observer=recorder, final=False
             )
             steps_done += chunk
-            for f in files:
-                f.flush()
-            self.save_checkpoint(
-                {
-                    "batch": batch,
-                    "complete": False,
-                    "records": records,
-                    "state": _state_to_plain(state),
-                    "steps_done": steps_done,
-                    "reached_at": stop.reached_at.cpu(),
-                    "initial": initial,
-                    "frames": [f.n_frames for f in files],
-                    "hops": [len(f.hops) for f in files],
-                }
-            )
-            self.progress(
-                batch,
-                n_batches,
-                steps_done,
-                state,
-                recorder.take_count(),
-                time.perf_counter() - tick,
-            )
+            after_chunk(state, steps_done, stop, initial, recorder, time.perf_counter() - tick)
         state = run(state, self.structure, c.dynamics, 0, final=True)
         recorder.finish(state)
+        records = []
         for k, (i, f) in enumerate(zip(indices, files, strict=True)):
             record = self.record(i, f, state, k, initial[k])
             f.flush(
@@ -308,14 +378,25 @@ class _Ensemble:
                 }
             )
             records.append(record)
-        self.save_checkpoint(
-            {
-                "batch": batch + 1,
-                "complete": batch + 1 == n_batches,
-                "records": records,
-                "state": None,
-            }
-        )
+        return records
+
+    def write_batch(self, result: _BatchResult, records: list) -> None:
+        """Write a batch that a worker ran into its files, then the checkpoint after it."""
+        indices = self.batch_indices(result.batch)
+        for i, packed in zip(indices, result.trajectories, strict=True):
+            write_packed(packed, self.trajectory_file(i))
+        records.extend(result.records)
+        self.steps_done_total += result.trajectory_steps
+        self.batch_done(result.batch, records)
+        if self.log is not None:
+            n_batches = -(-self.config.n_traj // self.config.batch_size)
+            print(
+                f"batch {result.batch + 1}/{n_batches} written: {len(indices)} trajectories, "
+                f"{result.seconds:.1f} s on {result.worker} "
+                f"({result.trajectory_steps / max(result.seconds, 1e-9):.0f} trajectory-steps/s)",
+                file=self.log,
+                flush=True,
+            )
 
     def record(self, index: int, f: TrajectoryFile, state, k: int, initial: dict) -> dict:
         status = Status(int(state.status[k]))
@@ -398,8 +479,142 @@ class _Ensemble:
                 "trajectory_steps_per_s": self.steps_done_total / max(wall, 1e-9),
                 "device": str(self.device),
                 "cpu_threads": torch.get_num_threads(),
-            },
+            }
+            | ({} if self.executor is None else {"executor": self.executor}),
         }
+
+
+def _trajectory_name(index: int) -> str:
+    return f"traj_{index:05d}.h5md"
+
+
+@dataclass
+class _BatchResult:
+    """One batch as a worker ran it: its trajectories (:meth:`FrameBuffer.packed`, in batch
+    order), records, trajectory-steps taken, seconds and where (host:pid)."""
+
+    batch: int
+    trajectories: list[dict[str, Any]]
+    records: list[dict[str, Any]]
+    trajectory_steps: int
+    seconds: float
+    worker: str
+
+
+_WORKER_STRUCTURES: dict[tuple[str, str], ElectronicStructure] = {}
+"""A worker's electronic structure, built once and kept for the next batches."""
+
+
+def _worker_structure(setup: _WorkerSetup) -> ElectronicStructure:
+    device = resolve_device(setup.config.device)
+    key = (setup.fingerprint, str(device))
+    if key not in _WORKER_STRUCTURES:
+        if _potential_fingerprint(setup.config) != setup.fingerprint:
+            raise ValueError(
+                f"Dask worker on {socket.gethostname()}: the potential's files "
+                f"({setup.config.potential.as_dict()}) are missing there or differ from the "
+                "client's; workers need them at the same paths (a shared file system)"
+            )
+        _WORKER_STRUCTURES.clear()
+        _WORKER_STRUCTURES[key] = build_structure(setup.config, setup.atoms, device)
+    return _WORKER_STRUCTURES[key]
+
+
+def compute_batch(setup: _WorkerSetup, batch: int) -> _BatchResult:
+    """Run batch ``batch`` of an ensemble in memory and return it (a Dask task).
+
+    Pure: it writes no file, and its result depends only on its arguments (the batch's
+    trajectories have their own random streams, and it runs with the client's thread
+    count), so a task re-run after a worker died, or run on any worker, returns the same
+    frames, bit for bit, as the client would compute for that batch (for potentials that
+    keep no memory between evaluations: models, Tully's). Frames in eV, Angstrom, fs.
+    """
+    tick = time.perf_counter()
+    set_threads(setup.threads)
+    structure = setup.structure or _worker_structure(setup)
+    ensemble = _Ensemble(setup.config, structure, None, setup)
+    buffers = [FrameBuffer(Path(_trajectory_name(i))) for i in ensemble.batch_indices(batch)]
+    steps = []
+
+    def after_chunk(state, steps_done, stop, initial, recorder, seconds) -> None:
+        steps.append(recorder.take_count())
+
+    records = ensemble.simulate(batch, buffers, None, after_chunk)
+    return _BatchResult(
+        batch,
+        [b.packed() for b in buffers],
+        records,
+        sum(steps),
+        time.perf_counter() - tick,
+        f"{socket.gethostname()}:{os.getpid()}",
+    )
+
+
+def _run_on_pool(ensemble: _Ensemble, pool: TaskPool, batches: range, records: list, structure):
+    """Run ``batches`` as tasks of ``pool`` and write each (files, then checkpoint) here in
+    batch order, so the checkpoint always counts a complete prefix of batches, as a run
+    without a pool leaves it between batches; at most two tasks per slot in flight.
+
+    A task that fails (raises, or its workers died too often) stops the run with its error
+    once the batches before it are written. SIGTERM raises ``SystemExit`` here (a batch
+    being written is completed first); on it, as on any error, the pool is stopped before the
+    exception propagates."""
+    from fusionff.executor import StopOnSigterm
+
+    config = ensemble.config
+    setup = _WorkerSetup(
+        config,
+        ensemble.atoms,
+        ensemble.fingerprint,
+        ensemble.reference,
+        ensemble.hessian,
+        torch.get_num_threads(),
+        structure,
+    )
+    shared = pool.share(setup)
+    todo = iter(batches)
+    running: dict[Future, int] = {}
+    finished: dict[int, _BatchResult] = {}
+    failed: dict[int, BaseException] = {}
+    next_write = batches.start
+
+    def fill() -> None:
+        slots = pool.slots()
+        while not failed and len(running) < 2 * slots and len(finished) < 4 * slots:
+            batch = next(todo, None)
+            if batch is None:
+                return
+            running[pool.submit(compute_batch, shared, batch)] = batch
+
+    with StopOnSigterm() as stop:
+        try:
+            fill()
+            while next_write < batches.stop:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    batch = running.pop(future)
+                    if future.exception() is None:
+                        finished[batch] = future.result()
+                    else:
+                        failed[batch] = future.exception()
+                while next_write in finished:
+                    with stop.deferred():
+                        ensemble.write_batch(finished.pop(next_write), records)
+                    next_write += 1
+                if failed and not any(b < min(failed) for b in running.values()):
+                    raise failed[min(failed)]
+                fill()
+        except BaseException as exc:
+            stop.hold()  # a second SIGTERM must not interrupt the cleanup
+            pool.stop()
+            if ensemble.log is not None and isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                print(
+                    f"stopped: {next_write - batches.start} batch(es) written; run the same "
+                    "command again to continue",
+                    file=ensemble.log,
+                    flush=True,
+                )
+            raise
 
 
 def _resume_note(saved: dict[str, Any], config: RunConfig, checkpoint: Path) -> str:
@@ -426,6 +641,7 @@ def run_ensemble(
     restart: bool = False,
     structure: ElectronicStructure | None = None,
     log: TextIO | None = None,
+    pool: TaskPool | None = None,
 ) -> dict[str, Any]:
     """Run (or continue) the ensemble of ``config``; returns the summary (also in summary.json).
 
@@ -440,6 +656,13 @@ def run_ensemble(
         structure: an electronic structure to use instead of ``config.potential`` (tests, or a
             potential built in Python); it must be the same on a resumed run.
         log: where progress lines go (None: silent; ``fusionff run`` uses stderr).
+        pool: run the batches as tasks there (e.g. a :class:`fusionff.executor.DaskPool`;
+            ``fusionff run --dask``), one batch per task, and write their files here in
+            batch order. Workers run with this process's thread count and build the
+            potential from ``config.potential`` (its files at the same paths), or receive
+            ``structure`` (then picklable). The files equal those of a run without a pool.
+            A batch that a run without a pool left half done is finished here first. The
+            pool is stopped on an error or signal, and left open otherwise.
 
     ``config.threads``, when set, is applied with :func:`fusionff.device.set_threads` before
     any work (when None, the process keeps its PyTorch thread count; ``fusionff run`` sets the
@@ -465,10 +688,20 @@ def run_ensemble(
     records = [] if saved is None else list(saved["records"])
     first = 0 if saved is None else saved["batch"]
     n_batches = -(-config.n_traj // config.batch_size)
-    for batch in range(first, n_batches):
-        resume = saved if saved is not None and saved.get("state") is not None else None
-        ensemble.run_batch(batch, resume, records)
-        saved = None
+    if pool is None:
+        for batch in range(first, n_batches):
+            resume = saved if saved is not None and saved.get("state") is not None else None
+            ensemble.run_batch(batch, resume, records)
+            saved = None
+    elif first < n_batches:
+        if saved is not None and saved.get("state") is not None:
+            ensemble.run_batch(first, saved, records)
+            first += 1
+        ensemble.wigner_reference()
+        ensemble.executor = pool.description
+        if log is not None:
+            print(f"batches {first + 1}..{n_batches} on {pool.description}", file=log, flush=True)
+        _run_on_pool(ensemble, pool, range(first, n_batches), records, structure)
     summary = ensemble.summary(records)
     _atomic_write(summary_path, lambda p: p.write_text(json.dumps(summary, indent=1)))
     if log is not None:
@@ -485,5 +718,12 @@ def run_main(args) -> int:
         print("\n".join(describe_config(config)))
         return 0
     set_threads(config.threads)  # None: the default, before any work
-    run_ensemble(config, restart=args.restart, log=sys.stderr)
+    address = getattr(args, "dask", None)
+    if not address:
+        run_ensemble(config, restart=args.restart, log=sys.stderr)
+        return 0
+    from fusionff.executor import DaskPool
+
+    with DaskPool(address) as pool:
+        run_ensemble(config, restart=args.restart, log=sys.stderr, pool=pool)
     return 0

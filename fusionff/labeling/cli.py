@@ -35,6 +35,13 @@ def add_label_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
         help="reference calculations in parallel processes (default: the usable cores)",
     )
     parser.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="run the calculations on a Dask cluster instead (--workers is then ignored): "
+        "a scheduler address such as tcp://host:8786, or local[:N] for N worker processes "
+        "here; this process writes the output (see README, Scale-out with Dask)",
+    )
+    parser.add_argument(
         "--backend",
         choices=("mopac", "casscf"),
         default="mopac",
@@ -124,14 +131,22 @@ def label_main(args: argparse.Namespace) -> int:
         from fusionff.labeling.gradient_check import GradientCheckedBackend
 
         backend = GradientCheckedBackend(backend, tolerance=args.check_gradients)
-    summary = label(
-        structures,
-        backend,
-        args.n_states,
-        args.output,
-        workers=args.workers,
-        overwrite=args.overwrite,
-    )
+    if args.dask:
+        from fusionff.executor import DaskPool
+
+        with DaskPool(args.dask) as pool:
+            summary = label(
+                structures, backend, args.n_states, args.output, overwrite=args.overwrite, pool=pool
+            )
+    else:
+        summary = label(
+            structures,
+            backend,
+            args.n_states,
+            args.output,
+            workers=args.workers,
+            overwrite=args.overwrite,
+        )
     print(
         f"{args.output}: {summary.total} structures, {summary.already_done} already labelled, "
         f"{summary.ok} labelled now, {summary.failed} failed, {summary.seconds:.1f} s"

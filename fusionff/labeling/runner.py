@@ -10,15 +10,10 @@ failed states, and is not tried again on resume.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import multiprocessing
-import os
-import signal
-import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from collections.abc import Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -27,6 +22,7 @@ import numpy as np
 
 from fusionff.data.dataset import MultiStateDataset
 from fusionff.data.structure import Structure
+from fusionff.executor import ProcessPool, StopOnSigterm, TaskPool
 from fusionff.labeling.backend import (
     LabelResult,
     ReferenceBackend,
@@ -169,6 +165,7 @@ def label(
     *,
     workers: int = 1,
     overwrite: bool = False,
+    pool: TaskPool | None = None,
 ) -> LabelSummary:
     """Label ``structures`` with ``backend`` into the dataset at ``output_path``, resuming.
 
@@ -183,6 +180,10 @@ def label(
             re-import the calling script, so a script that calls ``label`` with
             ``workers > 1`` needs the usual ``if __name__ == "__main__":`` guard.
         overwrite: start a new dataset even if ``output_path`` exists.
+        pool: where the calculations run instead (e.g. a :class:`fusionff.executor.DaskPool`;
+            ``workers`` is then ignored), one structure per task; this process writes every
+            entry. It is stopped (pending tasks cancelled) on an error or signal, and left
+            open otherwise.
 
     Returns:
         Counts and time of this call. Failed structures are in the dataset, not raised.
@@ -206,12 +207,12 @@ def label(
         done = done_indices(dataset, structures)
         pending = [i for i in range(len(structures)) if i not in done]
         logger.info(
-            "%d structures, %d already in %s, %d to label with %d worker(s)",
+            "%d structures, %d already in %s, %d to label with %s",
             len(structures),
             len(done),
             path,
             len(pending),
-            workers,
+            f"{workers} worker(s)" if pool is None else pool.description,
         )
 
         def record(index: int, result: LabelResult) -> None:
@@ -232,15 +233,19 @@ def label(
                     len(pending),
                 )
 
-        if workers == 1:
-            with _StopOnSigterm() as stop:  # SIGTERM unwinds, so a backend ends its programs
+        if pool is not None:
+            _label_in_pool(structures, pending, backend, n_states, pool, record)
+        elif workers == 1:
+            with StopOnSigterm() as stop:  # SIGTERM unwinds, so a backend ends its programs
                 for index in pending:
                     geometry = structures[index]
                     result = compute_safely(backend, geometry.numbers, geometry.positions, n_states)
                     with stop.deferred():
                         record(index, result)
         else:
-            _label_in_pool(structures, pending, backend, n_states, workers, record)
+            local = ProcessPool(workers, preload=["fusionff.labeling.backend"])
+            _label_in_pool(structures, pending, backend, n_states, local, record)
+            local.close()
     summary = LabelSummary(
         len(structures),
         len(done),
@@ -259,39 +264,28 @@ def label(
     return summary
 
 
-def _worker_context() -> multiprocessing.context.BaseContext:
-    """Workers are forked from a fresh server process that imported the backend module once
-    (not from this process, which may hold threads and an open HDF5 file); where the platform
-    has no fork server (Windows), they are spawned."""
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("spawn")
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["fusionff.labeling.backend"])
-    return context
-
-
-def _label_in_pool(structures, pending, backend, n_states, workers, record) -> None:
-    """Compute ``pending`` in ``workers`` processes, at most two per worker in flight,
-    calling ``record(index, result)`` in this process as each finishes.
+def _label_in_pool(structures, pending, backend, n_states, pool: TaskPool, record) -> None:
+    """Compute ``pending`` in ``pool``, at most two per slot in flight, calling
+    ``record(index, result)`` in this process as each finishes.
 
     If this runs in the main thread, SIGTERM (``kill PID``, a batch system's time limit) raises
     ``SystemExit(128 + SIGTERM)`` here instead of ending the process at once, so that on it,
-    as on Ctrl-C or any error, the pending calculations are cancelled and the worker processes
-    (and the programs they run) are terminated before the exception propagates; the entries
-    already recorded stay in the output. A signal that arrives while an entry is being
-    written takes effect once that entry is complete.
+    as on Ctrl-C or any error, the pending calculations are cancelled and the pool is stopped
+    (its worker processes, and the programs they run, terminated) before the exception
+    propagates; the entries already recorded stay in the output. A signal that arrives while
+    an entry is being written takes effect once that entry is complete.
     """
     queue = iter(pending)
-    context = _worker_context()
-    executor = ProcessPoolExecutor(max_workers=workers, mp_context=context)
     running: dict[Future, int] = {}
     recorded = 0
 
-    def submit_next() -> None:
-        index = next(queue, None)
-        if index is not None:
+    def fill() -> None:
+        while len(running) < 2 * pool.slots():
+            index = next(queue, None)
+            if index is None:
+                return
             geometry = structures[index]
-            future = executor.submit(
+            future = pool.submit(
                 compute_safely,
                 backend,
                 np.asarray(geometry.numbers),
@@ -300,10 +294,9 @@ def _label_in_pool(structures, pending, backend, n_states, workers, record) -> N
             )
             running[future] = index
 
-    with _StopOnSigterm() as stop:
+    with StopOnSigterm() as stop:
         try:
-            for _ in range(2 * workers):
-                submit_next()
+            fill()
             while running:
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in finished:
@@ -311,10 +304,10 @@ def _label_in_pool(structures, pending, backend, n_states, workers, record) -> N
                     with stop.deferred():
                         record(index, result)
                         recorded += 1
-                    submit_next()
+                fill()
         except BaseException as exc:
             stop.hold()  # a second SIGTERM must not interrupt the cleanup
-            _stop_pool(executor)
+            pool.stop()
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 logger.warning(
                     "labelling stopped (%s) after %d new structure(s), %d left unlabelled; "
@@ -325,111 +318,3 @@ def _label_in_pool(structures, pending, backend, n_states, workers, record) -> N
                     len(pending) - recorded,
                 )
             raise
-    executor.shutdown(wait=True)
-
-
-class _StopOnSigterm:
-    """While active (and only in the main thread, where handlers can be set), SIGTERM raises
-    ``SystemExit(128 + signum)``; inside :meth:`deferred` it is held until the block ends, so
-    that an entry is never half-written. The previous handler is restored on exit."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self._previous = None
-        self._installed = False
-        self._deferring = False
-
-    def __enter__(self) -> _StopOnSigterm:
-        if threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGTERM"):
-            try:
-                self._previous = signal.signal(signal.SIGTERM, self._handle)
-                self._installed = True
-            except (ValueError, OSError):  # e.g. an embedded interpreter
-                pass
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._installed:
-            signal.signal(
-                signal.SIGTERM, self._previous if self._previous is not None else signal.SIG_DFL
-            )
-            self._installed = False
-
-    def _handle(self, signum: int, frame: object) -> None:
-        self.signum = signum
-        if not self._deferring:
-            raise SystemExit(128 + signum)
-
-    def hold(self) -> None:
-        """From now on only note SIGTERM, do not raise."""
-        self._deferring = True
-
-    @contextlib.contextmanager
-    def deferred(self) -> Iterator[None]:
-        """Hold SIGTERM during the block; raise ``SystemExit`` after it if one came."""
-        self._deferring = True
-        try:
-            yield
-        finally:
-            self._deferring = False
-        if self.signum is not None:
-            raise SystemExit(128 + self.signum)
-
-
-def _stop_pool(executor: ProcessPoolExecutor, grace: float = 3.0) -> None:
-    """Cancel the pending calculations and terminate the worker processes and their children
-    (e.g. a running MOPAC), killing what is still alive after ``grace`` seconds.
-
-    The workers are found through the executor's private ``_processes`` mapping, read
-    defensively: if a Python version lacks it, only the cancelling and shutdown remain.
-    """
-    processes = list((getattr(executor, "_processes", None) or {}).values())
-    children = [pid for process in processes for pid in _descendants(process.pid)]
-    executor.shutdown(wait=False, cancel_futures=True)
-    for process in processes:
-        with contextlib.suppress(Exception):
-            process.terminate()
-    for pid in children:
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    for process in processes:
-        with contextlib.suppress(Exception):
-            process.join(max(0.0, deadline - time.monotonic()))
-            if process.is_alive():
-                process.kill()
-                process.join(1.0)
-    for pid in children:
-        with contextlib.suppress(OSError):
-            if _alive(pid):
-                os.kill(pid, signal.SIGKILL)
-
-
-def _descendants(pid: int | None) -> list[int]:
-    """Process ids of the children, grandchildren, ... of ``pid`` (Linux ``/proc``; empty
-    elsewhere or when unreadable)."""
-    found: list[int] = []
-    todo = [pid] if pid else []
-    while todo:
-        parent = todo.pop()
-        for children in Path(f"/proc/{parent}/task").glob("*/children"):
-            with contextlib.suppress(OSError, ValueError):
-                for child in map(int, children.read_text().split()):
-                    if child not in found:
-                        found.append(child)
-                        todo.append(child)
-    return found
-
-
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` exists and is not a zombie (Linux; elsewhere: exists)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    with contextlib.suppress(OSError, IndexError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat[stat.rindex(")") + 2] != "Z"
-    return True

@@ -1,0 +1,89 @@
+"""A trajectory's frames and hops held in memory, for a batch that runs on a Dask worker.
+
+:class:`FrameBuffer` stands in for :class:`~fusionff.dynamics.h5md.TrajectoryFile` while the
+batch runs (the recorder and the runner call the same methods) and writes nothing; the
+worker returns :meth:`FrameBuffer.packed` and the client writes it with :func:`write_packed`
+into the real file, whose contents then equal those of the same batch run in the client.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fusionff.dynamics.h5md import TrajectoryFile
+
+__all__ = ["FrameBuffer", "write_packed"]
+
+
+class FrameBuffer:
+    """The methods and attributes of :class:`TrajectoryFile` that a running batch uses
+    (the recorder's and the runner's), in memory.
+
+    Args:
+        path: the file the frames are for (only its name is used, in the records).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.parameters: dict[str, Any] = {}
+        self.final: dict[str, Any] = {}
+        self._frames: list[dict[str, Any]] = []
+        self.hops: list[tuple] = []
+        """Every hop row (step, time, from_state, to_state, frustrated), as in the file."""
+        self.last_step = -1
+        self.flag: str | None = None
+        self._flag: tuple[str, float] | None = None
+
+    @property
+    def n_frames(self) -> int:
+        return len(self._frames)
+
+    def create(self, parameters: dict[str, Any]) -> None:
+        self.parameters = dict(parameters)
+        self._frames, self.hops, self.final, self.last_step = [], [], {}, -1
+        self.flag, self._flag = None, None
+
+    def add_frame(self, step: int, time: float, **series: np.ndarray) -> None:
+        self._frames.append({"step": step, "time": time, **series})
+        self.last_step = step
+
+    def set_flag(self, reason: str, time_fs: float) -> None:
+        self.flag, self._flag = reason, (reason, float(time_fs))
+
+    def add_hop(self, step: int, time: float, source: int, target: int, frustrated: bool) -> None:
+        self.hops.append((int(step), float(time), int(source), int(target), int(frustrated)))
+
+    def flush(self, final: dict[str, Any] | None = None) -> None:
+        self.final |= final or {}
+
+    def packed(self) -> dict[str, Any]:
+        """Plain data: ``parameters``, ``final`` attributes, ``step`` (F,), ``time`` (F,) fs,
+        ``series`` {name: (F, ...) array} of every series the frames hold (units in
+        :mod:`fusionff.dynamics.h5md`), ``hops`` rows and ``flag`` (reason, time fs) or None."""
+        frames = self._frames
+        names = [name for name in frames[0] if name not in ("step", "time")] if frames else []
+        return {
+            "parameters": self.parameters,
+            "final": self.final,
+            "step": [r["step"] for r in frames],
+            "time": [r["time"] for r in frames],
+            "series": {name: np.stack([np.asarray(r[name]) for r in frames]) for name in names},
+            "hops": list(self.hops),
+            "flag": self._flag,
+        }
+
+
+def write_packed(packed: dict[str, Any], file: TrajectoryFile) -> None:
+    """Write a :meth:`FrameBuffer.packed` trajectory into ``file`` (created afresh)."""
+    file.create(packed["parameters"])
+    series = packed["series"]
+    for j, (step, time) in enumerate(zip(packed["step"], packed["time"], strict=True)):
+        file.add_frame(step, time, **{name: values[j] for name, values in series.items()})
+    for row in packed["hops"]:
+        file.add_hop(*row)
+    if packed["flag"] is not None:
+        file.set_flag(*packed["flag"])
+    file.flush(packed["final"])
