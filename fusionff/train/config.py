@@ -129,7 +129,9 @@ class TrainConfig:
         output: directory for checkpoint.pt, split.json, model.fff, metrics.json, logs, plots.
         model: ModelConfig keys (see module docstring).
         split, loss, optimizer, schedule: see their classes.
-        batch_size: structures per optimisation step (and per evaluation batch).
+        batch_size: structures per optimisation step (and per evaluation batch). Under
+            torchrun the global batch: each rank evaluates a shard of about batch_size / ranks
+            and the step is the one-process step (:mod:`fusionff.train.distributed`).
         max_epochs: epochs to train (a resumed run continues up to this number).
         ema_decay: decay of the exponential moving average of the weights used for
             validation and for the final model; 0 disables it.

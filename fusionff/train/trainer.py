@@ -25,6 +25,10 @@ optimisation settings (loss, optimizer, schedule, batch size, EMA decay, force m
 weights so far, with a fresh optimizer and schedule and a fresh best validation loss (the
 loss is another function now); model, split and seed stay. History records carry their
 stage, and the checkpoint lists each stage's start and changed settings.
+
+Under ``torchrun`` every rank builds a ``Trainer`` and trains shards of each (global) batch;
+the run is the one-process run up to rounding, and rank 0 alone writes the files above (see
+:mod:`fusionff.train.distributed`).
 """
 
 from __future__ import annotations
