@@ -46,9 +46,9 @@ class ModelConfig:
             see :mod:`fusionff.nn.diabatic`; ``e0s``, ``scale`` and ``shift`` of state s apply to
             the diagonal element s). Files written before heads existed are adiabatic.
         couplings: adiabatic head only: also learn the non-adiabatic couplings d_ij (i < j),
-            one polar vector (1o) per state pair and atom read out from the last layer's
-            features (:mod:`fusionff.nn.couplings`; the last layer then carries ``channels``
-            1o features besides its scalars, so it needs ``l_max >= 1`` and ``n_states >= 2``).
+            one polar vector (1o) per state pair and atom, read out from the final node
+            features and the edges' 1o spherical harmonics (:mod:`fusionff.nn.couplings`;
+            needs ``l_max >= 1`` and ``n_states >= 2``; the energies' network is unchanged).
             The diabatic head has couplings from its eigenvectors and refuses this key. Files
             written before this key existed have no learned couplings.
         coupling_scale: the learned couplings are ``coupling_scale`` (1/Angstrom) times the

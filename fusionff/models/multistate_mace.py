@@ -6,7 +6,7 @@ of A_i (``fusion=True``), an element-dependent residual, and a readout to S per-
 (``head="adiabatic"``) or to the S(S+1)/2 per-atom elements of a symmetric S x S matrix H whose
 eigenvalues are the energies (``head="diabatic"``, :mod:`fusionff.nn.diabatic`). With
 ``couplings=True`` the adiabatic head also reads out learned couplings (polar vectors per state
-pair and atom, :mod:`fusionff.nn.couplings`) from the last layer's features.
+pair and atom, :mod:`fusionff.nn.couplings`) from the final node features and the edges.
 Energies are in eV, positions in Angstrom, forces in eV/Angstrom (minus the gradient of each
 state's energy, by autograd).
 """
@@ -139,11 +139,9 @@ class MultiStateMACE(nn.Module):
         self.skips = nn.ModuleList()
         self.readouts = nn.ModuleList()
         irreps_in = irreps_embed
-        # learned couplings: the last layer also carries C vector (1o) channels
-        irreps_last = irreps_embed + o3.Irreps(f"{C}x1o") if c.couplings else irreps_embed
         for layer in range(c.num_layers):
             last = layer == c.num_layers - 1
-            irreps_out = irreps_last if last else irreps_hidden
+            irreps_out = irreps_embed if last else irreps_hidden
             self.interactions.append(
                 Interaction(
                     irreps_in,
@@ -170,7 +168,10 @@ class MultiStateMACE(nn.Module):
             )
             irreps_in = irreps_out
         if c.couplings:
-            self.coupling_readout = CouplingReadout(irreps_last, S, c.readout_hidden)
+            self.coupling_readout = CouplingReadout(
+                irreps_embed, self.irreps_sh, c.num_bessel, S, c.readout_hidden,
+                c.avg_num_neighbors,
+            )  # fmt: skip
 
     # ------------------------------------------------------------------ properties
     @property
@@ -279,7 +280,8 @@ class MultiStateMACE(nn.Module):
             energies = energies.index_add(0, graph.batch, node_e)
             out = {"energies": energies, "node_energies": node_e}
             if compute_couplings:
-                out["nacs"] = self.config.coupling_scale * self.coupling_readout(h)
+                readout = self.coupling_readout(h, edge_sh, edge_radial, graph.edge_index)
+                out["nacs"] = self.config.coupling_scale * readout
         if compute_forces:
             out["forces"] = state_forces(energies, positions, training)
         return out

@@ -1,18 +1,27 @@
 """Learned non-adiabatic couplings: one polar vector per state pair on every atom.
 
 For the adiabatic head (``ModelConfig.couplings``) the couplings d_ij = <psi_i | grad psi_j>
-(1/Angstrom) are read out from the last layer's node features. Under a rotation or a reflection
-Q of the molecule the coupling on each atom is a polar vector, d(QR) = Q d(R) (the gradient of
-a scalar product of wavefunctions; a coupling's overall sign is a phase convention), so the
-readout maps the 1o features (vectors that change sign under inversion) to P = S(S-1)/2 outputs
-of type 1o, one per pair i < j:
+(1/Angstrom) of the P = S(S-1)/2 pairs i < j are read out on every atom a from the final
+invariant node features h and the 1o spherical harmonics of the edges (Y_1(r) = sqrt(3) r/|r|
+in e3nn's component normalisation, components in the order x, y, z of the positions):
 
-    v_i = Linear_1o( g(s_i) * x_i ),      d_ij = v, d_ji = -v, d_ii = 0,
+    v_a^p = 1/<n_nb> sum_{b in N(a)} phi^p(h_a, h_b) rho^p(r_ab) Y_1(r_ab),
+    d_ij = v^p, d_ji = -v^p, d_ii = 0,
 
-with x_i the atom's C vector channels, s_i its scalar (0e) channels and g a small MLP giving
-one invariant gate per vector channel. The gate is invariant and ``Linear_1o`` mixes channels
-only, so the map is equivariant to O(3) exactly. The 1o components are in the order of the
-positions (x, y, z), as e3nn's spherical harmonics give them (checked by the O(3) tests).
+with phi an MLP of the two atoms' features, rho a linear map (no bias) of the edge's radial
+features (Bessel functions times the cutoff envelope, so every term goes to zero smoothly at
+r_max) and <n_nb> the average number of neighbours. The weights phi rho are invariant and Y_1 is
+a polar vector (type 1o: it changes sign under the inversion), so d(QR) = Q d(R) exactly for
+every rotation and reflection Q. Because the node features are O(1) from the first step (they
+carry the element embedding through the residuals), the readout starts at the scale of the
+reference (``coupling_scale``), not orders of magnitude below it as vector features of the
+trunk would.
+
+Limitation of a polar readout. A coupling's sign is a phase convention, and between two states
+of different symmetry under a mirror plane (A'/A'') the coupling at a planar geometry points
+along the plane's normal, which a polar-vector function of a planar geometry cannot do (its
+normal component vanishes there). Stilbene's S0/S1 pair (Ag/Bu at the C2h trans geometry)
+couples in the plane, which the readout can represent.
 """
 
 from __future__ import annotations
@@ -40,47 +49,69 @@ def antisymmetric_couplings(pairs: torch.Tensor, n_states: int) -> torch.Tensor:
     return entries[:, table.reshape(-1)].reshape(pairs.shape[0], n_states, n_states, 3)
 
 
-def _channel_indices(irreps: o3.Irreps, target: o3.Irrep) -> list[int]:
-    """Flat feature indices of every component of the channels of type ``target``."""
-    idx, start = [], 0
-    for mul, ir in irreps:
-        if ir == target:
-            idx.extend(range(start, start + mul * ir.dim))
-        start += mul * ir.dim
-    return idx
-
-
 class CouplingReadout(nn.Module):
-    """Node features (n, dim) -> couplings (n, S, S, 3), antisymmetric, in readout units.
+    """Node features and edges -> couplings (n, S, S, 3), antisymmetric, in readout units.
 
     Args:
-        irreps_in: irreps of the node features; need 0e and 1o channels.
+        irreps_node: irreps of the final node features (their 0e channels are used).
+        irreps_sh: irreps of the edge spherical harmonics; must contain 1o.
+        num_radial: radial features per edge.
         n_states: S >= 2.
-        hidden: hidden width of the gate MLP.
+        hidden: hidden width of the pair MLP phi.
+        avg_num_neighbors: normalisation of the neighbour sum.
     """
 
-    def __init__(self, irreps_in: o3.Irreps, n_states: int, hidden: int = 16):
+    def __init__(
+        self,
+        irreps_node: o3.Irreps,
+        irreps_sh: o3.Irreps,
+        num_radial: int,
+        n_states: int,
+        hidden: int,
+        avg_num_neighbors: float,
+    ):
         super().__init__()
-        irreps_in = o3.Irreps(irreps_in)
-        scalars = _channel_indices(irreps_in, o3.Irrep("0e"))
-        vectors = _channel_indices(irreps_in, o3.Irrep("1o"))
-        if not scalars or not vectors:
-            raise ValueError(f"coupling readout needs 0e and 1o features, got {irreps_in}")
+        irreps_node, irreps_sh = o3.Irreps(irreps_node), o3.Irreps(irreps_sh)
+        scalars, start = [], 0
+        for mul, ir in irreps_node:
+            if ir == o3.Irrep("0e"):
+                scalars.extend(range(start, start + mul))
+            start += mul * ir.dim
+        vector = [k for k, (_, ir) in enumerate(irreps_sh) if ir == o3.Irrep("1o")]
+        if not scalars or len(vector) != 1 or irreps_sh[vector[0]].mul != 1:
+            raise ValueError(
+                f"coupling readout needs 0e node features ({irreps_node}) and one 1o spherical "
+                f"harmonic ({irreps_sh})"
+            )
         if n_states < 2:
             raise ValueError(f"couplings need at least two states, got n_states = {n_states}")
         self.n_states = n_states
-        self.n_vectors = len(vectors) // 3
+        self.avg_num_neighbors = float(avg_num_neighbors)
+        sh = irreps_sh.slices()[vector[0]]
         self.register_buffer("scalar_index", torch.tensor(scalars), persistent=False)
-        self.register_buffer("vector_index", torch.tensor(vectors), persistent=False)
-        self.gate = nn.Sequential(
-            nn.Linear(len(scalars), hidden), nn.SiLU(), nn.Linear(hidden, self.n_vectors)
-        )
+        self.register_buffer(
+            "vector_index", torch.arange(sh.start, sh.stop), persistent=False
+        )  # the 1o block of the spherical harmonics
         n_pairs = n_states * (n_states - 1) // 2
-        self.linear = o3.Linear(o3.Irreps(f"{self.n_vectors}x1o"), o3.Irreps(f"{n_pairs}x1o"))
+        self.pair = nn.Sequential(
+            nn.Linear(2 * len(scalars), hidden), nn.SiLU(), nn.Linear(hidden, n_pairs)
+        )
+        self.radial = nn.Linear(num_radial, n_pairs, bias=False)
 
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        n = h.shape[0]
-        gate = self.gate(h.index_select(-1, self.scalar_index))  # (n, C)
-        x = h.index_select(-1, self.vector_index).reshape(n, self.n_vectors, 3)
-        pairs = self.linear((gate[..., None] * x).reshape(n, -1)).reshape(n, -1, 3)
-        return antisymmetric_couplings(pairs, self.n_states)
+    def forward(
+        self,
+        h: torch.Tensor,
+        edge_sh: torch.Tensor,
+        edge_radial: torch.Tensor,
+        edge_index: torch.Tensor,
+    ) -> torch.Tensor:
+        """h: (n, node dim); edge_sh: (E, sh dim) of the vectors from receiver a to sender b;
+        edge_radial: (E, num_radial); edge_index: (2, E) as (sender b, receiver a)
+        -> (n, S, S, 3)."""
+        sender, receiver = edge_index
+        s = h.index_select(-1, self.scalar_index)
+        weights = self.pair(torch.cat([s[receiver], s[sender]], dim=-1)) * self.radial(edge_radial)
+        y1 = edge_sh.index_select(-1, self.vector_index)  # (E, 3), 1o
+        terms = weights.unsqueeze(-1) * y1.unsqueeze(-2)  # (E, P, 3)
+        pairs = terms.new_zeros(h.shape[0], *terms.shape[1:]).index_add(0, receiver, terms)
+        return antisymmetric_couplings(pairs / self.avg_num_neighbors, self.n_states)
