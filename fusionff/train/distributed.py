@@ -24,12 +24,11 @@ How a step is shared, and why it equals a one-process step:
   signal on any rank stops all of them after the same batch (:meth:`Ranks.max`), so every
   decision (best epoch, LR schedule, early stopping, stopping) is taken alike on all ranks.
 
-This is what ``DistributedDataParallel`` does, written out: DDP's wrapper averages gradients
-(the loss would need rescaling to make the sum), needs every rank to run a forward and
-backward even when the last batch leaves a rank without structures, and expects every
-parameter to get a gradient; a flat all-reduce after backward has none of these constraints,
-and with forces by autograd the backward pass is too short to gain from DDP's overlap of
-communication with it.
+This is the gradient sum of ``DistributedDataParallel``, written out: DDP's wrapper averages
+the gradients (the whole-batch loss would have to be multiplied by the number of ranks) and
+expects every parameter to get a gradient in every backward pass; one all-reduce after
+backward needs neither, and for models of tens of thousands of parameters there is little to
+gain from DDP's overlap of the all-reduce with the backward pass.
 
 Rank 0 alone writes files (checkpoint, model, history, logs); the output directory must be
 one that every rank can read (a resumed job reads the checkpoint on every rank). Backend:
