@@ -203,11 +203,17 @@ class DaskPool(_PoolContext):
                 "start one (e.g. `dask scheduler`) or use --dask local[:N]"
             ) from None
         self._executor = self.client.get_executor(pure=False)
+        self._slots, self._slots_asked = 1, float("-inf")
 
     def slots(self) -> int:
-        """Threads of the workers connected now (at least 1, so that work is queued for
-        workers that are still starting, e.g. SLURM jobs waiting in the queue)."""
-        return max(1, sum(self.client.nthreads().values()))
+        """Threads of the workers connected (at least 1, so that work is queued for workers
+        that are still starting, e.g. SLURM jobs waiting in the queue); asked of the
+        scheduler at most once a second."""
+        now = time.monotonic()
+        if now - self._slots_asked > 1.0:
+            self._slots = max(1, sum(self.client.nthreads().values()))
+            self._slots_asked = now
+        return self._slots
 
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future:
         return self._executor.submit(fn, *args)
