@@ -71,6 +71,7 @@ STATUS_NAMES = {
     Status.TIME_LIMIT: "time-limit",
     Status.ENERGY_DRIFT: "energy-drift",
     Status.BLEW_UP: "blew-up",
+    Status.COMMITTEE_SPREAD: "committee-spread",
 }
 """Status names in the summary; a run without stop criteria reports TIME_LIMIT as "ok"."""
 RUN_FILES = re.compile(r"(traj_\d{5}\.h5md|checkpoint\.pt|summary\.json|topology\.pdb)$")
@@ -426,6 +427,7 @@ class _Ensemble:
             "n_frames": f.n_frames,
             "n_hops": int(state.n_hops[k]),
             "n_frustrated": int(state.n_frustrated[k]),
+            "flag": f.flag,
             "hops": hops,
             "frustrated_hops": frustrated,
             "final_populations": (c.real**2 + c.imag**2).tolist(),
