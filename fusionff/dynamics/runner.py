@@ -265,6 +265,10 @@ class _Ensemble:
         return opt.atoms
 
     # one batch -------------------------------------------------------------------------
+    @property
+    def n_batches(self) -> int:
+        return -(-self.config.n_traj // self.config.batch_size)
+
     def batch_indices(self, batch: int) -> list[int]:
         first = batch * self.config.batch_size
         return list(range(first, min(first + self.config.batch_size, self.config.n_traj)))
@@ -282,7 +286,6 @@ class _Ensemble:
         """Run batch ``batch`` here (from its start, or from the checkpoint ``saved``) into its
         files, with a checkpoint after every chunk; append its records."""
         files = [self.trajectory_file(i) for i in self.batch_indices(batch)]
-        n_batches = -(-self.config.n_traj // self.config.batch_size)
 
         def after_chunk(state, steps_done, stop, initial, recorder, seconds) -> None:
             for f in files:
@@ -300,18 +303,17 @@ class _Ensemble:
                     "hops": [len(f.hops) for f in files],
                 }
             )
-            self.progress(batch, n_batches, steps_done, state, recorder.take_count(), seconds)
+            self.progress(batch, self.n_batches, steps_done, state, recorder.take_count(), seconds)
 
         records.extend(self.simulate(batch, files, saved, after_chunk))
         self.batch_done(batch, records)
 
     def batch_done(self, batch: int, records: list) -> None:
         """The checkpoint after batch ``batch``, whose files are complete."""
-        n_batches = -(-self.config.n_traj // self.config.batch_size)
         self.save_checkpoint(
             {
                 "batch": batch + 1,
-                "complete": batch + 1 == n_batches,
+                "complete": batch + 1 == self.n_batches,
                 "records": records,
                 "state": None,
             }
@@ -390,9 +392,8 @@ class _Ensemble:
         self.steps_done_total += result.trajectory_steps
         self.batch_done(result.batch, records)
         if self.log is not None:
-            n_batches = -(-self.config.n_traj // self.config.batch_size)
             print(
-                f"batch {result.batch + 1}/{n_batches} written: {len(indices)} trajectories, "
+                f"batch {result.batch + 1}/{self.n_batches} written: {len(indices)} trajectories, "
                 f"{result.seconds:.1f} s on {result.worker} "
                 f"({result.trajectory_steps / max(result.seconds, 1e-9):.0f} trajectory-steps/s)",
                 file=self.log,
@@ -689,16 +690,16 @@ def run_ensemble(
             print(_resume_note(saved, config, ensemble.out / "checkpoint.pt"), file=log, flush=True)
     records = [] if saved is None else list(saved["records"])
     first = 0 if saved is None else saved["batch"]
-    n_batches = -(-config.n_traj // config.batch_size)
+    n_batches = ensemble.n_batches
+    if pool is not None and saved is not None and saved.get("state") is not None:
+        ensemble.run_batch(first, saved, records)  # a batch a run without a pool left half done
+        first, saved = first + 1, None
     if pool is None:
         for batch in range(first, n_batches):
             resume = saved if saved is not None and saved.get("state") is not None else None
             ensemble.run_batch(batch, resume, records)
             saved = None
     elif first < n_batches:
-        if saved is not None and saved.get("state") is not None:
-            ensemble.run_batch(first, saved, records)
-            first += 1
         ensemble.wigner_reference()
         ensemble.executor = pool.description
         if log is not None:

@@ -95,13 +95,13 @@ def test_a_pool_run_finishes_the_batch_a_local_run_left_half_done(tmp_path):
     """A run without a pool that crashed mid-batch (Tully model 1, after its first
     checkpoint), continued with a pool, finishes that batch here and the next as a task, and
     equals an uninterrupted run."""
-    short = {"n_steps": 200, "checkpoint_every": 50}
+    short = {"n_steps": 100, "checkpoint_every": 25}
     assert run_ensemble(RunConfig.from_yaml(tully_input(tmp_path, "whole", **short)))
     config = RunConfig.from_yaml(tully_input(tmp_path, "resumed", **short))
     with pytest.raises(Interrupted):
-        run_ensemble(config, structure=FailAfter(120))
+        run_ensemble(config, structure=FailAfter(60))
     saved = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)
-    assert saved["batch"] == 0 and saved["steps_done"] == 100
+    assert saved["batch"] == 0 and saved["steps_done"] == 50
     pool = SerialPool()
     run_ensemble(config, pool=pool)
     assert pool.tasks == 1  # the second batch
