@@ -603,7 +603,7 @@ def _run_on_pool(ensemble: _Ensemble, pool: TaskPool, batches: range, records: l
                 while next_write in finished:
                     with stop.deferred():
                         ensemble.write_batch(finished.pop(next_write), records)
-                    next_write += 1
+                        next_write += 1
                 if failed and not any(b < min(failed) for b in running.values()):
                     raise failed[min(failed)]
                 fill()
