@@ -245,9 +245,18 @@ class DaskPool(_PoolContext):
         self._close_cluster()
 
     def _close_cluster(self) -> None:
+        """End the LocalCluster started here. Its workers may take seconds to exit (PyTorch's
+        teardown on a busy machine), after which their nannies kill them and warn: expected
+        here, so not shown."""
         if self.cluster is not None:
-            with contextlib.suppress(Exception):
-                self.cluster.close(timeout=10)
+            nanny = logging.getLogger("distributed.nanny")
+            level = nanny.level
+            nanny.setLevel(logging.ERROR)
+            try:
+                with contextlib.suppress(Exception):
+                    self.cluster.close(timeout=10)
+            finally:
+                nanny.setLevel(level)
             self.cluster = None
 
 
