@@ -12,16 +12,19 @@ with phi an MLP of the two atoms' features, rho a linear map (no bias) of the ed
 features (Bessel functions times the cutoff envelope, so every term goes to zero smoothly at
 r_max) and <n_nb> the average number of neighbours. The weights phi rho are invariant and Y_1 is
 a polar vector (type 1o: it changes sign under the inversion), so d(QR) = Q d(R) exactly for
-every rotation and reflection Q. Because the node features are O(1) from the first step (they
-carry the element embedding through the residuals), the readout starts at the scale of the
-reference (``coupling_scale``), not orders of magnitude below it as vector features of the
-trunk would.
+every rotation and reflection Q. The readout uses the edges' unit vectors rather than vector
+(1o) features of the trunk: at initialisation those were about 1e-3 of the scalar features on
+R2 stilbene (which carry the element embedding through the residuals), and a readout of them
+had barely moved after ten epochs.
 
-Limitation of a polar readout. A coupling's sign is a phase convention, and between two states
-of different symmetry under a mirror plane (A'/A'') the coupling at a planar geometry points
-along the plane's normal, which a polar-vector function of a planar geometry cannot do (its
-normal component vanishes there). Stilbene's S0/S1 pair (Ag/Bu at the C2h trans geometry)
-couples in the plane, which the readout can represent.
+Limitation (measured on R2 stilbene, README). At a geometry that a point-group operation g maps
+onto itself, atom a onto atom pi(a), any readout that is equivariant under rotations and
+invariant under permutations of like atoms gives d_pi(a) = g d_a (det(g) g d_a for a 1e
+readout): a totally symmetric pattern. The coupling between two states of different symmetry
+transforms like the product of their symmetries, d_pi(a) = -g d_a for stilbene's S0 (A) and
+S1 (B) under the C2 that swaps the two halves, so no such readout (nor the diabatic head's
+sum of invariant per-atom terms) can fit it near symmetric geometries; the phase-free loss
+frees only each structure's overall sign.
 """
 
 from __future__ import annotations

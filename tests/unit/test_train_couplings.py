@@ -152,7 +152,8 @@ def test_a_few_epochs_with_coupling_loss_lower_the_coupling_error(tmp_path):
     """Learned couplings (adiabatic head) trained 10 epochs on 40 toy structures with
     loss.nacs = 100: the phase-free coupling MAE on the test split falls below 0.8 of the
     untrained model's (which predicts about zero: MAE = mean |d_ref|). Measured: 0.156 against
-    0.227 1/Angstrom (a run with loss.nacs = 0 stays at 0.227). The history reports it."""
+    0.227 1/Angstrom (a run with loss.nacs = 0 stays at 0.227). The history and the final
+    metrics table in train.log report it."""
     write_coupling_toy(tmp_path / "c.h5", n=40, seed=2)
     config = _config(tmp_path / "c.h5", tmp_path / "run", 100.0, couplings=True)
     config.max_epochs = 10
@@ -164,3 +165,4 @@ def test_a_few_epochs_with_coupling_loss_lower_the_coupling_error(tmp_path):
     assert before["mae"] > 0.95 * before["ref_mae"]
     assert after["mae"] < 0.8 * before["mae"]
     assert all(r["val_nac_mae"][0] is not None for r in result.history)
+    assert "(coupling, 1/A, phase-free" in (tmp_path / "run" / "train.log").read_text()
