@@ -231,7 +231,8 @@ def analysis_to_dict(a: Analysis) -> dict:
       trajectory, median}} over the analysed trajectories, ``flagged`` {status: [index]}
       (with "committee-spread" also for those flagged for their spread that ran on),
       ``trajectories`` [{index, status, analysed, min_gap_ev, min_gap_time_fs, drift_ev,
-      flag}] (``flag``: why a committee run flagged it, or null).
+      flag, flag_time_fs}] (``flag``: why a committee run flagged it, or null; ``flag_time_fs``:
+      when, or null).
 
     A fraction is {value, count, n, ci95: [low, high], interval: "clopper-pearson",
     measured}; ``measured`` is false when the count is 0: then ``ci95[1]`` is the 95% upper

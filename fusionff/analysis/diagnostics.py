@@ -10,7 +10,8 @@ whose total energy drifts is not to be trusted. Per trajectory (from its written
 Frames with non-finite values are skipped. Both are computed for every trajectory, analysed
 and excluded; the ensemble summaries (:meth:`Diagnostics.summary`) are over the analysed ones.
 Flagged are the trajectories with a failed status and those a committee run flagged for their
-spread (``action: flag`` lets them run on; their reason is kept in ``flag``).
+spread (``action: flag`` lets them run on; their reason is kept in ``flag``, its time in
+``flag_time_fs``).
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ def energy_drift(trajectory: Trajectory) -> float:
 class Diagnostics:
     """Per trajectory (analysed first, then excluded, in run order): ``index``, ``status``,
     ``analysed`` (bool), ``min_gap_ev`` and ``min_gap_time_fs``, ``drift_ev`` (arrays of
-    equal length) and ``flag`` (why a committee run flagged it, or None)."""
+    equal length), ``flag`` (why a committee run flagged it, or None) and ``flag_time_fs``
+    (when, fs; NaN where not flagged)."""
 
     index: np.ndarray
     status: list[str]
@@ -58,6 +60,13 @@ class Diagnostics:
     min_gap_time_fs: np.ndarray
     drift_ev: np.ndarray
     flag: list[str | None]
+    flag_time_fs: np.ndarray
+
+    @property
+    def ran_on_flagged(self) -> np.ndarray:
+        """(n,) bool: flagged for their committee spread but not stopped (``action: flag``)."""
+        pairs = zip(self.status, self.flag, strict=True)
+        return np.array([f is not None and s not in FAILED_STATUSES for s, f in pairs], dtype=bool)
 
     def flagged(self) -> dict[str, list[int]]:
         """Indices of the flagged trajectories: those with a failed status, by status, and
@@ -110,8 +119,9 @@ class Diagnostics:
                     "min_gap_time_fs": t,
                     "drift_ev": d,
                     "flag": f,
+                    "flag_time_fs": ft,
                 }
-                for i, s, a, g, t, d, f in zip(
+                for i, s, a, g, t, d, f, ft in zip(
                     self.index,
                     self.status,
                     self.analysed,
@@ -119,6 +129,7 @@ class Diagnostics:
                     self.min_gap_time_fs,
                     self.drift_ev,
                     self.flag,
+                    self.flag_time_fs,
                     strict=True,
                 )
             ],
@@ -137,4 +148,8 @@ def diagnostics(run: Run) -> Diagnostics:
         min_gap_time_fs=gaps[:, 1],
         drift_ev=np.array([energy_drift(t) for t in trajectories], dtype=np.float64),
         flag=[t.flag for t in trajectories],
+        flag_time_fs=np.array(
+            [np.nan if t.flag_time_fs is None else t.flag_time_fs for t in trajectories],
+            dtype=np.float64,
+        ),
     )

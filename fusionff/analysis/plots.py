@@ -151,14 +151,45 @@ def plot_hops(a: Analysis, path: Path) -> Path:
     return _save(fig, path)
 
 
+FAILED_MARKERS = dict(
+    zip(
+        sorted(FAILED_STATUSES),
+        (("x", "tab:red"), ("s", "tab:purple"), ("^", "tab:orange")),
+        strict=True,
+    )
+)
+"""Marker and colour of each failed status in the diagnostics figure."""
+
+
+def _mark_ran_on(ax, index: np.ndarray, values: np.ndarray) -> None:
+    """Hollow diamonds: trajectories flagged for their committee spread but not stopped."""
+    ax.scatter(
+        index,
+        values,
+        s=30,
+        marker="D",
+        facecolors="none",
+        edgecolors="tab:purple",
+        label="committee flag, ran on",
+    )
+
+
 def plot_diagnostics(a: Analysis, path: Path) -> Path:
     """Per trajectory: its smallest S1-S0 gap (with two or more states) and its largest energy
-    drift, against the trajectory index; flagged trajectories (failed statuses) marked."""
+    drift, against the trajectory index; flagged trajectories marked (failed statuses, and
+    hollow diamonds for those a committee run flagged but let run on). When a committee run
+    flagged any trajectory, a third panel shows each trajectory's length (grey line) and the
+    time of its flag (marker)."""
     d = a.diagnostics
-    panels = (["gap"] if a.run.n_states > 1 else []) + ["drift"]
+    ran_on = d.ran_on_flagged
+    flags = ~np.isnan(d.flag_time_fs)
+    panels = (["gap"] if a.run.n_states > 1 else []) + ["drift"] + (["flag"] if flags.any() else [])
     fig = Figure(figsize=(5.5 * len(panels), 4))
     axes = dict(zip(panels, np.atleast_1d(fig.subplots(1, len(panels))), strict=True))
-    flagged = np.array([s in FAILED_STATUSES for s in d.status], dtype=bool)
+    failed = {
+        status: np.array([s == status for s in d.status], dtype=bool) for status in FAILED_MARKERS
+    }
+    ok = ~np.any(list(failed.values()), axis=0) & ~ran_on
     for name, values, label in (
         ("gap", d.min_gap_ev, "smallest S1-S0 gap (eV)"),
         ("drift", d.drift_ev, "max |E_tot(t) - E_tot(0)| (eV)"),
@@ -166,13 +197,38 @@ def plot_diagnostics(a: Analysis, path: Path) -> Path:
         if name not in axes:
             continue
         ax = axes[name]
-        ax.scatter(d.index[~flagged], values[~flagged], s=12, color="tab:blue", label="ok")
-        for status, marker in zip(sorted(FAILED_STATUSES), ("x", "s", "^"), strict=True):
-            sel = np.array([s == status for s in d.status], dtype=bool)
+        ax.scatter(d.index[ok], values[ok], s=12, color="tab:blue", label="ok")
+        if ran_on.any():
+            _mark_ran_on(ax, d.index[ran_on], values[ran_on])
+        for status, sel in failed.items():
             if sel.any():
-                ax.scatter(d.index[sel], values[sel], s=24, marker=marker, label=status)
-        ax.set_xlabel("trajectory")
+                marker, colour = FAILED_MARKERS[status]
+                ax.scatter(
+                    d.index[sel], values[sel], s=24, marker=marker, color=colour, label=status
+                )
         ax.set_ylabel(label)
+    if "flag" in axes:
+        ax = axes["flag"]
+        final = {t.index: t.final_time_fs for t in a.run.trajectories + a.run.excluded}
+        ax.vlines(d.index, 0.0, [final[i] for i in d.index.tolist()], color="0.8", linewidth=2)
+        if ran_on.any():
+            _mark_ran_on(ax, d.index[ran_on], d.flag_time_fs[ran_on])
+        stopped = flags & ~ran_on
+        if stopped.any():
+            marker, colour = FAILED_MARKERS["committee-spread"]
+            ax.scatter(
+                d.index[stopped],
+                d.flag_time_fs[stopped],
+                s=24,
+                marker=marker,
+                color=colour,
+                label="committee-spread (stopped)",
+            )
+        ax.set_ylabel("time of the committee flag (fs)")
+        ax.set_title("grey: trajectory length", fontsize=9)
+        ax.set_ylim(bottom=0)
+    for ax in axes.values():
+        ax.set_xlabel("trajectory")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize=8)
     if "gap" in axes:

@@ -16,10 +16,10 @@ trajectories' energies; the time step ``dt_fs``, else ``config.dynamics.dt``.
 Each trajectory file holds ``particles/<group>/position/{step, time, value}`` (Angstrom, fs;
 readable by MDAnalysis) and per-frame observables ``observables/<name>/{step, time, value}``
 for ``active_state`` (n,), ``energies`` (n, S) eV, ``populations`` (n, S), ``kinetic_energy``
-(n,) and ``total_energy`` (n,) eV, read here with h5py, and the attribute ``parameters/flag``
-(why a committee run flagged the trajectory; absent when it was not). Trajectories whose
-status is in :data:`FAILED_STATUSES` are excluded from statistics unless asked for; they are
-always counted.
+(n,) and ``total_energy`` (n,) eV, read here with h5py, and the attributes ``flag`` and
+``flag_time`` of ``parameters`` (why and when, fs, a committee run flagged the trajectory;
+absent when it did not). Trajectories whose status is in :data:`FAILED_STATUSES` are excluded
+from statistics unless asked for; they are always counted.
 """
 
 from __future__ import annotations
@@ -85,6 +85,8 @@ class Trajectory:
     total_energy: np.ndarray
     flag: str | None = None
     """Why the run flagged the trajectory (its committee spread), or None."""
+    flag_time_fs: float | None = None
+    """When it did, fs, or None."""
 
     @property
     def failed(self) -> bool:
@@ -167,8 +169,10 @@ def _read_observables(path: Path, n_states: int) -> dict[str, np.ndarray]:
                 raise ValueError(f"{path}: missing observables/active_state/{key}")
         out["time"] = _time_fs(ref["time"], path)
         out["step"] = ref["step"][()]
-        flag = f["parameters"].attrs.get("flag") if "parameters" in f else None
+        attrs = f["parameters"].attrs if "parameters" in f else {}
+        flag, flag_time = attrs.get("flag"), attrs.get("flag_time")
         out["flag"] = flag.decode() if isinstance(flag, bytes) else flag
+        out["flag_time_fs"] = None if flag_time is None else float(flag_time)
     n = len(out["time"])
     for name in OBSERVABLES:
         expected = (n, n_states) if name in ("energies", "populations") else (n,)

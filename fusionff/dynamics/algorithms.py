@@ -129,7 +129,12 @@ def fssh_update(
 def kappa_update(
     before: SurfaceHoppingState, after: SurfaceHoppingState, config: StepSettings
 ) -> tuple[SurfaceHoppingState, Tensor]:
-    """Fewest switches with curvature-driven couplings (below ``config.kappa_gap_threshold``)."""
+    """Fewest switches with curvature-driven couplings (below ``config.kappa_gap_threshold``).
+
+    A hop needs no reset of the histories: the gaps and gap rates are kept for every pair of
+    states, whatever the active one, and the one thing a hop changes in them, the velocity, is
+    put into the latest gap rate by the engine after the momentum adjustment, so the next
+    step's curvature is differenced from post-hop rates."""
     couplings = curvature_couplings(
         after.gaps[:, -1],
         after.gap_rates[:, 0],

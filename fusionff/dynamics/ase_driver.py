@@ -9,12 +9,19 @@ batch of one (:class:`~fusionff.dynamics.protocol.ASECalculatorStructure`) and e
 engine's :func:`~fusionff.dynamics.engine.step`, so a trajectory run here equals trajectory
 ``trajectory_index`` of an engine ensemble with the same master seed and settings.
 
+With a committee calculator (``FusionCalculator(["a.fff", "b.fff"])``, which fills
+``results["energies_std"]`` and ``["forces_std"]``) the ``committee`` option sets limits on
+its spread as ``dynamics.committee`` does for ``fusionff run``
+(:mod:`fusionff.dynamics.spread`): ``action: "flag"`` records the first step above them
+(``flag``, ``flag_time``; a ``RuntimeWarning`` says why) and runs on, ``"stop"`` raises.
+
 Units: ASE's at the interface (``timestep`` in ASE time units, momenta in ASE units), the
 engine's inside (eV, Angstrom, fs, amu); ``1 fs = ase.units.fs``.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +34,7 @@ from fusionff.dynamics.engine import SurfaceHoppingConfig, initial_state, step, 
 from fusionff.dynamics.integrator import kinetic_energy
 from fusionff.dynamics.protocol import ASECalculatorStructure
 from fusionff.dynamics.rng import trajectory_seeds
+from fusionff.dynamics.spread import spread_reason
 from fusionff.dynamics.state import Status, SurfaceHoppingState
 
 __all__ = ["HopEvent", "SurfaceHopping"]
@@ -63,6 +71,8 @@ class SurfaceHopping(MolecularDynamics):
         trajectory_index: index of this trajectory in the seeded ensemble.
         **config_options: further :class:`SurfaceHoppingConfig` fields (``n_substeps``,
             ``decoherence``, ``rescale``, ...); the time step comes from ``timestep`` only.
+            ``committee={"max_energy_std": eV, "max_force_std": eV/Angstrom, "action":
+            "flag" | "stop"}`` needs a committee calculator (``results["energies_std"]``).
 
     Attributes:
         state: the engine's :class:`SurfaceHoppingState` (batch of one), the authoritative copy;
@@ -70,6 +80,9 @@ class SurfaceHopping(MolecularDynamics):
             mirror it after every step, so writers and observers see the active surface.
         structure: the wrapped calculator. config: the engine settings.
         hops: the :class:`HopEvent` of every successful hop so far.
+        flag: why the committee limits flagged the trajectory
+            (:func:`~fusionff.dynamics.spread.spread_reason`), or None.
+        flag_time: fs, when they did, or None.
     """
 
     def __init__(
@@ -111,8 +124,19 @@ class SurfaceHopping(MolecularDynamics):
             raise ValueError(f"state {state} out of range for {n_states} states")
         if hasattr(calc, "state"):
             calc.state = state  # the active surface of energy/forces, from the stored results
+        provides_spread = "energies_std" in calc.results and "forces_std" in calc.results
+        if self.config.committee is not None and not provides_spread:
+            raise ValueError(
+                "committee: limits on a committee's spread need a committee calculator that "
+                "fills results['energies_std'] and results['forces_std'] (e.g. "
+                f"FusionCalculator(['a.fff', 'b.fff'])); {type(calc).__name__} does not"
+            )
         self.structure = ASECalculatorStructure(
-            calc, atoms, n_states, provides_nacs="nacs" in calc.results
+            calc,
+            atoms,
+            n_states,
+            provides_nacs="nacs" in calc.results,
+            provides_spread=provides_spread,
         )
         positions = torch.tensor(atoms.positions, dtype=torch.float64)[None]
         self.state: SurfaceHoppingState = initial_state(
@@ -125,7 +149,10 @@ class SurfaceHopping(MolecularDynamics):
             config=self.config,
         )
         self.hops: list[HopEvent] = []
+        self.flag: str | None = None
+        self.flag_time: float | None = None
         self._mirrored = (atoms.positions.copy(), atoms.get_momenta())
+        self._check_status()
         if logfile is not None:
             self._log = self.openfile(file=logfile, comm=self.comm)
             self._log.write(self._log_header())
@@ -144,11 +171,28 @@ class SurfaceHopping(MolecularDynamics):
                 HopEvent(int(self.state.step[0]), float(self.state.time[0]), before, after)
             )
         self._mirror_to_atoms()
-        status = Status(int(self.state.status[0]))
-        if status != Status.RUNNING:
-            drift = float(total_energy(self.state)[0] - self.state.reference_energy[0])
+        self._check_status()
+
+    def _check_status(self) -> None:
+        """Note a new committee-spread flag (a warning unless it stops the trajectory); raise
+        if the engine stopped the trajectory."""
+        s = self.state
+        if self.flag is None and s.flag_time is not None and not torch.isnan(s.flag_time[0]):
+            active = int(s.active[0])
+            self.flag_time = float(s.flag_time[0])
+            force = float(s.force_spread[0, active])
+            self.flag = spread_reason(s.energy_spread[0].tolist(), force, active, self.flag_time)
+            if not self.config.committee.stops:
+                warnings.warn(self.flag, RuntimeWarning, stacklevel=3)
+        status = Status(int(s.status[0]))
+        if status == Status.COMMITTEE_SPREAD:
             raise RuntimeError(
-                f"trajectory stopped at step {int(self.state.step[0])}: {status.name} "
+                f"trajectory stopped at step {int(s.step[0])}: {status.name} ({self.flag})"
+            )
+        if status != Status.RUNNING:
+            drift = float(total_energy(s)[0] - s.reference_energy[0])
+            raise RuntimeError(
+                f"trajectory stopped at step {int(s.step[0])}: {status.name} "
                 f"(total-energy change {drift:.4g} eV, max_energy_drift "
                 f"{self.config.max_energy_drift} eV)"
             )

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from fusionff.dynamics.protocol import StateOutputs
+from fusionff.dynamics.spread import max_force_deviation
 from fusionff.potential import ModelSource, Potential
 
 
@@ -61,7 +62,7 @@ class MLElectronicStructure:
         spreads = {}
         if self.committee:
             spreads["energy_spread"] = out["energies_std"].to(**like)
-            spreads["force_spread"] = out["forces_std"].to(**like).norm(dim=-1).amax(dim=-1)
+            spreads["force_spread"] = max_force_deviation(out["forces_std"].to(**like))
         return StateOutputs(
             energies=out["energies"].to(**like),
             forces=out["forces"].to(**like),

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from fusionff.dynamics.spread import max_force_deviation
+
 __all__ = ["StateOutputs", "ElectronicStructure", "ASECalculatorStructure"]
 
 
@@ -89,8 +91,12 @@ class ASECalculatorStructure:
     trajectory while the others go on.
 
     The calculator must fill ``results["energies"]`` (S,) eV and ``results["state_forces"]``
-    (S, N, 3) eV/Angstrom when it computes the energy of a structure, and
-    ``results["nacs"]`` (S, S, N, 3) 1/Angstrom if ``provides_nacs`` is True.
+    (S, N, 3) eV/Angstrom when it computes the energy of a structure,
+    ``results["nacs"]`` (S, S, N, 3) 1/Angstrom if ``provides_nacs`` is True, and, if
+    ``provides_spread`` is True (a committee, e.g. ``FusionCalculator([a, b])``),
+    ``results["energies_std"]`` (S,) eV and ``results["forces_std"]`` (S, N, 3) eV/Angstrom,
+    which become ``energy_spread`` and ``force_spread``
+    (:func:`~fusionff.dynamics.spread.max_force_deviation`).
 
     With ``workers`` > 1 the B structures of a batch are computed concurrently by that many
     threads, each with its own deep copy of the calculator. That pays off for calculators
@@ -104,10 +110,17 @@ class ASECalculatorStructure:
         n_states: number of states S the calculator returns.
         provides_nacs: read ``results["nacs"]`` as well.
         workers: structures computed at the same time.
+        provides_spread: read a committee's ``results["energies_std"]`` and ``["forces_std"]``.
     """
 
     def __init__(
-        self, calculator, atoms, n_states: int, provides_nacs: bool = False, workers: int = 1
+        self,
+        calculator,
+        atoms,
+        n_states: int,
+        provides_nacs: bool = False,
+        workers: int = 1,
+        provides_spread: bool = False,
     ) -> None:
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
@@ -116,6 +129,7 @@ class ASECalculatorStructure:
         self.atoms.calc = calculator
         self.n_states = int(n_states)
         self.provides_nacs = bool(provides_nacs)
+        self.provides_spread = bool(provides_spread)
         self.workers = int(workers)
         self._slots: queue.SimpleQueue | None = None
 
@@ -141,7 +155,8 @@ class ASECalculatorStructure:
         return value
 
     def _compute(self, atoms, position: np.ndarray, index: int):
-        """(energies, forces, nacs or None) of one structure, or None where it failed."""
+        """(energies, forces, nacs or None, (energies_std, forces_std) or None) of one
+        structure, or None where it failed."""
         atoms.positions = position
         try:
             atoms.get_potential_energy()
@@ -158,6 +173,12 @@ class ASECalculatorStructure:
             self._result(atoms.calc, "energies", (s,)),
             self._result(atoms.calc, "state_forces", (s, n, 3)),
             self._result(atoms.calc, "nacs", (s, s, n, 3)) if self.provides_nacs else None,
+            (
+                self._result(atoms.calc, "energies_std", (s,)),
+                self._result(atoms.calc, "forces_std", (s, n, 3)),
+            )
+            if self.provides_spread
+            else None,
         )
 
     def _compute_in_slot(self, position: np.ndarray, index: int):
@@ -184,17 +205,26 @@ class ASECalculatorStructure:
         energies = np.full((b, s), np.nan)
         forces = np.full((b, s, n, 3), np.nan)
         nacs = np.full((b, s, s, n, 3), np.nan) if self.provides_nacs else None
+        energies_std = np.full((b, s), np.nan)
+        forces_std = np.full((b, s, n, 3), np.nan)
         for i, result in enumerate(results):
             if result is not None:
                 energies[i], forces[i] = result[0], result[1]
                 if nacs is not None:
                     nacs[i] = result[2]
+                if self.provides_spread:
+                    energies_std[i], forces_std[i] = result[3]
 
         def to_tensor(a: np.ndarray) -> Tensor:
             return torch.as_tensor(a, dtype=torch.float64, device=positions.device)
 
+        spreads = {}
+        if self.provides_spread:
+            spreads["energy_spread"] = to_tensor(energies_std)
+            spreads["force_spread"] = max_force_deviation(to_tensor(forces_std))
         return StateOutputs(
             energies=to_tensor(energies),
             forces=to_tensor(forces),
             nacs=None if nacs is None else to_tensor(nacs),
+            **spreads,
         )

@@ -12,6 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from fusionff.config_schema import build_dataclass
 from fusionff.dynamics.algorithms import get_algorithm
 from fusionff.dynamics.decoherence import DEFAULT_DECOHERENCE_CONSTANT
 from fusionff.dynamics.hopping import RESCALE_DIRECTIONS
@@ -68,11 +69,18 @@ class SurfaceHoppingConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> SurfaceHoppingConfig:
-        """Build from a mapping (e.g. YAML); unknown keys and wrong types are errors."""
+        """Build from a mapping (e.g. YAML); unknown keys and wrong types are errors.
+
+        ``committee`` is a :class:`CommitteeLimits`, None, or a mapping of its fields
+        (``{"max_force_std": 1.0, "action": "stop"}``; errors name ``committee.<key>``)."""
         fields = {f.name: f for f in dataclasses.fields(cls)}
+        values = dict(values)
         for key, value in values.items():
             if key not in fields:
                 raise ValueError(f"unknown surface-hopping option {key!r}; known: {sorted(fields)}")
+            if key == "committee":
+                values[key] = _committee_limits(value)
+                continue
             expected = type(getattr(cls, key))
             ok = isinstance(value, expected) or (expected is float and isinstance(value, int))
             if not ok or (expected is not bool and isinstance(value, bool)):
@@ -82,3 +90,15 @@ class SurfaceHoppingConfig:
     def as_dict(self) -> dict[str, Any]:
         """The settings as a plain dict (for run summaries)."""
         return dataclasses.asdict(self)
+
+
+def _committee_limits(value: Any) -> CommitteeLimits | None:
+    """The ``committee`` option as :class:`CommitteeLimits` (from a mapping of its fields)."""
+    if value is None or isinstance(value, CommitteeLimits):
+        return value
+    if not isinstance(value, dict):
+        raise TypeError(
+            f"option 'committee' must be a mapping of CommitteeLimits fields or a "
+            f"CommitteeLimits, got {value!r}"
+        )
+    return build_dataclass(CommitteeLimits, value, "committee.")

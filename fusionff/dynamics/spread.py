@@ -29,7 +29,13 @@ from torch import Tensor
 
 from fusionff.dynamics.state import take_state
 
-__all__ = ["CommitteeLimits", "ACTIONS", "spread_exceeded", "spread_reason"]
+__all__ = [
+    "CommitteeLimits",
+    "ACTIONS",
+    "max_force_deviation",
+    "spread_exceeded",
+    "spread_reason",
+]
 
 ACTIONS = ("flag", "stop")
 
@@ -64,6 +70,13 @@ class CommitteeLimits:
     @property
     def stops(self) -> bool:
         return self.action == "stop"
+
+
+def max_force_deviation(forces_std: Tensor) -> Tensor:
+    """The force spread of each state from a committee's per-component force standard
+    deviations: (..., S, N, 3) eV/Angstrom -> (..., S) eV/Angstrom, the largest over atoms of
+    the norm of an atom's three deviations (see the module docstring)."""
+    return forces_std.norm(dim=-1).amax(dim=-1)
 
 
 def spread_exceeded(

@@ -121,3 +121,38 @@ def test_no_empty_panels_without_dihedral_or_hops(tmp_path):
     written = plot_all(analysis, tmp_path)
     assert [p.name for p in written] == ["populations.png", "hops.png", "diagnostics.png"]
     assert imread(tmp_path / "hops.png").shape[1] == round(4.4 * 120)
+
+
+def _flag(path, reason: str, time_fs: float) -> None:
+    """Give a trajectory file the flag attributes a committee run writes."""
+    with h5py.File(path, "a") as f:
+        parameters = f.require_group("parameters")
+        parameters.attrs["flag"], parameters.attrs["flag_time"] = reason, time_fs
+
+
+def test_flag_only_trajectory_is_listed_and_drawn(tmp_path):
+    """A trajectory a committee run flagged but let run on (status time-limit, flag in its
+    file) stays in the statistics, is listed as flagged with its reason (without
+    "(excluded)"), keeps its flag time in analysis.json, and gets the figure's third panel
+    (trajectory lengths and flag times); one stopped by its committee is listed as excluded."""
+    write_synthetic_run(tmp_path, n_traj=6, tau_fs=1e9, t_max_fs=100.0, seed=6)
+    ran_on = "committee spread above the limits at 40 fs: energy std 0.3 eV (S1), ..."
+    _flag(tmp_path / "traj_00002.h5md", ran_on, 40.0)
+    _flag(tmp_path / "traj_00004.h5md", "committee spread above the limits at 100 fs", 100.0)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    summary["trajectories"][4]["status"] = "committee-spread"
+    summary["config"]["dynamics"] = {"committee": {"max_energy_std": 0.2, "action": "flag"}}
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    run = read_run(tmp_path)
+    assert [t.index for t in run.excluded] == [4]
+    analysis = analyze_run(run, AnalysisOptions(products=False, n_boot_fit=0))
+    report = format_report(analysis)
+    assert "flagged trajectories: committee-spread: 2, 4 (excluded)" in report
+    assert "committee limits: max_energy_std 0.2 eV; action flag" in report
+    assert f"  trajectory 2: {ran_on}" in report
+    rows = analysis_to_dict(analysis)["diagnostics"]["trajectories"]
+    assert [(r["index"], r["flag_time_fs"]) for r in rows if r["flag"]] == [(2, 40.0), (4, 100.0)]
+    d = analysis.diagnostics
+    assert d.index[d.ran_on_flagged].tolist() == [2]
+    plot_all(analysis, tmp_path)
+    assert imread(tmp_path / "diagnostics.png").shape[1] == round(3 * 5.5 * 120)

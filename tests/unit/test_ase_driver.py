@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from ase import Atoms, units
+from ase.build import molecule
 from ase.calculators.calculator import Calculator, all_changes
 
 from fusionff.calculator import FusionCalculator
@@ -20,7 +21,9 @@ from fusionff.dynamics import (
 from fusionff.dynamics.ase_driver import HopEvent, SurfaceHopping
 from fusionff.dynamics.diabatic import two_state_adiabatic
 from fusionff.dynamics.ml import MLElectronicStructure
+from fusionff.dynamics.spread import CommitteeLimits, spread_reason
 from tests.conftest import small_model
+from tests.unit.test_potential_diabatic import tiny_model
 
 BONDS = ((0, 1), (1, 2), (0, 2))
 
@@ -245,3 +248,59 @@ def test_flagged_trajectory_stops_the_run_with_its_status():
     dyn = SurfaceHopping(atoms, 0.5 * units.fs, algorithm="fssh", max_energy_drift=1e-9)
     with pytest.raises(RuntimeError, match="ENERGY_DRIFT"):
         dyn.run(20)
+
+
+def _committee_ethylene():
+    """Ethylene with small random velocities on a committee of two tiny adiabatic models."""
+    models = [tiny_model(2, head="adiabatic", seed=seed) for seed in (0, 1)]
+    atoms = molecule("C2H4")
+    rng = np.random.default_rng(1)
+    atoms.set_velocities(0.02 * rng.normal(size=(len(atoms), 3)) / units.fs)
+    return models, atoms
+
+
+@pytest.mark.parametrize("action", ["flag", "stop"])
+def test_committee_limits_flag_or_stop_like_the_engine(action):
+    """With a committee FusionCalculator the driver takes the run input's committee limits:
+    a force limit between the start's spread and the largest along the engine's run flags the
+    trajectory at the same step and with the same reason as the engine's batched committee;
+    with action flag (a warning) it runs on along the same path, with stop it raises."""
+    models, atoms = _committee_ethylene()
+    n_steps = 12
+    engine = MLElectronicStructure(models, atoms.numbers, "cpu")
+    free = _engine_reference(atoms.copy(), engine, "kappa-tsh", n_steps)
+    spread = [float(s.force_spread[0, int(s.active[0])]) for s in free]
+    start = engine.evaluate(torch.tensor(atoms.positions, dtype=torch.float64)[None])
+    limit = 0.5 * (float(start.force_spread[0, 1]) + max(spread))
+    first = next(k for k, value in enumerate(spread) if value > limit)
+    committee = {"max_force_std": limit, "action": action}
+    limits = CommitteeLimits(max_force_std=limit, action=action)
+    reference = _engine_reference(atoms.copy(), engine, "kappa-tsh", n_steps, committee=limits)
+    flagged = reference[first]
+    assert float(flagged.flag_time[0]) == pytest.approx(0.1 * (first + 1))
+    reason = spread_reason(
+        flagged.energy_spread[0].tolist(), spread[first], 1, float(flagged.flag_time[0])
+    )
+    atoms.calc = FusionCalculator(models, state=1, device="cpu")
+    dyn = SurfaceHopping(atoms, 0.1 * units.fs, algorithm="kappa-tsh", committee=committee)
+    assert dyn.flag is None
+    if action == "stop":
+        with pytest.raises(RuntimeError, match="COMMITTEE_SPREAD") as err:
+            dyn.run(n_steps)
+        assert reason in str(err.value) and dyn.nsteps == first
+    else:
+        with pytest.warns(RuntimeWarning, match="committee spread above the limits"):
+            dyn.run(n_steps)
+        np.testing.assert_allclose(atoms.positions, free[-1].positions[0].numpy(), atol=1e-10)
+    assert dyn.flag == reason and dyn.flag_time == pytest.approx(0.1 * (first + 1))
+
+
+def test_committee_limits_need_a_committee_calculator():
+    """Committee limits on a calculator without energies_std/forces_std are an error naming
+    the key; a malformed committee option names its key too."""
+    atoms = _triangle()
+    atoms.calc = CoupledTriangle()
+    with pytest.raises(ValueError, match="committee: .*energies_std"):
+        SurfaceHopping(atoms, committee={"max_force_std": 1.0})
+    with pytest.raises(ValueError, match="committee.max_force_sd"):
+        SurfaceHopping(atoms, committee={"max_force_sd": 1.0})
