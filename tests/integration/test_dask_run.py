@@ -28,8 +28,7 @@ from .dask_helpers import (
     SerialPool,
     assert_same_run,
 )
-from .run_helpers import FailAfter, Interrupted
-from .test_run_tully import tully_input
+from .run_helpers import FailAfter, Interrupted, tully_input
 
 N_TRAJ = 5
 

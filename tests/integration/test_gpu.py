@@ -26,7 +26,7 @@ from fusionff.dynamics import (
 from fusionff.dynamics.ml import MLElectronicStructure
 from fusionff.potential import Potential
 from tests.conftest import small_model
-from tests.integration.test_run_tully import tully_input
+from tests.integration.run_helpers import tully_input
 from tests.integration.test_train_cli import write_config
 
 pytestmark = [

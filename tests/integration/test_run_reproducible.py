@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import yaml
 from ase.build import molecule
 from ase.io import write
 
@@ -14,7 +13,7 @@ from fusionff.cli import main
 from fusionff.dynamics.run_config import RunConfig
 from fusionff.dynamics.runner import run_ensemble
 
-from .run_helpers import FailAfter, Interrupted, h5_contents
+from .run_helpers import FailAfter, Interrupted, h5_contents, tully_input
 
 
 @pytest.fixture
@@ -71,19 +70,7 @@ def test_identical_runs_with_two_threads_give_bit_identical_files(tmp_path, keep
 def test_resumed_run_says_from_where(tmp_path, capsys, keep_threads):
     """Run again after a crash mid-batch, ``fusionff run`` names the checkpoint, batch, step,
     time and trajectories done before it continues; a finished run says it is complete."""
-    raw = {
-        "potential": {"tully": "simple"},
-        "initial_conditions": {"x0": -10.0, "k": 20.0},
-        "dynamics": {"dt": 0.2, "n_substeps": 5},
-        "n_traj": 6,
-        "batch_size": 4,
-        "n_steps": 400,
-        "checkpoint_every": 100,
-        "device": "cpu",
-        "output": str(tmp_path / "run"),
-    }
-    path = tmp_path / "run.yaml"
-    path.write_text(yaml.safe_dump(raw))
+    path = tully_input(tmp_path)
     with pytest.raises(Interrupted):
         run_ensemble(RunConfig.from_yaml(path), structure=FailAfter(150))
     assert main(["run", str(path), "--threads", "1"]) == 0

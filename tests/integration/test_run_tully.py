@@ -15,37 +15,15 @@ import MDAnalysis as mda
 import numpy as np
 import pytest
 import torch
-import yaml
 
 from fusionff.cli import main
 from fusionff.dynamics import StateOutputs, TullyModel
 from fusionff.dynamics.run_config import RunConfig
 from fusionff.dynamics.runner import run_ensemble
 
-from .run_helpers import FailAfter, Interrupted, h5_contents
+from .run_helpers import FailAfter, Interrupted, h5_contents, tully_input
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def tully_input(tmp_path: Path, name: str = "run", **changes) -> Path:
-    raw = {
-        "potential": {"tully": "simple"},
-        "initial_conditions": {"x0": -10.0, "k": 20.0},
-        "dynamics": {"dt": 0.2, "n_substeps": 5},
-        "n_traj": 6,
-        "batch_size": 4,
-        "n_steps": 400,
-        "write_every": 20,
-        "checkpoint_every": 100,
-        "device": "cpu",
-        "seed": 3,
-        "output": str(tmp_path / name),
-        "stop": {"region_bohr": 10.0},
-    }
-    raw.update(changes)
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
 
 
 def assert_same_file(a: Path, b: Path) -> None:
