@@ -148,6 +148,10 @@ class TrainConfig:
         dtype: ``float32`` or ``float64`` (model and labels).
         device: ``auto``, ``cpu`` or ``cuda[:k]`` (asking for CUDA without it is an error).
         seed: initial weights and batch order (and the split unless ``split.seed`` is set).
+        init_from: a model file (``*.fff``) whose parameters start a fresh run where their name
+            and shape match (fine-tuning); reference energies, scale and shift still come from
+            this run's data (:mod:`fusionff.train.pretrained`). A resumed run continues from its
+            checkpoint and does not read it.
     """
 
     data: list[str]
@@ -167,6 +171,7 @@ class TrainConfig:
     dtype: str = "float64"
     device: str = "auto"
     seed: int = 0
+    init_from: str | None = None
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> TrainConfig:

@@ -29,10 +29,15 @@ stage, and the checkpoint lists each stage's start and changed settings.
 Under ``torchrun`` every rank builds a ``Trainer`` and trains shards of each (global) batch;
 the run is the one-process run up to rounding, and rank 0 alone writes the files above (see
 :mod:`fusionff.train.distributed`).
+
+``init_from: PATH.fff`` starts a fresh run from a model file's matching parameters
+(:mod:`fusionff.train.pretrained`); the checkpoint, ``metrics.json`` and ``model.fff`` record
+the file's path and SHA-256 and what was copied.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 import signal
@@ -47,7 +52,7 @@ from typing import Any, TextIO
 import torch
 
 from fusionff.models.config import ModelConfig
-from fusionff.models.io import save_model
+from fusionff.models.io import load_model, save_model
 from fusionff.models.multistate_mace import MultiStateMACE
 from fusionff.train import report
 from fusionff.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -58,6 +63,7 @@ from fusionff.train.ema import ExponentialMovingAverage
 from fusionff.train.evaluate import Predictions, metrics_of, predict
 from fusionff.train.loss import coupling_loss, multistate_loss, trains_couplings
 from fusionff.train.metrics import format_metrics
+from fusionff.train.pretrained import copy_matching_parameters, describe, fine_tune_model_keys
 from fusionff.train.split import load_or_create_split, split_was_extended
 from fusionff.train.statistics import model_config_for
 
@@ -167,6 +173,7 @@ class Trainer:
                 "stage without --new-stage"
             )
         stage_changes: dict[str, list[Any]] = {}
+        pretrained: MultiStateMACE | None = None  # the init_from model of a fresh run
         if checkpoint is not None:
             stage_changes = self._check_continuation(checkpoint["config"], new_stage)
             if new_stage and not stage_changes:
@@ -176,9 +183,23 @@ class Trainer:
                 )
             model_config = ModelConfig.from_dict(checkpoint["model_config"])
         else:
-            model_config = model_config_for(config, self.data, self.split["train"])
+            fresh_config = config
+            if config.init_from is not None:  # fine-tuning: statistics still from this data
+                pretrained = load_model(config.init_from)
+                keys = fine_tune_model_keys(config.model, pretrained.config, config.init_from)
+                fresh_config = dataclasses.replace(config, model=keys)
+            model_config = model_config_for(fresh_config, self.data, self.split["train"])
         torch.manual_seed(config.seed)
         self.model = MultiStateMACE(config=model_config).to(self.device)
+        self.init_from: dict[str, Any] | None = None  # provenance of init_from, once used
+        if pretrained is not None:
+            copied, fresh = copy_matching_parameters(self.model, pretrained)
+            self.init_from = {
+                "path": config.init_from,
+                "sha256": file_sha256(config.init_from),
+                "copied": copied,
+                "fresh": fresh,
+            }
         self.ema = ExponentialMovingAverage(self.model, config.ema_decay)
         self.train_couplings = trains_couplings(config.loss.nacs, self.data, self.model)
         self.optimizer = _optimizer(config, self.model)
@@ -213,6 +234,8 @@ class Trainer:
                 f"{model_config.elements}, {self.model.num_parameters():,} parameters, "
                 f"device {self.device}"
             )
+            if self.init_from is not None:
+                self._say(describe(self.init_from, self.model))
         self.ranks.broadcast_module(self.model)  # rank 0's weights everywhere
         self.ranks.broadcast_module(self.ema.model)
         if self.ranks.active:
@@ -412,6 +435,7 @@ class Trainer:
                 "rng": rng_state(self.shuffle, self.device),
                 "history": self.history,
                 "stages": self.stages,
+                "init_from": self.init_from,
             },
             self.output / "checkpoint.pt",
         )
@@ -462,6 +486,7 @@ class Trainer:
             self.best_weights = {k: v.to(self.device) for k, v in best.items()}
         self.history = list(state["history"])
         self.stages = list(state.get("stages") or self.stages)
+        self.init_from = state.get("init_from")
         if self.ranks.is_main:
             report.write_history(self.history, self.output / "history.jsonl")
 
@@ -504,6 +529,7 @@ class Trainer:
             "training_time_s": self.elapsed,
             "stages": self.stages,
             "mask_forces_above": self.config.mask_forces_above,
+            "init_from": self.init_from,
         }
         metadata = {
             "training": {
