@@ -186,30 +186,45 @@ def main(argv=None) -> int:
     parser.add_argument("--name", default="stilbene-r1")
     parser.add_argument("--fusion-run", type=Path, default=HERE / "training" / "stilbene-r1")
     parser.add_argument("--plain-run", type=Path, default=HERE / "training" / "stilbene-r1-plain")
+    parser.add_argument(
+        "--labels",
+        nargs=2,
+        default=["fusion (shipped)", "plain MACE"],
+        help="column titles of the first (shipped) and the second run",
+    )
+    parser.add_argument(
+        "--second-name", help="file stem of the second model (default: NAME-plain)"
+    )
+    parser.add_argument(
+        "--describe",
+        default="Multi-state MACE with fusion blocks; S0 and S1 of stilbene at R1.",
+        help="first sentence of the card",
+    )
     parser.add_argument("--copy", action="store_true", help="copy model.fff files here")
     parser.add_argument("--notes", type=Path, help="markdown appended to the card")
     args = parser.parse_args(argv)
-    runs = {"fusion (shipped)": args.fusion_run, "plain MACE": args.plain_run}
+    second = args.second_name or f"{args.name}-plain"
+    runs = {args.labels[0]: args.fusion_run, args.labels[1]: args.plain_run}
     results = {k: evaluate_run(v) for k, v in runs.items() if (v / "model.fff").exists()}
     (HERE / f"{args.name}.metrics.json").write_text(json.dumps(results, indent=1) + "\n")
     if args.copy:
         shutil.copy(args.fusion_run / "model.fff", HERE / f"{args.name}.fff")
         if (args.plain_run / "model.fff").exists():
-            shutil.copy(args.plain_run / "model.fff", HERE / f"{args.name}-plain.fff")
+            shutil.copy(args.plain_run / "model.fff", HERE / f"{second}.fff")
     config = yaml.safe_load((HERE / f"{args.name}.yaml").read_text())
     first = next(iter(results.values()))
     lines = [
         f"# Model card: `{args.name}.fff`",
         "",
-        f"Multi-state MACE with fusion blocks; S0 and S1 of stilbene at R1. Training recipe "
-        f"`{args.name}.yaml` (plain counterpart `{args.name}-plain.yaml`). Numbers below are "
+        f"{args.describe} Training recipe "
+        f"`{args.name}.yaml` (counterpart `{second}.yaml`). Numbers below are "
         "written by `potentials/model_card.py` from the model files and their stored test "
         "split; none is typed in by hand.",
         "",
         f"- Data: {', '.join(f['path'] for f in first['data'])} "
         f"({sum(f['n_structures'] for f in first['data'])} structures); split "
         f"{first['split']} (same split for both models).",
-        f"- Architecture (fusion): `{json.dumps(config['model'])}`; weights {first['dtype']}.",
+        f"- Architecture: `{json.dumps(config['model'])}`; weights {first['dtype']}.",
         f"- Stage 1 (`{args.name}.yaml`): loss `{json.dumps(config['loss'])}`; optimiser "
         f"`{json.dumps(config['optimizer'])}`, schedule `{json.dumps(config['schedule'])}`, "
         f"batch {config['batch_size']}, EMA {config['ema_decay']}.",

@@ -1,0 +1,96 @@
+"""How an R2 potential reproduces the R2 landmarks: the cis S0 minimum and its vertical gap, and
+the relaxed S1/S0 crossing, found on the potential itself and compared with the reference
+search of ``r2_crossing.py`` (``r2/criteria.json``).
+
+For each model file:
+  at the reference geometries   the model's S1-S0 gap at the reference cis minimum (reference
+                                8.06 eV) and at the reference crossing (reference 8.9 meV);
+  cis minimum                   BFGS on the model's S0 from ``r2/cis-r2.xyz``: dihedral and
+                                vertical gap there;
+  crossing                      the penalty-function search of ``r2_crossing.py`` (sigma 3.5
+                                then 15) on the model from the reference crossing geometry:
+                                where it ends (gap, dihedral, C1/C2 angle sums, distance moved
+                                from the reference crossing) and S1 there relative to S1 at the
+                                model's cis FC point (reference -2.20 eV).
+
+All in eV and Angstrom; the potential runs in float64 on one CPU thread. Results go to
+``--out`` (JSON)::
+
+    python data/stilbene/r2_model_check.py potentials/stilbene-r2.fff \
+        potentials/stilbene-r2-adiabatic.fff --out data/stilbene/r2/model_check.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from ase.io import read
+from r2_crossing import HERE, _geometry, _OnState, _optimise, _Penalty
+
+from fusionff.calculator import FusionCalculator
+from fusionff.models.io import load_model
+
+
+def _rmsd(a: np.ndarray, b: np.ndarray) -> float:
+    """RMSD (Angstrom) of two (N, 3) position sets after removing the centroids (no
+    rotation: the searches start from the reference and do not rotate the molecule much)."""
+    a = a - a.mean(axis=0)
+    b = b - b.mean(axis=0)
+    return float(np.sqrt(((a - b) ** 2).sum(axis=1).mean()))
+
+
+def check(model: Path, fmax: float, steps: int) -> dict:
+    """The landmarks of one model (see the module docstring)."""
+    calc = FusionCalculator(load_model(model, device="cpu").double(), device="cpu")
+    criteria = json.loads((HERE / "r2" / "criteria.json").read_text())
+    cis_ref = read(HERE / "r2" / "cis-r2.xyz")
+    crossing_ref = read(HERE / "r2" / "crossing-r2.xyz")
+    out: dict = {"model": str(model)}
+    for name, atoms in (("cis", cis_ref.copy()), ("crossing", crossing_ref.copy())):
+        calc.calculate(atoms, ["energy"])
+        e = calc.results["energies"]
+        out[f"gap_at_reference_{name}_eV"] = float(e[1] - e[0])
+    out["reference"] = {
+        "gap_at_cis_eV": criteria["cis_S0_minimum"]["gap_eV"],
+        "gap_at_crossing_eV": criteria["crossing"]["sigma_15"]["gap_eV"],
+        "crossing_S1_minus_cis_FC_S1_eV": criteria["crossing_S1_minus_cis_FC_S1_eV"],
+    }
+    with tempfile.TemporaryDirectory() as work:
+        work = Path(work)
+        cis = cis_ref.copy()
+        info = _optimise(cis, _OnState(calc, 0), work, "cis", fmax, steps)
+        out["cis_minimum"] = info | _geometry(cis.positions)
+        crossing = crossing_ref.copy()
+        for sigma in (3.5, 15.0):
+            info = _optimise(crossing, _Penalty(calc, sigma), work, f"x{sigma:g}", fmax, steps)
+            out[f"crossing_sigma_{sigma:g}"] = info
+        out["crossing"] = _geometry(crossing.positions) | {
+            "rmsd_from_reference_crossing_A": _rmsd(crossing.positions, crossing_ref.positions)
+        }
+    out["crossing_S1_minus_cis_FC_S1_eV"] = (
+        out["crossing_sigma_15"]["E_S1_eV"] - out["cis_minimum"]["E_S1_eV"]
+    )
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("models", type=Path, nargs="+")
+    parser.add_argument("--out", type=Path, default=HERE / "r2" / "model_check.json")
+    parser.add_argument("--fmax", type=float, default=0.05, help="eV/Angstrom")
+    parser.add_argument("--steps", type=int, default=300)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    results = {m.stem: check(m, args.fmax, args.steps) for m in args.models}
+    args.out.write_text(json.dumps(results, indent=1) + "\n")
+    print(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
