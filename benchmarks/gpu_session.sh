@@ -21,6 +21,10 @@
 #                             checkpoint (potentials/training/stilbene-r1); unpack it there.
 #                             The recipe is TRAIN_CONFIG (default: the run's current stage,
 #                             potentials/stilbene-r1.stage3.yaml).
+#        showcase.tar         with SHOWCASE_TRAJ=N (default 0: skipped): md/stilbene_cis_r2.yaml on
+#                             cuda with N trajectories of SHOWCASE_FS fs (default 1000) within
+#                             SHOWCASE_SECONDS (default 400); summary and analysis, no H5MD.
+#                             ONLY_TRAIN=1 SHOWCASE_TRAJ=512 gives it the whole call.
 # Each stage has its own time limit, so one that hangs does not eat the others' time: tests
 # 180 s, benchmarks 320 s, training TRAIN_MINUTES + 2 min. One device call may last 600 s, so
 # with training either keep TRAIN_MINUTES at 1-2 or make a second call with ONLY_TRAIN=1,
@@ -70,6 +74,15 @@ torch.cuda.get_device_name(0))"
         timeout $((TRAIN_MINUTES * 60 + 120)) python3 -m fusionff.cli train /tmp/gpu-train.yaml \
             > "$LOGS/train.out" 2>&1
         tar -cf "$OUT/train.tar" -C potentials/training stilbene-r1
+    fi
+    if [ "${SHOWCASE_TRAJ:-0}" != "0" ]; then
+        # the R2 showcase (md/stilbene_cis_r2.yaml) on the GPU, SHOWCASE_TRAJ trajectories of
+        # SHOWCASE_FS fs; resumable, so a second call with the same settings continues it
+        timeout "${SHOWCASE_SECONDS:-400}" python3 -m fusionff.cli run md/stilbene_cis_r2.yaml \
+            --device cuda --n-traj "$SHOWCASE_TRAJ" --time-fs "${SHOWCASE_FS:-1000}" \
+            --output runs/stilbene_cis_r2_gpu > "$LOGS/showcase.out" 2>&1
+        python3 -m fusionff.cli analyze runs/stilbene_cis_r2_gpu > "$LOGS/showcase_analysis.txt" 2>&1
+        tar -cf "$OUT/showcase.tar" --exclude='*.h5' -C runs stilbene_cis_r2_gpu
     fi
     for f in "$LOGS"/*; do echo "==> $f"; cat "$f"; done > "$OUT/logs.txt" 2>/dev/null
     tail -n 3 "$LOGS"/* 2>/dev/null

@@ -135,6 +135,11 @@ def table(results: dict[str, dict]) -> list[str]:
     subsets += [(f"gap_below_{g:g}_eV", f"test, gap < {g:g} eV") for g in GAPS]
     subsets += [(f"stage_{s}", f"test, {s} samples") for s in STAGES.values()]
     subsets += [("train", "training split (the fit itself)")]
+    subsets = [
+        (s, label)
+        for s, label in subsets
+        if any(r["metrics"].get(s) is not None for r in results.values())
+    ]
     for subset, label in subsets:
         row(f"**{label}**: structures", lambda r, s=subset: str(r["metrics"][s]["n_structures"]))
         for state in (0, 1):

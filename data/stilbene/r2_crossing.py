@@ -67,10 +67,13 @@ class _Penalty(Calculator):
         super().calculate(atoms, properties or ["energy"], system_changes)
         self.inner.calculate(self.atoms, ["energy"], all_changes)
         (e0, e1), (f0, f1) = self.inner.results["energies"], self.inner.results["state_forces"]
+        # |gap|: a potential whose states are separate readouts can put S1 below S0; the
+        # penalty then still pulls the two together (for the reference, gap >= 0 always)
         gap, a = e1 - e0, ALPHA_EV
-        weight = self.sigma * (gap**2 + 2 * a * gap) / (gap + a) ** 2
+        size = abs(gap)
+        weight = self.sigma * np.sign(gap) * (gap**2 + 2 * a * size) / (size + a) ** 2
         self.results = {
-            "energy": 0.5 * (e0 + e1) + self.sigma * gap**2 / (gap + a),
+            "energy": 0.5 * (e0 + e1) + self.sigma * gap**2 / (size + a),
             "forces": 0.5 * (f0 + f1) + weight * (f1 - f0),
             "energies": np.array([e0, e1]),
         }
