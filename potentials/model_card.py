@@ -197,9 +197,7 @@ def main(argv=None) -> int:
         default=["fusion (shipped)", "plain MACE"],
         help="column titles of the first (shipped) and the second run",
     )
-    parser.add_argument(
-        "--second-name", help="file stem of the second model (default: NAME-plain)"
-    )
+    parser.add_argument("--second-name", help="file stem of the second model (default: NAME-plain)")
     parser.add_argument(
         "--describe",
         default="Multi-state MACE with fusion blocks; S0 and S1 of stilbene at R1.",

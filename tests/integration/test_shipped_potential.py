@@ -86,11 +86,13 @@ def test_fusion_potential_predicts_the_vertical_gap_at_the_trans_minimum():
     assert np.abs(s0_forces).max() < 0.5, np.abs(s0_forces).max()
 
 
-def test_readme_main_job_input_runs_on_the_shipped_potential(tmp_path):
-    """md/stilbene_small_cpu.yaml (the README's main job), cut to 2 trajectories of 5 fs: the
-    S0 optimisation on the potential, its Hessian, Wigner sampling and the S1 dynamics run,
-    and both trajectories start on S1 with a positive gap and end without a failure flag."""
-    raw = yaml.safe_load((ROOT / "md" / "stilbene_small_cpu.yaml").read_text())
+@pytest.mark.parametrize("job", ["stilbene_r2_small_cpu.yaml", "stilbene_small_cpu.yaml"])
+def test_readme_main_job_input_runs_on_the_shipped_potential(tmp_path, job):
+    """md/stilbene_r2_small_cpu.yaml (the README's stilbene main job, level R2) and its R1
+    counterpart md/stilbene_small_cpu.yaml, cut to 2 trajectories of 5 fs: the S0
+    optimisation on the potential, its Hessian, Wigner sampling and the S1 dynamics run, and
+    both trajectories start on S1 with a positive gap and end without a failure flag."""
+    raw = yaml.safe_load((ROOT / "md" / job).read_text())
     raw.update(n_traj=2, batch_size=2, time_fs=5.0, output=str(tmp_path / "run"))
     raw["potential"] = str(ROOT / raw["potential"])
     raw["structure"] = str(ROOT / raw["structure"])
