@@ -72,6 +72,9 @@ class LossConfig:
     couplings and a model that gives them (``model.head: diabatic`` or ``model.couplings:
     true``). With ``kind: huber`` its threshold is ``huber_delta_nacs`` (1/Angstrom per
     component): couplings grow as 1/gap near intersections.
+
+    ``gap`` (w_gap; 0 leaves it out) adds ``gap * L_gap``, the error of the gaps E_s - E_0 in
+    eV (:func:`fusionff.train.loss.gap_loss`), Huber threshold ``huber_delta_gap`` (eV).
     """
 
     energy: float = 1.0
@@ -82,6 +85,12 @@ class LossConfig:
     huber_delta_forces: float = 0.5
     nacs: float = 0.0
     huber_delta_nacs: float = 0.5
+    gap: float = 0.0
+    huber_delta_gap: float = 0.1
+
+    def delta_gap(self) -> float | None:
+        """Huber threshold of the gap loss (eV), or None for squared errors."""
+        return self.huber_delta_gap if self.kind == "huber" else None
 
     def deltas(self) -> tuple[float | None, float | None]:
         """(energy, forces) Huber thresholds, or (None, None) for squared errors."""
@@ -226,6 +235,8 @@ class TrainConfig:
             ("loss.huber_delta_forces", self.loss.huber_delta_forces > 0, "must be positive"),
             ("loss.nacs", self.loss.nacs >= 0, "must be >= 0"),
             ("loss.huber_delta_nacs", self.loss.huber_delta_nacs > 0, "must be positive"),
+            ("loss.gap", self.loss.gap >= 0, "must be >= 0"),
+            ("loss.huber_delta_gap", self.loss.huber_delta_gap > 0, "must be positive"),
         ]
         cap = self.mask_forces_above
         rules.append(("mask_forces_above", cap is None or cap > 0, "must be positive"))

@@ -17,6 +17,11 @@ so that a few structures with errors far above the rest (strained geometries, an
 reference gradient) pull on the weights like large errors, not like squared ones. ``delta``
 is in eV per atom for energies and eV/Angstrom per force component.
 
+Gaps (``loss.gap > 0``) add ``w_gap * L_gap``, :func:`gap_loss`: summed over states s >= 1,
+the mean of ``rho((E_s - E_0) - (E_s^ref - E_0^ref))`` in eV (not per atom) over the
+structures where both energies are labelled. Surface hopping turns on the gap, and a loss on
+per-state energies spends most of its pull on the part the states share.
+
 Couplings (``loss.nacs > 0``, data with couplings, a model that gives them) add
 ``w_nacs * L_nacs``, :func:`coupling_loss`: a reference coupling d_ij is defined up to its sign
 (the phase of each state is arbitrary), so each structure and pair i < j counts the error
@@ -96,6 +101,26 @@ def multistate_loss(
     ``delta_energy`` (eV per atom) and ``delta_forces`` (eV/Angstrom), None for squares."""
     e_mse, f_mse = state_losses(energies, forces, labels, delta_energy, delta_forces)
     return (state_weights * (energy_weight * e_mse + force_weight * f_mse)).sum()
+
+
+def gap_loss(energies: torch.Tensor, labels: Labels, delta: float | None = None) -> torch.Tensor:
+    """Error of the gaps E_s - E_0, eV^2: per state s >= 1 the mean over the structures where
+    E_0 and E_s are labelled, summed over s; 0 for one state or where no pair is labelled.
+
+    Args:
+        energies: (B, S) eV predicted.
+        labels: the reference; a gap counts where the energies of states 0 and s are labelled.
+        delta: Huber threshold (eV), or None for squares.
+    """
+    if energies.shape[1] < 2:
+        return energies.new_zeros(())
+    mask = labels.energy_mask[:, 1:] & labels.energy_mask[:, :1]
+    zero = torch.zeros((), dtype=energies.dtype, device=energies.device)
+    ref = torch.where(labels.energy_mask, labels.energies, zero)
+    err = (energies[:, 1:] - energies[:, :1]) - (ref[:, 1:] - ref[:, :1])
+    err = torch.where(mask, err, zero)
+    per_state = masked_mean(robust_square(err, delta), mask)
+    return per_state.sum()
 
 
 def coupling_loss(nacs: torch.Tensor, labels: Labels, delta: float | None = None) -> torch.Tensor:

@@ -61,7 +61,7 @@ from fusionff.train.data import file_sha256, load_training_data
 from fusionff.train.distributed import join
 from fusionff.train.ema import ExponentialMovingAverage
 from fusionff.train.evaluate import Predictions, metrics_of, predict
-from fusionff.train.loss import coupling_loss, multistate_loss, trains_couplings
+from fusionff.train.loss import coupling_loss, gap_loss, multistate_loss, trains_couplings
 from fusionff.train.metrics import format_metrics
 from fusionff.train.pretrained import copy_matching_parameters, describe, fine_tune_model_keys
 from fusionff.train.split import load_or_create_split, split_was_extended
@@ -385,6 +385,8 @@ class Trainer:
         )
         if self.train_couplings:  # the phase-free coupling error (loss.nacs > 0)
             loss = loss + c.nacs * coupling_loss(nacs, labels, c.delta_nacs())
+        if c.gap > 0:  # the gap error (loss.gap > 0)
+            loss = loss + c.gap * gap_loss(energies, labels, c.delta_gap())
         return loss
 
     def validate(self) -> tuple[float, dict[str, Any]]:

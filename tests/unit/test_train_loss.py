@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fusionff.train.data import Labels
-from fusionff.train.loss import multistate_loss, robust_square, state_losses
+from fusionff.train.loss import gap_loss, multistate_loss, robust_square, state_losses
 
 
 def make(energy_mask, force_mask):
@@ -106,3 +106,55 @@ def test_huber_loss_equals_mse_for_small_errors_and_bounds_an_outlier():
     n = 3  # atoms labelled in state 0
     assert abs(float(g_h[0, 0, 0])) == pytest.approx(2 * delta / n)
     assert abs(float(g_m[0, 0, 0])) > 1000 * abs(float(g_h[0, 0, 0]))
+
+
+def make_gap_case():
+    """Three structures, three states; structure 1 lacks E_0, structure 2 lacks E_2."""
+    g = torch.Generator().manual_seed(1)
+    labels = Labels(
+        energies=torch.randn(3, 3, generator=g, dtype=torch.float64),
+        energy_mask=torch.tensor([[True, True, True], [False, True, True], [True, True, False]]),
+        forces=torch.zeros(3, 3, 3, dtype=torch.float64),
+        force_mask=torch.zeros(3, 3, dtype=torch.bool),
+        n_atoms=torch.tensor([1.0, 1.0, 1.0], dtype=torch.float64),
+    )
+    energies = torch.randn(3, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    return energies, labels
+
+
+def test_gap_loss_value_by_hand():
+    """Per state s >= 1 the mean squared error of E_s - E_0 over structures with both labels,
+    summed over s; a structure without E_0 adds nothing."""
+    energies, labels = make_gap_case()
+    e, r = energies.detach(), labels.energies
+    err = (e[:, 1:] - e[:, :1]) - (r[:, 1:] - r[:, :1])
+    expected = float((err[[0, 2], 0] ** 2).mean() + err[0, 1] ** 2)
+    assert float(gap_loss(energies, labels)) == pytest.approx(expected, rel=1e-12)
+
+
+def test_gap_loss_ignores_shared_shifts_and_masked_labels():
+    """Shifting every state's prediction by one constant per structure changes nothing (only
+    gaps count), nor do masked reference energies set to NaN; the gradient sums to zero over
+    the states of each structure."""
+    energies, labels = make_gap_case()
+    loss = gap_loss(energies, labels)
+    (grad,) = torch.autograd.grad(loss, energies)
+    shifted = energies.detach() + torch.tensor([[5.0], [-2.0], [0.3]], dtype=torch.float64)
+    assert float(gap_loss(shifted, labels)) == pytest.approx(float(loss), rel=1e-12)
+    changed = Labels(**vars(labels))
+    changed.energies = labels.energies.masked_fill(~labels.energy_mask, float("nan"))
+    assert torch.equal(gap_loss(energies, changed), loss)
+    assert torch.allclose(grad.sum(dim=1), torch.zeros(3, dtype=torch.float64), atol=1e-14)
+
+
+def test_gap_loss_huber_and_one_state():
+    """With a threshold, errors beyond it grow linearly; one state has no gap (loss 0)."""
+    energies, labels = make_gap_case()
+    e, r = energies.detach(), labels.energies
+    err = (e[:, 1:] - e[:, :1]) - (r[:, 1:] - r[:, :1])
+    delta = 0.05
+    expected = float(robust_square(err[[0, 2], 0], delta).mean() + robust_square(err[0, 1], delta))
+    assert float(gap_loss(energies, labels, delta)) == pytest.approx(expected, rel=1e-12)
+    one = Labels(**vars(labels))
+    one.energies, one.energy_mask = labels.energies[:, :1], labels.energy_mask[:, :1]
+    assert float(gap_loss(energies[:, :1], one)) == 0.0
