@@ -10,6 +10,7 @@ from ase.data import atomic_numbers
 DTYPES = ("float32", "float64")
 FUSION_TREES = ("chain", "balanced")
 HEADS = ("adiabatic", "diabatic")
+COUPLING_MODES = ("vector", "outer")
 
 
 @dataclass
@@ -45,14 +46,21 @@ class ModelConfig:
             terms; the energies are its eigenvalues and couplings follow from its gradients;
             see :mod:`fusionff.nn.diabatic`; ``e0s``, ``scale`` and ``shift`` of state s apply to
             the diagonal element s). Files written before heads existed are adiabatic.
-        couplings: adiabatic head only: also learn the non-adiabatic couplings d_ij (i < j),
-            one polar vector (1o) per state pair and atom, read out from the final node
-            features and the edges' 1o spherical harmonics (:mod:`fusionff.nn.couplings`;
-            needs ``l_max >= 1`` and ``n_states >= 2``; the energies' network is unchanged).
-            The diabatic head has couplings from its eigenvectors and refuses this key. Files
-            written before this key existed have no learned couplings.
+        couplings: adiabatic head only: also learn the non-adiabatic couplings d_ij (i < j)
+            (needs ``l_max >= 1`` and ``n_states >= 2``; the energies' network is unchanged).
+            ``false``: none. ``vector`` (or ``true``, read as ``vector``): one polar vector
+            (1o) per state pair and atom, read out from the final node features and the edges'
+            1o spherical harmonics (:mod:`fusionff.nn.couplings`). ``outer``: the sign-free
+            outer product D = d d^T per structure and pair, from ``coupling_terms`` such
+            vectors and invariant weights of every atom pair, couplings from its largest
+            eigenpair (:mod:`fusionff.nn.outer_couplings`; fits couplings that are
+            antisymmetric under a symmetry of the molecule). The diabatic head has couplings
+            from its eigenvectors and refuses this key. Files written before this key existed
+            have no learned couplings.
         coupling_scale: the learned couplings are ``coupling_scale`` (1/Angstrom) times the
-            readout (set by training to the RMS of the reference couplings' components).
+            readout, and D is ``coupling_scale**2`` times its readout (set by training to the
+            RMS of the reference couplings' components).
+        coupling_terms: K, vector fields per state pair of ``couplings: outer``.
     """
 
     elements: list[str]
@@ -77,8 +85,9 @@ class ModelConfig:
     shift: list[float] | None = None
     dtype: str = "float64"
     head: str = "adiabatic"
-    couplings: bool = False
+    couplings: bool | str = False
     coupling_scale: float = 1.0
+    coupling_terms: int = 4
 
     def __post_init__(self) -> None:
         self.elements = list(self.elements)
@@ -100,6 +109,7 @@ class ModelConfig:
             "num_layers": self.num_layers >= 1,
             "num_bessel": self.num_bessel >= 1,
             "avg_num_neighbors": self.avg_num_neighbors > 0,
+            "coupling_terms": self.coupling_terms >= 1,
         }
         for key, ok in checks.items():
             if not ok:
@@ -114,6 +124,13 @@ class ModelConfig:
             raise ValueError(f"model config: head must be one of {HEADS}, got {self.head!r}")
         if self.head == "diabatic" and self.n_states < 2:
             raise ValueError("model config: head 'diabatic' needs n_states >= 2")
+        if self.couplings is True:
+            self.couplings = "vector"
+        if self.couplings is not False and self.couplings not in COUPLING_MODES:
+            raise ValueError(
+                f"model config: couplings must be false, true or one of {COUPLING_MODES}, got "
+                f"{self.couplings!r}"
+            )
         if self.couplings:
             if self.head != "adiabatic":
                 raise ValueError(

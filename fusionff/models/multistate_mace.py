@@ -5,8 +5,10 @@ contraction, ``fusion=False``) or a fusion block fusing the atom's own features 
 of A_i (``fusion=True``), an element-dependent residual, and a readout to S per-atom energies
 (``head="adiabatic"``) or to the S(S+1)/2 per-atom elements of a symmetric S x S matrix H whose
 eigenvalues are the energies (``head="diabatic"``, :mod:`fusionff.nn.diabatic`). With
-``couplings=True`` the adiabatic head also reads out learned couplings (polar vectors per state
-pair and atom, :mod:`fusionff.nn.couplings`) from the final node features and the edges.
+``couplings="vector"`` (or ``True``) the adiabatic head also reads out learned couplings (polar
+vectors per state pair and atom, :mod:`fusionff.nn.couplings`) from the final node features and
+the edges; with ``couplings="outer"`` their sign-free outer products d d^T
+(:mod:`fusionff.nn.outer_couplings`).
 Energies are in eV, positions in Angstrom, forces in eV/Angstrom (minus the gradient of each
 state's energy, by autograd).
 """
@@ -34,6 +36,7 @@ from fusionff.nn.diabatic import (
 from fusionff.nn.fusion import FusionBlock, FusionDiagram
 from fusionff.nn.interaction import Interaction
 from fusionff.nn.irreps import natural_types, uniform_irreps
+from fusionff.nn.outer_couplings import OuterCouplingReadout, couplings_from_outer
 from fusionff.nn.radial import RadialEmbedding
 from fusionff.nn.readout import LinearReadout, MLPReadout
 from fusionff.nn.symmetric_contraction import SymmetricContraction
@@ -167,10 +170,15 @@ class MultiStateMACE(nn.Module):
                 else LinearReadout(irreps_out, n_out)
             )
             irreps_in = irreps_out
-        if c.couplings:
+        if c.couplings == "vector":
             self.coupling_readout = CouplingReadout(
                 irreps_embed, self.irreps_sh, c.num_bessel, S, c.readout_hidden,
                 c.avg_num_neighbors,
+            )  # fmt: skip
+        elif c.couplings == "outer":
+            self.coupling_readout = OuterCouplingReadout(
+                irreps_embed, self.irreps_sh, c.num_bessel, S, c.coupling_terms,
+                c.readout_hidden, c.avg_num_neighbors,
             )  # fmt: skip
 
     # ------------------------------------------------------------------ properties
@@ -219,7 +227,7 @@ class MultiStateMACE(nn.Module):
     def provides_nacs(self) -> bool:
         """Whether ``compute_couplings`` gives couplings: a diabatic head (from its eigenvectors)
         or an adiabatic head with learned couplings (``config.couplings``)."""
-        return self.head == "diabatic" or self.config.couplings
+        return self.head == "diabatic" or bool(self.config.couplings)
 
     def forward(
         self,
@@ -243,8 +251,11 @@ class MultiStateMACE(nn.Module):
         .permute(0, 2, 3, 1, 4)`` is (B, S, S, N, 3)). Couplings cost K extra backward passes.
 
         Adiabatic head with ``config.couplings``: when ``compute_couplings``, ``nacs`` (n, S, S,
-        3) 1/Angstrom as well, the learned couplings (:mod:`fusionff.nn.couplings`; no extra
-        backward pass).
+        3) 1/Angstrom as well, the learned couplings (no extra backward pass). ``vector``:
+        :mod:`fusionff.nn.couplings`. ``outer``: also ``nac_outer`` (M, P, 3, 3) 1/Angstrom^2,
+        D = d d^T per structure and pair i < j over the M = sum N_b^2 atom pairs of
+        :func:`fusionff.nn.outer_couplings.structure_pairs`, and ``nacs`` from D's largest
+        eigenpair, without a graph and left out with ``training=True`` (losses use D).
         """
         if compute_couplings and not self.provides_nacs:
             raise ValueError(
@@ -280,10 +291,22 @@ class MultiStateMACE(nn.Module):
             energies = energies.index_add(0, graph.batch, node_e)
             out = {"energies": energies, "node_energies": node_e}
             if compute_couplings:
-                readout = self.coupling_readout(h, edge_sh, edge_radial, graph.edge_index)
-                out["nacs"] = self.config.coupling_scale * readout
+                edges = (h, edge_sh, edge_radial, graph.edge_index)
+                out.update(self._learned_couplings(edges, positions, graph, training))
         if compute_forces:
             out["forces"] = state_forces(energies, positions, training)
+        return out
+
+    def _learned_couplings(self, edges, positions, graph, training) -> dict[str, torch.Tensor]:
+        """``nacs`` (and for the outer mode ``nac_outer``) of the adiabatic head, 1/Angstrom."""
+        scale = self.config.coupling_scale
+        if self.config.couplings == "vector":
+            return {"nacs": scale * self.coupling_readout(*edges)}
+        counts = torch.bincount(graph.batch, minlength=graph.n_graphs)
+        outer = self.coupling_readout(*edges, positions, counts)
+        out = {"nac_outer": scale**2 * outer}
+        if not training:
+            out["nacs"] = scale * couplings_from_outer(outer, counts, self.n_states)
         return out
 
     def _diabatic(self, graph, positions, species, node_out, compute_couplings, training):

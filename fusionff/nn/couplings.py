@@ -52,14 +52,15 @@ def antisymmetric_couplings(pairs: torch.Tensor, n_states: int) -> torch.Tensor:
     return entries[:, table.reshape(-1)].reshape(pairs.shape[0], n_states, n_states, 3)
 
 
-class CouplingReadout(nn.Module):
-    """Node features and edges -> couplings (n, S, S, 3), antisymmetric, in readout units.
+class AtomVectors(nn.Module):
+    """Node features and edges -> F polar vectors per atom (n, F, 3): the sum of the module
+    docstring, v_a^f = 1/<n_nb> sum_b phi^f(h_a, h_b) rho^f(r_ab) Y_1(r_ab), with F outputs.
 
     Args:
         irreps_node: irreps of the final node features (their 0e channels are used).
         irreps_sh: irreps of the edge spherical harmonics; must contain 1o.
         num_radial: radial features per edge.
-        n_states: S >= 2.
+        n_outputs: F, vectors per atom.
         hidden: hidden width of the pair MLP phi.
         avg_num_neighbors: normalisation of the neighbour sum.
     """
@@ -69,7 +70,7 @@ class CouplingReadout(nn.Module):
         irreps_node: o3.Irreps,
         irreps_sh: o3.Irreps,
         num_radial: int,
-        n_states: int,
+        n_outputs: int,
         hidden: int,
         avg_num_neighbors: float,
     ):
@@ -86,20 +87,21 @@ class CouplingReadout(nn.Module):
                 f"coupling readout needs 0e node features ({irreps_node}) and one 1o spherical "
                 f"harmonic ({irreps_sh})"
             )
-        if n_states < 2:
-            raise ValueError(f"couplings need at least two states, got n_states = {n_states}")
-        self.n_states = n_states
+        self.n_scalars = len(scalars)
         self.avg_num_neighbors = float(avg_num_neighbors)
         sh = irreps_sh.slices()[vector[0]]
         self.register_buffer("scalar_index", torch.tensor(scalars), persistent=False)
         self.register_buffer(
             "vector_index", torch.arange(sh.start, sh.stop), persistent=False
         )  # the 1o block of the spherical harmonics
-        n_pairs = n_states * (n_states - 1) // 2
         self.pair = nn.Sequential(
-            nn.Linear(2 * len(scalars), hidden), nn.SiLU(), nn.Linear(hidden, n_pairs)
+            nn.Linear(2 * len(scalars), hidden), nn.SiLU(), nn.Linear(hidden, n_outputs)
         )
-        self.radial = nn.Linear(num_radial, n_pairs, bias=False)
+        self.radial = nn.Linear(num_radial, n_outputs, bias=False)
+
+    def scalars(self, h: torch.Tensor) -> torch.Tensor:
+        """The invariant (0e) channels of the node features: (n, node dim) -> (n, n_scalars)."""
+        return h.index_select(-1, self.scalar_index)
 
     def forward(
         self,
@@ -110,11 +112,48 @@ class CouplingReadout(nn.Module):
     ) -> torch.Tensor:
         """h: (n, node dim); edge_sh: (E, sh dim) of the vectors from receiver a to sender b;
         edge_radial: (E, num_radial); edge_index: (2, E) as (sender b, receiver a)
-        -> (n, S, S, 3)."""
+        -> (n, F, 3)."""
         sender, receiver = edge_index
-        s = h.index_select(-1, self.scalar_index)
+        s = self.scalars(h)
         weights = self.pair(torch.cat([s[receiver], s[sender]], dim=-1)) * self.radial(edge_radial)
         y1 = edge_sh.index_select(-1, self.vector_index)  # (E, 3), 1o
-        terms = weights.unsqueeze(-1) * y1.unsqueeze(-2)  # (E, P, 3)
-        pairs = terms.new_zeros(h.shape[0], *terms.shape[1:]).index_add(0, receiver, terms)
-        return antisymmetric_couplings(pairs / self.avg_num_neighbors, self.n_states)
+        terms = weights.unsqueeze(-1) * y1.unsqueeze(-2)  # (E, F, 3)
+        vectors = terms.new_zeros(h.shape[0], *terms.shape[1:]).index_add(0, receiver, terms)
+        return vectors / self.avg_num_neighbors
+
+
+class CouplingReadout(AtomVectors):
+    """Node features and edges -> couplings (n, S, S, 3), antisymmetric, in readout units: one
+    vector of :class:`AtomVectors` per pair i < j (``ModelConfig.couplings: vector``).
+
+    Args:
+        irreps_node, irreps_sh, num_radial, hidden, avg_num_neighbors: as for
+            :class:`AtomVectors`.
+        n_states: S >= 2.
+    """
+
+    def __init__(
+        self,
+        irreps_node: o3.Irreps,
+        irreps_sh: o3.Irreps,
+        num_radial: int,
+        n_states: int,
+        hidden: int,
+        avg_num_neighbors: float,
+    ):
+        if n_states < 2:
+            raise ValueError(f"couplings need at least two states, got n_states = {n_states}")
+        n_pairs = n_states * (n_states - 1) // 2
+        super().__init__(irreps_node, irreps_sh, num_radial, n_pairs, hidden, avg_num_neighbors)
+        self.n_states = n_states
+
+    def forward(
+        self,
+        h: torch.Tensor,
+        edge_sh: torch.Tensor,
+        edge_radial: torch.Tensor,
+        edge_index: torch.Tensor,
+    ) -> torch.Tensor:
+        """As :meth:`AtomVectors.forward` -> (n, S, S, 3)."""
+        pairs = super().forward(h, edge_sh, edge_radial, edge_index)
+        return antisymmetric_couplings(pairs, self.n_states)

@@ -16,11 +16,14 @@ from fusionff.train.metrics import compute_metrics
 @dataclass
 class Predictions:
     """energies (B, S) eV, forces (n, S, 3) eV/Angstrom and, when predicted, couplings
-    ``nacs`` (n, S, S, 3) 1/Angstrom of B structures, as tensors."""
+    ``nacs`` (n, S, S, 3) 1/Angstrom of B structures, as tensors; models with ``couplings:
+    outer`` also ``nac_outer`` (M, P, 3, 3) 1/Angstrom^2 (D = d d^T over the atom pairs of
+    :func:`fusionff.nn.outer_couplings.structure_pairs`)."""
 
     energies: torch.Tensor
     forces: torch.Tensor
     nacs: torch.Tensor | None = None
+    nac_outer: torch.Tensor | None = None
 
 
 def predict(
@@ -35,7 +38,7 @@ def predict(
     the data have some."""
     if couplings is None:
         couplings = model.provides_nacs and data.has_nacs
-    energies, forces, nacs = [], [], []
+    energies, forces, nacs, outer = [], [], [], []
     for start in range(0, len(indices), batch_size):
         chunk = indices[start : start + batch_size]
         graph = data.graph(chunk, model.dtype, model.device)
@@ -45,11 +48,23 @@ def predict(
         forces.append(out["forces"].detach())
         if couplings:
             nacs.append(out["nacs"].detach())
+        if "nac_outer" in out:
+            outer.append(out["nac_outer"].detach())
     s, opts = model.n_states, dict(dtype=model.dtype, device=model.device)
     if not energies:
         empty = torch.zeros(0, s, s, 3, **opts) if couplings else None
-        return Predictions(torch.zeros(0, s, **opts), torch.zeros(0, s, 3, **opts), empty)
-    return Predictions(torch.cat(energies), torch.cat(forces), torch.cat(nacs) if nacs else None)
+        p = s * (s - 1) // 2
+        no_outer = couplings and model.config.couplings == "outer"
+        empty_outer = torch.zeros(0, p, 3, 3, **opts) if no_outer else None
+        return Predictions(
+            torch.zeros(0, s, **opts), torch.zeros(0, s, 3, **opts), empty, empty_outer
+        )
+    return Predictions(
+        torch.cat(energies),
+        torch.cat(forces),
+        torch.cat(nacs) if nacs else None,
+        torch.cat(outer) if outer else None,
+    )
 
 
 def metrics_of(data: TrainingData, indices: np.ndarray, predictions: Predictions) -> dict[str, Any]:

@@ -25,7 +25,9 @@ per-state energies spends most of its pull on the part the states share.
 Couplings (``loss.nacs > 0``, data with couplings, a model that gives them) add
 ``w_nacs * L_nacs``, :func:`coupling_loss`: a reference coupling d_ij is defined up to its sign
 (the phase of each state is arbitrary), so each structure and pair i < j counts the error
-against the nearer of +d_ij and -d_ij.
+against the nearer of +d_ij and -d_ij. Models with ``couplings: outer`` predict the sign-free
+D = d d^T instead, and their loss is :func:`outer_coupling_loss`, the error of D against
+d_ref d_ref^T.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from __future__ import annotations
 import torch
 
 from fusionff.models.multistate_mace import MultiStateMACE
+from fusionff.nn.outer_couplings import structure_pairs
 from fusionff.train.data import Labels, TrainingData
 
 
@@ -164,6 +167,51 @@ def coupling_loss(nacs: torch.Tensor, labels: Labels, delta: float | None = None
     return masked_mean(per_pair, mask).mean()
 
 
+def outer_coupling_loss(
+    outer: torch.Tensor, labels: Labels, delta: float | None = None
+) -> torch.Tensor:
+    """Sign-free error of the outer products D = d d^T, (1/Angstrom)^4; 0 without labelled
+    couplings.
+
+    For every structure b (N_b atoms) with labelled couplings and every pair i < j::
+
+        L_bij = 1/N_b^2 sum_{a, c in b} sum_xyz,xyz rho(D_ac - d_a^ref (d_c^ref)^T)
+
+    (with squares, ||D - d_ref d_ref^T||_F^2 / N_b^2 over the 3N_b x 3N_b matrix), and the loss
+    is the mean of L_bij over those structures and pairs. d_ref d_ref^T does not change when
+    the sign of a reference coupling flips, so neither does the loss. Scale: for D = (d + e)
+    (d + e)^T with a small random error e, ||D - d d^T||_F^2 ~ 2 |d|^2 |e|^2, so with the
+    division by N_b^2 L_bij ~ 18 rms(d)^2 <e^2> (rms and mean over the 3 N_b components):
+    weighted by the size of the structure's coupling, and rms(d)^2 times :func:`coupling_loss`
+    in order of magnitude (about 0.2 times on R2 stilbene, rms(d) = 0.11 1/Angstrom). ``rho``
+    is the square, or with ``delta`` (1/Angstrom per coupling component, as for
+    :func:`coupling_loss`) :func:`robust_square` of each entry with threshold ``delta**2``
+    (an entry of D is a product of two components).
+
+    Args:
+        outer: (M, P, 3, 3) 1/Angstrom^2 predicted, the atom pairs of
+            :func:`fusionff.nn.outer_couplings.structure_pairs` of ``labels.n_atoms``.
+        labels: the reference (``labels.nacs`` (n, S, S, 3), ``labels.nac_mask`` (B,)).
+        delta: Huber threshold, or None for squares.
+    """
+    if labels.nacs is None or labels.nac_mask is None:
+        raise ValueError("outer_coupling_loss: the labels have no couplings")
+    n_states = labels.nacs.shape[1]
+    rows, cols = torch.triu_indices(n_states, n_states, offset=1, device=outer.device)
+    first, second, owner = structure_pairs(labels.n_atoms.to(torch.long))
+    labelled = labels.nac_mask[owner][:, None, None, None]
+    zero = torch.zeros((), dtype=outer.dtype, device=outer.device)
+    ref = labels.nacs[:, rows, cols]  # (n, P, 3)
+    target = ref[first].unsqueeze(-1) * ref[second].unsqueeze(-2)  # (M, P, 3, 3)
+    err = torch.where(labelled, outer - torch.where(labelled, target, zero), zero)
+    per_entry = robust_square(err, None if delta is None else delta**2).sum(dim=(-1, -2))
+    n_graphs = labels.n_atoms.shape[0]
+    total = per_entry.new_zeros(n_graphs, rows.shape[0]).index_add(0, owner, per_entry)
+    per_pair = total / labels.n_atoms[:, None] ** 2  # (B, P)
+    mask = labels.nac_mask[:, None].expand_as(per_pair)
+    return masked_mean(per_pair, mask).mean()
+
+
 def trains_couplings(weight: float, data: TrainingData, model: MultiStateMACE) -> bool:
     """Whether training adds the coupling loss: ``weight`` (``loss.nacs``) > 0. Then the data
     must have couplings and the model must give them (ValueError saying which is missing)."""
@@ -176,6 +224,6 @@ def trains_couplings(weight: float, data: TrainingData, model: MultiStateMACE) -
     if not model.provides_nacs:
         raise ValueError(
             f"loss.nacs is {weight} but the model gives no couplings: use head 'diabatic' or "
-            "model.couplings: true"
+            "model.couplings: vector or outer"
         )
     return True

@@ -61,7 +61,13 @@ from fusionff.train.data import file_sha256, load_training_data
 from fusionff.train.distributed import join
 from fusionff.train.ema import ExponentialMovingAverage
 from fusionff.train.evaluate import Predictions, metrics_of, predict
-from fusionff.train.loss import coupling_loss, gap_loss, multistate_loss, trains_couplings
+from fusionff.train.loss import (
+    coupling_loss,
+    gap_loss,
+    multistate_loss,
+    outer_coupling_loss,
+    trains_couplings,
+)
 from fusionff.train.metrics import format_metrics
 from fusionff.train.pretrained import copy_matching_parameters, describe, fine_tune_model_keys
 from fusionff.train.split import load_or_create_split, split_was_extended
@@ -339,7 +345,9 @@ class Trainer:
                 graph, compute_forces=True, training=True, compute_couplings=self.train_couplings
             )
             out = self.ranks.gather_rows(out, own=len(local) > 0)  # the whole batch's outputs
-            loss = self._loss(out["energies"], out["forces"], labels, out.get("nacs"))
+            loss = self._loss(
+                out["energies"], out["forces"], labels, out.get("nacs"), out.get("nac_outer")
+            )
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.ranks.sum_gradients(self.model.parameters())
@@ -378,13 +386,17 @@ class Trainer:
         result.interrupted = name
         return result
 
-    def _loss(self, energies, forces, labels, nacs=None) -> torch.Tensor:
+    def _loss(self, energies, forces, labels, nacs=None, nac_outer=None) -> torch.Tensor:
         c = self.config.loss
         loss = multistate_loss(
             energies, forces, labels, c.energy, c.forces, self.state_weights, *c.deltas()
         )
         if self.train_couplings:  # the phase-free coupling error (loss.nacs > 0)
-            loss = loss + c.nacs * coupling_loss(nacs, labels, c.delta_nacs())
+            if self.model.config.couplings == "outer":  # on D = d d^T, sign-free
+                term = outer_coupling_loss(nac_outer, labels, c.delta_nacs())
+            else:
+                term = coupling_loss(nacs, labels, c.delta_nacs())
+            loss = loss + c.nacs * term
         if c.gap > 0:  # the gap error (loss.gap > 0)
             loss = loss + c.gap * gap_loss(energies, labels, c.delta_gap())
         return loss
@@ -393,7 +405,8 @@ class Trainer:
         """Validation loss and metrics of the EMA weights."""
         indices = self.split["validation"]
         pred = self._predict(self.ema.model, indices)
-        loss = float(self._loss(pred.energies, pred.forces, self.val_labels, pred.nacs))
+        loss = self._loss(pred.energies, pred.forces, self.val_labels, pred.nacs, pred.nac_outer)
+        loss = float(loss)
         return loss, metrics_of(self.data, indices, pred)
 
     def _predict(self, model: MultiStateMACE, indices) -> Predictions:
