@@ -1,14 +1,19 @@
-"""Helpers of the run tests: a small Tully-1 run input, an electronic structure that crashes
-mid-run, and the contents of an HDF5 file."""
+"""Helpers of the run tests: a small Tully-1 run input, the files and input of a small ML run on
+ethylene, an electronic structure that crashes mid-run, and the contents of an HDF5 file."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
+import torch
 import yaml
+from ase.build import molecule
+from ase.io import write
 
+from fusionff import MultiStateMACE, save_model
 from fusionff.dynamics import TullyModel
 
 
@@ -34,6 +39,58 @@ def tully_input(tmp_path: Path, name: str = "run", **changes) -> Path:
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path
+
+
+def write_random_model(path: Path) -> None:
+    """A random two-state float64 model on H and C (4 channels, one layer, correlation 2,
+    weights from ``torch.manual_seed(0)``), saved to ``path``."""
+    torch.manual_seed(0)
+    model = MultiStateMACE(
+        elements=["H", "C"], n_states=2, channels=4, num_layers=1, correlation=2, dtype="float64"
+    )
+    save_model(model, path)
+
+
+def write_molecule(root: Path, formula: str = "C2H4", name: str = "ethylene") -> None:
+    """``root/<name>.xyz`` (ASE's molecule ``formula``) and ``root/harmonic-hessian.npz``: the
+    Hessian of an isotropic harmonic model about that geometry, 30 eV/Angstrom^2 on every
+    coordinate. A random network has no minimum there (its own Hessian has imaginary modes), so
+    the ML runs Wigner-sample from this one: they check the plumbing, not the initial
+    conditions."""
+    atoms = molecule(formula)
+    write(root / f"{name}.xyz", atoms)
+    np.savez(
+        root / "harmonic-hessian.npz",
+        hessian=30.0 * np.eye(3 * len(atoms)),
+        positions=atoms.positions,
+        numbers=atoms.numbers,
+    )
+
+
+def ml_input(root: Path, name: str, hessian: str | None = None, **changes: Any) -> dict:
+    """The raw run input (as read from YAML) of an ML run on the files in ``root``
+    (:func:`write_random_model` at ``root/model.fff``, :func:`write_molecule`: ethylene), output
+    ``root/<name>``: S1 starts Wigner-sampled at 300 K from ``hessian`` (default the harmonic
+    Hessian file), kappa-TSH with decoherence, 0.2 fs steps, 3 trajectories in batches of 2, 6
+    steps, frames every 2 steps, checkpoints every 3 steps, CPU, seed 5; ``changes`` replace
+    top-level keys."""
+    hessian = str(root / "harmonic-hessian.npz") if hessian is None else hessian
+    raw = {
+        "potential": str(root / "model.fff"),
+        "structure": str(root / "ethylene.xyz"),
+        "initial_conditions": {"wigner": {"temperature": 300, "hessian": hessian}, "state": 1},
+        "dynamics": {"algorithm": "kappa-tsh", "decoherence": True, "dt": 0.2},
+        "n_traj": 3,
+        "batch_size": 2,
+        "n_steps": 6,
+        "write_every": 2,
+        "checkpoint_every": 3,
+        "device": "cpu",
+        "seed": 5,
+        "output": str(root / name),
+    }
+    raw.update(changes)
+    return raw
 
 
 class Interrupted(Exception):

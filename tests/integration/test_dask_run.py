@@ -1,23 +1,21 @@
 """``fusionff run --dask``: batches as tasks on a Dask cluster, files written by the client.
 
-An ML ensemble (a random two-state model on ethylene, Wigner starts from a harmonic Hessian,
-as in test_run_ml.py; 5 trajectories in batches of 2, 8 steps) runs without a pool, through an
-in-process pool, and on the session's LocalCluster of two workers (``dask_address``); every
-H5MD dataset and attribute and the summary's records must be equal bit for bit.
+An ML ensemble (run_helpers.ml_input, as in test_run_ml.py: a random two-state model on
+ethylene, Wigner starts from a harmonic Hessian; 5 trajectories in batches of 2, 8 steps) runs
+without a pool, through an in-process pool, and on the session's LocalCluster of two workers
+(``dask_address``); every H5MD dataset and attribute and the summary's records must be equal
+bit for bit.
 """
 
 from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import torch
 import yaml
 from ase.build import molecule
-from ase.io import write
 
-from fusionff import MultiStateMACE, save_model
 from fusionff.cli import main
 from fusionff.dynamics.run_config import RunConfig
 from fusionff.dynamics.runner import run_ensemble
@@ -28,7 +26,14 @@ from .dask_helpers import (
     SerialPool,
     assert_same_run,
 )
-from .run_helpers import FailAfter, Interrupted, tully_input
+from .run_helpers import (
+    FailAfter,
+    Interrupted,
+    ml_input,
+    tully_input,
+    write_molecule,
+    write_random_model,
+)
 
 N_TRAJ = 5
 
@@ -37,36 +42,9 @@ N_TRAJ = 5
 def inputs(tmp_path_factory):
     """The model, molecule, Hessian and run input, and the run without a pool ("local")."""
     root = tmp_path_factory.mktemp("dask_run")
-    torch.manual_seed(0)
-    model = MultiStateMACE(
-        elements=["H", "C"], n_states=2, channels=4, num_layers=1, correlation=2, dtype="float64"
-    )
-    save_model(model, root / "model.fff")
-    atoms = molecule("C2H4")
-    write(root / "ethylene.xyz", atoms)
-    np.savez(
-        root / "hessian.npz",
-        hessian=30.0 * np.eye(3 * len(atoms)),
-        positions=atoms.positions,
-        numbers=atoms.numbers,
-    )
-    raw = {
-        "potential": str(root / "model.fff"),
-        "structure": str(root / "ethylene.xyz"),
-        "initial_conditions": {
-            "wigner": {"temperature": 300, "hessian": str(root / "hessian.npz")},
-            "state": 1,
-        },
-        "dynamics": {"algorithm": "kappa-tsh", "decoherence": True, "dt": 0.2},
-        "n_traj": 4,
-        "batch_size": 2,
-        "n_steps": 8,
-        "write_every": 2,
-        "checkpoint_every": 3,
-        "device": "cpu",
-        "seed": 5,
-        "output": str(root / "unused"),
-    }
+    write_random_model(root / "model.fff")
+    write_molecule(root)
+    raw = ml_input(root, "unused", n_traj=4, n_steps=8)
     (root / "run.yaml").write_text(yaml.safe_dump(raw))
     overrides = ["--n-traj", str(N_TRAJ), "--seed", "11"]
     assert main(["run", str(root / "run.yaml"), "--output", str(root / "local"), *overrides]) == 0

@@ -4,9 +4,10 @@ while the others run on.
 
 The models are random float64 networks with different seeds (tests/unit/
 test_potential_diabatic.tiny_model), the molecule ethylene, Wigner-sampled from an isotropic
-harmonic Hessian written to a file (as in test_run_ml.py). The thresholds are chosen from the
-spreads a run without limits records at every step, between the trajectories' largest ones,
-so that exactly one trajectory crosses them.
+harmonic Hessian written to a file (run_helpers.write_molecule and ml_input, as in
+test_run_ml.py). The thresholds are chosen from the spreads a run without limits records at
+every step, between the trajectories' largest ones, so that exactly one trajectory crosses
+them.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pytest
 import torch
 import yaml
 from ase.build import molecule
-from ase.io import read, write
+from ase.io import read
 
 from fusionff import save_model
 from fusionff.analysis import AnalysisOptions, analyze_run, format_report, read_run
@@ -27,7 +28,7 @@ from fusionff.dynamics.run_config import RunConfig
 from fusionff.dynamics.runner import run_ensemble
 from fusionff.dynamics.spread import spread_reason
 from fusionff.potential import Potential
-from tests.integration.run_helpers import Interrupted, h5_contents
+from tests.integration.run_helpers import Interrupted, h5_contents, ml_input, write_molecule
 from tests.unit.test_potential_diabatic import tiny_model
 
 N_TRAJ, N_STEPS, DT = 4, 12, 0.5
@@ -38,38 +39,25 @@ def inputs(tmp_path_factory):
     root = tmp_path_factory.mktemp("committee")
     for seed in (0, 1):
         save_model(tiny_model(2, head="adiabatic", seed=seed), root / f"m{seed}.fff")
-    atoms = molecule("C2H4")
-    write(root / "ethylene.xyz", atoms)
-    np.savez(
-        root / "harmonic-hessian.npz",
-        hessian=30.0 * np.eye(3 * len(atoms)),
-        positions=atoms.positions,
-        numbers=atoms.numbers,
-    )
+    write_molecule(root)
     return root
 
 
 def committee_input(root, name: str, committee: dict | None = None, **changes) -> RunConfig:
-    raw = {
+    dynamics = {"algorithm": "kappa-tsh", "dt": DT}
+    if committee is not None:
+        dynamics["committee"] = committee
+    run = {
         "potential": {"model": [str(root / "m0.fff"), str(root / "m1.fff")]},
-        "structure": str(root / "ethylene.xyz"),
-        "initial_conditions": {
-            "wigner": {"temperature": 300, "hessian": str(root / "harmonic-hessian.npz")},
-            "state": 1,
-        },
-        "dynamics": {"algorithm": "kappa-tsh", "dt": DT},
+        "dynamics": dynamics,
         "n_traj": N_TRAJ,
+        "batch_size": None,  # all in one batch
         "n_steps": N_STEPS,
         "write_every": 1,
         "checkpoint_every": 5,
-        "device": "cpu",
         "seed": 3,
-        "output": str(root / name),
-        **changes,
     }
-    if committee is not None:
-        raw["dynamics"]["committee"] = committee
-    return RunConfig.from_dict(raw)
+    return RunConfig.from_dict(ml_input(root, name, **{**run, **changes}))
 
 
 def read_series(path) -> dict[str, np.ndarray]:

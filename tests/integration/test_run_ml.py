@@ -15,50 +15,25 @@ import h5py
 import MDAnalysis as mda
 import numpy as np
 import pytest
-import torch
 import yaml
 from ase.build import molecule
-from ase.io import write
 
-from fusionff import MultiStateMACE, save_model
 from fusionff.cli import main
+
+from .run_helpers import ml_input, write_molecule, write_random_model
 
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
     root = tmp_path_factory.mktemp("ml")
-    torch.manual_seed(0)
-    model = MultiStateMACE(
-        elements=["H", "C"], n_states=2, channels=4, num_layers=1, correlation=2, dtype="float64"
-    )
-    save_model(model, root / "model.fff")
-    atoms = molecule("C2H4")
-    write(root / "ethylene.xyz", atoms)
-    np.savez(
-        root / "harmonic-hessian.npz",
-        hessian=30.0 * np.eye(3 * len(atoms)),
-        positions=atoms.positions,
-        numbers=atoms.numbers,
-    )
+    write_random_model(root / "model.fff")
+    write_molecule(root)
     return root
 
 
-def ml_input(root, name: str, hessian: str) -> str:
-    raw = {
-        "potential": str(root / "model.fff"),
-        "structure": str(root / "ethylene.xyz"),
-        "initial_conditions": {"wigner": {"temperature": 300, "hessian": hessian}, "state": 1},
-        "dynamics": {"algorithm": "kappa-tsh", "decoherence": True, "dt": 0.2},
-        "n_traj": 3,
-        "batch_size": 2,
-        "n_steps": 6,
-        "write_every": 2,
-        "checkpoint_every": 3,
-        "device": "cpu",
-        "seed": 5,
-        "output": str(root / name),
-        "stop": {"state": 0, "after_fs": 0.4},
-    }
+def write_input(root, name: str, hessian: str | None = None, **changes) -> str:
+    """:func:`ml_input`, stopping 0.4 fs after S0 is reached, written to ``root/<name>.yaml``."""
+    raw = ml_input(root, name, hessian, stop={"state": 0, "after_fs": 0.4}, **changes)
     path = root / f"{name}.yaml"
     path.write_text(yaml.safe_dump(raw))
     return str(path)
@@ -68,7 +43,7 @@ def test_molecular_run_on_a_model_file(inputs):
     """Three ethylene trajectories on S1 of a model file, Wigner-sampled at 300 K: the files
     open in MDAnalysis with the six atoms, frames every second step from the sampled start,
     two-state observables, and the summary records seeds, S1 starts and known statuses."""
-    assert main(["run", ml_input(inputs, "run", str(inputs / "harmonic-hessian.npz"))]) == 0
+    assert main(["run", write_input(inputs, "run")]) == 0
     out = inputs / "run"
     summary = json.loads((out / "summary.json").read_text())
     assert summary["config"]["dynamics"]["algorithm"] == "kappa-tsh"
@@ -102,7 +77,7 @@ def test_hessian_of_a_random_model_is_refused_but_cached(inputs, capsys):
     """'hessian: compute' differentiates the model's S0 forces and caches the Hessian in the
     output directory; the random model has imaginary modes there, so the run stops with an
     error that says so instead of sampling from them."""
-    assert main(["run", ml_input(inputs, "computed", "compute")]) == 1
+    assert main(["run", write_input(inputs, "computed", "compute")]) == 1
     assert "imaginary mode" in capsys.readouterr().err
     cached = np.load(inputs / "computed" / "hessian.npz")
     assert cached["hessian"].shape == (18, 18)
@@ -113,11 +88,9 @@ def test_a_run_can_start_where_another_run_started(inputs):
     """initial_conditions.file = an earlier run's directory: trajectory i starts exactly where
     trajectory i of that run started, so with the same potential and seed the new run repeats
     it bit for bit (every frame's positions, the energies and the summary's gaps)."""
-    assert main(["run", ml_input(inputs, "run", str(inputs / "harmonic-hessian.npz"))]) == 0
-    raw = yaml.safe_load(open(ml_input(inputs, "again", "unused")))
-    raw["initial_conditions"] = {"file": str(inputs / "run"), "state": 1}
-    (inputs / "again.yaml").write_text(yaml.safe_dump(raw))
-    assert main(["run", str(inputs / "again.yaml")]) == 0
+    assert main(["run", write_input(inputs, "run")]) == 0
+    start = {"file": str(inputs / "run"), "state": 1}
+    assert main(["run", write_input(inputs, "again", initial_conditions=start)]) == 0
     first = json.loads((inputs / "run" / "summary.json").read_text())["trajectories"]
     again = json.loads((inputs / "again" / "summary.json").read_text())["trajectories"]
     assert [r["initial_gap_ev"] for r in again] == [r["initial_gap_ev"] for r in first]

@@ -5,15 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from ase.build import molecule
-from ase.io import write
 
 from fusionff import MultiStateMACE, save_model
 from fusionff.cli import main
 from fusionff.dynamics.run_config import RunConfig
 from fusionff.dynamics.runner import run_ensemble
 
-from .run_helpers import FailAfter, Interrupted, h5_contents, tully_input
+from .run_helpers import FailAfter, Interrupted, h5_contents, tully_input, write_molecule
 
 
 @pytest.fixture
@@ -33,19 +31,12 @@ def test_identical_runs_with_two_threads_give_bit_identical_files(tmp_path, keep
         elements=["H", "C"], n_states=2, channels=16, num_layers=2, correlation=2, dtype="float32"
     )
     save_model(model, tmp_path / "model.fff")
-    atoms = molecule("C6H6")
-    write(tmp_path / "benzene.xyz", atoms)
-    np.savez(
-        tmp_path / "hessian.npz",
-        hessian=30.0 * np.eye(3 * len(atoms)),
-        positions=atoms.positions,
-        numbers=atoms.numbers,
-    )
+    write_molecule(tmp_path, "C6H6", "benzene")
     raw = {
         "potential": str(tmp_path / "model.fff"),
         "structure": str(tmp_path / "benzene.xyz"),
         "initial_conditions": {
-            "wigner": {"temperature": 300, "hessian": str(tmp_path / "hessian.npz")},
+            "wigner": {"temperature": 300, "hessian": str(tmp_path / "harmonic-hessian.npz")},
             "state": 1,
         },
         "dynamics": {"algorithm": "kappa-tsh", "dt": 0.2, "max_energy_drift": 100.0},

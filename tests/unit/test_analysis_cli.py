@@ -142,27 +142,12 @@ def test_runner_output_directory_is_analysed(tmp_path, capsys):
     one particle has no isomers), with no decay fit (a scattering run) and no dihedral figure,
     and a report with the smallest gap and the energy drift; the stilbene detector refuses it
     with a clear message."""
-    import yaml
-
     from fusionff.dynamics.run_config import RunConfig
     from fusionff.dynamics.runner import run_ensemble
+    from tests.integration.run_helpers import tully_input
 
-    raw = {
-        "potential": {"tully": "simple"},
-        "initial_conditions": {"x0": -10.0, "k": 20.0},
-        "dynamics": {"dt": 0.2, "n_substeps": 5},
-        "n_traj": 4,
-        "batch_size": 4,
-        "n_steps": 300,
-        "write_every": 20,
-        "checkpoint_every": 300,
-        "device": "cpu",
-        "seed": 3,
-        "output": str(tmp_path / "tully"),
-        "stop": {"region_bohr": 10.0},
-    }
-    (tmp_path / "tully.yaml").write_text(yaml.safe_dump(raw))
-    run_ensemble(RunConfig.from_yaml(tmp_path / "tully.yaml"), log=None)
+    path = tully_input(tmp_path, "tully", n_traj=4, n_steps=300, checkpoint_every=300)
+    run_ensemble(RunConfig.from_yaml(path), log=None)
     directory = tmp_path / "tully"
     assert main(["analyze", str(directory), "--no-dihedral", *FAST]) == 0
     result = strict_json(directory / "analysis" / "analysis.json")
