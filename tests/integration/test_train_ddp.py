@@ -38,6 +38,8 @@ from fusionff.train.config import TrainConfig
 from fusionff.train.toy import write_toy_dataset
 from fusionff.train.trainer import Trainer
 
+from .train_helpers import tiny_training
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,30 +49,8 @@ METRIC_RTOL = 1e-9
 
 def write_config(data: Path, output: Path) -> Path:
     """A tiny float64 model on the toy data, 4 epochs, global batch 8; returns the YAML path."""
-    raw = {
-        "data": str(data),
-        "output": str(output),
-        "model": {
-            "channels": 4,
-            "num_layers": 1,
-            "r_max": 4.0,
-            "l_max": 1,
-            "hidden_l_max": 1,
-            "correlation": 2,
-            "radial_mlp": [8],
-            "readout_hidden": 4,
-        },
-        "split": {"train": 0.6, "validation": 0.2, "test": 0.2},
-        "batch_size": 8,
-        "max_epochs": 4,
-        "device": "cpu",
-        "dtype": "float64",
-        "seed": 1,
-        "loss": {"energy": 10.0, "forces": 10.0},
-        "schedule": {"name": "plateau", "patience": 1, "factor": 0.5},
-    }
     path = output.with_suffix(".yaml")
-    path.write_text(yaml.safe_dump(raw))
+    path.write_text(yaml.safe_dump(tiny_training(data, output)))
     return path
 
 

@@ -18,16 +18,7 @@ from fusionff.train.statistics import fit_e0s, scale_and_shift
 from fusionff.train.toy import write_toy_dataset
 from fusionff.train.trainer import Trainer
 
-TINY_MODEL = {
-    "channels": 4,
-    "num_layers": 1,
-    "r_max": 4.0,
-    "l_max": 1,
-    "hidden_l_max": 1,
-    "correlation": 2,
-    "radial_mlp": [8],
-    "readout_hidden": 4,
-}
+from .train_helpers import TINY_MODEL, tiny_training
 
 
 @pytest.fixture(scope="module")
@@ -59,18 +50,10 @@ def pretrained(tmp_path_factory):
 
 
 def config(data, output, init_from, **overrides) -> TrainConfig:
-    raw = {
-        "data": str(data),
-        "output": str(output),
-        "model": dict(TINY_MODEL),
-        "split": {"train": 0.6, "validation": 0.2, "test": 0.2},
-        "batch_size": 8,
-        "max_epochs": 1,
-        "device": "cpu",
-        "dtype": "float64",
-        "seed": 1,
-        "init_from": None if init_from is None else str(init_from),
-    }
+    """The tiny training config for one epoch, with the default loss and schedule."""
+    init_from = None if init_from is None else str(init_from)
+    raw = tiny_training(data, output, max_epochs=1, init_from=init_from)
+    del raw["loss"], raw["schedule"]
     return TrainConfig.from_dict({**raw, **overrides})
 
 

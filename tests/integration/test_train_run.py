@@ -19,16 +19,7 @@ from fusionff.train.data import file_sha256
 from fusionff.train.toy import write_toy_dataset
 from fusionff.train.trainer import Trainer
 
-TINY_MODEL = {
-    "channels": 4,
-    "num_layers": 1,
-    "r_max": 4.0,
-    "l_max": 1,
-    "hidden_l_max": 1,
-    "correlation": 2,
-    "radial_mlp": [8],
-    "readout_hidden": 4,
-}
+from .train_helpers import TINY_MODEL, tiny_training
 
 
 @pytest.fixture(scope="module")
@@ -40,21 +31,7 @@ def toy(tmp_path_factory):
 
 
 def tiny_config(data, output, **overrides) -> TrainConfig:
-    raw = {
-        "data": str(data),
-        "output": str(output),
-        "model": dict(TINY_MODEL),
-        "split": {"train": 0.6, "validation": 0.2, "test": 0.2},
-        "batch_size": 8,
-        "max_epochs": 4,
-        "device": "cpu",
-        "dtype": "float64",
-        "seed": 1,
-        "loss": {"energy": 10.0, "forces": 10.0},
-        "schedule": {"name": "plateau", "patience": 1, "factor": 0.5},
-    }
-    raw.update(overrides)
-    return TrainConfig.from_dict(raw)
+    return TrainConfig.from_dict(tiny_training(data, output, **overrides))
 
 
 class Killed(Exception):

@@ -17,17 +17,7 @@ from fusionff.train.data import load_training_data
 from fusionff.train.evaluate import evaluate
 from fusionff.train.toy import _COUPLING, _MORSE_A, _MORSE_D, _OFFSET, _R0, _R1, toy_energies
 from fusionff.train.trainer import Trainer
-
-TINY_MODEL = {
-    "channels": 4,
-    "num_layers": 1,
-    "r_max": 4.0,
-    "l_max": 1,
-    "hidden_l_max": 1,
-    "correlation": 2,
-    "radial_mlp": [8],
-    "readout_hidden": 8,
-}
+from tests.integration.train_helpers import TINY_MODEL
 
 
 def _toy_coupling(numbers: np.ndarray, positions: np.ndarray) -> np.ndarray:
@@ -120,7 +110,7 @@ def _config(data, output, nacs: float, **model) -> TrainConfig:
         {
             "data": str(data),
             "output": str(output),
-            "model": {**TINY_MODEL, **model},
+            "model": {**TINY_MODEL, "readout_hidden": 8, **model},
             "split": {"train": 0.7, "validation": 0.15, "test": 0.15},
             "batch_size": 4,
             "max_epochs": 6,
