@@ -1,4 +1,4 @@
-"""Shared fixtures: small float64 models and test structures."""
+"""Shared fixtures: small float64 models, their outputs, test structures and relative errors."""
 
 from __future__ import annotations
 
@@ -38,6 +38,19 @@ def small_model(fusion: bool, n_states: int = 3, **overrides) -> MultiStateMACE:
         model.scale.uniform_(0.5, 2.0)
         model.shift.normal_()
     return model
+
+
+def outputs_with_couplings(model: MultiStateMACE, numbers, positions) -> dict[str, np.ndarray]:
+    """The model's outputs for one structure (``numbers`` (N,), ``positions`` (N, 3) Angstrom),
+    couplings included, as arrays: energies (1, S) eV, forces (N, S, 3) eV/Angstrom, nacs
+    (N, S, S, 3) 1/Angstrom and whatever else its head returns."""
+    out = model.evaluate_structures([numbers], [positions], compute_couplings=True)
+    return {k: v.detach().numpy() for k, v in out.items()}
+
+
+def relative_error(a: np.ndarray, b: np.ndarray) -> float:
+    """max |a - b| over the largest |b| (at least 1e-12): the error of ``a`` relative to ``b``."""
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-12))
 
 
 @pytest.fixture(params=[False, True], ids=["plain", "fusion"], scope="module")

@@ -20,7 +20,7 @@ from scipy.spatial.transform import Rotation
 from fusionff import FusionCalculator, MultiStateMACE, load_model, save_model
 from fusionff.models.io import read_header
 from fusionff.potential import Potential
-from tests.conftest import random_molecule, small_model
+from tests.conftest import outputs_with_couplings, random_molecule, relative_error, small_model
 
 TOL = 1e-10
 
@@ -35,21 +35,12 @@ def _model(n_states: int, fusion: bool = False, seed: int = 0) -> MultiStateMACE
     return model
 
 
-def _eval(model: MultiStateMACE, numbers, positions) -> dict[str, np.ndarray]:
-    out = model.evaluate_structures([numbers], [positions], compute_couplings=True)
-    return {k: v.detach().numpy() for k, v in out.items()}
-
-
-def _rel(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-12))
-
-
 @pytest.mark.parametrize("n_states", [2, 3])
 def test_couplings_are_antisymmetric_with_zero_diagonal(n_states):
     """d_ji = -d_ij bit for bit, d_ii = 0 exactly, shape (n, S, S, 3), not trivially zero."""
     model = _model(n_states)
     z, x = random_molecule(np.random.default_rng(0))
-    d = _eval(model, z, x)["nacs"]
+    d = outputs_with_couplings(model, z, x)["nacs"]
     assert d.shape == (len(z), n_states, n_states, 3)
     assert np.array_equal(d, -d.transpose(0, 2, 1, 3))
     assert np.all(d[:, np.arange(n_states), np.arange(n_states)] == 0)
@@ -67,24 +58,24 @@ def test_couplings_are_polar_vectors_under_o3(n_states, fusion, transform):
     model = _model(n_states, fusion)
     rng = np.random.default_rng(1)
     z, x = random_molecule(rng)
-    a = _eval(model, z, x)
+    a = outputs_with_couplings(model, z, x)
     for _ in range(2 if transform != "inversion" else 1):
         q = Rotation.random(random_state=rng.integers(1 << 31)).as_matrix()
         q = {"rotation": q, "reflection": -q, "inversion": -np.eye(3)}[transform]
-        b = _eval(model, z, x @ q.T)
-        assert _rel(b["energies"], a["energies"]) < TOL
-        assert _rel(b["forces"], a["forces"] @ q.T) < TOL
-        assert _rel(b["nacs"], a["nacs"] @ q.T) < TOL
+        b = outputs_with_couplings(model, z, x @ q.T)
+        assert relative_error(b["energies"], a["energies"]) < TOL
+        assert relative_error(b["forces"], a["forces"] @ q.T) < TOL
+        assert relative_error(b["nacs"], a["nacs"] @ q.T) < TOL
 
 
 def test_couplings_scale_with_coupling_scale_and_need_no_forces():
     """nacs = coupling_scale x readout (1/Angstrom); couplings without forces are the same."""
     model = _model(2)
     z, x = random_molecule(np.random.default_rng(2))
-    graph_out = _eval(model, z, x)
+    graph_out = outputs_with_couplings(model, z, x)
     model.config.coupling_scale = 200.0
-    doubled = _eval(model, z, x)
-    assert _rel(doubled["nacs"], 2 * graph_out["nacs"]) < 1e-14
+    doubled = outputs_with_couplings(model, z, x)
+    assert relative_error(doubled["nacs"], 2 * graph_out["nacs"]) < 1e-14
     from fusionff.data.graph import build_graph
 
     graph = build_graph([z], [x], model.r_max)
@@ -152,7 +143,8 @@ def test_calculator_and_potential_give_the_learned_couplings(tmp_path):
     assert "diabatic_hamiltonian" not in calc.implemented_properties
     atoms.calc = calc
     atoms.get_potential_energy()
-    own = _eval(model, atoms.numbers, atoms.positions)["nacs"].transpose(1, 2, 0, 3)
+    own = outputs_with_couplings(model, atoms.numbers, atoms.positions)["nacs"]
+    own = own.transpose(1, 2, 0, 3)
     assert calc.results["nacs"].shape == (2, 2, len(atoms), 3)
     assert np.array_equal(calc.results["nacs"], own)
     assert "diabatic_hamiltonian" not in calc.results
@@ -163,8 +155,8 @@ def test_calculator_and_potential_give_the_learned_couplings(tmp_path):
     batched = potential.evaluate(atoms.numbers, x)["nacs"].numpy()
     assert batched.shape == (3, 2, 2, len(atoms), 3)
     for b in range(3):
-        single = _eval(model, atoms.numbers, x[b])["nacs"].transpose(1, 2, 0, 3)
-        assert _rel(batched[b], single) < TOL
+        single = outputs_with_couplings(model, atoms.numbers, x[b])["nacs"].transpose(1, 2, 0, 3)
+        assert relative_error(batched[b], single) < TOL
 
 
 def test_committee_averages_learned_couplings_and_mixed_gives_none():
@@ -173,10 +165,10 @@ def test_committee_averages_learned_couplings_and_mixed_gives_none():
     a, b = _model(2, seed=8), _model(2, seed=9)
     z, x = random_molecule(np.random.default_rng(10))
     (out,) = Potential([a, b], device="cpu").evaluate_structures([z], [x])
-    da, db = (_eval(m, z, x)["nacs"].transpose(1, 2, 0, 3) for m in (a, b))
+    da, db = (outputs_with_couplings(m, z, x)["nacs"].transpose(1, 2, 0, 3) for m in (a, b))
     sign = 1.0 if np.sum(da[0, 1] * db[0, 1]) >= 0 else -1.0
     db = db * np.array([[1.0, sign], [sign, 1.0]])[:, :, None, None]
-    assert _rel(out["nacs"], 0.5 * (da + db)) < TOL
+    assert relative_error(out["nacs"], 0.5 * (da + db)) < TOL
     mixed = Potential([a, small_model(fusion=False, n_states=2)], device="cpu")
     assert not mixed.provides_nacs
     assert "nacs" not in mixed.evaluate_structures([z], [x])[0]

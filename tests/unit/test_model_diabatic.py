@@ -20,7 +20,7 @@ from fusionff import MultiStateMACE, load_model, save_model
 from fusionff.data.graph import build_graph, molecular_batch_graph
 from fusionff.models.io import read_header
 from fusionff.nn.diabatic import DEGENERACY_EPS2, adiabatic_states
-from tests.conftest import random_molecule, small_model
+from tests.conftest import outputs_with_couplings, random_molecule, relative_error, small_model
 
 TOL = 1e-10
 
@@ -31,15 +31,6 @@ def _model(n_states: int, fusion: bool = False) -> MultiStateMACE:
         model.e0.mul_(0.05)  # diabatic energies closer together: sizeable couplings
         model.shift.mul_(0.05)
     return model
-
-
-def _eval(model: MultiStateMACE, numbers, positions) -> dict[str, np.ndarray]:
-    out = model.evaluate_structures([numbers], [positions], compute_couplings=True)
-    return {k: v.detach().numpy() for k, v in out.items()}
-
-
-def _rel(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-12))
 
 
 @pytest.mark.parametrize("n_states", [2, 3])
@@ -55,14 +46,14 @@ def test_energies_are_the_eigenvalues_of_the_returned_matrix(n_states):
     assert h.shape == (3, n_states, n_states) and np.array_equal(h, h.transpose(0, 2, 1))
     lam = np.linalg.eigvalsh(h)
     if n_states == 2:
-        assert _rel(e.sum(1), lam.sum(1)) < TOL
+        assert relative_error(e.sum(1), lam.sum(1)) < TOL
         gap2 = (e[:, 1] - e[:, 0]) ** 2
-        assert _rel(gap2, (lam[:, 1] - lam[:, 0]) ** 2 + 4 * DEGENERACY_EPS2) < TOL
+        assert relative_error(gap2, (lam[:, 1] - lam[:, 0]) ** 2 + 4 * DEGENERACY_EPS2) < TOL
     else:
-        assert _rel(e, lam) < TOL
+        assert relative_error(e, lam) < TOL
     # the eigenvectors returned diagonalise H: U^T H U = diag(eigenvalues of H)
     u = out["eigenvectors"].detach().numpy()
-    assert _rel(u.transpose(0, 2, 1) @ h @ u, lam[:, :, None] * np.eye(n_states)) < TOL
+    assert relative_error(u.transpose(0, 2, 1) @ h @ u, lam[:, :, None] * np.eye(n_states)) < TOL
 
 
 @pytest.mark.parametrize("reflect", [False, True], ids=["rotation", "reflection"])
@@ -74,19 +65,19 @@ def test_energies_invariant_couplings_equivariant_under_o3(n_states, fusion, ref
     model = _model(n_states, fusion)
     rng = np.random.default_rng(1)
     z, x = random_molecule(rng)
-    a = _eval(model, z, x)
+    a = outputs_with_couplings(model, z, x)
     assert np.max(np.abs(a["nacs"])) > 1e-3  # couplings are not trivially zero
     for _ in range(2):
         q = Rotation.random(random_state=rng.integers(1 << 31)).as_matrix()
         q = -q if reflect else q
-        b = _eval(model, z, x @ q.T)
-        assert _rel(b["energies"], a["energies"]) < TOL
-        assert _rel(b["diabatic_hamiltonian"], a["diabatic_hamiltonian"]) < TOL
-        assert _rel(b["forces"], a["forces"] @ q.T) < TOL
+        b = outputs_with_couplings(model, z, x @ q.T)
+        assert relative_error(b["energies"], a["energies"]) < TOL
+        assert relative_error(b["diabatic_hamiltonian"], a["diabatic_hamiltonian"]) < TOL
+        assert relative_error(b["forces"], a["forces"] @ q.T) < TOL
         rotated = a["nacs"] @ q.T  # (n, S, S, 3)
         sign = np.sign(np.einsum("nijx,nijx->ij", b["nacs"], rotated))
         np.fill_diagonal(sign, 1.0)
-        assert _rel(b["nacs"] * sign[None, :, :, None], rotated) < TOL
+        assert relative_error(b["nacs"] * sign[None, :, :, None], rotated) < TOL
         assert np.array_equal(b["nacs"], -b["nacs"].transpose(0, 2, 1, 3))
 
 
@@ -96,13 +87,16 @@ def test_couplings_equal_finite_difference_overlaps_of_eigenvectors(n_states):
     model = _model(n_states)
     rng = np.random.default_rng(2)
     z, x = random_molecule(rng)
-    a = _eval(model, z, x)
+    a = outputs_with_couplings(model, z, x)
     u0 = a["eigenvectors"][0]
     h = 1e-4
     for _ in range(3):
         v = rng.normal(size=x.shape)
         v /= np.linalg.norm(v)
-        ham = [_eval(model, z, x + s * h * v)["diabatic_hamiltonian"][0] for s in (1, -1)]
+        ham = [
+            outputs_with_couplings(model, z, x + s * h * v)["diabatic_hamiltonian"][0]
+            for s in (1, -1)
+        ]
         up, um = (np.linalg.eigh(m)[1] for m in ham)
         up *= np.sign(np.sum(up * u0, axis=0))
         um *= np.sign(np.sum(um * u0, axis=0))

@@ -12,13 +12,9 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from fusionff.potential import Potential
-from tests.conftest import random_crystal, random_molecule
+from tests.conftest import random_crystal, random_molecule, relative_error
 
 TOL = 1e-10
-
-
-def _rel(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-12))
 
 
 def _orthogonal(rng: np.random.Generator, reflect: bool) -> np.ndarray:
@@ -42,8 +38,8 @@ def test_molecule_energy_invariant_forces_equivariant_under_o3(model, reflect):
     for _ in range(3):
         q = _orthogonal(rng, reflect)
         e2, f2 = _eval(pot, z, x @ q.T)
-        assert _rel(e2, e) < TOL
-        assert _rel(f2, f @ q.T) < TOL
+        assert relative_error(e2, e) < TOL
+        assert relative_error(f2, f @ q.T) < TOL
 
 
 def test_molecule_invariant_under_translation(model):
@@ -53,7 +49,7 @@ def test_molecule_invariant_under_translation(model):
     z, x = random_molecule(rng)
     e, f = _eval(pot, z, x)
     e2, f2 = _eval(pot, z, x + np.array([3.7, -12.1, 0.4]))
-    assert _rel(e2, e) < TOL and _rel(f2, f) < TOL
+    assert relative_error(e2, e) < TOL and relative_error(f2, f) < TOL
 
 
 def test_molecule_invariant_under_permutation_of_like_atoms(model):
@@ -64,8 +60,8 @@ def test_molecule_invariant_under_permutation_of_like_atoms(model):
     e, f = _eval(pot, z, x)
     perm = rng.permutation(len(z))  # any permutation maps like atoms onto like atoms
     e2, f2 = _eval(pot, z[perm], x[perm])
-    assert _rel(e2, e) < TOL
-    assert _rel(f2, f[:, perm]) < TOL
+    assert relative_error(e2, e) < TOL
+    assert relative_error(f2, f[:, perm]) < TOL
 
 
 @pytest.mark.parametrize("reflect", [False, True], ids=["rotation", "reflection"])
@@ -78,8 +74,8 @@ def test_periodic_energy_invariant_forces_equivariant_under_o3(model, reflect):
     e, f = _eval(pot, z, x, cell)
     q = _orthogonal(rng, reflect)
     e2, f2 = _eval(pot, z, x @ q.T, cell @ q.T)
-    assert _rel(e2, e) < TOL
-    assert _rel(f2, f @ q.T) < TOL
+    assert relative_error(e2, e) < TOL
+    assert relative_error(f2, f @ q.T) < TOL
 
 
 def test_periodic_invariant_under_translation_and_wrapping(model):
@@ -90,7 +86,7 @@ def test_periodic_invariant_under_translation_and_wrapping(model):
     e, f = _eval(pot, z, x, cell)
     frac = np.linalg.solve(cell.T, (x + np.array([1.3, -0.7, 2.9])).T).T % 1.0
     e2, f2 = _eval(pot, z, frac @ cell, cell)
-    assert _rel(e2, e) < TOL and _rel(f2, f) < TOL
+    assert relative_error(e2, e) < TOL and relative_error(f2, f) < TOL
 
 
 def test_periodic_invariant_under_permutation(model):
@@ -101,7 +97,7 @@ def test_periodic_invariant_under_permutation(model):
     e, f = _eval(pot, z, x, cell)
     perm = rng.permutation(len(z))
     e2, f2 = _eval(pot, z[perm], x[perm], cell)
-    assert _rel(e2, e) < TOL and _rel(f2, f[:, perm]) < TOL
+    assert relative_error(e2, e) < TOL and relative_error(f2, f[:, perm]) < TOL
 
 
 def test_supercell_energy_is_extensive(model):
@@ -114,5 +110,5 @@ def test_supercell_energy_is_extensive(model):
     x2 = np.concatenate([x, x + cell[0]])
     cell2 = cell * np.array([[2.0], [1.0], [1.0]])
     e2, f2 = _eval(pot, z2, x2, cell2)
-    assert _rel(e2, 2 * e) < TOL
-    assert _rel(f2[:, : len(z)], f) < TOL
+    assert relative_error(e2, 2 * e) < TOL
+    assert relative_error(f2[:, : len(z)], f) < TOL
