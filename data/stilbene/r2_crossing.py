@@ -34,8 +34,12 @@ HERE = Path(__file__).resolve().parent
 ALPHA_EV = 0.02 * 27.211386245988
 
 
-class _OnState(Calculator):
-    """Energy and forces of one state of a multi-state calculator."""
+class OnState(Calculator):
+    """One state of a multi-state calculator as an ordinary ASE calculator: ``energy`` (eV)
+    and ``forces`` (N, 3) eV/Angstrom of state ``state``, and ``energies`` (S,) eV of every
+    state. ``inner`` must set ``results["energies"]`` (S,) eV and ``results["state_forces"]``
+    (S, N, 3) eV/Angstrom (as :class:`~fusionff.labeling.calculator.CasscfCalculator` and
+    :class:`~fusionff.calculator.FusionCalculator` do)."""
 
     implemented_properties = ["energy", "forces"]
 
@@ -54,8 +58,11 @@ class _OnState(Calculator):
         }
 
 
-class _Penalty(Calculator):
-    """The penalty function of the crossing search (eV)."""
+class CrossingPenalty(Calculator):
+    """The penalty function of the S1/S0 crossing search as an ASE calculator: ``energy``
+    F = (E0 + E1)/2 + sigma dE^2 / (|dE| + alpha) in eV, dE = E1 - E0, alpha = ``ALPHA_EV``
+    (0.02 Hartree), ``sigma`` dimensionless; ``forces`` -dF/dx (N, 3) eV/Angstrom;
+    ``energies`` (E0, E1) eV. ``inner``: a two-state calculator as for :class:`OnState`."""
 
     implemented_properties = ["energy", "forces"]
 
@@ -87,8 +94,14 @@ def _log_energies(calc, path: Path) -> None:
         handle.write(json.dumps(record) + "\n")
 
 
-def _optimise(atoms: Atoms, calc, work: Path, name: str, fmax: float, steps: int) -> dict:
-    """BFGS from the last frame of ``work/name.traj`` if it exists; returns a summary."""
+def optimise(atoms: Atoms, calc, work: Path, name: str, fmax: float, steps: int) -> dict:
+    """Minimise ``calc``'s energy (:class:`OnState` or :class:`CrossingPenalty`) over
+    ``atoms``' positions (Angstrom, changed in place) with BFGS (steps of at most 0.1
+    Angstrom) until the largest force is below ``fmax`` eV/Angstrom or ``steps`` steps in all
+    are done, continuing from the last frame of ``work/<name>.traj`` if it exists; each step
+    goes to that trajectory and its state energies (eV) to ``work/<name>.energies.jsonl``.
+    Returns whether it converged, the steps in all, the seconds of this call, and E_S0, E_S1
+    and their gap in eV at the last geometry."""
     traj_path = work / f"{name}.traj"
     done = 0
     if traj_path.exists() and traj_path.stat().st_size > 0:
@@ -113,9 +126,10 @@ def _optimise(atoms: Atoms, calc, work: Path, name: str, fmax: float, steps: int
     }
 
 
-def _geometry(positions: np.ndarray) -> dict:
-    """Dihedral, angle sums at C1/C2, and the shorter of the distances H1-C2 and H2-C1 (about
-    2.1 Angstrom normally; a hydrogen bridging the central carbons comes within 1.3)."""
+def describe_geometry(positions: np.ndarray) -> dict:
+    """Of stilbene positions (26, 3) Angstrom: the central dihedral and the angle sums at C1
+    and C2 (degrees), and the shorter of the distances H1-C2 and H2-C1 (about 2.1 Angstrom
+    normally; a hydrogen bridging the central carbons comes within 1.3)."""
     bridge = min(
         np.linalg.norm(positions[sb.H1] - positions[sb.C2]),
         np.linalg.norm(positions[sb.H2] - positions[sb.C1]),
@@ -143,8 +157,8 @@ def main(argv=None) -> int:
     )
     if args.only in (None, "cis"):
         atoms = sb.cis_stilbene()
-        info = _optimise(atoms, _OnState(casscf, 0), args.work, "cis-s0", args.fmax, args.steps)
-        results["cis_S0_minimum"] = info | _geometry(atoms.positions)
+        info = optimise(atoms, OnState(casscf, 0), args.work, "cis-s0", args.fmax, args.steps)
+        results["cis_S0_minimum"] = info | describe_geometry(atoms.positions)
         write(HERE / "r2" / "cis-r2.xyz", Atoms(atoms.numbers, atoms.positions))
         out_path.write_text(json.dumps(results, indent=1))
     if args.only in (None, "crossing"):
@@ -153,15 +167,15 @@ def main(argv=None) -> int:
         atoms = Atoms(numbers=sb.cis_stilbene().numbers, positions=start)
         info = {}
         for sigma in (3.5, 15.0):
-            info[f"sigma_{sigma:g}"] = _optimise(
+            info[f"sigma_{sigma:g}"] = optimise(
                 atoms,
-                _Penalty(casscf, sigma),
+                CrossingPenalty(casscf, sigma),
                 args.work,
                 f"crossing-sigma{sigma:g}",
                 args.fmax,
                 args.steps,
             )
-        results["crossing"] = info | _geometry(atoms.positions)
+        results["crossing"] = info | describe_geometry(atoms.positions)
         write(HERE / "r2" / "crossing-r2.xyz", Atoms(atoms.numbers, atoms.positions))
         if "cis_S0_minimum" in results:
             results["crossing_S1_minus_cis_FC_S1_eV"] = (

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from ase.io import read
-from r2_crossing import HERE, _geometry, _OnState, _optimise, _Penalty
+from r2_crossing import HERE, CrossingPenalty, OnState, describe_geometry, optimise
 
 from fusionff.calculator import FusionCalculator
 from fusionff.models.io import load_model
@@ -63,13 +63,15 @@ def check(model: Path, fmax: float, steps: int) -> dict:
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
         cis = cis_ref.copy()
-        info = _optimise(cis, _OnState(calc, 0), work, "cis", fmax, steps)
-        out["cis_minimum"] = info | _geometry(cis.positions)
+        info = optimise(cis, OnState(calc, 0), work, "cis", fmax, steps)
+        out["cis_minimum"] = info | describe_geometry(cis.positions)
         crossing = crossing_ref.copy()
         for sigma in (3.5, 15.0):
-            info = _optimise(crossing, _Penalty(calc, sigma), work, f"x{sigma:g}", fmax, steps)
+            info = optimise(
+                crossing, CrossingPenalty(calc, sigma), work, f"x{sigma:g}", fmax, steps
+            )
             out[f"crossing_sigma_{sigma:g}"] = info
-        out["crossing"] = _geometry(crossing.positions) | {
+        out["crossing"] = describe_geometry(crossing.positions) | {
             "rmsd_from_reference_crossing_A": _rmsd(crossing.positions, crossing_ref.positions)
         }
     out["crossing_S1_minus_cis_FC_S1_eV"] = (

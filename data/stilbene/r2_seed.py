@@ -25,6 +25,7 @@ Later rounds add frames of ML surface-hopping runs picked by committee spread an
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 import numpy as np
 from ase import Atoms
@@ -69,20 +70,34 @@ def seed(n_thermal: int, rng: np.random.Generator) -> list[tuple[str, np.ndarray
     return out
 
 
+def write_seed(
+    output: str,
+    numbers: np.ndarray,
+    structures: list[tuple[str, np.ndarray]],
+    info: Callable[[np.ndarray], dict] | None = None,
+) -> None:
+    """Write ``structures`` ((stage, positions (N, 3) Angstrom), in labelling order) of atoms
+    ``numbers`` to the extended XYZ file ``output``, each frame's info holding its stage and,
+    where ``info`` is given, ``info(positions)``; print how many were written."""
+    frames = []
+    for stage, positions in structures:
+        atoms = Atoms(numbers=numbers, positions=positions)
+        atoms.info["stage"] = stage
+        if info is not None:
+            atoms.info.update(info(positions))
+        frames.append(atoms)
+    write(output, frames, format="extxyz")
+    print(f"{output}: {len(frames)} structures")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("output", help="extended XYZ to write (stage in each frame's info)")
     parser.add_argument("--thermal", type=int, default=600, help="thermal structures")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    numbers = trans_stilbene().numbers
-    frames = []
-    for stage, positions in seed(args.thermal, np.random.default_rng(args.seed)):
-        atoms = Atoms(numbers=numbers, positions=positions)
-        atoms.info["stage"] = stage
-        frames.append(atoms)
-    write(args.output, frames, format="extxyz")
-    print(f"{args.output}: {len(frames)} structures")
+    structures = seed(args.thermal, np.random.default_rng(args.seed))
+    write_seed(args.output, trans_stilbene().numbers, structures)
     return 0
 
 

@@ -29,8 +29,8 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from ase import Atoms
-from ase.io import read, write
+from ase.io import read
+from r2_seed import write_seed
 
 from fusionff.data import stilbene as sb
 
@@ -78,6 +78,15 @@ def seed(
     return out
 
 
+def landmarks(positions: np.ndarray) -> dict[str, float]:
+    """The central dihedral and C1's angle sum (degrees, to 0.01) of positions (26, 3)
+    Angstrom, as each frame's info records them."""
+    return {
+        "dihedral": round(sb.dihedral(positions), 2),
+        "angle_sum_c1": round(sb.pyramidalisation(positions, sb.C1), 2),
+    }
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("output", help="extended XYZ to write (stage in each frame's info)")
@@ -86,17 +95,9 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     cis = read(HERE / "r2" / "cis-r2.xyz")
     crossing = read(HERE / "r2" / "crossing-r2.xyz")
-    frames = []
-    for stage, positions in seed(
-        cis.positions, crossing.positions, args.near, np.random.default_rng(args.seed)
-    ):
-        atoms = Atoms(numbers=crossing.numbers, positions=positions)
-        atoms.info["stage"] = stage
-        atoms.info["dihedral"] = round(sb.dihedral(positions), 2)
-        atoms.info["angle_sum_c1"] = round(sb.pyramidalisation(positions, sb.C1), 2)
-        frames.append(atoms)
-    write(args.output, frames, format="extxyz")
-    print(f"{args.output}: {len(frames)} structures")
+    rng = np.random.default_rng(args.seed)
+    structures = seed(cis.positions, crossing.positions, args.near, rng)
+    write_seed(args.output, crossing.numbers, structures, landmarks)
     return 0
 
 
