@@ -70,10 +70,10 @@ class Potential:
 
     Couplings: when every model gives them (``provides_nacs``) they are returned as ``nacs``:
     a diabatic head's from its eigenvectors (K = S(S+1)/2 extra backward passes per model), an
-    adiabatic head's learned ones (``couplings=True``; no extra backward pass). A single
-    diabatic model also returns its ``diabatic_hamiltonian`` (a committee does not: the
-    diabatic bases of its members need not agree). Adiabatic models without learned couplings
-    cost what they did.
+    adiabatic head's learned ones (``couplings`` ``vector`` or ``outer``; no extra backward
+    pass). A single diabatic model also returns its ``diabatic_hamiltonian`` (a committee does
+    not: the diabatic bases of its members need not agree). Adiabatic models without learned
+    couplings cost what they did.
 
     Args:
         model: a :class:`MultiStateMACE`, the path of a ``*.fff`` model file, or a list or

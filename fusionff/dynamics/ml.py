@@ -19,9 +19,11 @@ class MLElectronicStructure:
     Diabatic models (every member of a committee) also give couplings from their
     eigenvectors (``provides_nacs`` is True), so FSSH can use them; with S > 2 their signs
     follow each structure's eigenvector convention, so set ``align_nac_signs``. Adiabatic
-    models predict no couplings: use kappa-TSH or Landau-Zener hopping with them. Positions
-    come in as (B, N, 3) Angstrom on the engine's device and dtype; outputs are returned on
-    that device and dtype (eV, eV/Angstrom, 1/Angstrom).
+    models with learned couplings give them too; those of ``couplings: outer`` come from an
+    eigenvector with a sign convention of each geometry, so set ``align_nac_signs`` with them.
+    Adiabatic models without learned couplings predict none: use kappa-TSH or Landau-Zener
+    hopping with them. Positions come in as (B, N, 3) Angstrom on the engine's device and
+    dtype; outputs are returned on that device and dtype (eV, eV/Angstrom, 1/Angstrom).
 
     A committee (``committee`` is True) also reports its spread: ``energy_spread`` (B, S) eV,
     the members' standard deviation (ddof 0) of each state's energy, and ``force_spread``

@@ -1,9 +1,10 @@
 """Learned non-adiabatic couplings: one polar vector per state pair on every atom.
 
-For the adiabatic head (``ModelConfig.couplings``) the couplings d_ij = <psi_i | grad psi_j>
-(1/Angstrom) of the P = S(S-1)/2 pairs i < j are read out on every atom a from the final
-invariant node features h and the 1o spherical harmonics of the edges (Y_1(r) = sqrt(3) r/|r|
-in e3nn's component normalisation, components in the order x, y, z of the positions):
+For the adiabatic head (``ModelConfig.couplings: vector``) the couplings d_ij =
+<psi_i | grad psi_j> (1/Angstrom) of the P = S(S-1)/2 pairs i < j are read out on every atom a
+from the final invariant node features h and the 1o spherical harmonics of the edges (Y_1(r) =
+sqrt(3) r/|r| in e3nn's component normalisation, components in the order x, y, z of the
+positions):
 
     v_a^p = 1/<n_nb> sum_{b in N(a)} phi^p(h_a, h_b) rho^p(r_ab) Y_1(r_ab),
     d_ij = v^p, d_ji = -v^p, d_ii = 0,
@@ -24,7 +25,10 @@ readout): a totally symmetric pattern. The coupling between two states of differ
 transforms like the product of their symmetries, d_pi(a) = -g d_a for stilbene's S0 (A) and
 S1 (B) under the C2 that swaps the two halves, so no such readout (nor the diabatic head's
 sum of invariant per-atom terms) can fit it near symmetric geometries; the phase-free loss
-frees only each structure's overall sign.
+frees only each structure's overall sign. ``couplings: outer``
+(:mod:`fusionff.nn.outer_couplings`) learns the sign-free outer product d d^T instead, which
+has no such restriction; it builds on :class:`AtomVectors`, the sum above with any number of
+outputs.
 """
 
 from __future__ import annotations

@@ -70,8 +70,11 @@ class LossConfig:
     ``nacs`` (w_nacs; 0 leaves couplings out) adds ``nacs * L_nacs``, the phase-free coupling
     error (:func:`fusionff.train.loss.coupling_loss`, (1/Angstrom)^2); it needs data with
     couplings and a model that gives them (``model.head: diabatic`` or ``model.couplings:
-    true``). With ``kind: huber`` its threshold is ``huber_delta_nacs`` (1/Angstrom per
-    component): couplings grow as 1/gap near intersections.
+    vector`` or ``outer``). With ``couplings: outer`` L_nacs is the sign-free error of D =
+    d d^T (:func:`fusionff.train.loss.outer_coupling_loss`, (1/Angstrom)^4, about 18 rms(d)^2
+    times the other for the same coupling error). With ``kind: huber`` its threshold is
+    ``huber_delta_nacs`` (1/Angstrom per component; its square per entry of D): couplings grow
+    as 1/gap near intersections.
 
     ``gap`` (w_gap; 0 leaves it out) adds ``gap * L_gap``, the error of the gaps E_s - E_0 in
     eV (:func:`fusionff.train.loss.gap_loss`), Huber threshold ``huber_delta_gap`` (eV).

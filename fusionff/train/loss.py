@@ -180,10 +180,10 @@ def outer_coupling_loss(
     (with squares, ||D - d_ref d_ref^T||_F^2 / N_b^2 over the 3N_b x 3N_b matrix), and the loss
     is the mean of L_bij over those structures and pairs. d_ref d_ref^T does not change when
     the sign of a reference coupling flips, so neither does the loss. Scale: for D = (d + e)
-    (d + e)^T with a small random error e, ||D - d d^T||_F^2 ~ 2 |d|^2 |e|^2, so with the
-    division by N_b^2 L_bij ~ 18 rms(d)^2 <e^2> (rms and mean over the 3 N_b components):
-    weighted by the size of the structure's coupling, and rms(d)^2 times :func:`coupling_loss`
-    in order of magnitude (about 0.2 times on R2 stilbene, rms(d) = 0.11 1/Angstrom). ``rho``
+    (d + e)^T with a small random error e, ||D - d d^T||_F^2 ~ 2 |d|^2 |e|^2, so that with the
+    division by N_b^2, L_bij ~ 18 rms(d)^2 <e^2> (rms and mean over the 3 N_b components of
+    the structure): the squared coupling error of :func:`coupling_loss`, weighted by the
+    structure's squared coupling (18 rms(d)^2 = 0.22 (1/Angstrom)^2 for R2 stilbene's 0.11). ``rho``
     is the square, or with ``delta`` (1/Angstrom per coupling component, as for
     :func:`coupling_loss`) :func:`robust_square` of each entry with threshold ``delta**2``
     (an entry of D is a product of two components).

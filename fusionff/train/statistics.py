@@ -3,7 +3,8 @@
 ``e0s`` (per-element, per-state reference energies by least squares), ``avg_num_neighbors``
 (normalises neighbour sums), ``scale`` and ``shift`` (per-state scale and per-atom shift of the
 learned interaction energy) and, for learned couplings, ``coupling_scale`` (RMS of the
-reference couplings); :func:`model_config_for` puts them into the model's config.
+reference couplings; the outer mode's D = d d^T scales with its square);
+:func:`model_config_for` puts them into the model's config.
 """
 
 from __future__ import annotations
