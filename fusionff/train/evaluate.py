@@ -53,9 +53,8 @@ def predict(
     s, opts = model.n_states, dict(dtype=model.dtype, device=model.device)
     if not energies:
         empty = torch.zeros(0, s, s, 3, **opts) if couplings else None
-        p = s * (s - 1) // 2
-        no_outer = couplings and model.config.couplings == "outer"
-        empty_outer = torch.zeros(0, p, 3, 3, **opts) if no_outer else None
+        with_outer = couplings and model.config.couplings == "outer"
+        empty_outer = torch.zeros(0, s * (s - 1) // 2, 3, 3, **opts) if with_outer else None
         return Predictions(
             torch.zeros(0, s, **opts), torch.zeros(0, s, 3, **opts), empty, empty_outer
         )
