@@ -18,7 +18,7 @@ from fusionff.data.dataset import MultiStateDataset
 
 
 def freeze(src: str, start: int, stop: int, dst: str) -> int:
-    """Copy rows ``start``..``stop - 1`` of ``src`` into the new file ``dst``; the number of rows."""
+    """Copy rows ``start``..``stop - 1`` of ``src`` into the new file ``dst``; the row count."""
     with MultiStateDataset.open(src) as source:
         if not 0 <= start < stop <= len(source):
             raise ValueError(f"{src}: rows {start}..{stop - 1} asked for, it has {len(source)}")
