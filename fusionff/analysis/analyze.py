@@ -314,7 +314,8 @@ def _diagnostic_lines(a: Analysis) -> list[str]:
     if a.run.n_states > 1:
         lines.append(
             f"smallest S1-S0 gap per trajectory: min {_number(gap['min'], 'eV')} (trajectory "
-            f"{gap['trajectory']}), median {_number(gap['median'], 'eV')}"
+            f"{gap['trajectory']}), median {_number(gap['median'], 'eV')}; S1 below S0 on "
+            f"{gap['inverted']} of {gap['n']} (adiabatic states are ordered: a potential's defect)"
         )
     lines.append(
         f"energy drift max |E_tot(t) - E_tot(0)|: largest {_number(drift['max'], 'eV', '.3g')} "

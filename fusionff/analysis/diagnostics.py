@@ -84,8 +84,10 @@ class Diagnostics:
         return {i: f for i, f in zip(self.index.tolist(), self.flag, strict=True) if f}
 
     def summary(self) -> dict:
-        """Ensemble numbers over the analysed trajectories: the smallest gap (min, median, and
-        the trajectory of the min), the largest drift (and its trajectory), the median drift;
+        """Ensemble numbers over the analysed trajectories: the smallest gap (min, median, the
+        trajectory of the min, and ``inverted``: how many of the ``n`` trajectories with a
+        finite gap have a frame with S1 below S0, which adiabatic states cannot do, so a
+        defect of the potential), the largest drift (and its trajectory), the median drift;
         None where there is nothing finite."""
         index, gap, drift = (a[self.analysed] for a in (self.index, self.min_gap_ev, self.drift_ev))
 
@@ -102,7 +104,13 @@ class Diagnostics:
         gap_min, gap_at = extreme(gap, np.argmin)
         drift_max, drift_at = extreme(drift, np.argmax)
         return {
-            "min_gap_ev": {"min": gap_min, "trajectory": gap_at, "median": gap_median},
+            "min_gap_ev": {
+                "min": gap_min,
+                "trajectory": gap_at,
+                "median": gap_median,
+                "inverted": int((gap[np.isfinite(gap)] < 0).sum()),
+                "n": int(np.isfinite(gap).sum()),
+            },
             "drift_ev": {"max": drift_max, "trajectory": drift_at, "median": drift_median},
         }
 

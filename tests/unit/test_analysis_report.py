@@ -84,8 +84,9 @@ def test_run_without_hops_reports_unmeasured_yield_and_no_lifetime(tmp_path):
 
 
 def test_report_contains_smallest_gap_and_drift(tmp_path):
-    """The report gives the smallest S1-S0 gap (min over the ensemble with its trajectory, and
-    the median) and the largest energy drift, equal to those computed here from the files; the
+    """The report gives the smallest S1-S0 gap (min over the ensemble with its trajectory, the
+    median, and on how many trajectories S1 fell below S0) and the largest energy drift,
+    equal to those computed here from the files; the
     drifting trajectory is flagged; the hops' gaps and dihedrals are summarised."""
     write_synthetic_run(tmp_path, n_traj=12, n_energy_drift=1, seed=4)
     run = read_run(tmp_path, include_failed=True)
@@ -99,7 +100,8 @@ def test_report_contains_smallest_gap_and_drift(tmp_path):
         drifts.append(np.abs(total - total[0]).max())
     gap_text = (
         f"smallest S1-S0 gap per trajectory: min {min(gaps):.3f} eV (trajectory "
-        f"{int(np.argmin(gaps))}), median {np.median(gaps):.3f} eV"
+        f"{int(np.argmin(gaps))}), median {np.median(gaps):.3f} eV; S1 below S0 on "
+        f"{int((np.array(gaps) < 0).sum())} of 13 "
     )
     assert gap_text in report
     assert f"energy drift max |E_tot(t) - E_tot(0)|: largest {max(drifts):.3g} eV " in report
@@ -156,3 +158,24 @@ def test_flag_only_trajectory_is_listed_and_drawn(tmp_path):
     assert d.index[d.ran_on_flagged].tolist() == [2]
     plot_all(analysis, tmp_path)
     assert imread(tmp_path / "diagnostics.png").shape[1] == round(3 * 5.5 * 120)
+
+
+def test_summary_counts_trajectories_with_s1_below_s0():
+    """Diagnostics.summary counts the analysed trajectories whose smallest gap is negative (S1
+    below S0 on some frame) among those with a finite gap; excluded ones and NaN gaps do not
+    count."""
+    from fusionff.analysis.diagnostics import Diagnostics
+
+    diagnostics = Diagnostics(
+        index=np.arange(5),
+        status=["ok", "ok", "ok", "ok", "energy-drift"],
+        analysed=np.array([True, True, True, True, False]),
+        min_gap_ev=np.array([-0.3, 0.2, float("nan"), -1e-4, -2.0]),
+        min_gap_time_fs=np.zeros(5),
+        drift_ev=np.zeros(5),
+        flag=[None] * 5,
+        flag_time_fs=np.full(5, np.nan),
+    )
+    gap = diagnostics.summary()["min_gap_ev"]
+    assert (gap["inverted"], gap["n"]) == (2, 3)
+    assert gap["min"] == -0.3 and gap["trajectory"] == 0
