@@ -154,7 +154,7 @@ def plot_hops(a: Analysis, path: Path) -> Path:
 FAILED_MARKERS = dict(
     zip(
         sorted(FAILED_STATUSES),
-        (("x", "tab:red"), ("s", "tab:purple"), ("^", "tab:orange")),
+        (("x", "tab:red"), ("s", "tab:purple"), ("^", "tab:orange"), ("v", "tab:brown")),
         strict=True,
     )
 )

@@ -32,11 +32,20 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-STATUSES = ("ok", "stopped", "time-limit", "energy-drift", "blew-up", "committee-spread")
+STATUSES = (
+    "ok",
+    "stopped",
+    "time-limit",
+    "energy-drift",
+    "blew-up",
+    "committee-spread",
+    "state-order",
+)
 """Statuses a trajectory may end with (the runner's vocabulary: "ok" ran to the time limit
 without stop criteria, "stopped" met them, "time-limit" did not meet them in time,
-"committee-spread" was stopped where its committee disagreed beyond the run's limits)."""
-FAILED_STATUSES = frozenset({"energy-drift", "blew-up", "committee-spread"})
+"committee-spread" was stopped where its committee disagreed beyond the run's limits,
+"state-order" where its adiabatic energies came out of order, ``dynamics.max_state_inversion``)."""
+FAILED_STATUSES = frozenset({"energy-drift", "blew-up", "committee-spread", "state-order"})
 """Statuses whose trajectories are excluded from statistics by default."""
 TOPOLOGY_NAMES = ("topology.pdb", "topology.xyz")
 LENGTH_UNITS = {"Angstrom": 1.0, "angstrom": 1.0, "A": 1.0, "nm": 10.0, "pm": 0.01}

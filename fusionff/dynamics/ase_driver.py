@@ -189,6 +189,13 @@ class SurfaceHopping(MolecularDynamics):
             raise RuntimeError(
                 f"trajectory stopped at step {int(s.step[0])}: {status.name} ({self.flag})"
             )
+        if status == Status.STATE_ORDER:
+            energies = ", ".join(f"{e:.4f}" for e in s.energies[0].tolist())
+            raise RuntimeError(
+                f"trajectory stopped at step {int(s.step[0])}: {status.name} (energies "
+                f"{energies} eV out of order by more than max_state_inversion "
+                f"{self.config.max_state_inversion} eV)"
+            )
         if status != Status.RUNNING:
             drift = float(total_energy(s)[0] - s.reference_energy[0])
             raise RuntimeError(

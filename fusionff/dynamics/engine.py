@@ -10,7 +10,8 @@ One step of every running trajectory (all in eV, Angstrom, fs, amu):
 3. one uniform number from the trajectory's own stream (seed, step) picks the hop; the
    momentum is adjusted to conserve the total energy, or the hop is frustrated;
 4. optional energy-based decoherence;
-5. status: non-finite values -> BLEW_UP, total-energy drift -> ENERGY_DRIFT; with
+5. status: non-finite values -> BLEW_UP, total-energy drift -> ENERGY_DRIFT, energies out
+   of order beyond ``max_state_inversion`` -> STATE_ORDER; with
    ``config.committee`` (:mod:`fusionff.dynamics.spread`), a committee spread above its
    limits sets ``flag_time`` (and with ``action: stop`` -> COMMITTEE_SPREAD); then the stop
    criterion -> STOPPED. Trajectories that are not running are left untouched (masked out),
@@ -205,7 +206,8 @@ def _advance(
 
 
 def _status(state: SurfaceHoppingState, config: SurfaceHoppingConfig) -> Tensor:
-    """Status after a step: BLEW_UP where anything is non-finite, ENERGY_DRIFT on drift."""
+    """Status after a step: BLEW_UP where anything is non-finite, ENERGY_DRIFT on drift,
+    STATE_ORDER where the energies are out of order by more than ``max_state_inversion``."""
     b = state.batch_size
     finite = torch.ones(b, dtype=torch.bool, device=state.device)
     for value in (state.positions, state.velocities, state.energies, state.forces):
@@ -213,6 +215,10 @@ def _status(state: SurfaceHoppingState, config: SurfaceHoppingConfig) -> Tensor:
     finite &= torch.isfinite(torch.view_as_real(state.coefficients).reshape(b, -1)).all(dim=1)
     drift_ = (total_energy(state) - state.reference_energy).abs() > config.max_energy_drift
     status = torch.where(drift_, int(Status.ENERGY_DRIFT), state.status)
+    if config.max_state_inversion is not None and state.energies.shape[1] > 1:
+        steps = state.energies[:, 1:] - state.energies[:, :-1]  # (B, S - 1) eV
+        inverted = (steps < -config.max_state_inversion).any(dim=1) & ~drift_
+        status = torch.where(inverted, int(Status.STATE_ORDER), status)
     return torch.where(finite, status, int(Status.BLEW_UP))
 
 

@@ -371,6 +371,7 @@ UNITS = {
     "dynamics.decoherence_constant": "eV",
     "dynamics.kappa_gap_threshold": "eV",
     "dynamics.max_energy_drift": "eV",
+    "dynamics.max_state_inversion": "eV",
     "initial_conditions.energy_window": "eV",
     "initial_conditions.x0": "bohr",
     "initial_conditions.k": "a.u. of momentum",

@@ -72,6 +72,7 @@ STATUS_NAMES = {
     Status.ENERGY_DRIFT: "energy-drift",
     Status.BLEW_UP: "blew-up",
     Status.COMMITTEE_SPREAD: "committee-spread",
+    Status.STATE_ORDER: "state-order",
 }
 """Status names in the summary; a run without stop criteria reports TIME_LIMIT as "ok"."""
 RUN_FILES = re.compile(r"(traj_\d{5}\.h5md|checkpoint\.pt|summary\.json|topology\.pdb)$")
@@ -439,7 +440,12 @@ class _Ensemble:
         if self.log is None:
             return
         status = state.status
-        failed = int(((status == Status.BLEW_UP) | (status == Status.ENERGY_DRIFT)).sum())
+        failed = int(
+            sum(
+                (status == s).sum()
+                for s in (Status.BLEW_UP, Status.ENERGY_DRIFT, Status.STATE_ORDER)
+            )
+        )
         running = int(state.running.sum())
         finished = state.batch_size - running - failed
         rate = advanced / max(seconds, 1e-9)

@@ -40,6 +40,9 @@ class SurfaceHoppingConfig:
         kappa_gap_threshold: eV; kappa-TSH couplings are zero at gaps at or above it.
         max_energy_drift: eV; a trajectory whose total energy moves further from its start is
             flagged ENERGY_DRIFT and stopped.
+        max_state_inversion: eV or None (no check); a trajectory where some E_{k+1} falls
+            below E_k by more than this (states out of order: a defect of the potential) is
+            flagged STATE_ORDER and stopped.
         committee: limits on the spread of a committee potential (several models): a
             trajectory above them is flagged, and with ``action: stop`` stopped
             (:class:`~fusionff.dynamics.spread.CommitteeLimits`); None: no limits.
@@ -55,6 +58,7 @@ class SurfaceHoppingConfig:
     align_nac_signs: bool = False
     kappa_gap_threshold: float = 1.0
     max_energy_drift: float = 0.5
+    max_state_inversion: float | None = None
     committee: CommitteeLimits | None = None
 
     def __post_init__(self) -> None:
@@ -66,6 +70,10 @@ class SurfaceHoppingConfig:
             raise ValueError(f"need dt > 0 and n_substeps >= 1, got {self.dt}, {self.n_substeps}")
         if self.kappa_gap_threshold <= 0 or self.max_energy_drift <= 0:
             raise ValueError("kappa_gap_threshold and max_energy_drift must be positive")
+        if self.max_state_inversion is not None and not self.max_state_inversion > 0:
+            raise ValueError(
+                f"max_state_inversion must be positive (eV) or null, got {self.max_state_inversion}"
+            )
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> SurfaceHoppingConfig:

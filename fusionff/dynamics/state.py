@@ -52,6 +52,10 @@ class Status(IntEnum):
     COMMITTEE_SPREAD = 5
     """The committee's spread exceeded the run's limits with ``action: stop``
     (:mod:`fusionff.dynamics.spread`)."""
+    STATE_ORDER = 6
+    """An adiabatic state's energy fell below the state under it by more than
+    ``max_state_inversion`` (a defect of the potential, e.g. independent per-state readouts
+    outside their data; adiabatic energies are ordered by definition)."""
 
 
 @dataclass

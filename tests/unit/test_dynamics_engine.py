@@ -308,3 +308,59 @@ def test_couplings_follow_the_velocity_changed_by_a_hop():
         expected = nac_couplings(state.velocities, state.nacs)
         torch.testing.assert_close(state.couplings, expected, rtol=0, atol=1e-14)
     assert state.n_hops.sum() > 0 and state.n_frustrated.sum() > 0, "no hop was tested"
+
+
+class OutOfOrderReadouts:
+    """Two independent per-state surfaces of the triatomic (as an adiabatic ML head has),
+    E0 = sum_bonds 10 (r - 1.2)^2 and E1 = E0 + 0.5 - 5 (r01 - 1.2) eV: S1 falls below S0
+    where the first bond is stretched beyond 1.3 Angstrom. No couplings."""
+
+    n_states = 2
+    provides_nacs = False
+
+    def evaluate(self, positions):
+        with torch.enable_grad():
+            x = positions.detach().requires_grad_(True)
+            r = torch.stack([(x[:, i] - x[:, j]).norm(dim=-1) for i, j in BONDS], 1)
+            e0 = (10.0 * (r - 1.2) ** 2).sum(1)
+            e1 = e0 + 0.5 - 5.0 * (r[:, 0] - 1.2)
+            g0 = torch.autograd.grad(e0.sum(), x, retain_graph=True)[0]
+            g1 = torch.autograd.grad(e1.sum(), x)[0]
+        energies = torch.stack([e0, e1], 1).detach()
+        return StateOutputs(energies, -torch.stack([g0, g1], 1), None)
+
+
+@pytest.mark.parametrize("limit", [None, 0.1])
+def test_states_out_of_order_are_flagged_and_stopped(limit):
+    """With max_state_inversion = 0.1 eV, a trajectory started with its first bond stretched
+    to 1.5 A (S1 1.0 eV below S0 there) is flagged STATE_ORDER and stopped at its first step,
+    while one at rest at the minimum (S1 0.5 eV above S0) runs to the time limit; without the
+    limit (None, the default) both run to the end."""
+    structure = OutOfOrderReadouts()
+    config = SurfaceHoppingConfig(dt=0.5, algorithm="kappa-tsh", max_state_inversion=limit)
+    height = 1.2 * 3**0.5 / 2
+    minimum = [[0.0, 0.0, 0.0], [1.2, 0.0, 0.0], [0.6, height, 0.0]]
+    stretched = [[0.0, 0.0, 0.0], [1.5, 0.0, 0.0], [0.6, height, 0.0]]
+    positions = torch.tensor([stretched, minimum], dtype=torch.float64)
+    state = initial_state(
+        structure,
+        positions,
+        torch.zeros_like(positions),
+        MASSES,
+        torch.zeros(2, dtype=torch.int64),
+        torch.zeros(2, dtype=torch.int64),
+        config,
+    )
+    assert float(state.energies[0, 1] - state.energies[0, 0]) == pytest.approx(-1.0, abs=1e-9)
+    final = run(state, structure, config, 20)
+    if limit is None:
+        assert final.status.tolist() == [Status.TIME_LIMIT, Status.TIME_LIMIT]
+    else:
+        assert final.status.tolist() == [Status.STATE_ORDER, Status.TIME_LIMIT]
+        assert final.step.tolist() == [1, 20]
+
+
+def test_max_state_inversion_must_be_positive():
+    """A zero or negative max_state_inversion is refused with a message naming it."""
+    with pytest.raises(ValueError, match="max_state_inversion"):
+        SurfaceHoppingConfig(max_state_inversion=0.0)
