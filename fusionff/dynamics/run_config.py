@@ -331,7 +331,7 @@ class RunConfig:
         return build_dataclass(cls, raw, "", RunConfigError)
 
 
-OMITTED_WHEN_NULL = ("dynamics.committee",)
+OMITTED_WHEN_NULL = ("dynamics.committee", "dynamics.max_state_inversion")
 """Keys added after runs were made with their default, null: left out of the resolved config
 (and ``--show-config``) when null, so those runs keep their identity and resume."""
 
