@@ -166,6 +166,14 @@ def test_blown_up_trajectory_is_flagged_while_others_finish():
     torch.testing.assert_close(final.positions[[0, 2, 3]], reference.positions)
 
 
+def _at_rest(structure, positions, config):
+    """Trajectories at ``positions`` (B, 3, 3) Angstrom with zero velocities on S0, seeds 0."""
+    zeros = torch.zeros(positions.shape[0], dtype=torch.int64)
+    return initial_state(
+        structure, positions, torch.zeros_like(positions), MASSES, zeros, zeros, config
+    )
+
+
 def test_energy_drift_is_flagged_and_stops_the_trajectory():
     """A trajectory whose total energy drifts beyond the threshold (a time step far too long
     for its vibration) is flagged ENERGY_DRIFT and stopped; one at rest at the minimum runs on."""
@@ -175,15 +183,7 @@ def test_energy_drift_is_flagged_and_stops_the_trajectory():
     triangle = torch.tensor(
         [[[0.0, 0.0, 0.0], [1.2, 0.0, 0.0], [0.6, 1.2 * 3**0.5 / 2, 0.0]]], dtype=torch.float64
     )
-    still = initial_state(
-        structure,
-        triangle,
-        torch.zeros_like(triangle),
-        MASSES,
-        torch.zeros(1, dtype=torch.int64),
-        torch.zeros(1, dtype=torch.int64),
-        config,
-    )
+    still = _at_rest(structure, triangle, config)
     final = run(moving.concatenate([moving, still]), structure, config, 50)
     assert final.status.tolist() == [Status.ENERGY_DRIFT, Status.TIME_LIMIT]
     assert final.step[0] < 50 and final.step[1] == 50
@@ -342,15 +342,7 @@ def test_states_out_of_order_are_flagged_and_stopped(limit):
     minimum = [[0.0, 0.0, 0.0], [1.2, 0.0, 0.0], [0.6, height, 0.0]]
     stretched = [[0.0, 0.0, 0.0], [1.5, 0.0, 0.0], [0.6, height, 0.0]]
     positions = torch.tensor([stretched, minimum], dtype=torch.float64)
-    state = initial_state(
-        structure,
-        positions,
-        torch.zeros_like(positions),
-        MASSES,
-        torch.zeros(2, dtype=torch.int64),
-        torch.zeros(2, dtype=torch.int64),
-        config,
-    )
+    state = _at_rest(structure, positions, config)
     assert float(state.energies[0, 1] - state.energies[0, 0]) == pytest.approx(-1.0, abs=1e-9)
     final = run(state, structure, config, 20)
     if limit is None:
