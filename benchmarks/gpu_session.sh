@@ -16,11 +16,13 @@
 #        model_eval_cuda.json benchmarks/model_eval.py on cuda
 #        train_step_cuda.json benchmarks/train_step.py on cuda (fusion vertices as matrix
 #                             products against e3nn's TensorProduct, batch 32)
-#        train.tar            with TRAIN_MINUTES=N (default 0: skipped): the fusion potential's
-#                             training continued on the GPU for N minutes from its committed
-#                             checkpoint (potentials/training/stilbene-r1); unpack it there.
-#                             The recipe is TRAIN_CONFIG (default: the run's current stage,
-#                             potentials/stilbene-r1.stage3.yaml).
+#        train.tar            with TRAIN_MINUTES=N (default 0: skipped): training on the GPU for
+#                             N minutes of the recipe TRAIN_CONFIG (default
+#                             potentials/stilbene-r2-wide.yaml: a C = 48 adiabatic R2 model on
+#                             round 3's data and split, too slow for CPU sessions); it continues
+#                             from the committed checkpoint of the recipe's output directory if
+#                             one exists. The tar holds that directory (minus its checkpoint
+#                             when it is over 40 MB); unpack it under potentials/training/.
 #        showcase.tar         with SHOWCASE_TRAJ=N (default 0: skipped): md/stilbene_cis_r2.yaml on
 #                             cuda with N trajectories of SHOWCASE_FS fs (default 1000) within
 #                             SHOWCASE_SECONDS (default 400); summary and analysis, no H5MD.
@@ -68,12 +70,21 @@ torch.cuda.get_device_name(0))"
     cp benchmarks/results/train_step_cuda.json "$OUT/" 2>/dev/null
     fi
     if [ "${TRAIN_MINUTES:-0}" != "0" ]; then
+        CONFIG=${TRAIN_CONFIG:-potentials/stilbene-r2-wide.yaml}
+        RUN_DIR=$(sed -n 's/^output: *\([^ #]*\).*/\1/p' "$CONFIG")
+        # a new run starts on the split it names in its header (round 3's for the wide model)
+        SPLIT_FROM=$(sed -n 's/^#  *cp \(potentials\/training\/[^ ]*split.json\) .*/\1/p' "$CONFIG")
+        mkdir -p "$RUN_DIR"
+        if [ -n "$SPLIT_FROM" ] && [ ! -e "$RUN_DIR/split.json" ]; then cp "$SPLIT_FROM" "$RUN_DIR/"; fi
         sed -e "s/^time_limit_minutes:.*/time_limit_minutes: ${TRAIN_MINUTES}/" \
-            -e "s/^device:.*/device: cuda/" "${TRAIN_CONFIG:-potentials/stilbene-r1.stage3.yaml}" \
-            > /tmp/gpu-train.yaml
+            -e "s/^device:.*/device: cuda/" "$CONFIG" > /tmp/gpu-train.yaml
         timeout $((TRAIN_MINUTES * 60 + 120)) python3 -m fusionff.cli train /tmp/gpu-train.yaml \
             > "$LOGS/train.out" 2>&1
-        tar -cf "$OUT/train.tar" -C potentials/training stilbene-r1
+        EXCLUDE=()
+        if [ "$(du -m "$RUN_DIR/checkpoint.pt" 2>/dev/null | cut -f1)" -gt 40 ] 2>/dev/null; then
+            EXCLUDE=(--exclude=checkpoint.pt)
+        fi
+        tar -cf "$OUT/train.tar" "${EXCLUDE[@]}" -C "$(dirname "$RUN_DIR")" "$(basename "$RUN_DIR")"
     fi
     if [ "${SHOWCASE_TRAJ:-0}" != "0" ]; then
         # the R2 showcase (md/stilbene_cis_r2.yaml) on the GPU, SHOWCASE_TRAJ trajectories of
