@@ -9,6 +9,11 @@ fusion/plain measured in the same process. Writes benchmarks/results/model_eval_
 
 ``--shipped`` times the trained potentials/stilbene-r1-plain.fff and stilbene-r1.fff (their
 own widths and dtype) instead of two randomly initialised models of ``--channels``.
+``--files BASELINE.fff OTHER.fff --tag NAME`` times any two model files the same way (the
+ratio is OTHER/BASELINE), e.g. the adiabatic and diabatic heads trained side by side at R2::
+
+    python benchmarks/model_eval.py --files potentials/stilbene-r2-adiabatic-round1.fff \
+        potentials/stilbene-r2.fff --tag r2_heads --threads 1 --batches 1,8,64
 """
 
 from __future__ import annotations
@@ -48,7 +53,11 @@ def main() -> None:
     ap.add_argument("--batches", default="1,16,128")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     ap.add_argument("--shipped", action="store_true", help="the trained stilbene potentials")
+    ap.add_argument("--files", nargs=2, type=Path, metavar=("BASELINE", "OTHER"))
+    ap.add_argument("--tag", help="with --files: the results file is model_eval_<device>_<tag>")
     args = ap.parse_args()
+    if args.files and (args.shipped or not args.tag):
+        ap.error("--files needs --tag and excludes --shipped")
     if args.threads:
         torch.set_num_threads(args.threads)
     potentials = Path(__file__).parent.parent / "potentials"
@@ -60,7 +69,9 @@ def main() -> None:
     rows = []
     for fusion in (False, True):
         torch.manual_seed(0)
-        if args.shipped:
+        if args.files:
+            model = load_model(args.files[int(fusion)])
+        elif args.shipped:
             model = load_model(potentials / f"stilbene-r1{'' if fusion else '-plain'}.fff")
         else:
             model = MultiStateMACE(
@@ -76,6 +87,8 @@ def main() -> None:
             )
         pot = Potential(model, device=args.device)
         row = {"fusion": fusion, "parameters": model.num_parameters()}
+        if args.files:
+            row = {"file": str(args.files[int(fusion)]), "parameters": model.num_parameters()}
         single = best_time(
             lambda pot=pot: pot.evaluate_structures([z], [atoms.positions]), 10, sync
         )
@@ -88,7 +101,9 @@ def main() -> None:
         rows.append(row)
     plain, fus = rows
     what = (
-        "shipped stilbene-r1-plain.fff / stilbene-r1.fff"
+        f"{args.files[0]} / {args.files[1]}"
+        if args.files
+        else "shipped stilbene-r1-plain.fff / stilbene-r1.fff"
         if args.shipped
         else f"C={args.channels}, l_max=2, nu=3, 2 layers, {args.dtype}"
     )
@@ -96,11 +111,12 @@ def main() -> None:
         f"trans-stilbene, 26 atoms, 2 states, {what}, {args.device} "
         f"({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
     )
-    keys = [k for k in plain if k != "fusion"]
-    print(f"{'':28s}{'plain':>12s}{'fusion':>12s}{'fusion/plain':>14s}")
+    keys = [k for k in plain if k not in ("fusion", "file")]
+    names = ("baseline", "other", "other/base") if args.files else ("plain", "fusion", "fusion/plain")
+    print(f"{'':28s}{names[0]:>12s}{names[1]:>12s}{names[2]:>14s}")
     for k in keys:
         print(f"{k:28s}{plain[k]:12.3f}{fus[k]:12.3f}{fus[k] / plain[k]:14.2f}")
-    tag = "shipped" if args.shipped else args.dtype
+    tag = args.tag if args.files else "shipped" if args.shipped else args.dtype
     out = Path(__file__).parent / "results" / f"model_eval_{dev.type}_{tag}.json"
     out.write_text(
         json.dumps(
