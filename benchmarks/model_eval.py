@@ -112,7 +112,9 @@ def main() -> None:
         f"({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
     )
     keys = [k for k in plain if k not in ("fusion", "file")]
-    names = ("baseline", "other", "other/base") if args.files else ("plain", "fusion", "fusion/plain")
+    names = (
+        ("baseline", "other", "other/base") if args.files else ("plain", "fusion", "fusion/plain")
+    )
     print(f"{'':28s}{names[0]:>12s}{names[1]:>12s}{names[2]:>14s}")
     for k in keys:
         print(f"{k:28s}{plain[k]:12.3f}{fus[k]:12.3f}{fus[k] / plain[k]:14.2f}")
