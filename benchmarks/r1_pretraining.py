@@ -11,9 +11,9 @@ energies) has only its test row.
     python benchmarks/r1_pretraining.py scratch=RUN_DIR finetune=RUN_DIR [...]
         [--epochs 1 2 3 5 10 15 20 25 30] [--out benchmarks/results/r1_pretraining_r2.json]
 
-The runs of benchmarks/results/r1_pretraining_r2.json: potentials/stilbene-r2-adiabatic-round1.yaml
-(round 1 of the recipe) on a frozen 305-structure R2 snapshot (data paths and output changed, ``max_epochs: 30``),
-once from scratch and with ``init_from: potentials/stilbene-r1.fff`` (lr 0.005 and 0.002),
+The runs of benchmarks/results/r1_pretraining_r2.json: the adiabatic R2 recipe as it was
+then (now potentials/stilbene-r2-adiabatic-round1.yaml) on a frozen 305-structure R2 snapshot
+(data paths and output changed, ``max_epochs: 30``), once from scratch and with ``init_from: potentials/stilbene-r1.fff`` (lr 0.005 and 0.002),
 and the R1 model before any R2 epoch.
 """
 
