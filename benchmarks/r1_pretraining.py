@@ -13,8 +13,9 @@ energies) has only its test row.
 
 The runs of benchmarks/results/r1_pretraining_r2.json: the adiabatic R2 recipe as it was
 then (now potentials/stilbene-r2-adiabatic-round1.yaml) on a frozen 305-structure R2 snapshot
-(data paths and output changed, ``max_epochs: 30``), once from scratch and with ``init_from: potentials/stilbene-r1.fff`` (lr 0.005 and 0.002),
-and the R1 model before any R2 epoch.
+(data paths and output changed, ``max_epochs: 30``), once from scratch and with
+``init_from: potentials/stilbene-r1.fff`` (lr 0.005 and 0.002), and the R1 model before any
+R2 epoch.
 """
 
 from __future__ import annotations
