@@ -86,9 +86,8 @@ def main() -> None:
                 dtype=args.dtype,
             )
         pot = Potential(model, device=args.device)
-        row = {"fusion": fusion, "parameters": model.num_parameters()}
-        if args.files:
-            row = {"file": str(args.files[int(fusion)]), "parameters": model.num_parameters()}
+        which = {"file": str(args.files[int(fusion)])} if args.files else {"fusion": fusion}
+        row = which | {"parameters": model.num_parameters()}
         single = best_time(
             lambda pot=pot: pot.evaluate_structures([z], [atoms.positions]), 10, sync
         )
