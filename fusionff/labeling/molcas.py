@@ -91,6 +91,27 @@ def _kill_group(process: subprocess.Popen) -> None:
         process.communicate(timeout=5)
 
 
+SCREEN_TOLERANCE_EV = 1e-3
+"""eV; with ``both_starts`` the gradient job restarts RASSCF from the chosen screened orbitals
+and must reconverge to the same state average within this, else the structure fails (it would
+otherwise carry gradients of another solution than the one chosen)."""
+
+
+class _AttemptFailed(Exception):
+    """One start of one structure failed (OpenMolcas, parsing or the active-space guard)."""
+
+
+def _how(orbitals) -> str:
+    return "followed orbitals" if orbitals is not None else "fresh RHF start"
+
+
+def _start_meta(orbitals, rmsd: float) -> dict:
+    """A label's ``meta`` on its start: fresh, or followed with the neighbour's RMSD (A)."""
+    if orbitals is None:
+        return {"start": "fresh"}
+    return {"start": "followed", "follow_rmsd": round(rmsd, 4)}
+
+
 class MolcasError(RuntimeError):
     """OpenMolcas did not produce what a label needs; the message says what and where."""
 
@@ -171,9 +192,12 @@ class CasscfOutput:
     iterations: int
 
 
-def parse_log(text: str, n_atoms: int, n_states: int, couplings: bool) -> tuple:
+def parse_log(
+    text: str, n_atoms: int, n_states: int, couplings: bool, gradients: bool = True
+) -> tuple:
     """Energies (S,) Hartree, gradients (S, N, 3) Hartree/bohr and couplings {(i, j): (N, 3)
-    1/bohr} from an OpenMolcas log of the job written by :func:`job_input`.
+    1/bohr} from an OpenMolcas log of the job written by :func:`job_input` (with
+    ``gradients=False``, a RASSCF-only job: gradients (0,) and no couplings).
 
     Raises:
         MolcasError: a module that did not end well, or a missing or short block (the message
@@ -187,11 +211,13 @@ def parse_log(text: str, n_atoms: int, n_states: int, couplings: bool) -> tuple:
     if missing:
         raise MolcasError(f"no RASSCF energy for root(s) {missing} in the OpenMolcas output")
     energies = np.array([roots[k] for k in range(1, n_states + 1)])
+    if not gradients:
+        return energies, np.zeros(0), {}
     position = 0
-    gradients = []
+    blocks = []
     for _ in range(n_states):
         block, position = _block(text, "Molecular gradients", position, n_atoms)
-        gradients.append(block)
+        blocks.append(block)
     nacs = {}
     if couplings:
         for i in range(n_states):
@@ -199,7 +225,7 @@ def parse_log(text: str, n_atoms: int, n_states: int, couplings: bool) -> tuple:
                 nacs[(i, j)], position = _block(
                     text, "Total derivative coupling", position, n_atoms
                 )
-    return energies, np.array(gradients), nacs
+    return energies, np.array(blocks), nacs
 
 
 def _block(text: str, title: str, start: int, n_atoms: int) -> tuple[np.ndarray, int]:
@@ -232,6 +258,7 @@ def job_input(
     orbitals: str | None = None,
     alter: tuple[tuple[int, int], ...] = (),
     scf_only: bool = False,
+    gradients: bool = True,
 ) -> str:
     """An OpenMolcas input: SA-``n_states``-CASSCF(2,2) gradients of every root (and couplings).
 
@@ -245,6 +272,8 @@ def job_input(
             SCF in the same job.
         alter: pairs of 1-based orbital indices to swap in the starting orbitals.
         scf_only: only GATEWAY, SEWARD and SCF (the first step of a fresh start).
+        gradients: False: RASSCF energies only (no ALASKA steps; ``couplings`` ignored), the
+            screening job of :class:`MolcasCasscfBackend` with ``both_starts``.
     """
     lines = [
         "&GATEWAY",
@@ -270,6 +299,8 @@ def job_input(
         lines.append(f"  FileOrb = {orbitals}")
     if alter:
         lines.append("  Alter = " + "; ".join([str(len(alter))] + [f"1 {a} {b}" for a, b in alter]))
+    if not gradients:
+        return "\n".join([*lines, ""])
     for root in range(1, n_states + 1):
         lines += ["&ALASKA", f"  Root = {root}"]
     if couplings:
@@ -410,10 +441,14 @@ class MolcasCasscfBackend(ReferenceBackend):
         executable: the OpenMolcas driver; python: the interpreter that runs it.
         memory_mb: OpenMolcas's work memory per job (``MOLCAS_MEM``).
         keep_failed: a folder where the logs of failed jobs are copied, or None.
-        both_starts: compute every structure that has followed orbitals also from a fresh
-            RHF start and keep the solution of lower state-averaged energy (SA-CASSCF's own
-            objective), at twice the cost: where two solutions coexist, a followed start can
-            land on either (data/stilbene/r2/README.md); meta records both averages.
+        both_starts: for every structure that has followed orbitals, converge RASSCF alone
+            from them and from a fresh RHF start, keep the solution of lower state-averaged
+            energy (SA-CASSCF's own objective), and compute gradients and couplings from its
+            orbitals (about 1.3-1.5x the cost of one start): where two solutions coexist, a
+            followed start can land on either; on stilbene it landed 1.7 eV too high in the
+            average (S1 3.4 eV too high) while passing the guard (data/stilbene/r2/README.md).
+            meta records both averages (eV); the gradient job must reproduce the chosen
+            average to :data:`SCREEN_TOLERANCE_EV`.
     """
 
     def __init__(
@@ -453,6 +488,7 @@ class MolcasCasscfBackend(ReferenceBackend):
         self._store: OrbitalStore | None = None
         self._recent = RecentOrbitals()
         self._version: str | None = None
+        self._failed_jobs = 0
 
     def __getstate__(self) -> dict:  # worker processes get the settings, not the caches
         state = dict(self.__dict__)
@@ -482,7 +518,7 @@ class MolcasCasscfBackend(ReferenceBackend):
             ),
             "energy_unit": "eV (absolute, Hartree x 27.211386245988)",
             "starts": (
-                "followed and fresh, the lower state average kept"
+                "followed and fresh RASSCF, the lower state average kept and its gradients"
                 if self.both_starts
                 else "followed (fresh when no neighbour or the followed one fails)"
             ),
@@ -619,8 +655,12 @@ class MolcasCasscfBackend(ReferenceBackend):
         )
         return occupations[active], weights
 
-    def _job(self, folder: Path, numbers, positions, n_states, start: Path | None) -> CasscfOutput:
-        """One SA-CASSCF calculation in ``folder``: from ``start`` orbitals, or fresh."""
+    def _job(
+        self, folder: Path, numbers, positions, n_states, start: Path | None, gradients=True
+    ) -> CasscfOutput:
+        """One SA-CASSCF calculation in ``folder``: from ``start`` orbitals, or fresh; with
+        ``gradients=False`` RASSCF only (energies and the guard's numbers; the converged
+        orbitals are left in ``folder / "job.RasOrb"``)."""
         n_electrons = int(np.sum(numbers))
         if n_electrons % 2:
             raise MolcasError(f"{n_electrons} electrons: a closed-shell reference needs even")
@@ -631,10 +671,12 @@ class MolcasCasscfBackend(ReferenceBackend):
             for s, (x, y, z) in zip(symbols, positions, strict=True)
         )
         (folder / "geom.xyz").write_text(f"{len(numbers)}\n\n{xyz}")
-        options = {"couplings": self.couplings}
+        options = {"couplings": self.couplings, "gradients": gradients}
         if start is None:
             (folder / "scf.input").write_text(
-                job_input("geom.xyz", self.basis, n_states, n_inactive, scf_only=True, **options)
+                job_input(
+                    "geom.xyz", self.basis, n_states, n_inactive, scf_only=True, couplings=False
+                )
             )
             self._run(folder, "scf.input")
             alter = self._select_active(folder, n_inactive, positions)
@@ -654,11 +696,11 @@ class MolcasCasscfBackend(ReferenceBackend):
             )
         )
         log = self._run(folder, "job.input")
-        energies, gradients, nacs = parse_log(log, len(numbers), n_states, self.couplings)
+        energies, grads, nacs = parse_log(log, len(numbers), n_states, self.couplings, gradients)
         occupations, weights = self._guard(folder, positions)
         match = re.search(r"Convergence after\s*(\d+)\s+iterations", log)
         return CasscfOutput(
-            energies, gradients, nacs, occupations, weights, int(match.group(1)) if match else -1
+            energies, grads, nacs, occupations, weights, int(match.group(1)) if match else -1
         )
 
     def _guard_problem(self, out: CasscfOutput) -> str:
@@ -703,43 +745,91 @@ class MolcasCasscfBackend(ReferenceBackend):
                 f"Angstrom apart (< {MIN_DISTANCE})",
             )
         start, rmsd = self._start_orbitals(numbers, positions)
-        attempts = [start, None] if start is not None else [None]
-        messages, found = [], []
-        for orbitals in attempts:
-            folder = Path(tempfile.mkdtemp(prefix="fusionff-molcas-"))
+        if self.both_starts and start is not None:
+            return self._screened(numbers, positions, n_states, start, rmsd, begin)
+        messages, found = [], None
+        for orbitals in [start, None] if start is not None else [None]:
+            how = _start_meta(orbitals, rmsd)
             try:
-                out = self._job(folder, numbers, positions, n_states, orbitals)
-                problem = self._guard_problem(out)
-                if problem:
-                    raise MolcasError(problem)
-            except (MolcasError, OSError, ValueError, KeyError) as exc:
-                how = "followed orbitals" if orbitals is not None else "fresh RHF start"
-                messages.append(f"{how}: {exc}")
-                self._keep(folder, len(messages))
-                shutil.rmtree(folder, ignore_errors=True)
+                out, folder = self._attempt(numbers, positions, n_states, orbitals, True)
+            except _AttemptFailed as exc:
+                messages.append(f"{_how(orbitals)}: {exc}")
                 continue
-            how = (
-                {"start": "fresh"}
-                if orbitals is None
-                else {"start": "followed", "follow_rmsd": round(rmsd, 4)}
-            )
-            found.append((float(np.mean(out.energies)), out, how, folder))
-            if not self.both_starts:
-                break
-        if not found:
-            error = "; ".join(
-                f"S{k}: SA-CASSCF failed ({' / '.join(messages)})" for k in range(n_states)
-            )
-            return LabelResult.failure(n_atoms, n_states, error, time.perf_counter() - begin)
-        average, out, how, folder = min(found, key=lambda item: item[0])
-        if len(found) > 1:
-            how["state_averages_eV"] = {h["start"]: a * HARTREE_TO_EV for a, _, h, _ in found}
+            found = (out, how, folder)
+            break
+        if found is None:
+            return self._failure(n_atoms, n_states, messages, begin)
+        out, how, folder = found
         if messages:
-            how["retried_after" if not self.both_starts else "failed_start"] = messages[0]
+            how["retried_after"] = messages[0]
         self._remember(numbers, positions, folder / "job.RasOrb")
-        for *_, used in found:
-            shutil.rmtree(used, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
         return self._result(out, n_atoms, n_states, time.perf_counter() - begin, how)
+
+    def _attempt(self, numbers, positions, n_states, orbitals, gradients):
+        """One job in a fresh temporary folder, checked by the guard: (output, folder); a
+        failure keeps the logs (``keep_failed``), removes the folder and raises
+        :class:`_AttemptFailed`."""
+        folder = Path(tempfile.mkdtemp(prefix="fusionff-molcas-"))
+        try:
+            out = self._job(folder, numbers, positions, n_states, orbitals, gradients)
+            problem = self._guard_problem(out)
+            if problem:
+                raise MolcasError(problem)
+        except (MolcasError, OSError, ValueError, KeyError) as exc:
+            self._keep(folder, self._failed_jobs)
+            self._failed_jobs += 1
+            shutil.rmtree(folder, ignore_errors=True)
+            raise _AttemptFailed(str(exc)) from exc
+        return out, folder
+
+    def _screened(self, numbers, positions, n_states, start, rmsd, begin) -> LabelResult:
+        """``both_starts``: RASSCF alone from the followed and from a fresh start, then the
+        gradients and couplings from the converged orbitals of the lower state average."""
+        n_atoms = len(numbers)
+        messages, screens = [], []
+        for orbitals in (start, None):
+            how = _start_meta(orbitals, rmsd)
+            try:
+                out, folder = self._attempt(numbers, positions, n_states, orbitals, False)
+            except _AttemptFailed as exc:
+                messages.append(f"{_how(orbitals)}: {exc}")
+                continue
+            screens.append((float(np.mean(out.energies)), how, folder))
+        try:
+            if not screens:
+                return self._failure(n_atoms, n_states, messages, begin)
+            average, how, chosen = min(screens, key=lambda item: item[0])
+            how["state_averages_eV"] = {h["start"]: a * HARTREE_TO_EV for a, h, _ in screens}
+            if messages:
+                how["failed_start"] = messages[0]
+            try:
+                out, folder = self._attempt(
+                    numbers, positions, n_states, chosen / "job.RasOrb", True
+                )
+            except _AttemptFailed as exc:
+                messages.append(f"gradients from the {how['start']} solution: {exc}")
+                return self._failure(n_atoms, n_states, messages, begin)
+        finally:
+            for *_, used in screens:
+                shutil.rmtree(used, ignore_errors=True)
+        moved = (float(np.mean(out.energies)) - average) * HARTREE_TO_EV
+        if abs(moved) > SCREEN_TOLERANCE_EV:
+            shutil.rmtree(folder, ignore_errors=True)
+            messages.append(
+                f"the gradient job left the screened {how['start']} solution: state average "
+                f"moved by {moved:+.4f} eV (> {SCREEN_TOLERANCE_EV} eV)"
+            )
+            return self._failure(n_atoms, n_states, messages, begin)
+        self._remember(numbers, positions, folder / "job.RasOrb")
+        shutil.rmtree(folder, ignore_errors=True)
+        return self._result(out, n_atoms, n_states, time.perf_counter() - begin, how)
+
+    def _failure(self, n_atoms, n_states, messages, begin) -> LabelResult:
+        error = "; ".join(
+            f"S{k}: SA-CASSCF failed ({' / '.join(messages)})" for k in range(n_states)
+        )
+        return LabelResult.failure(n_atoms, n_states, error, time.perf_counter() - begin)
 
     def _remember(self, numbers, positions, orbitals: Path) -> None:
         """Keep the converged orbitals for the next structures (store and this process)."""

@@ -1,0 +1,141 @@
+"""The two-start screening of the OpenMolcas backend (``both_starts``) without OpenMolcas: the
+jobs are scripted, so that the followed start lands on a higher SA-CASSCF solution, as it did
+on stilbene (data/stilbene/r2/README.md, "Two SA-CASSCF solutions"). Checks which solution
+is kept, that the gradient job starts from that solution's orbitals, the meta, and the
+failures. The real program is exercised on ethylene in
+tests/integration/test_labeling_molcas_backend.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase.build import molecule
+
+from fusionff.labeling.molcas import (
+    HARTREE_TO_EV,
+    SCREEN_TOLERANCE_EV,
+    CasscfOutput,
+    MolcasCasscfBackend,
+    MolcasError,
+    job_input,
+    parse_log,
+)
+
+# Hartree; state averages: neighbour (followed) -0.75, fresh -1.0
+SOLUTIONS = {"neighbour": [-1.0, -0.5], "fresh": [-1.1, -0.9]}
+
+
+class ScriptedBackend(MolcasCasscfBackend):
+    """``_job`` returns canned energies by the solution its start orbitals carry; an orbital
+    file's text is the name of its solution. Records every job as (start, gradients)."""
+
+    def __init__(self, *args, drift: float = 0.0, broken: tuple[str, ...] = (), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.jobs: list[tuple[str, bool]] = []
+        self.drift = drift  # Hartree added to the energies of a gradient job
+        self.broken = broken  # solutions whose jobs fail
+
+    def _job(self, folder, numbers, positions, n_states, start, gradients=True):
+        solution = "fresh" if start is None else Path(start).read_text()
+        self.jobs.append((solution, gradients))
+        if solution in self.broken:
+            raise MolcasError(f"scripted failure of the {solution} start")
+        (folder / "job.RasOrb").write_text(solution)
+        energies = np.array(SOLUTIONS[solution][:n_states])
+        n = len(numbers)
+        if gradients:
+            energies = energies + self.drift
+            grads = np.full((n_states, n, 3), 0.01 if solution == "fresh" else 0.5)
+        else:
+            grads = np.zeros(0)
+        return CasscfOutput(
+            energies, grads, {}, np.array([1.5, 0.5]), np.array([0.6, 0.6]), iterations=5
+        )
+
+
+def _backend(tmp_path, **kwargs) -> tuple[ScriptedBackend, np.ndarray, np.ndarray]:
+    atoms = molecule("C2H4")
+    backend = ScriptedBackend((0, 1), couplings=False, both_starts=True, **kwargs)
+    neighbour = tmp_path / "neighbour.RasOrb"
+    neighbour.write_text("neighbour")
+    backend._recent.save(atoms.numbers, atoms.positions + 0.05, neighbour)
+    return backend, atoms.numbers, atoms.positions
+
+
+def test_the_lower_state_average_is_kept_and_its_gradients_computed(tmp_path):
+    """Screens from both starts (RASSCF only), then one gradient job from the orbitals of the
+    fresh solution, whose average is lower: the label carries its energies and forces."""
+    backend, numbers, positions = _backend(tmp_path)
+    result = backend.compute(numbers, positions, 2)
+    assert result.ok
+    assert backend.jobs == [("neighbour", False), ("fresh", False), ("fresh", True)]
+    np.testing.assert_allclose(result.energies, np.array(SOLUTIONS["fresh"]) * HARTREE_TO_EV)
+    assert np.allclose(np.abs(result.forces), 0.01 * HARTREE_TO_EV / 0.529177210903)
+    assert result.meta["start"] == "fresh"
+    averages = result.meta["state_averages_eV"]
+    assert averages["followed"] == pytest.approx(-0.75 * HARTREE_TO_EV)
+    assert averages["fresh"] == pytest.approx(-1.0 * HARTREE_TO_EV)
+
+
+def test_the_next_structure_follows_the_kept_solution(tmp_path):
+    """The orbitals remembered for the following structures are those of the kept
+    solution, not of the start that lost."""
+    backend, numbers, positions = _backend(tmp_path)
+    backend.compute(numbers, positions, 2)
+    path, rmsd = backend._recent.nearest(numbers, positions)
+    assert rmsd == 0.0 and path.read_text() == "fresh"
+
+
+def test_a_failed_start_leaves_the_other(tmp_path):
+    """A start that fails (program or guard) is recorded in meta; the other one is kept."""
+    backend, numbers, positions = _backend(tmp_path, broken=("fresh",))
+    result = backend.compute(numbers, positions, 2)
+    assert result.ok and result.meta["start"] == "followed"
+    assert "scripted failure of the fresh start" in result.meta["failed_start"]
+    np.testing.assert_allclose(result.energies, np.array(SOLUTIONS["neighbour"]) * HARTREE_TO_EV)
+
+
+def test_both_starts_failing_is_a_recorded_failure(tmp_path):
+    backend, numbers, positions = _backend(tmp_path, broken=("fresh", "neighbour"))
+    result = backend.compute(numbers, positions, 2)
+    assert not result.ok
+    assert "followed orbitals" in result.error and "fresh RHF start" in result.error
+
+
+def test_a_gradient_job_that_leaves_the_screened_solution_fails_the_structure(tmp_path):
+    """If RASSCF in the gradient job ends elsewhere than the screened solution (state average
+    moved by more than SCREEN_TOLERANCE_EV), the label is refused, with the shift named."""
+    drift = 2 * SCREEN_TOLERANCE_EV / HARTREE_TO_EV
+    backend, numbers, positions = _backend(tmp_path, drift=drift)
+    result = backend.compute(numbers, positions, 2)
+    assert not result.ok
+    assert "left the screened fresh solution" in result.error
+    backend, numbers, positions = _backend(tmp_path, drift=drift / 4)
+    assert backend.compute(numbers, positions, 2).ok
+
+
+def test_without_a_neighbour_one_fresh_job_does_everything(tmp_path):
+    """Nothing to follow: no screening, a single fresh job with gradients."""
+    atoms = molecule("C2H4")
+    backend = ScriptedBackend((0, 1), couplings=False, both_starts=True)
+    result = backend.compute(atoms.numbers, atoms.positions, 2)
+    assert result.ok and backend.jobs == [("fresh", True)]
+    assert result.meta["start"] == "fresh" and "state_averages_eV" not in result.meta
+
+
+def test_energy_only_job_input_and_log():
+    """``gradients=False``: RASSCF without ALASKA (no gradients, no couplings), and the log
+    parser reads the energies alone."""
+    text = job_input("g.xyz", "STO-3G", 2, 7, couplings=True, orbitals="a.orb", gradients=False)
+    assert "&RASSCF" in text and "&ALASKA" not in text and "NAC" not in text
+    log = (
+        "::    RASSCF root number  1 Total energy:    -77.50000000\n"
+        "::    RASSCF root number  2 Total energy:    -77.25000000\n"
+    )
+    energies, gradients, nacs = parse_log(log, 6, 2, couplings=True, gradients=False)
+    np.testing.assert_allclose(energies, [-77.5, -77.25])
+    assert gradients.size == 0 and nacs == {}
+    with pytest.raises(MolcasError, match="Molecular gradients"):
+        parse_log(log, 6, 2, couplings=False)
