@@ -139,3 +139,17 @@ def test_energy_only_job_input_and_log():
     assert gradients.size == 0 and nacs == {}
     with pytest.raises(MolcasError, match="Molecular gradients"):
         parse_log(log, 6, 2, couplings=False)
+
+
+def test_the_command_line_screens_both_starts_unless_told_not_to():
+    """``fusionff label --backend casscf`` screens both starts by default (a followed start
+    alone can keep a wrong solution); ``--no-both-starts`` turns it off."""
+    import argparse
+
+    from fusionff.labeling.cli import add_label_arguments
+
+    parser = add_label_arguments(argparse.ArgumentParser())
+    base = ["in.xyz", "out.h5", "--backend", "casscf"]
+    assert parser.parse_args(base).both_starts is True
+    assert parser.parse_args([*base, "--both-starts"]).both_starts is True
+    assert parser.parse_args([*base, "--no-both-starts"]).both_starts is False
