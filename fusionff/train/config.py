@@ -151,6 +151,13 @@ class TrainConfig:
             metric) the force labels of a structure's state when an atom's force in it is
             larger than this, eV/Angstrom; for reference programs whose gradients fail at
             strained geometries (None: keep all). The log says how many were left out.
+        exclude: extended XYZ files of labels known to be wrong (one path or a list). Each
+            frame names one label: its atoms, positions (Angstrom) and, in the info key
+            ``energies``, the label's state energies (eV); a structure of the data with the
+            same atoms, positions within 1e-4 Angstrom and finite energies within 1e-3 eV is
+            put in no split (not trained on, validated or tested), and ``split.json`` records
+            it. A relabelled copy of the geometry (other energies) is not matched. The log
+            says how many were matched.
         early_stopping_patience: stop after this many epochs without a lower validation loss
             (None: never).
         checkpoint_every: write ``checkpoint.pt`` every this many epochs (and at the end).
@@ -177,6 +184,7 @@ class TrainConfig:
     max_epochs: int = 100
     ema_decay: float = 0.99
     mask_forces_above: float | None = None
+    exclude: list[str] = field(default_factory=list)
     early_stopping_patience: int | None = 50
     checkpoint_every: int = 1
     time_limit_minutes: float | None = None
@@ -203,8 +211,9 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, raw: Any) -> TrainConfig:
         """Build from a mapping (as read from YAML), checking keys, types and values."""
-        if isinstance(raw, dict) and isinstance(raw.get("data"), str):
-            raw = {**raw, "data": [raw["data"]]}
+        for key in ("data", "exclude"):
+            if isinstance(raw, dict) and isinstance(raw.get(key), str):
+                raw = {**raw, key: [raw[key]]}
         config = build_dataclass(cls, raw, "", ConfigError)
         _check_model_keys(config.model)
         config.check()

@@ -139,6 +139,43 @@ class TrainingData:
         self.force_mask = self.force_mask & ~too_large
         return [int(n) for n in too_large.sum(axis=0)]
 
+    def find_labels(
+        self, path: str | os.PathLike, position_tol: float = 1e-4, energy_tol: float = 1e-3
+    ) -> tuple[np.ndarray, int]:
+        """The structures that carry the labels listed in an extended XYZ file (see
+        ``TrainConfig.exclude``): (sorted indices into this data, number of listed labels
+        that match none). Raises ValueError naming the frame when one has no ``energies``
+        or a number of them other than the data's states."""
+        from ase.io import read
+
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"exclude: no file {path}")
+        found: set[int] = set()
+        unmatched = 0
+        sizes = np.diff(self.atom_offsets)
+        for k, frame in enumerate(read(path, index=":")):
+            energies = frame.info.get("energies")
+            if energies is None or np.size(energies) != self.n_states:
+                raise ValueError(
+                    f"{path} frame {k}: info 'energies' must hold the label's {self.n_states} "
+                    f"state energies (eV), got {energies!r}"
+                )
+            energies = np.asarray(energies, dtype=float).reshape(self.n_states)
+            hits = []
+            for i in np.flatnonzero(sizes == len(frame)):
+                a, b = self.atom_offsets[i], self.atom_offsets[i + 1]
+                if not np.array_equal(self.numbers[a:b], frame.numbers):
+                    continue
+                if np.abs(self.positions[a:b] - frame.positions).max() > position_tol:
+                    continue
+                both = np.isfinite(energies) & self.energy_mask[i]
+                if np.all(np.abs(self.energies[i][both] - energies[both]) <= energy_tol):
+                    hits.append(int(i))
+            found.update(hits)
+            unmatched += not hits
+        return np.array(sorted(found), dtype=np.int64), unmatched
+
     def describe(self, i: int) -> str:
         """'<file>: structure <k>' for structure ``i``."""
         row, k = int(self.ids[i]), 0

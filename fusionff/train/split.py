@@ -9,6 +9,11 @@ A run may go on with more data: when the stored files are the first files of the
 order and unchanged, the structures of the added files are split with the same fractions (a
 random split seeded by the seed and the number of files before) and appended, and every
 structure keeps the split it had. ``split.json`` records each such extension.
+
+Labels found wrong later (``TrainConfig.exclude``) are taken out of every split: a new split
+is drawn among the other structures, a stored one loses them (the others keep their split),
+and ``split.json`` lists them under ``excluded`` (rows as above); an excluded structure stays
+out even if a later config no longer names it.
 """
 
 from __future__ import annotations
@@ -65,6 +70,7 @@ def load_or_create_split(
     spec: SplitConfig,
     seed: int,
     files: list[dict],
+    excluded: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """The split stored at ``path``, or a new random one written there; extended (and
     rewritten) when the data has files beyond the stored ones (see the module docstring).
@@ -72,17 +78,22 @@ def load_or_create_split(
     Args:
         data: the usable structures; the returned arrays index them.
         files: ``[{"path", "sha256", "n_structures"}]`` of the dataset files.
+        excluded: indices into ``data`` of structures to keep out of every split.
 
     Raises ValueError when the stored split belongs to other data or another split setting.
     """
     path = Path(path)
     setting = {k: getattr(spec, k) for k in SPLITS} | {"seed": seed}
+    out = set() if excluded is None else {int(i) for i in data.ids[np.asarray(excluded)]}
     if not path.exists():
-        split = random_split(len(data), spec, seed)
+        allowed = np.array([k for k, i in enumerate(data.ids) if int(i) not in out], np.int64)
+        split = random_split(len(allowed), spec, seed)
         record = {"files": files, "setting": setting}
-        record |= {k: data.ids[v].tolist() for k, v in split.items()}
+        record |= {k: data.ids[allowed[v]].tolist() for k, v in split.items()}
+        if out:
+            record["excluded"] = sorted(out)
         _write(path, record)
-        return split
+        return {k: allowed[v] for k, v in split.items()}
     record = json.loads(path.read_text())
     hint = "use another output directory or start afresh (fusionff train --restart)"
     stored = [f["sha256"] for f in record["files"]]
@@ -96,8 +107,20 @@ def load_or_create_split(
         raise ValueError(
             f"{path} was made with split {record['setting']}, the config asks for {setting}; {hint}"
         )
+    out |= set(record.get("excluded", []))
+    changed = False
     if len(current) > len(stored):
-        record = _extend(record, data, spec, seed, files, path)
+        record = _extend(record, data, spec, seed, files, path, out)
+        changed = True
+    if out - set(record.get("excluded", [])) or any(
+        i in out for key in SPLITS for i in record[key]
+    ):
+        record = dict(record)
+        for key in SPLITS:
+            record[key] = [i for i in record[key] if i not in out]
+        record["excluded"] = sorted(out)
+        changed = True
+    if changed:
         _write(path, record)
     return _indices(record, data, path)
 
@@ -109,8 +132,9 @@ def split_was_extended(path: str | os.PathLike, files: list[dict]) -> bool:
     return path.exists() and len(json.loads(path.read_text())["files"]) < len(files)
 
 
-def _extend(record, data, spec, seed, files, path) -> dict:
-    """``record`` with the usable structures of the files after its own split and added."""
+def _extend(record, data, spec, seed, files, path, out=frozenset()) -> dict:
+    """``record`` with the usable structures of the files after its own split and added
+    (those of rows in ``out`` left out)."""
     if not all(isinstance(getattr(spec, k), float) for k in SPLITS):
         raise ValueError(
             f"{path}: extending a split to added files needs fractions for train, validation "
@@ -118,7 +142,9 @@ def _extend(record, data, spec, seed, files, path) -> dict:
         )
     n_before = len(record["files"])
     first_new_row = sum(f["n_structures"] for f in record["files"])
-    new = np.flatnonzero(data.ids >= first_new_row)
+    new = np.array(
+        [k for k, i in enumerate(data.ids) if i >= first_new_row and int(i) not in out], np.int64
+    )
     if len(new) == 0:
         raise ValueError(f"{path}: the added files {files[n_before:]} have no usable structures")
     part = random_split(len(new), spec, int(seed) * 1000 + n_before)

@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+import numpy as np
 import torch
 
 from fusionff.models.config import ModelConfig
@@ -91,6 +92,7 @@ STAGE_CHANGES = RESUMABLE_CHANGES + (
     "batch_size",
     "ema_decay",
     "mask_forces_above",
+    "exclude",
 )
 """Config keys that may also differ when a run goes on as a new stage."""
 OUTPUT_FILES = (
@@ -166,9 +168,20 @@ class Trainer:
         ]
         split_seed = config.split.seed if config.split.seed is not None else config.seed
         extended = split_was_extended(self.output / "split.json", self.files)
+        self.excluded: list[tuple[str, int, int]] = []  # (file, matched structures, unmatched)
+        excluded = np.zeros(0, dtype=np.int64)
+        for path in config.exclude:
+            found, unmatched = self.data.find_labels(path)
+            self.excluded.append((path, len(found), unmatched))
+            excluded = np.union1d(excluded, found)
         self.split = self.ranks.main_first(
             lambda: load_or_create_split(
-                self.output / "split.json", self.data, config.split, split_seed, self.files
+                self.output / "split.json",
+                self.data,
+                config.split,
+                split_seed,
+                self.files,
+                excluded,
             )
         )
         checkpoint_path = self.output / "checkpoint.pt"
@@ -256,6 +269,9 @@ class Trainer:
                 + ", ".join(f"S{s} {n}" for s, n in enumerate(masked))
                 + " structures"
             )
+        for path, matched, unmatched in self.excluded:
+            missing = f"; {unmatched} listed labels match no structure" if unmatched else ""
+            self._say(f"exclude {path}: {matched} structures kept out of every split{missing}")
 
     # ------------------------------------------------------------------ the loop
     def fit(self, on_epoch_end: Callable[[Trainer], None] | None = None) -> TrainResult:

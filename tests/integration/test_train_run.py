@@ -359,6 +359,40 @@ def test_mask_forces_above_leaves_out_large_force_labels(toy, tmp_path):
     )
 
 
+def test_excluded_labels_are_trained_and_tested_on_nowhere(toy, tmp_path):
+    """``exclude`` lists wrong labels (atoms, positions, energies): their structures are in no
+    split, split.json and the log say so, and the test metrics count the others only."""
+    from ase import Atoms
+    from ase.io import write
+
+    plain = Trainer(tiny_config(toy, tmp_path / "plain", max_epochs=1), log=io.StringIO())
+    data = plain.data
+    victims = [int(plain.split["test"][0]), int(plain.split["train"][0])]
+    frames = []
+    for i in victims:
+        a, b = data.atom_offsets[i], data.atom_offsets[i + 1]
+        energies = np.where(data.energy_mask[i], data.energies[i], np.nan).tolist()
+        frames.append(
+            Atoms(
+                numbers=data.numbers[a:b],
+                positions=data.positions[a:b],
+                info={"energies": energies},
+            )
+        )
+    wrong = tmp_path / "wrong.xyz"
+    write(wrong, frames, format="extxyz")
+    log = io.StringIO()
+    out = tmp_path / "excluded"
+    trainer = Trainer(tiny_config(toy, out, max_epochs=1, exclude=str(wrong)), log=log)
+    taken = np.concatenate(list(trainer.split.values()))
+    assert not set(victims) & set(taken.tolist()) and len(taken) == len(data) - 2
+    assert f"exclude {wrong}: 2 structures kept out of every split" in log.getvalue()
+    stored = json.loads((out / "split.json").read_text())
+    assert stored["excluded"] == sorted(int(data.ids[i]) for i in victims)
+    result = trainer.fit()
+    assert result.test_metrics["n_structures"] == len(trainer.split["test"])
+
+
 class _Terminal(io.StringIO):
     def isatty(self):
         return True

@@ -203,3 +203,79 @@ def test_split_extends_to_added_files(tmp_path):
         path2 = tmp_path / "split2.json"
         load_or_create_split(path2, one, SplitConfig(30, 5, 5), 0, [fa])
         load_or_create_split(path2, two, SplitConfig(30, 5, 5), 0, [fa, fb])
+
+
+def _write_wrong_labels(path, data, indices, energy_shift=0.0, position_shift=0.0):
+    """An exclusion file naming the labels of ``data`` structures ``indices``."""
+    from ase import Atoms
+    from ase.io import write
+
+    frames = []
+    for i in indices:
+        a, b = data.atom_offsets[i], data.atom_offsets[i + 1]
+        energies = np.where(data.energy_mask[i], data.energies[i], np.nan) + energy_shift
+        frames.append(
+            Atoms(
+                numbers=data.numbers[a:b],
+                positions=data.positions[a:b] + position_shift,
+                info={"energies": energies.tolist()},
+            )
+        )
+    write(path, frames, format="extxyz")
+
+
+def test_listed_wrong_labels_are_found_by_atoms_positions_and_energies(tmp_path, comp_data):
+    """find_labels matches a listed label to its structure, and not a relabelled copy (other
+    energies) or a moved geometry; a frame without energies is refused by name."""
+    from ase import Atoms
+    from ase.io import write
+
+    data, _ = comp_data
+    path = tmp_path / "wrong.xyz"
+    _write_wrong_labels(path, data, [3, 7])
+    found, unmatched = data.find_labels(path)
+    assert found.tolist() == [3, 7] and unmatched == 0
+    _write_wrong_labels(path, data, [3], energy_shift=0.01)  # a label with other energies
+    assert data.find_labels(path)[0].size == 0 and data.find_labels(path)[1] == 1
+    _write_wrong_labels(path, data, [3], position_shift=0.001)
+    assert data.find_labels(path)[0].size == 0
+    write(path, [Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.7]])], format="extxyz")
+    with pytest.raises(ValueError, match="frame 0: info 'energies'"):
+        data.find_labels(path)
+
+
+def test_excluded_structures_are_in_no_split_and_the_rest_keep_theirs(tmp_path):
+    """A new split leaves excluded structures out; excluding more later removes them from a
+    stored split (recorded under 'excluded') while every other structure keeps its split, and
+    they stay out when the split is extended to an added file."""
+    write_composition_dataset(tmp_path / "a.h5", n=40, seed=1)
+    write_composition_dataset(tmp_path / "b.h5", n=20, seed=2)
+    fa = {"path": "a.h5", "sha256": "aaa", "n_structures": 42}
+    fb = {"path": "b.h5", "sha256": "bbb", "n_structures": 22}
+    one = load_training_data([tmp_path / "a.h5"], 3.0)
+    path = tmp_path / "split.json"
+    first = load_or_create_split(path, one, SplitConfig(), 0, [fa], np.array([0, 5]))
+    taken = np.concatenate(list(first.values()))
+    assert 0 not in taken and 5 not in taken and len(taken) == len(one) - 2
+    assert json.loads(path.read_text())["excluded"] == one.ids[[0, 5]].tolist()
+    before = {k: one.ids[v].tolist() for k, v in first.items()}
+    victim = int(first["test"][0])
+    later = load_or_create_split(path, one, SplitConfig(), 0, [fa], np.array([victim]))
+    after = {k: one.ids[v].tolist() for k, v in later.items()}
+    for k in before:
+        assert after[k] == [i for i in before[k] if i != int(one.ids[victim])]
+    stored = json.loads(path.read_text())
+    assert stored["excluded"] == sorted(one.ids[[0, 5, victim]].tolist())
+    two = load_training_data([tmp_path / "a.h5", tmp_path / "b.h5"], 3.0)
+    new_row = int(np.flatnonzero(two.ids >= 42)[0])
+    ext = load_or_create_split(path, two, SplitConfig(), 0, [fa, fb], np.array([new_row]))
+    rows = {int(two.ids[i]) for v in ext.values() for i in v}
+    assert not rows & set(one.ids[[0, 5, victim]].tolist()) and int(two.ids[new_row]) not in rows
+    assert len(rows) == len(two) - 4
+
+
+def test_train_config_reads_exclude_as_a_list():
+    from fusionff.train.config import TrainConfig
+
+    assert TrainConfig.from_dict({"data": "a.h5", "exclude": "w.xyz"}).exclude == ["w.xyz"]
+    assert TrainConfig.from_dict({"data": "a.h5"}).exclude == []
