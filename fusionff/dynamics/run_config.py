@@ -122,10 +122,16 @@ class PotentialSpec:
 
 def potential_identity(resolved: dict[str, Any]) -> dict[str, Any]:
     """A resolved potential (:meth:`PotentialSpec.as_dict`) less the options that do not
-    change results (``runtime_options``: MOPAC's ``workers``)."""
-    drop = set(structure_kind(resolved["kind"]).runtime_options)
+    change results (``runtime_options``: MOPAC's ``workers``) and the options added to a kind
+    later that are at their defaults (:mod:`fusionff.dynamics.structures`)."""
+    kind = structure_kind(resolved["kind"])
+    drop = set(kind.runtime_options)
     if resolved["kind"] in _LEGACY_KINDS:
         drop.add("workers")  # in their layout whatever the kind
+    for f in dataclasses.fields(kind.options):  # options added later, at their defaults
+        if f.metadata.get("added") and f.default is not dataclasses.MISSING:
+            if f.name in resolved and resolved[f.name] == f.default:
+                drop.add(f.name)
     return {k: v for k, v in resolved.items() if k not in drop}
 
 

@@ -21,7 +21,9 @@ backend registers its kind here or from its own module::
 
 and ``potential: {orca: {n_states: 3}}`` then works in a run input; the runner is not
 touched. Options that change results belong to the run's identity (a checkpoint resumes
-only with the same ones); name those that do not (parallelism) in ``runtime_options``.
+only with the same ones); name those that do not (parallelism) in ``runtime_options``. An
+option added to a kind after runs were made with it takes ``metadata={"added": True}`` on its
+field: at its default it is left out of the identity, so those runs still resume.
 """
 
 from __future__ import annotations
@@ -222,6 +224,11 @@ class CasscfOptions:
             energies-only algorithms).
         timeout: s, limit of one OpenMolcas job.
         workers: OpenMolcas jobs at the same time (the structures of a batch in parallel).
+        both_starts: also converge each step from fresh RHF orbitals and keep the lower state
+            average (as ``fusionff label`` does by default; 1.1-1.5x the cost). Off by default:
+            a trajectory follows its own previous step, which keeps its surface continuous;
+            turn it on where following may have kept a higher solution (an energy drift at
+            the first steps says so).
     """
 
     active_atoms: list[int] = field(default_factory=lambda: [0, 1])
@@ -230,6 +237,7 @@ class CasscfOptions:
     couplings: bool = True
     timeout: float = field(default=1800.0, metadata={"unit": "s"})
     workers: int = 1
+    both_starts: bool = field(default=False, metadata={"added": True})
 
     def __post_init__(self) -> None:
         if len(self.active_atoms) != 2:
@@ -252,6 +260,7 @@ def _casscf(options: CasscfOptions, atoms: Atoms | None, device: torch.device):
         basis=options.basis,
         couplings=options.couplings,
         timeout=options.timeout,
+        both_starts=options.both_starts,
     )
     return ASECalculatorStructure(
         calculator,

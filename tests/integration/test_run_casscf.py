@@ -52,6 +52,16 @@ def test_casscf_potential_parses_with_workers_outside_the_run_identity(tmp_path)
         RunConfig.from_dict(_raw(tmp_path, n_states=4))
 
 
+def test_both_starts_is_an_option_outside_the_identity_only_at_its_default(tmp_path):
+    """``both_starts`` (added after direct R2 runs were made) is off by default and then left
+    out of the run identity, so those runs still resume; turned on, it is part of it."""
+    plain = RunConfig.from_dict(_raw(tmp_path))
+    assert plain.potential.options.both_starts is False
+    assert "both_starts" not in potential_identity(plain.as_dict()["potential"])
+    screened = RunConfig.from_dict(_raw(tmp_path, both_starts=True))
+    assert potential_identity(screened.as_dict()["potential"])["both_starts"] is True
+
+
 @pytest.mark.slow
 def test_direct_casscf_dynamics_conserves_energy_and_uses_couplings(tmp_path):
     """Three 0.25 fs FSSH steps of ethylene on S1 of SA-3-CASSCF(2,2)/STO-3G, energies,
