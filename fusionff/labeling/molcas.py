@@ -747,16 +747,9 @@ class MolcasCasscfBackend(ReferenceBackend):
         start, rmsd = self._start_orbitals(numbers, positions)
         if self.both_starts and start is not None:
             return self._screened(numbers, positions, n_states, start, rmsd, begin)
-        messages, found = [], None
-        for orbitals in [start, None] if start is not None else [None]:
-            how = _start_meta(orbitals, rmsd)
-            try:
-                out, folder = self._attempt(numbers, positions, n_states, orbitals, True)
-            except _AttemptFailed as exc:
-                messages.append(f"{_how(orbitals)}: {exc}")
-                continue
-            found = (out, how, folder)
-            break
+        messages: list[str] = []
+        starts = [start, None] if start is not None else [None]
+        found = next(self._runs(numbers, positions, n_states, starts, rmsd, True, messages), None)
         if found is None:
             return self._failure(n_atoms, n_states, messages, begin)
         out, how, folder = found
@@ -765,6 +758,17 @@ class MolcasCasscfBackend(ReferenceBackend):
         self._remember(numbers, positions, folder / "job.RasOrb")
         shutil.rmtree(folder, ignore_errors=True)
         return self._result(out, n_atoms, n_states, time.perf_counter() - begin, how)
+
+    def _runs(self, numbers, positions, n_states, starts, rmsd, gradients, messages):
+        """For each start in turn (followed orbitals, or None: fresh) that succeeds:
+        (output, its meta, folder); each failure appends its reason to ``messages``."""
+        for orbitals in starts:
+            try:
+                out, folder = self._attempt(numbers, positions, n_states, orbitals, gradients)
+            except _AttemptFailed as exc:
+                messages.append(f"{_how(orbitals)}: {exc}")
+                continue
+            yield out, _start_meta(orbitals, rmsd), folder
 
     def _attempt(self, numbers, positions, n_states, orbitals, gradients):
         """One job in a fresh temporary folder, checked by the guard: (output, folder); a
@@ -787,15 +791,13 @@ class MolcasCasscfBackend(ReferenceBackend):
         """``both_starts``: RASSCF alone from the followed and from a fresh start, then the
         gradients and couplings from the converged orbitals of the lower state average."""
         n_atoms = len(numbers)
-        messages, screens = [], []
-        for orbitals in (start, None):
-            how = _start_meta(orbitals, rmsd)
-            try:
-                out, folder = self._attempt(numbers, positions, n_states, orbitals, False)
-            except _AttemptFailed as exc:
-                messages.append(f"{_how(orbitals)}: {exc}")
-                continue
-            screens.append((float(np.mean(out.energies)), how, folder))
+        messages: list[str] = []
+        screens = [
+            (float(np.mean(out.energies)), how, folder)
+            for out, how, folder in self._runs(
+                numbers, positions, n_states, (start, None), rmsd, False, messages
+            )
+        ]
         try:
             if not screens:
                 return self._failure(n_atoms, n_states, messages, begin)
