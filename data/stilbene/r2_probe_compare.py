@@ -32,14 +32,20 @@ from fusionff.models.io import load_model  # noqa: E402
 
 
 def read_labels(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[int]]:
-    """(numbers (N,), positions (K, N, 3) Angstrom, energies (K, 2) eV, rows) of the entries
-    of a stilbene label file whose energies are both finite (a failed label has NaN)."""
+    """(numbers (N,), positions (K, N, 3) Angstrom, energies (K, 2) eV, rows) of the ok
+    entries of a stilbene label file (status "ok", both energies labelled and finite)."""
     with h5py.File(path, "r") as f:
         energies = f["energies"][()]
+        mask = f["energy_mask"][()]
+        status = [s.decode() if isinstance(s, bytes) else str(s) for s in f["status"][()]]
         offsets = f["offsets"][()]
         positions = f["positions"][()]
         numbers = f["numbers"][()]
-    rows = [i for i in range(len(energies)) if np.isfinite(energies[i]).all()]
+    rows = [
+        i
+        for i in range(len(energies))
+        if status[i] == "ok" and mask[i].all() and np.isfinite(energies[i]).all()
+    ]
     starts = offsets[:-1] if len(offsets) == len(energies) + 1 else offsets
     n = int(starts[1] - starts[0]) if len(starts) > 1 else len(positions)
     pos = np.array([positions[int(starts[i]) : int(starts[i]) + n] for i in rows])
