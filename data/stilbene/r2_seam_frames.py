@@ -64,10 +64,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     run = read_run(args.run_dir, include_failed=True)
-    group, time, frame, gap, twist, angle, paths = [], [], [], [], [], [], {}
+    group, time, frame, gap, twist, angle, paths, read = [], [], [], [], [], [], {}, {}
     for t in run.trajectories:
         paths[t.index] = t.path
-        every = _positions(t.path, list(range(len(t.time))))
+        every = read[t.index] = _positions(t.path, list(range(len(t.time))))
         for i in range(len(t.time)):
             if not np.isfinite(t.energies[i]).all():
                 continue
@@ -87,7 +87,7 @@ def main(argv=None) -> int:
     numbers = _numbers(paths[int(group[0])])
     images = []
     for i in chosen:
-        positions = _positions(paths[int(group[i])], [int(frame[i])])[int(frame[i])]
+        positions = read[int(group[i])][int(frame[i])]
         info = {
             "run": str(args.run_dir),
             "trajectory": int(group[i]),

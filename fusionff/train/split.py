@@ -86,7 +86,7 @@ def load_or_create_split(
     setting = {k: getattr(spec, k) for k in SPLITS} | {"seed": seed}
     out = set() if excluded is None else {int(i) for i in data.ids[np.asarray(excluded)]}
     if not path.exists():
-        allowed = np.array([k for k, i in enumerate(data.ids) if int(i) not in out], np.int64)
+        allowed = np.flatnonzero(~np.isin(data.ids, sorted(out)))
         split = random_split(len(allowed), spec, seed)
         record = {"files": files, "setting": setting}
         record |= {k: data.ids[allowed[v]].tolist() for k, v in split.items()}
@@ -108,13 +108,10 @@ def load_or_create_split(
             f"{path} was made with split {record['setting']}, the config asks for {setting}; {hint}"
         )
     out |= set(record.get("excluded", []))
-    changed = False
-    if len(current) > len(stored):
+    changed = len(current) > len(stored)
+    if changed:
         record = _extend(record, data, spec, seed, files, path, out)
-        changed = True
-    if out - set(record.get("excluded", [])) or any(
-        i in out for key in SPLITS for i in record[key]
-    ):
+    if sorted(out) != record.get("excluded", []):  # newly excluded: out of their splits
         record = dict(record)
         for key in SPLITS:
             record[key] = [i for i in record[key] if i not in out]
@@ -142,9 +139,7 @@ def _extend(record, data, spec, seed, files, path, out=frozenset()) -> dict:
         )
     n_before = len(record["files"])
     first_new_row = sum(f["n_structures"] for f in record["files"])
-    new = np.array(
-        [k for k, i in enumerate(data.ids) if i >= first_new_row and int(i) not in out], np.int64
-    )
+    new = np.flatnonzero((data.ids >= first_new_row) & ~np.isin(data.ids, sorted(out)))
     if len(new) == 0:
         raise ValueError(f"{path}: the added files {files[n_before:]} have no usable structures")
     part = random_split(len(new), spec, int(seed) * 1000 + n_before)
