@@ -15,6 +15,12 @@ label) has a state average (E_S0 + E_S1) / 2 lower by more than ``--tolerance`` 
 the old label goes to ``--wrong`` (extended XYZ with ``energies``, the format of
 ``TrainConfig.exclude``) and the new one to ``--corrections`` (a dataset of those rows only,
 provenance naming the source rows). Energies in eV.
+
+Corrections already frozen in an earlier snapshot are not written again: ``--first-row K``
+puts only the wrong labels of recheck rows K and later in ``--corrections`` (``--wrong``
+always lists all of them). ``--pending FILE`` lists the old labels of the rows not yet
+relabelled (same format, reason "suspect, not yet rechecked"), so a recipe can keep the
+suspects out of training until their relabels come.
 """
 
 from __future__ import annotations
@@ -30,6 +36,21 @@ from ase.io import read, write
 from fusionff.data.dataset import MultiStateDataset
 
 
+def old_label(frame: Atoms, reason: str) -> Atoms:
+    """The old label of a recheck frame in the exclusion format (energies in eV)."""
+    info = frame.info
+    return Atoms(
+        numbers=frame.numbers,
+        positions=frame.positions,
+        info={
+            "energies": [float(info["E_S0_eV"]), float(info["E_S1_eV"])],
+            "source": info["source"],
+            "row": int(info["row"]),
+            "reason": reason,
+        },
+    )
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("queue", type=Path, help="recheck.xyz (old labels in the info lines)")
@@ -38,6 +59,10 @@ def main(argv=None) -> int:
     parser.add_argument("--corrections", type=Path, required=True)
     parser.add_argument("--out", type=Path, help="JSON summary")
     parser.add_argument("--tolerance", type=float, default=0.01, help="eV")
+    parser.add_argument(
+        "--first-row", type=int, default=0, help="corrections of recheck rows from here on only"
+    )
+    parser.add_argument("--pending", type=Path, help="old labels of the rows not relabelled yet")
     args = parser.parse_args(argv)
 
     frames = read(args.queue, ":")
@@ -57,20 +82,10 @@ def main(argv=None) -> int:
             row |= {"new_minus_old_eV": shift.round(4).tolist(), "average_shift_eV": average}
             if average < -args.tolerance:
                 row["verdict"] = "old label was a higher SA-CASSCF solution"
-                wrong.append(
-                    Atoms(
-                        numbers=frames[k].numbers,
-                        positions=frames[k].positions,
-                        info={
-                            "energies": old.tolist(),
-                            "source": info["source"],
-                            "row": int(info["row"]),
-                            "reason": "higher SA-CASSCF solution; relabelled in "
-                            f"{args.labels.name} row {k}",
-                        },
-                    )
-                )
-                kept.append((k, entry))
+                reason = f"higher SA-CASSCF solution; relabelled in {args.labels.name} row {k}"
+                wrong.append(old_label(frames[k], reason))
+                if k >= args.first_row:
+                    kept.append((k, entry))
             else:
                 row["verdict"] = "old label confirmed"
             rows.append(row)
@@ -91,11 +106,16 @@ def main(argv=None) -> int:
             ) as out:
                 out.extend([entry for _, entry in kept])
     write(args.wrong, wrong, format="extxyz")
+    if args.pending:
+        reason = "suspect, not yet rechecked"
+        pending = [old_label(frames[k], reason) for k in range(n, len(frames))]
+        write(args.pending, pending, format="extxyz")
     summary = {
         "checked": n,
         "wrong": len(wrong),
         "confirmed": sum(r["verdict"] == "old label confirmed" for r in rows),
         "not_relabelled": sum(r["verdict"] == "not relabelled" for r in rows),
+        "pending": len(frames) - n,
         "rows": rows,
     }
     if args.out:
