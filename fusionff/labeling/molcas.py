@@ -248,6 +248,14 @@ def _block(text: str, title: str, start: int, n_atoms: int) -> tuple[np.ndarray,
     return np.array(rows), where + len(title)
 
 
+def integrals_input(xyz: str, basis: str) -> str:
+    """GATEWAY and SEWARD alone: the one-electron and two-electron integrals of a geometry
+    (file ``xyz``, Angstrom), exact, without symmetry."""
+    return "\n".join(
+        ["&GATEWAY", f"  Coord = {xyz}", f"  Basis = {basis}", "  Group = NoSym", "&SEWARD", ""]
+    )
+
+
 def job_input(
     xyz: str,
     basis: str,
@@ -259,6 +267,7 @@ def job_input(
     alter: tuple[tuple[int, int], ...] = (),
     scf_only: bool = False,
     gradients: bool = True,
+    integrals: bool = True,
 ) -> str:
     """An OpenMolcas input: SA-``n_states``-CASSCF(2,2) gradients of every root (and couplings).
 
@@ -271,17 +280,14 @@ def job_input(
         orbitals: starting orbitals (an INPORB file in the job's directory); None: after an
             SCF in the same job.
         alter: pairs of 1-based orbital indices to swap in the starting orbitals.
-        scf_only: only GATEWAY, SEWARD and SCF (the first step of a fresh start).
+        scf_only: only the integrals (as ``integrals`` says) and SCF (the first step of a
+            fresh start).
         gradients: False: RASSCF energies only (no ALASKA steps; ``couplings`` ignored), the
             screening job of :class:`MolcasCasscfBackend` with ``both_starts``.
+        integrals: False: no GATEWAY and SEWARD steps, for a work directory that already
+            holds this geometry's integrals (:func:`integrals_input`, copied in).
     """
-    lines = [
-        "&GATEWAY",
-        f"  Coord = {xyz}",
-        f"  Basis = {basis}",
-        "  Group = NoSym",
-        "&SEWARD",
-    ]
+    lines = integrals_input(xyz, basis).splitlines() if integrals else []
     if scf_only:
         return "\n".join([*lines, "&SCF", ""])
     if orbitals is None:
@@ -417,6 +423,48 @@ class RecentOrbitals:
 def _rmsd(a: np.ndarray, b: np.ndarray) -> float:
     """Root-mean-square distance of two (N, 3) position arrays, no alignment."""
     return float(np.sqrt(np.mean(np.sum((a - b) ** 2, axis=1))))
+
+
+def _write_xyz(path: Path, numbers: np.ndarray, positions: np.ndarray) -> None:
+    """A geometry as an xyz file (Angstrom, 10 decimals), OpenMolcas's ``Coord`` input."""
+    symbols = [chemical_symbols[z] for z in numbers]
+    xyz = "".join(
+        f"{s} {x:.10f} {y:.10f} {z:.10f}\n" for s, (x, y, z) in zip(symbols, positions, strict=True)
+    )
+    path.write_text(f"{len(numbers)}\n\n{xyz}")
+
+
+class Integrals:
+    """The integrals of one structure, shared by all its jobs (starts, screening, gradients).
+
+    Every OpenMolcas job of a structure needs the same GATEWAY and SEWARD steps; run once and
+    copied into each job's work directory they cost one job's share instead of three or four
+    (about 5 of the 10-20 CPU seconds of a RASSCF-only stilbene job, measured 2026-12-03;
+    results are bit for bit those of the full inputs). Made lazily, by the first job that
+    needs them, so that a failure there is that job's failure; ``close`` removes them.
+    """
+
+    def __init__(self) -> None:
+        self.folder: Path | None = None
+
+    def work(self, backend: MolcasCasscfBackend, numbers, positions) -> Path:
+        """The work directory holding the integrals (computed on the first call)."""
+        if self.folder is None:
+            folder = Path(tempfile.mkdtemp(prefix="fusionff-molcas-integrals-"))
+            try:
+                _write_xyz(folder / "geom.xyz", numbers, positions)
+                (folder / "integrals.input").write_text(integrals_input("geom.xyz", backend.basis))
+                backend._run(folder, "integrals.input")
+            except BaseException:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
+            self.folder = folder
+        return self.folder / "work"
+
+    def close(self) -> None:
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            self.folder = None
 
 
 class MolcasCasscfBackend(ReferenceBackend):
@@ -656,26 +704,42 @@ class MolcasCasscfBackend(ReferenceBackend):
         return occupations[active], weights
 
     def _job(
-        self, folder: Path, numbers, positions, n_states, start: Path | None, gradients=True
+        self,
+        folder: Path,
+        numbers,
+        positions,
+        n_states,
+        start: Path | None,
+        gradients=True,
+        integrals: Integrals | None = None,
     ) -> CasscfOutput:
         """One SA-CASSCF calculation in ``folder``: from ``start`` orbitals, or fresh; with
         ``gradients=False`` RASSCF only (energies and the guard's numbers; the converged
-        orbitals are left in ``folder / "job.RasOrb"``)."""
+        orbitals are left in ``folder / "job.RasOrb"``). With ``integrals``, the structure's
+        integrals are computed once (the first job) and copied into this job's work
+        directory, whose inputs then skip GATEWAY and SEWARD."""
         n_electrons = int(np.sum(numbers))
         if n_electrons % 2:
             raise MolcasError(f"{n_electrons} electrons: a closed-shell reference needs even")
         n_inactive = (n_electrons - 2) // 2
-        symbols = [chemical_symbols[z] for z in numbers]
-        xyz = "".join(
-            f"{s} {x:.10f} {y:.10f} {z:.10f}\n"
-            for s, (x, y, z) in zip(symbols, positions, strict=True)
-        )
-        (folder / "geom.xyz").write_text(f"{len(numbers)}\n\n{xyz}")
-        options = {"couplings": self.couplings, "gradients": gradients}
+        _write_xyz(folder / "geom.xyz", numbers, positions)
+        options = {
+            "couplings": self.couplings,
+            "gradients": gradients,
+            "integrals": integrals is None,
+        }
+        if integrals is not None:
+            shutil.copytree(integrals.work(self, numbers, positions), folder / "work")
         if start is None:
             (folder / "scf.input").write_text(
                 job_input(
-                    "geom.xyz", self.basis, n_states, n_inactive, scf_only=True, couplings=False
+                    "geom.xyz",
+                    self.basis,
+                    n_states,
+                    n_inactive,
+                    scf_only=True,
+                    couplings=False,
+                    integrals=integrals is None,
                 )
             )
             self._run(folder, "scf.input")
@@ -744,12 +808,21 @@ class MolcasCasscfBackend(ReferenceBackend):
                 f"atoms {first[k]} and {second[k]} are {distances[k]:.4f} "
                 f"Angstrom apart (< {MIN_DISTANCE})",
             )
+        integrals = Integrals()
+        try:
+            return self._label(numbers, positions, n_states, begin, integrals)
+        finally:
+            integrals.close()
+
+    def _label(self, numbers, positions, n_states, begin, integrals) -> LabelResult:
+        n_atoms = len(numbers)
         start, rmsd = self._start_orbitals(numbers, positions)
         if self.both_starts and start is not None:
-            return self._screened(numbers, positions, n_states, start, rmsd, begin)
+            return self._screened(numbers, positions, n_states, start, rmsd, begin, integrals)
         messages: list[str] = []
         starts = [start, None] if start is not None else [None]
-        found = next(self._runs(numbers, positions, n_states, starts, rmsd, True, messages), None)
+        runs = self._runs(numbers, positions, n_states, starts, rmsd, True, messages, integrals)
+        found = next(runs, None)
         if found is None:
             return self._failure(n_atoms, n_states, messages, begin)
         out, how, folder = found
@@ -759,24 +832,26 @@ class MolcasCasscfBackend(ReferenceBackend):
         shutil.rmtree(folder, ignore_errors=True)
         return self._result(out, n_atoms, n_states, time.perf_counter() - begin, how)
 
-    def _runs(self, numbers, positions, n_states, starts, rmsd, gradients, messages):
+    def _runs(self, numbers, positions, n_states, starts, rmsd, gradients, messages, integrals):
         """For each start in turn (followed orbitals, or None: fresh) that succeeds:
         (output, its meta, folder); each failure appends its reason to ``messages``."""
         for orbitals in starts:
             try:
-                out, folder = self._attempt(numbers, positions, n_states, orbitals, gradients)
+                out, folder = self._attempt(
+                    numbers, positions, n_states, orbitals, gradients, integrals
+                )
             except _AttemptFailed as exc:
                 messages.append(f"{_how(orbitals)}: {exc}")
                 continue
             yield out, _start_meta(orbitals, rmsd), folder
 
-    def _attempt(self, numbers, positions, n_states, orbitals, gradients):
+    def _attempt(self, numbers, positions, n_states, orbitals, gradients, integrals):
         """One job in a fresh temporary folder, checked by the guard: (output, folder); a
         failure keeps the logs (``keep_failed``), removes the folder and raises
         :class:`_AttemptFailed`."""
         folder = Path(tempfile.mkdtemp(prefix="fusionff-molcas-"))
         try:
-            out = self._job(folder, numbers, positions, n_states, orbitals, gradients)
+            out = self._job(folder, numbers, positions, n_states, orbitals, gradients, integrals)
             problem = self._guard_problem(out)
             if problem:
                 raise MolcasError(problem)
@@ -787,7 +862,7 @@ class MolcasCasscfBackend(ReferenceBackend):
             raise _AttemptFailed(str(exc)) from exc
         return out, folder
 
-    def _screened(self, numbers, positions, n_states, start, rmsd, begin) -> LabelResult:
+    def _screened(self, numbers, positions, n_states, start, rmsd, begin, integrals) -> LabelResult:
         """``both_starts``: RASSCF alone from the followed and from a fresh start, then the
         gradients and couplings from the converged orbitals of the lower state average."""
         n_atoms = len(numbers)
@@ -795,7 +870,7 @@ class MolcasCasscfBackend(ReferenceBackend):
         screens = [
             (float(np.mean(out.energies)), how, folder)
             for out, how, folder in self._runs(
-                numbers, positions, n_states, (start, None), rmsd, False, messages
+                numbers, positions, n_states, (start, None), rmsd, False, messages, integrals
             )
         ]
         try:
@@ -807,7 +882,7 @@ class MolcasCasscfBackend(ReferenceBackend):
                 how["failed_start"] = messages[0]
             try:
                 out, folder = self._attempt(
-                    numbers, positions, n_states, chosen / "job.RasOrb", True
+                    numbers, positions, n_states, chosen / "job.RasOrb", True, integrals
                 )
             except _AttemptFailed as exc:
                 messages.append(f"gradients from the {how['start']} solution: {exc}")

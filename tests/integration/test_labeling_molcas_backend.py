@@ -446,15 +446,28 @@ def test_both_starts_keep_the_solution_of_lower_state_average(tmp_path):
     from those and from RHF orbitals; the label is the solution of lower state-averaged energy
     (its meta records both averages, eV), with gradients computed from that solution's
     orbitals: on ethylene both starts reach the same solution, so the label equals the one a
-    single followed start gives (energies to 1e-6 eV, forces to 1e-4 eV/A)."""
+    single followed start gives (energies to 1e-6 eV, forces to 1e-4 eV/A). The integrals are
+    computed once per structure: of the screened structure's four OpenMolcas jobs (followed
+    RASSCF, SCF, fresh RASSCF, gradients) and its integrals job, only the last runs SEWARD."""
     from fusionff.labeling.molcas import MolcasCasscfBackend
 
+    class Recording(MolcasCasscfBackend):
+        inputs: list[str] = []
+
+        def _run(self, folder, input_name):
+            self.inputs.append((folder / input_name).read_text())
+            return super()._run(folder, input_name)
+
     atoms = molecule("C2H4")
-    backend = MolcasCasscfBackend((0, 1), couplings=False, both_starts=True)
+    backend = Recording((0, 1), couplings=False, both_starts=True)
     first = backend.compute(atoms.numbers, atoms.positions, 3)
     assert first.ok and first.meta["start"] == "fresh" and "state_averages_eV" not in first.meta
+    backend.inputs.clear()
     second = backend.compute(atoms.numbers, atoms.positions + 0.01, 3)
     assert second.ok
+    assert len(backend.inputs) == 5
+    assert ["&SEWARD" in text for text in backend.inputs] == [True, False, False, False, False]
+    assert "&ALASKA" in backend.inputs[-1]
     averages = second.meta["state_averages_eV"]
     assert set(averages) == {"followed", "fresh"}
     assert np.mean(second.energies) == pytest.approx(min(averages.values()), abs=1e-6)

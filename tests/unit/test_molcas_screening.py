@@ -37,7 +37,7 @@ class ScriptedBackend(MolcasCasscfBackend):
         self.drift = drift  # Hartree added to the energies of a gradient job
         self.broken = broken  # solutions whose jobs fail
 
-    def _job(self, folder, numbers, positions, n_states, start, gradients=True):
+    def _job(self, folder, numbers, positions, n_states, start, gradients=True, integrals=None):
         solution = "fresh" if start is None else Path(start).read_text()
         self.jobs.append((solution, gradients))
         if solution in self.broken:
