@@ -49,7 +49,7 @@ import tempfile
 import threading
 import time
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -95,6 +95,10 @@ SCREEN_TOLERANCE_EV = 1e-3
 """eV; with ``both_starts`` the gradient job restarts RASSCF from the chosen screened orbitals
 and must reconverge to the same state average within this, else the structure fails (it would
 otherwise carry gradients of another solution than the one chosen)."""
+
+AUDIT_TOLERANCE_EV = 0.01
+"""eV; :meth:`MolcasCasscfBackend.audit` replaces a stored label whose state average lies more
+than this above a fresh start's (the threshold of data/stilbene/r2/recheck_labels.py)."""
 
 
 class _AttemptFailed(Exception):
@@ -900,6 +904,74 @@ class MolcasCasscfBackend(ReferenceBackend):
             return self._failure(n_atoms, n_states, messages, begin)
         self._remember(numbers, positions, folder / "job.RasOrb")
         shutil.rmtree(folder, ignore_errors=True)
+        return self._result(out, n_atoms, n_states, time.perf_counter() - begin, how)
+
+    def audit(
+        self,
+        numbers: np.ndarray,
+        positions: np.ndarray,
+        old: LabelResult,
+        tolerance: float = AUDIT_TOLERANCE_EV,
+    ) -> LabelResult:
+        """Check a stored label against a fresh start, at about a third of a label's cost.
+
+        SA-CASSCF minimises the state average, so a fresh-start solution (RHF orbitals, active
+        pair chosen as for any fresh start) whose state average lies more than ``tolerance``
+        eV below that of ``old`` (energies eV, forces eV/Angstrom, couplings 1/Angstrom, as
+        stored) shows that the stored label is a higher solution: the label is then replaced
+        by the fresh solution's (gradients and couplings from its orbitals; meta ``audit``:
+        ``"replaced"``). Otherwise ``old`` is returned unchanged (``"confirmed"``): it is the
+        lower of the two, the criterion of ``both_starts``. Both averages are in the meta
+        (eV). A failed fresh start or gradient job is a failed result (neither confirmed nor
+        replaced). The orbital store is not touched."""
+        numbers, positions = check_geometry(numbers, positions)
+        begin = time.perf_counter()
+        n_atoms, n_states = len(numbers), len(old.energies)
+        if not old.ok or not np.all(np.isfinite(old.energies)):
+            return LabelResult.failure(n_atoms, n_states, "audit: the stored label is not ok")
+        old_average = float(np.mean(old.energies))
+        integrals = Integrals()
+        messages: list[str] = []
+        try:
+            screen = next(
+                self._runs(numbers, positions, n_states, [None], 0.0, False, messages, integrals),
+                None,
+            )
+            if screen is None:
+                return self._failure(n_atoms, n_states, messages, begin)
+            fresh, _, folder = screen
+            fresh_average = float(np.mean(fresh.energies)) * HARTREE_TO_EV
+            how = {
+                "audit_state_averages_eV": {"stored": old_average, "fresh": fresh_average},
+                "audit_tolerance_eV": tolerance,
+            }
+            try:
+                if fresh_average >= old_average - tolerance:
+                    return replace(
+                        old,
+                        seconds=time.perf_counter() - begin,
+                        meta=dict(old.meta or {}) | how | {"audit": "confirmed"},
+                    )
+                try:
+                    out, gradient_folder = self._attempt(
+                        numbers, positions, n_states, folder / "job.RasOrb", True, integrals
+                    )
+                except _AttemptFailed as exc:
+                    messages.append(f"gradients from the fresh solution: {exc}")
+                    return self._failure(n_atoms, n_states, messages, begin)
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)
+            shutil.rmtree(gradient_folder, ignore_errors=True)
+        finally:
+            integrals.close()
+        moved = float(np.mean(out.energies)) * HARTREE_TO_EV - fresh_average
+        if abs(moved) > SCREEN_TOLERANCE_EV:
+            messages.append(
+                f"the gradient job left the fresh solution: state average moved by "
+                f"{moved:+.4f} eV (> {SCREEN_TOLERANCE_EV} eV)"
+            )
+            return self._failure(n_atoms, n_states, messages, begin)
+        how |= {"audit": "replaced", "start": "fresh"}
         return self._result(out, n_atoms, n_states, time.perf_counter() - begin, how)
 
     def _failure(self, n_atoms, n_states, messages, begin) -> LabelResult:

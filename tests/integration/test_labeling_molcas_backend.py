@@ -479,3 +479,28 @@ def test_both_starts_keep_the_solution_of_lower_state_average(tmp_path):
     assert plain.ok and plain.meta["start"] == "followed"
     np.testing.assert_allclose(second.energies, plain.energies, atol=1e-6)
     np.testing.assert_allclose(second.forces, plain.forces, atol=1e-4)
+
+
+def test_audit_confirms_a_label_of_the_lower_solution(tmp_path):
+    """``audit`` of a label made from a fresh start (the lower solution on ethylene): the fresh
+    RASSCF reproduces its state average (to 1e-6 eV) and the label comes back unchanged; the
+    same label stored 0.1 eV too high is replaced by the fresh solution's, whose energies and
+    forces equal the original label's (1e-6 eV, 1e-4 eV/A)."""
+    from dataclasses import replace
+
+    from fusionff.labeling.molcas import MolcasCasscfBackend
+
+    atoms = molecule("C2H4")
+    backend = MolcasCasscfBackend((0, 1), couplings=False)
+    original = backend.compute(atoms.numbers, atoms.positions, 2)
+    assert original.ok
+    confirmed = backend.audit(atoms.numbers, atoms.positions, original)
+    assert confirmed.ok and confirmed.meta["audit"] == "confirmed"
+    averages = confirmed.meta["audit_state_averages_eV"]
+    assert averages["fresh"] == pytest.approx(averages["stored"], abs=1e-6)
+    np.testing.assert_array_equal(confirmed.energies, original.energies)
+    too_high = replace(original, energies=original.energies + 0.1)
+    replaced = backend.audit(atoms.numbers, atoms.positions, too_high)
+    assert replaced.ok and replaced.meta["audit"] == "replaced"
+    np.testing.assert_allclose(replaced.energies, original.energies, atol=1e-6)
+    np.testing.assert_allclose(replaced.forces, original.forces, atol=1e-4)
