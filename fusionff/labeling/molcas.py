@@ -884,24 +884,19 @@ class MolcasCasscfBackend(ReferenceBackend):
             how["state_averages_eV"] = {h["start"]: a * HARTREE_TO_EV for a, h, _ in screens}
             if messages:
                 how["failed_start"] = messages[0]
-            try:
-                out, folder = self._attempt(
-                    numbers, positions, n_states, chosen / "job.RasOrb", True, integrals
-                )
-            except _AttemptFailed as exc:
-                messages.append(f"gradients from the {how['start']} solution: {exc}")
+            out, folder = self._gradients_from(
+                numbers,
+                positions,
+                n_states,
+                (chosen / "job.RasOrb", how["start"], average * HARTREE_TO_EV),
+                messages,
+                integrals,
+            )
+            if out is None:
                 return self._failure(n_atoms, n_states, messages, begin)
         finally:
             for *_, used in screens:
                 shutil.rmtree(used, ignore_errors=True)
-        moved = (float(np.mean(out.energies)) - average) * HARTREE_TO_EV
-        if abs(moved) > SCREEN_TOLERANCE_EV:
-            shutil.rmtree(folder, ignore_errors=True)
-            messages.append(
-                f"the gradient job left the screened {how['start']} solution: state average "
-                f"moved by {moved:+.4f} eV (> {SCREEN_TOLERANCE_EV} eV)"
-            )
-            return self._failure(n_atoms, n_states, messages, begin)
         self._remember(numbers, positions, folder / "job.RasOrb")
         shutil.rmtree(folder, ignore_errors=True)
         return self._result(out, n_atoms, n_states, time.perf_counter() - begin, how)
@@ -952,27 +947,45 @@ class MolcasCasscfBackend(ReferenceBackend):
                         seconds=time.perf_counter() - begin,
                         meta=dict(old.meta or {}) | how | {"audit": "confirmed"},
                     )
-                try:
-                    out, gradient_folder = self._attempt(
-                        numbers, positions, n_states, folder / "job.RasOrb", True, integrals
-                    )
-                except _AttemptFailed as exc:
-                    messages.append(f"gradients from the fresh solution: {exc}")
-                    return self._failure(n_atoms, n_states, messages, begin)
+                out, gradient_folder = self._gradients_from(
+                    numbers,
+                    positions,
+                    n_states,
+                    (folder / "job.RasOrb", "fresh", fresh_average),
+                    messages,
+                    integrals,
+                )
             finally:
                 shutil.rmtree(folder, ignore_errors=True)
+            if out is None:
+                return self._failure(n_atoms, n_states, messages, begin)
             shutil.rmtree(gradient_folder, ignore_errors=True)
         finally:
             integrals.close()
-        moved = float(np.mean(out.energies)) * HARTREE_TO_EV - fresh_average
-        if abs(moved) > SCREEN_TOLERANCE_EV:
-            messages.append(
-                f"the gradient job left the fresh solution: state average moved by "
-                f"{moved:+.4f} eV (> {SCREEN_TOLERANCE_EV} eV)"
-            )
-            return self._failure(n_atoms, n_states, messages, begin)
         how |= {"audit": "replaced", "start": "fresh"}
         return self._result(out, n_atoms, n_states, time.perf_counter() - begin, how)
+
+    def _gradients_from(self, numbers, positions, n_states, solution, messages, integrals):
+        """The gradient (and coupling) job from a screened solution, ``solution`` = (its
+        orbital file, its name, its state average in eV): (output, folder), or (None, None)
+        after appending to ``messages`` why it failed: the job itself, or a RASSCF that
+        reconverged to a state average more than ``SCREEN_TOLERANCE_EV`` away (gradients of
+        another solution than the one chosen)."""
+        orbitals, name, average = solution
+        try:
+            out, folder = self._attempt(numbers, positions, n_states, orbitals, True, integrals)
+        except _AttemptFailed as exc:
+            messages.append(f"gradients from the {name} solution: {exc}")
+            return None, None
+        moved = float(np.mean(out.energies)) * HARTREE_TO_EV - average
+        if abs(moved) > SCREEN_TOLERANCE_EV:
+            shutil.rmtree(folder, ignore_errors=True)
+            messages.append(
+                f"the gradient job left the screened {name} solution: state average "
+                f"moved by {moved:+.4f} eV (> {SCREEN_TOLERANCE_EV} eV)"
+            )
+            return None, None
+        return out, folder
 
     def _failure(self, n_atoms, n_states, messages, begin) -> LabelResult:
         error = "; ".join(

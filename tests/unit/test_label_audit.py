@@ -71,7 +71,7 @@ def test_a_failed_fresh_start_or_gradient_drift_fails_the_audit():
     assert not result.ok and "scripted failure of the fresh start" in result.error
     drifting = ScriptedBackend((0, 1), couplings=False, drift=0.01 / HARTREE_TO_EV)
     result = drifting.audit(atoms.numbers, atoms.positions, stored_label(len(atoms), 0.5))
-    assert not result.ok and "left the fresh solution" in result.error
+    assert not result.ok and "left the screened fresh solution" in result.error
 
 
 def test_audit_queue_through_the_runner_writes_confirmed_and_replaced_rows(tmp_path):
