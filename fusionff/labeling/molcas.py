@@ -98,7 +98,8 @@ otherwise carry gradients of another solution than the one chosen)."""
 
 AUDIT_TOLERANCE_EV = 0.01
 """eV; :meth:`MolcasCasscfBackend.audit` replaces a stored label whose state average lies more
-than this above a fresh start's (the threshold of data/stilbene/r2/recheck_labels.py)."""
+than this above a fresh start's (also the default threshold of
+data/stilbene/r2/recheck_labels.py)."""
 
 
 class _AttemptFailed(Exception):

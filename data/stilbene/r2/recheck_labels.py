@@ -11,7 +11,8 @@ replace the wrong ones: an exclusion list of the old labels and a file of the ne
 ``row``, ``E_S0_eV``, ``E_S1_eV``); the HDF5 file holds their new labels, made with both
 starts screened (``fusionff label``'s default). An old label is wrong when the new one (an ok
 label) has a state average (E_S0 + E_S1) / 2 lower by more than ``--tolerance`` eV (default
-0.01): SA-CASSCF minimises that average, so the old one was a higher solution. For those:
+``AUDIT_TOLERANCE_EV``, 0.01, the audit's threshold too): SA-CASSCF minimises that average,
+so the old one was a higher solution. For those:
 the old label goes to ``--wrong`` (extended XYZ with ``energies``, the format of
 ``TrainConfig.exclude``) and the new one to ``--corrections`` (a dataset of those rows only,
 provenance naming the source rows). Energies in eV.
@@ -34,6 +35,7 @@ from ase import Atoms
 from ase.io import read, write
 
 from fusionff.data.dataset import MultiStateDataset
+from fusionff.labeling.molcas import AUDIT_TOLERANCE_EV
 
 
 def old_label(frame: Atoms, reason: str) -> Atoms:
@@ -58,7 +60,7 @@ def main(argv=None) -> int:
     parser.add_argument("--wrong", type=Path, required=True)
     parser.add_argument("--corrections", type=Path, required=True)
     parser.add_argument("--out", type=Path, help="JSON summary")
-    parser.add_argument("--tolerance", type=float, default=0.01, help="eV")
+    parser.add_argument("--tolerance", type=float, default=AUDIT_TOLERANCE_EV, help="eV")
     parser.add_argument(
         "--first-row", type=int, default=0, help="corrections of recheck rows from here on only"
     )
