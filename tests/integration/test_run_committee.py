@@ -31,7 +31,7 @@ from fusionff.potential import Potential
 from tests.integration.run_helpers import Interrupted, h5_contents, ml_input, write_molecule
 from tests.unit.test_potential_diabatic import tiny_model
 
-N_TRAJ, N_STEPS, DT = 4, 12, 0.5
+N_TRAJ, N_STEPS, DT = 4, 24, 0.5
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +100,11 @@ def _threshold(reference, kind: str) -> tuple[float, int, int]:
     assert maxima[order[-1]] - maxima[order[-2]] > 1e-6 * limit  # clear of round-off
     flagged = int(order[-1])
     first = int(np.flatnonzero(_spread(series[flagged], kind) > limit)[0])
-    assert 0 < first < N_STEPS - 1  # mid-run, for the tests below
+    # Mid-run, for the tests below: a stop cuts the flagged trajectory short and the others
+    # run on without it. The energy spread of these random models drifts slowly: in 12 steps
+    # its largest maximum came at the last frame only (2026-12-03, ase 3.29, numpy 2.4), hence
+    # 24 steps.
+    assert 0 < first < N_STEPS - 1
     return limit, flagged, first
 
 
