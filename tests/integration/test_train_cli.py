@@ -233,10 +233,13 @@ def test_killed_process_resumes_to_the_same_model(tmp_path):
 
 
 def test_toy_structures_match_the_example_dataset():
-    """data/examples/toy_two_state.h5 holds toy_structures(40, seed=0)."""
+    """data/examples/toy_two_state.h5 holds toy_structures(40, seed=0): same structures and
+    status, positions to float64 round-off (numpy's vectorised math may differ in the last bit
+    between versions: up to 9e-16 Angstrom measured with numpy 2.4)."""
     with MultiStateDataset.open(ROOT / "data" / "examples" / "toy_two_state.h5") as ds:
         stored = list(ds)
     for a, b in zip(stored, toy_structures(40, 0), strict=True):
-        assert np.array_equal(a.positions, b.positions) and a.status == b.status
+        assert np.array_equal(a.numbers, b.numbers) and a.status == b.status
+        np.testing.assert_allclose(a.positions, b.positions, rtol=0, atol=1e-12)
         if b.energies is not None:
             np.testing.assert_allclose(a.energies[a.energy_mask], b.energies[b.energy_mask])
