@@ -1,0 +1,62 @@
+"""data/stilbene/r2/test_by_audit.py: test labels grouped by the audit's verdict, and the
+errors against the audit's new label for the wrong ones.
+
+Synthetic two-atom structures stand in for stilbene; energies in eV.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+from ase import Atoms
+from ase.io import write
+
+SCRIPT = Path(__file__).resolve().parents[2] / "data" / "stilbene" / "r2" / "test_by_audit.py"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("test_by_audit", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def structure(k: int) -> SimpleNamespace:
+    """What classify reads of a stored label: positions (Angstrom) and energies (eV)."""
+    positions = np.array([[0.0, 0.0, 0.0], [1.0 + 0.01 * k, 0.0, 0.0]])
+    return SimpleNamespace(positions=positions, energies=np.array([-10.0, -5.0]))
+
+
+def test_groups_and_new_energies(tmp_path):
+    """Audit queue rows 0-3 hold structures 0-3 (verdicts: wrong with S1 0.4 eV lower,
+    confirmed, failed relabel, none yet); structure 4 is not in the audit. Wrong gets the
+    old energies plus the audit's shift; the failed and unreached rows count as pending."""
+    module = load_script()
+    structures = [structure(k) for k in range(5)]
+    write(tmp_path / "audit.xyz", [Atoms("CH", positions=s.positions) for s in structures[:4]])
+    rows = [
+        {
+            "recheck_row": 0,
+            "new_minus_old_eV": [0.0, -0.4],
+            "verdict": "old label was a higher SA-CASSCF solution",
+        },
+        {"recheck_row": 1, "new_minus_old_eV": [0.0, 0.0], "verdict": "old label confirmed"},
+        {"recheck_row": 2, "new_minus_old_eV": None, "verdict": "not relabelled"},
+    ]
+    (tmp_path / "audit.json").write_text(json.dumps({"rows": rows}))
+    groups, new = module.classify(structures, tmp_path / "audit.xyz", tmp_path / "audit.json")
+    assert groups == ["wrong", "confirmed", "audit pending", "audit pending", "not in audit"]
+    np.testing.assert_allclose(new[0], [-10.0, -5.4])
+    assert all(x is None for x in new[1:])
+
+
+def test_mae_line_is_the_mean_absolute_error_in_meV():
+    """Errors (eV) of two structures: S0 +-0.01, S1 0.03 and -0.01, gap 0.02 and -0.02."""
+    module = load_script()
+    row = module.mae_line("x", np.array([[0.01, 0.03], [-0.01, -0.03]]))
+    assert row["n"] == 2
+    np.testing.assert_allclose([row["S0_meV"], row["S1_meV"], row["gap_meV"]], [10, 30, 20])
