@@ -3,11 +3,11 @@
 Reads run directories only (H5MD trajectories and the ensemble summary; no PyTorch). Modules:
 ``run`` (reading), ``intervals`` (binomial 95% intervals of fractions of trajectories),
 ``populations``, ``lifetime`` (decay fits), ``dihedral`` (MDAnalysis; stilbene's central
-dihedral), ``products`` (isomers, yields), ``hops``, ``diagnostics`` (smallest gaps, energy
-drift, flagged trajectories), ``analyze`` (all of it), ``plots``, ``cli`` (``fusionff
-analyze``) and ``selection`` (frames to label next, by committee spread and gap). The names
-below are imported lazily, so the command line starts without h5py, MDAnalysis, scipy or
-matplotlib.
+dihedral and ortho carbons), ``products`` (isomers, DHP, yields), ``hops``, ``diagnostics``
+(smallest gaps, energy drift, flagged trajectories), ``analyze`` (all of it), ``plots``, ``cli``
+(``fusionff analyze``) and ``selection`` (frames to label next, by committee spread and gap).
+The names below are imported lazily, so the command line starts without h5py, MDAnalysis,
+scipy or matplotlib.
 """
 
 from fusionff._lazy import lazy_exports
@@ -28,6 +28,8 @@ _EXPORTS = {
     "diagnostics": "fusionff.analysis.diagnostics",
     "detect_stilbene_dihedral": "fusionff.analysis.dihedral",
     "dihedral_series": "fusionff.analysis.dihedral",
+    "detect_stilbene_ortho": "fusionff.analysis.dihedral",
+    "ortho_distance_series": "fusionff.analysis.dihedral",
     "product_statistics": "fusionff.analysis.products",
     "hop_statistics": "fusionff.analysis.hops",
     "plot_all": "fusionff.analysis.plots",

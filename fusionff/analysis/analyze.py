@@ -2,8 +2,9 @@
 the diagnostics that explain them (smallest gaps, energy drift, flagged trajectories).
 
 :func:`analyze_run` is pure computation on a :class:`~fusionff.analysis.run.Run` (apart from
-reading the dihedral atoms of each trajectory); :func:`analysis_to_dict` gives the numbers
-written to ``analysis.json`` and :func:`format_report` the short text printed by the CLI.
+reading the dihedral and ortho carbons of each trajectory); :func:`analysis_to_dict` gives the
+numbers written to ``analysis.json`` and :func:`format_report` the short text printed by the
+CLI.
 Fractions of trajectories (final states, products, yields, populations) carry exact binomial
 95% intervals (:mod:`fusionff.analysis.intervals`). Decays are fitted only where the curve
 shows one (:mod:`fusionff.analysis.lifetime`) and never for scattering runs (Tully's models),
@@ -21,7 +22,15 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from fusionff.analysis.diagnostics import Diagnostics, diagnostics
-from fusionff.analysis.dihedral import Dihedral, dihedral_series, read_topology, topology_dihedral
+from fusionff.analysis.dihedral import (
+    Dihedral,
+    Ortho,
+    dihedral_series,
+    ortho_distance_series,
+    read_topology,
+    topology_dihedral,
+    topology_ortho,
+)
 from fusionff.analysis.hops import HopStatistics, hop_statistics
 from fusionff.analysis.intervals import METHOD, Proportion
 from fusionff.analysis.lifetime import DecayFit, fit_decay
@@ -31,7 +40,7 @@ from fusionff.analysis.populations import (
     per_trajectory,
     population_curves,
 )
-from fusionff.analysis.products import PRODUCTS, ProductStatistics, Thresholds, product_statistics
+from fusionff.analysis.products import ProductStatistics, Thresholds, product_statistics
 from fusionff.analysis.run import Run
 
 FITS = (("active", "delayed"), ("active", "exponential"), ("electronic", "delayed"))
@@ -49,8 +58,10 @@ class AnalysisOptions:
     keep their last frame after they end (see :mod:`fusionff.analysis.populations`);
     grid_spacing_fs: population grid (None: the smallest frame interval); decay_state: the
     state whose decay is fitted (None: the most common initial state); cis_below /
-    trans_above: isomer thresholds on |dihedral| (degrees); n_boot_fit: bootstrap resamples of
-    the decay fits; seed: of the bootstrap generators.
+    trans_above: isomer thresholds on |dihedral| (degrees); dhp_below: a trajectory ending on
+    the ground state with its smallest ortho-ortho distance below this (Angstrom) is DHP (see
+    :class:`~fusionff.analysis.products.Thresholds`; None: no DHP classification);
+    n_boot_fit: bootstrap resamples of the decay fits; seed: of the bootstrap generators.
     """
 
     dihedral: Dihedral | None = None
@@ -62,6 +73,7 @@ class AnalysisOptions:
     ground_state: int = 0
     cis_below: float = 90.0
     trans_above: float = 90.0
+    dhp_below: float | None = 2.0
     n_boot_fit: int = 200
     seed: int = 0
 
@@ -69,15 +81,20 @@ class AnalysisOptions:
 @dataclass
 class Analysis:
     """Results of :func:`analyze_run`; ``dihedrals[i]`` is (time fs, degrees) of the i-th
-    analysed trajectory. Without products (``options.products`` false) ``dihedral_atoms``,
-    ``dihedrals`` and ``products`` are None. ``final_states[s]``: the fraction of analysed
-    trajectories ending on state s; ``fits`` is empty for scattering runs."""
+    analysed trajectory and ``ortho_distances[i]`` (time fs, smallest ortho-ortho distance
+    Angstrom). Without products (``options.products`` false) ``dihedral_atoms``,
+    ``dihedrals`` and ``products`` are None; without DHP classification (not a stilbene, or
+    ``options.dhp_below`` None; a note says why) ``ortho_atoms`` and ``ortho_distances`` are None.
+    ``final_states[s]``: the fraction of analysed trajectories ending on state s; ``fits`` is
+    empty for scattering runs."""
 
     run: Run
     options: AnalysisOptions
     dihedral_atoms: Dihedral | None
     dihedral_source: str
     dihedrals: list[tuple[np.ndarray, np.ndarray]] | None
+    ortho_atoms: Ortho | None
+    ortho_distances: list[tuple[np.ndarray, np.ndarray]] | None
     populations: PopulationCurves
     decay_state: int
     fits: dict[str, DecayFit]
@@ -88,10 +105,10 @@ class Analysis:
     notes: list[str] = field(default_factory=list)
 
 
-def _last_finite(values: np.ndarray, where: str) -> float:
+def _last_finite(values: np.ndarray, where: str, what: str = "dihedral") -> float:
     finite = np.flatnonzero(np.isfinite(values))
     if not len(finite):
-        raise ValueError(f"{where}: no frame with a finite dihedral")
+        raise ValueError(f"{where}: no frame with a finite {what}")
     return float(values[finite[-1]])
 
 
@@ -103,12 +120,29 @@ def analyze_run(run: Run, options: AnalysisOptions | None = None) -> Analysis:
         raise ValueError(f"{run.directory}: no trajectories to analyse (all were excluded)")
     notes: list[str] = []
     atoms, source, dihedrals = None, "none", None
+    ortho, ortho_distances = None, None
     if options.products:
+        thresholds = Thresholds(options.cis_below, options.trans_above)
+        if options.dhp_below is not None:
+            thresholds = Thresholds(options.cis_below, options.trans_above, options.dhp_below)
+        topology = None
         if options.dihedral is not None:
             atoms, source = tuple(int(i) for i in options.dihedral), "given"
         else:
-            atoms, source = topology_dihedral(read_topology(run.topology)), "detected"
+            topology = read_topology(run.topology)
+            atoms, source = topology_dihedral(topology), "detected"
         dihedrals = [dihedral_series(t.path, atoms) for t in trajectories]
+        if options.dhp_below is None:
+            notes.append("no DHP classification: turned off (dhp_below None, --no-dhp)")
+        else:
+            try:  # with a given dihedral the topology is read only here, and may be missing
+                if topology is None:
+                    topology = read_topology(run.topology)
+                ortho = topology_ortho(topology, atoms)
+            except (ValueError, OSError) as err:
+                notes.append(f"no DHP classification (no stilbene ortho carbons): {err}")
+            else:
+                ortho_distances = [ortho_distance_series(t.path, ortho) for t in trajectories]
 
     grid = default_grid(trajectories, options.grid_spacing_fs)
     populations = population_curves(trajectories, run.n_states, grid, options.hold_last)
@@ -145,6 +179,12 @@ def analyze_run(run: Run, options: AnalysisOptions | None = None) -> Analysis:
     products = None
     if dihedrals is not None:
         where = [str(t.path) for t in trajectories]
+        final_ortho = None
+        if ortho_distances is not None:
+            final_ortho = [
+                _last_finite(r, w, "ortho-ortho distance")
+                for (_, r), w in zip(ortho_distances, where, strict=True)
+            ]
         products = product_statistics(
             initial_dihedral=[
                 _last_finite(d[:1], w) for (_, d), w in zip(dihedrals, where, strict=True)
@@ -152,7 +192,8 @@ def analyze_run(run: Run, options: AnalysisOptions | None = None) -> Analysis:
             final_dihedral=[_last_finite(d, w) for (_, d), w in zip(dihedrals, where, strict=True)],
             final_state=[t.final_state for t in trajectories],
             ground_state=options.ground_state,
-            thresholds=Thresholds(options.cis_below, options.trans_above),
+            thresholds=thresholds,
+            final_ortho_distance=final_ortho,
         )
     no_dihedral = [(t.time, np.full(len(t.time), np.nan)) for t in trajectories]
     return Analysis(
@@ -161,6 +202,8 @@ def analyze_run(run: Run, options: AnalysisOptions | None = None) -> Analysis:
         dihedral_atoms=atoms,
         dihedral_source=source,
         dihedrals=dihedrals,
+        ortho_atoms=ortho,
+        ortho_distances=ortho_distances,
         populations=populations,
         decay_state=decay_state,
         fits=fits,
@@ -191,11 +234,15 @@ def _products_dict(a: Analysis) -> dict | None:
     prod = a.products
     if prod is None:
         return None
-    rows = zip(a.run.trajectories, a.dihedrals, prod.start, prod.product, strict=True)
+    if a.ortho_distances is None:
+        final_ortho = [None] * len(prod.product)
+    else:
+        final_ortho = [r[np.isfinite(r)][-1] for _, r in a.ortho_distances]
+    rows = zip(a.run.trajectories, a.dihedrals, final_ortho, prod.start, prod.product, strict=True)
     return {
         "counts": prod.counts,
         "start_counts": dict(Counter(prod.start)),
-        "yields": {p: prod.yields[p].to_dict() for p in PRODUCTS},
+        "yields": {p: y.to_dict() for p, y in prod.yields.items()},
         "quantum_yield": prod.quantum_yield.to_dict(),
         "trajectories": [
             {
@@ -204,10 +251,11 @@ def _products_dict(a: Analysis) -> dict | None:
                 "final_state": t.final_state,
                 "initial_dihedral_deg": d[0],
                 "final_dihedral_deg": d[np.isfinite(d)][-1],
+                "final_ortho_distance_angstrom": r,
                 "start": s,
                 "product": p,
             }
-            for t, (_, d), s, p in rows
+            for t, (_, d), r, s, p in rows
         ],
     }
 
@@ -224,8 +272,13 @@ def analysis_to_dict(a: Analysis) -> dict:
     * ``decay``: ``state``; ``fitted`` (bool: some fit describes the data); ``fits``
       {"<curve>/<model>": tau, tau_se, t0, t0_se, ..., success, message, drop, window_fs}
       (empty for scattering runs);
-    * ``dihedral``, ``products`` (None without products): ``counts``, ``yields`` {product:
-      fraction}, ``quantum_yield`` (fraction), ``trajectories``;
+    * ``dihedral``: ``atoms``, ``source``; ``dhp``: ``ortho_atoms`` [[a1, a2], [b1, b2]] (null
+      without DHP classification; the notes say why), ``below_angstrom``;
+    * ``products`` (None without products): ``counts``, ``yields`` {product: fraction} (no
+      "DHP" key without DHP classification), ``quantum_yield`` (fraction, cis <-> trans only),
+      ``trajectories`` [{index, status, final_state, initial_dihedral_deg,
+      final_dihedral_deg, final_ortho_distance_angstrom (null without DHP classification),
+      start, product}];
     * ``hops``: see :meth:`~fusionff.analysis.hops.HopStatistics.to_dict`;
     * ``diagnostics``: ``summary`` {min_gap_ev: {min, trajectory, median}, drift_ev: {max,
       trajectory, median}} over the analysed trajectories, ``flagged`` {status: [index]}
@@ -272,6 +325,10 @@ def analysis_to_dict(a: Analysis) -> dict:
                 "fits": {name: fit.to_dict() for name, fit in a.fits.items()},
             },
             "dihedral": {"atoms": a.dihedral_atoms, "source": a.dihedral_source},
+            "dhp": {
+                "ortho_atoms": a.ortho_atoms,
+                "below_angstrom": None if a.ortho_atoms is None else a.options.dhp_below,
+            },
             "products": _products_dict(a),
             "hops": a.hops.to_dict(),
             "diagnostics": a.diagnostics.to_dict(),
@@ -376,14 +433,23 @@ def format_report(a: Analysis) -> str:
     if prod is not None:
         i, j, k, m = a.dihedral_atoms
         lines.append(f"central dihedral: atoms {i} {j} {k} {m} ({a.dihedral_source})")
+        if a.ortho_atoms is not None:
+            (a1, a2), (b1, b2) = a.ortho_atoms
+            lines.append(
+                f"DHP: ends on S{a.options.ground_state} with an ortho-ortho distance < "
+                f"{a.options.dhp_below:.2f} Angstrom (ortho carbons {a1} {a2} | {b1} {b2})"
+            )
         start = ", ".join(f"{s} {c}" for s, c in sorted(Counter(prod.start).items()))
         lines.append(f"starting isomers: {start}")
-        shown = [p for p in PRODUCTS if prod.counts[p] or p != "twisted"]
+        shown = [p for p in prod.names if prod.counts[p] or p != "twisted"]
         lines.append(
             "products (fraction [95% CI, Clopper-Pearson]): "
             + ", ".join(f"{p} {prod.yields[p].text()}" for p in shown)
         )
-        lines.append(f"quantum yield of isomerisation: {prod.quantum_yield.text()}")
+        qy = f"quantum yield of isomerisation: {prod.quantum_yield.text()}"
+        if a.ortho_atoms is not None:
+            qy += " (cis <-> trans; DHP is not isomerisation)"
+        lines.append(qy)
     hops = a.hops.to_dict()
     types = ", ".join(f"{t}: {c}" for t, c in hops["by_type"].items()) or "none"
     lines.append(

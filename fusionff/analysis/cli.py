@@ -21,6 +21,7 @@ _DEFAULTS = {
     "seed": 0,
     "cis_below": 90.0,
     "trans_above": 90.0,
+    "dhp_below": 2.0,
 }  # the same as AnalysisOptions (a test checks), kept here so --help stays light
 
 
@@ -76,6 +77,22 @@ def add_analyze_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
         help=f"|dihedral| above this is trans, degrees (default: {d['trans_above']:g})",
     )
     parser.add_argument(
+        "--dhp-below",
+        type=float,
+        default=d["dhp_below"],
+        metavar="ANGSTROM",
+        help="a trajectory ending on S0 with two ortho carbons of stilbene's rings closer than "
+        "this is the photocyclisation product DHP (bond ~1.55 Angstrom; ~3.1-3.4 in "
+        f"cis-stilbene), Angstrom (default: {d['dhp_below']:g})",
+    )
+    parser.add_argument(
+        "--no-dhp",
+        dest="dhp_below",
+        action="store_const",
+        const=None,
+        help="no DHP classification (products by the dihedral only)",
+    )
+    parser.add_argument(
         "--n-boot-fit",
         type=int,
         default=d["n_boot_fit"],
@@ -110,6 +127,7 @@ def analyze_main(args: argparse.Namespace) -> int:
         decay_state=args.decay_state,
         cis_below=args.cis_below,
         trans_above=args.trans_above,
+        dhp_below=args.dhp_below,
         n_boot_fit=args.n_boot_fit,
         seed=args.seed,
     )

@@ -8,6 +8,11 @@ topology alone (:func:`detect_stilbene_dihedral`): the C=C bond whose two carbon
 exactly one hydrogen and one phenyl ipso carbon (a carbon bonded to three carbons in a
 six-membered carbon ring). Bonds come from the topology when it has them, otherwise from
 distances (covalent radii, :data:`BOND_TOLERANCE`). Angles are degrees in (-180, 180].
+
+The same bonds give the ortho carbons of the two phenyl rings (:func:`detect_stilbene_ortho`),
+whose smallest ring-to-ring distance (:func:`ortho_distance_series`, Angstrom) tells the
+photocyclisation product 4a,4b-dihydrophenanthrene (DHP), where one pair is bonded, from
+cis-stilbene (see :mod:`fusionff.analysis.products`).
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ COVALENT_RADII = {
 BOND_TOLERANCE = 1.2
 """Atoms are bonded when closer than this factor times the sum of their covalent radii."""
 Dihedral = tuple[int, int, int, int]
+Ortho = tuple[tuple[int, int], tuple[int, int]]
+"""The two ortho carbons of each phenyl ring: (those of ipso_a, those of ipso_b)."""
 
 
 def guess_bonds(elements: Sequence[str], positions: np.ndarray) -> list[tuple[int, int]]:
@@ -38,6 +45,14 @@ def guess_bonds(elements: Sequence[str], positions: np.ndarray) -> list[tuple[in
     bonded = distance < BOND_TOLERANCE * (radii[:, None] + radii[None])
     i, j = np.nonzero(np.triu(bonded, k=1))
     return list(zip(i.tolist(), j.tolist(), strict=True))
+
+
+def _neighbours(n_atoms: int, bonds: Sequence[tuple[int, int]]) -> list[set[int]]:
+    neighbours: list[set[int]] = [set() for _ in range(n_atoms)]
+    for i, j in bonds:
+        neighbours[i].add(j)
+        neighbours[j].add(i)
+    return neighbours
 
 
 def _in_carbon_ring(start: int, size: int, neighbours: list[set[int]], carbon: set[int]) -> bool:
@@ -71,10 +86,7 @@ def detect_stilbene_dihedral(
             bonds = guess_bonds(elements, positions)
         except ValueError as err:
             raise ValueError(f"cannot find stilbene's dihedral: {err}; {hint}") from None
-    neighbours: list[set[int]] = [set() for _ in elements]
-    for i, j in bonds:
-        neighbours[i].add(j)
-        neighbours[j].add(i)
+    neighbours = _neighbours(len(elements), bonds)
     carbon = {i for i, e in enumerate(elements) if e == "C"}
 
     def ipso_of(c: int, partner: int) -> int | None:
@@ -103,6 +115,50 @@ def detect_stilbene_dihedral(
     return found[0]
 
 
+def detect_stilbene_ortho(
+    elements: Sequence[str],
+    positions: np.ndarray,
+    dihedral: Dihedral,
+    bonds: Sequence[tuple[int, int]] | None = None,
+) -> Ortho:
+    """The ortho carbons of a stilbene: for ``dihedral`` (ipso_a, C_a, C_b, ipso_b), the two
+    ring carbons bonded to ipso_a other than C_a, then those of ipso_b, each pair in
+    increasing order.
+
+    elements: (N,) symbols; positions: (N, 3) Angstrom (used when ``bonds`` is None).
+    Raises ValueError when an ipso atom is not a carbon bonded to its ethylenic carbon and to
+    exactly two other carbons of a six-membered carbon ring, or when the rings share an atom.
+    """
+    elements = [str(e).capitalize() for e in elements]
+    if bonds is None:
+        bonds = guess_bonds(elements, positions)
+    if not all(0 <= int(i) < len(elements) for i in dihedral):
+        raise ValueError(f"dihedral atoms {tuple(dihedral)} outside the {len(elements)} atoms")
+    neighbours = _neighbours(len(elements), bonds)
+    carbon = {i for i, e in enumerate(elements) if e == "C"}
+
+    def ortho_of(ipso: int, ethylenic: int) -> tuple[int, int]:
+        where = f"ipso atom {ipso} ({elements[ipso]})"
+        if ethylenic not in neighbours[ipso]:
+            raise ValueError(f"{where} is not bonded to atom {ethylenic} of the dihedral")
+        others = sorted(neighbours[ipso] - {ethylenic})
+        if ipso not in carbon or len(others) != 2 or not set(others) <= carbon:
+            found = ", ".join(f"{i} ({elements[i]})" for i in others) or "none"
+            raise ValueError(
+                f"{where} has the neighbours {found} besides atom {ethylenic}; a phenyl's "
+                "ipso carbon has two ring carbons"
+            )
+        if not _in_carbon_ring(ipso, 6, neighbours, carbon - {ethylenic}):
+            raise ValueError(f"{where} is not on a six-membered carbon ring")
+        return others[0], others[1]
+
+    ipso_a, c_a, c_b, ipso_b = (int(i) for i in dihedral)
+    ortho = (ortho_of(ipso_a, c_a), ortho_of(ipso_b, c_b))
+    if set(ortho[0]) & set(ortho[1]):
+        raise ValueError(f"the two rings share ortho carbons {ortho[0]} and {ortho[1]}")
+    return ortho
+
+
 def read_topology(path: str | Path):
     """The molecule of a topology file as an MDAnalysis Universe."""
     import MDAnalysis as mda
@@ -110,8 +166,8 @@ def read_topology(path: str | Path):
     return mda.Universe(str(path))
 
 
-def topology_dihedral(universe) -> Dihedral:
-    """:func:`detect_stilbene_dihedral` on a Universe (its bonds when it has any)."""
+def _topology_molecule(universe) -> tuple[list[str], np.ndarray, list[tuple[int, int]] | None]:
+    """Element symbols, positions (N, 3) Angstrom and bonds (None when the topology has none)."""
     try:
         bonds = [tuple(int(i) for i in b) for b in universe.bonds.indices]
     except AttributeError:  # topology without bond information
@@ -119,10 +175,23 @@ def topology_dihedral(universe) -> Dihedral:
     try:
         elements = list(universe.atoms.elements)
     except AttributeError:
-        raise ValueError(
-            "the topology has no element symbols; give --dihedral I J K L (or --no-dihedral)"
-        ) from None
-    return detect_stilbene_dihedral(elements, universe.atoms.positions, bonds or None)
+        raise ValueError("the topology has no element symbols") from None
+    return elements, universe.atoms.positions, bonds or None
+
+
+def topology_dihedral(universe) -> Dihedral:
+    """:func:`detect_stilbene_dihedral` on a Universe (its bonds when it has any)."""
+    try:
+        molecule = _topology_molecule(universe)
+    except ValueError as err:
+        raise ValueError(f"{err}; give --dihedral I J K L (or --no-dihedral)") from None
+    return detect_stilbene_dihedral(*molecule)
+
+
+def topology_ortho(universe, dihedral: Dihedral) -> Ortho:
+    """:func:`detect_stilbene_ortho` on a Universe (its bonds when it has any)."""
+    elements, positions, bonds = _topology_molecule(universe)
+    return detect_stilbene_ortho(elements, positions, dihedral, bonds)
 
 
 def dihedral_degrees(positions: np.ndarray) -> np.ndarray:
@@ -147,6 +216,25 @@ def dihedral_series(trajectory: str | Path, indices: Dihedral) -> tuple[np.ndarr
 
     time, positions = read_positions(trajectory, list(indices))
     return time, dihedral_degrees(positions)
+
+
+def smallest_ortho_distance(positions: np.ndarray) -> np.ndarray:
+    """The smallest of the four distances between an ortho carbon of one ring and one of the
+    other: positions (n, 4, 3) Angstrom of (a1, a2, b1, b2), an :data:`Ortho` flattened;
+    returns (n,) Angstrom, NaN where positions are not finite."""
+    p = np.asarray(positions, dtype=np.float64).reshape(-1, 4, 3)
+    distance = np.linalg.norm(p[:, :2, None] - p[:, None, 2:], axis=-1)  # (n, 2, 2)
+    return distance.reshape(len(p), 4).min(axis=1)
+
+
+def ortho_distance_series(trajectory: str | Path, ortho: Ortho) -> tuple[np.ndarray, np.ndarray]:
+    """The smallest ortho-ortho distance over the frames of an H5MD trajectory: time (n,) fs
+    and distance (n,) Angstrom; the four atoms are sliced from the file in one read, as in
+    :func:`dihedral_series`."""
+    from fusionff.analysis.run import read_positions
+
+    time, positions = read_positions(trajectory, [*ortho[0], *ortho[1]])
+    return time, smallest_ortho_distance(positions)
 
 
 def universe_dihedral_series(

@@ -80,7 +80,9 @@ def plot_dihedrals(a: Analysis, path: Path) -> Path:
     final = np.array([abs(d[np.isfinite(d)][-1]) for _, d in a.dihedrals])
     product = np.array(a.products.product)
     bins = np.linspace(0, 180, 19)
-    colours = dict(zip(PRODUCTS, ("tab:cyan", "tab:olive", "0.5", _colour(1)), strict=True))
+    colours = dict(
+        zip(PRODUCTS, ("tab:cyan", "tab:olive", "0.5", "tab:pink", _colour(1)), strict=True)
+    )
     shown = [name for name in PRODUCTS if (product == name).any()]
     hist.hist(
         [final[product == name] for name in shown],

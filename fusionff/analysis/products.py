@@ -2,12 +2,17 @@
 
 A trajectory that ends on the ground state is classified by its final dihedral: "cis" when
 |dihedral| < ``cis_below``, "trans" when |dihedral| > ``trans_above`` (both 90 degrees by
-default), "twisted" in between (only when the thresholds leave a gap). One that ends on an
-excited state is "S1" (not returned to S0, whichever excited state it is on). The starting
-isomer is that of the first frame. The quantum yield of isomerisation is the fraction of the
-analysed trajectories that end as the other isomer; every product has its yield (branching
-ratio) too, each a :class:`~fusionff.analysis.intervals.Proportion` with its Clopper-Pearson
-95% interval. A yield no trajectory reached is "not measured", with its upper bound.
+default), "twisted" in between (only when the thresholds leave a gap). When the smallest
+distance between the ortho carbons of the two phenyl rings is known (stilbene,
+:func:`~fusionff.analysis.dihedral.ortho_distance_series`), one that ends on the ground state
+with that distance below ``dhp_below`` (2 Angstrom) is "DHP", 4a,4b-dihydrophenanthrene, the
+photocyclisation product, whatever its dihedral (DHP's is cis-like). One that ends on an
+excited state is "S1" (not returned to S0, whichever excited state it is on, whatever its
+geometry). The starting isomer is that of the first frame. The quantum yield of isomerisation
+is the fraction of the analysed trajectories that end as the other isomer (cis <-> trans;
+DHP is not isomerisation); every product has its yield (branching ratio) too, each a
+:class:`~fusionff.analysis.intervals.Proportion` with its Clopper-Pearson 95% interval. A yield
+no trajectory reached is "not measured", with its upper bound.
 """
 
 from __future__ import annotations
@@ -19,15 +24,22 @@ import numpy as np
 
 from fusionff.analysis.intervals import Proportion
 
-PRODUCTS = ("cis", "trans", "twisted", "S1")
+PRODUCTS = ("cis", "trans", "twisted", "DHP", "S1")
+WITHOUT_DHP = tuple(p for p in PRODUCTS if p != "DHP")
+"""The products when the ortho-ortho distance is not known (molecules other than stilbene)."""
 
 
 @dataclass(frozen=True)
 class Thresholds:
-    """|dihedral| below ``cis_below`` is cis, above ``trans_above`` trans (degrees)."""
+    """|dihedral| below ``cis_below`` is cis, above ``trans_above`` trans (degrees); a smallest
+    ortho-ortho distance below ``dhp_below`` (Angstrom) is DHP. The bond that closes the ring
+    in DHP is about 1.55 Angstrom; in cis-stilbene the closest ortho carbons are 3.1-3.4
+    Angstrom apart (3.36 in data/stilbene/r2/cis-r2.xyz), so 2 Angstrom separates the two
+    with room for vibration."""
 
     cis_below: float = 90.0
     trans_above: float = 90.0
+    dhp_below: float = 2.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.cis_below <= self.trans_above <= 180.0:
@@ -35,6 +47,8 @@ class Thresholds:
                 f"need 0 <= cis_below <= trans_above <= 180, got {self.cis_below}, "
                 f"{self.trans_above}"
             )
+        if not 0.0 < self.dhp_below < np.inf:
+            raise ValueError(f"need 0 < dhp_below (Angstrom) < inf, got {self.dhp_below}")
 
 
 def isomer(dihedral_deg: float, thresholds: Thresholds = Thresholds()) -> str:
@@ -55,25 +69,36 @@ def classify(
     final_dihedral: float,
     ground_state: int = 0,
     thresholds: Thresholds = Thresholds(),
+    final_ortho_distance: float | None = None,
 ) -> str:
-    """The product of one trajectory: "S1" when it ends off the ground state, else its isomer."""
+    """The product of one trajectory: "S1" when it ends off the ground state; else "DHP" when
+    ``final_ortho_distance`` (Angstrom; None: not known) is below ``thresholds.dhp_below``;
+    else its isomer."""
     if final_state != ground_state:
         return "S1"
+    if final_ortho_distance is not None:
+        if not np.isfinite(final_ortho_distance):
+            raise ValueError(f"ortho-ortho distance is not finite ({final_ortho_distance})")
+        if final_ortho_distance < thresholds.dhp_below:
+            return "DHP"
     return isomer(final_dihedral, thresholds)
 
 
 @dataclass
 class ProductStatistics:
-    """Per-trajectory starting isomer and product; yields of each product and of isomerisation."""
+    """Per-trajectory starting isomer and product; yields of each product and of isomerisation.
+    ``names``: the products the classification could give (:data:`PRODUCTS`, or
+    :data:`WITHOUT_DHP` without ortho-ortho distances), the keys of ``yields``."""
 
     start: list[str]
     product: list[str]
     yields: dict[str, Proportion]
     quantum_yield: Proportion
+    names: tuple[str, ...]
 
     @property
     def counts(self) -> dict[str, int]:
-        return {p: self.product.count(p) for p in PRODUCTS}
+        return {p: self.product.count(p) for p in self.names}
 
 
 def product_statistics(
@@ -82,12 +107,16 @@ def product_statistics(
     final_state: Sequence[int],
     ground_state: int = 0,
     thresholds: Thresholds = Thresholds(),
+    final_ortho_distance: Sequence[float] | None = None,
 ) -> ProductStatistics:
-    """Classify each trajectory (dihedrals in degrees); yields are fractions of them all."""
+    """Classify each trajectory (dihedrals in degrees, ortho-ortho distances in Angstrom; None:
+    no DHP classification); yields are fractions of them all."""
     start = [isomer(d, thresholds) for d in initial_dihedral]
+    names = PRODUCTS if final_ortho_distance is not None else WITHOUT_DHP
+    ortho = final_ortho_distance if final_ortho_distance is not None else [None] * len(final_state)
     product = [
-        classify(s, d, ground_state, thresholds)
-        for s, d in zip(final_state, final_dihedral, strict=True)
+        classify(s, d, ground_state, thresholds, o)
+        for s, d, o in zip(final_state, final_dihedral, ortho, strict=True)
     ]
     isomerised = [
         p in ("cis", "trans") and s in ("cis", "trans") and p != s
@@ -97,6 +126,7 @@ def product_statistics(
     return ProductStatistics(
         start=start,
         product=product,
-        yields={name: Proportion.of(product.count(name), n) for name in PRODUCTS},
+        yields={name: Proportion.of(product.count(name), n) for name in names},
         quantum_yield=Proportion.of(sum(isomerised), n),
+        names=names,
     )

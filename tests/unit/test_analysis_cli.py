@@ -39,7 +39,8 @@ def strict_json(path: Path) -> dict:
 def test_cli_writes_figures_json_and_report(run_dir, capsys):
     """The four PNGs and a strictly valid analysis.json appear in RUN_DIR/analysis; the
     report gives the decay time with its error, the yields and final states with intervals and
-    the counts; the blown-up and drifted trajectories are excluded, counted and flagged."""
+    the counts; the blown-up and drifted trajectories are excluded, counted and flagged; no
+    trajectory of the generator comes within a DHP distance (its phenyls are turned)."""
     directory, truth = run_dir
     assert main(["analyze", str(directory), *FAST]) == 0
     out = directory / "analysis"
@@ -103,6 +104,29 @@ def test_explicit_dihedral_thresholds_and_no_hold(run_dir, tmp_path):
     assert result["options"]["hold_last"] is False
     assert result["options"]["cis_below"] == 30.0
     assert result["populations"]["n_trajectories"][-1] < 40  # stopped ones left the ensemble
+
+
+def test_dhp_below_reaches_the_classification(run_dir, tmp_path):
+    """The generator's cis ends keep their closest ortho carbons 2.46-2.6 Angstrom apart: cis
+    by default (2.0), DHP with --dhp-below 3.0, and then the quantum yield counts no cis; the
+    threshold is in the options and the JSON's dhp section; the dihedral figure is drawn with
+    DHP among the products."""
+    directory, truth = run_dir
+    expected = {"2.0": truth["product"]}
+    expected["3.0"] = ["DHP" if p == "cis" else p for p in truth["product"]]
+    assert "cis" in truth["product"]
+    for below, products in expected.items():
+        out = tmp_path / below
+        args = ["analyze", str(directory), "--dhp-below", below, "--output", str(out)]
+        assert main([*args, *FAST]) == 0
+        assert (out / "dihedral.png").read_bytes()[:8] == PNG
+        result = strict_json(out / "analysis.json")
+        assert [t["product"] for t in result["products"]["trajectories"]] == products
+        assert result["options"]["dhp_below"] == float(below)
+        assert result["dhp"] == {"ortho_atoms": [[3, 11], [16, 24]], "below_angstrom": float(below)}
+        assert result["products"]["counts"]["DHP"] == products.count("DHP")
+        isomerised = products.count("cis")  # all start trans
+        assert result["products"]["quantum_yield"]["count"] == isomerised
 
 
 def test_errors_exit_with_a_message(tmp_path, capsys):

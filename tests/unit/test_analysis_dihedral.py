@@ -1,21 +1,31 @@
 """The stilbene dihedral detector on real geometries (trans_stilbene, cis_stilbene), permuted
-atom orders and molecules without the motif; the dihedral values themselves."""
+atom orders and molecules without the motif; the dihedral values themselves; the ortho carbons
+of the phenyl rings (DHP detection) on the R2 cis geometry and their smallest distance."""
 
 from __future__ import annotations
 
+from itertools import product
+from pathlib import Path
+
 import numpy as np
 import pytest
+from ase.io import read
 
 from fusionff.analysis.dihedral import (
     detect_stilbene_dihedral,
+    detect_stilbene_ortho,
     dihedral_degrees,
     guess_bonds,
     read_topology,
+    smallest_ortho_distance,
     topology_dihedral,
+    topology_ortho,
 )
 from fusionff.data import stilbene
 from fusionff.data.molecules import trans_stilbene
 from tests.fixtures.analysis.synthetic_run import write_topology
+
+CIS_R2 = Path(__file__).resolve().parents[2] / "data" / "stilbene" / "r2" / "cis-r2.xyz"
 
 
 def test_detector_finds_the_central_dihedral_of_trans_stilbene():
@@ -118,3 +128,99 @@ def test_dihedral_values_match_the_stilbene_geometry_module():
     assert (ours > -180).all() and (ours <= 180).all()
     quads[0, 2] = np.nan
     assert np.isnan(dihedral_degrees(quads[:1])[0])
+
+
+def test_ortho_carbons_of_the_r2_cis_geometry():
+    """On data/stilbene/r2/cis-r2.xyz (central carbons 0 and 13) the ortho carbons are
+    (3, 11) on the ring of ipso 2 and (16, 24) on that of ipso 15, checked here from the
+    geometry: each is a carbon bonded to its ipso carbon and to one hydrogen, on its ipso's
+    six-membered ring; the closest pair across the rings is 3.0-3.5 Angstrom apart (cis, not
+    DHP); the reversed dihedral gives the rings in the other order."""
+    atoms = read(CIS_R2)
+    symbols, positions = atoms.get_chemical_symbols(), atoms.get_positions()
+    dihedral = detect_stilbene_dihedral(symbols, positions)
+    assert dihedral == (2, 0, 13, 15)
+    ortho = detect_stilbene_ortho(symbols, positions, dihedral)
+    assert ortho == ((3, 11), (16, 24))
+    bonds = {frozenset(b) for b in guess_bonds(symbols, positions)}
+
+    def bonded(i: int) -> list[int]:
+        return sorted(j for b in bonds if i in b for j in b if j != i)
+
+    for ipso, ethylenic, pair in ((2, 0, ortho[0]), (15, 13, ortho[1])):
+        assert bonded(ipso) == sorted([ethylenic, *pair])
+        for o in pair:
+            assert symbols[o] == "C"
+            assert sorted(symbols[j] for j in bonded(o)) == ["C", "C", "H"]
+            assert 1.35 < atoms.get_distance(ipso, o) < 1.45
+    ring = {2}
+    for _ in range(3):  # the six carbons reached from ipso 2 without crossing C0
+        ring |= {j for i in ring for j in bonded(i) if symbols[j] == "C" and j != 0}
+    assert len(ring) == 6 and set(ortho[0]) <= ring and not set(ortho[1]) & ring
+    closest = min(atoms.get_distance(i, j) for i, j in product(*ortho))
+    assert 3.0 < closest < 3.5
+    flat = positions[[*ortho[0], *ortho[1]]][None]
+    assert smallest_ortho_distance(flat)[0] == pytest.approx(closest)
+    assert detect_stilbene_ortho(symbols, positions, dihedral[::-1]) == ortho[::-1]
+    assert topology_ortho(read_topology(CIS_R2), dihedral) == ortho
+
+
+def old_pair(pair: tuple[int, int], order: np.ndarray) -> tuple[int, ...]:
+    return tuple(sorted(int(order[i]) for i in pair))
+
+
+def test_ortho_carbons_follow_permuted_atoms():
+    """On a random permutation of the R2 cis geometry the ortho carbons are the same atoms,
+    relabelled."""
+    atoms = read(CIS_R2)
+    symbols, positions = atoms.get_chemical_symbols(), atoms.get_positions()
+    order = np.random.default_rng(1).permutation(len(atoms))  # new index i holds old order[i]
+    shuffled_symbols, shuffled = [symbols[i] for i in order], positions[order]
+    dihedral = detect_stilbene_dihedral(shuffled_symbols, shuffled)
+    ortho = detect_stilbene_ortho(shuffled_symbols, shuffled, dihedral)
+    old = {old_pair(pair, order) for pair in ortho}
+    assert old == {(3, 11), (16, 24)} and all(a < b for a, b in ortho)
+    ipso_a = int(order[dihedral[0]])  # the first pair is that of the dihedral's first atom
+    assert old_pair(ortho[0], order) == ((3, 11) if ipso_a == 2 else (16, 24))
+
+
+def test_smallest_ortho_distance_of_every_pair_and_nan():
+    """The smallest of the four ring-to-ring distances (never within a ring), per frame; a
+    non-finite position gives NaN."""
+    rng = np.random.default_rng(3)
+    positions = rng.normal(size=(20, 4, 3)) * 2.0
+    expected = [
+        min(np.linalg.norm(p[i] - p[j]) for i, j in product((0, 1), (2, 3))) for p in positions
+    ]
+    np.testing.assert_allclose(smallest_ortho_distance(positions), expected)
+    within_a_ring = np.array([[[0, 0, 0], [0.1, 0, 0], [5, 0, 0], [9, 0, 0]]], dtype=float)
+    assert smallest_ortho_distance(within_a_ring)[0] == pytest.approx(4.9)
+    positions[0, 3] = np.nan
+    assert np.isnan(smallest_ortho_distance(positions[:1])[0])
+
+
+@pytest.mark.parametrize(
+    "dihedral, message",
+    [
+        ((1, 0, 13, 15), "ipso atom 1 \\(H\\) has the neighbours none besides atom 0"),
+        ((3, 0, 13, 15), "ipso atom 3 \\(C\\) is not bonded to atom 0"),
+        ((2, 0, 0, 2), "the two rings share ortho carbons"),
+        ((2, 0, 13, 99), "outside the 26 atoms"),
+    ],
+)
+def test_ortho_detection_refuses_atoms_that_are_not_a_stilbene(dihedral, message):
+    """A dihedral whose ipso atoms are not phenyl carbons bonded to the ethylenic ones is a
+    ValueError that names the atom."""
+    atoms = read(CIS_R2)
+    with pytest.raises(ValueError, match=message):
+        detect_stilbene_ortho(atoms.get_chemical_symbols(), atoms.get_positions(), dihedral)
+
+
+def test_ortho_detection_needs_a_six_membered_carbon_ring():
+    """With the para carbon of one ring turned into nitrogen (a pyridyl, not a phenyl) the ipso
+    atom of that ring is refused."""
+    atoms = read(CIS_R2)
+    symbols, positions = atoms.get_chemical_symbols(), atoms.get_positions()
+    symbols[7] = "N"  # para carbon of the ring of ipso 2
+    with pytest.raises(ValueError, match="ipso atom 2 \\(C\\) is not on a six-membered carbon"):
+        detect_stilbene_ortho(symbols, positions, (2, 0, 13, 15))

@@ -14,7 +14,7 @@ from matplotlib.image import imread
 from fusionff.analysis.analyze import AnalysisOptions, analysis_to_dict, analyze_run, format_report
 from fusionff.analysis.plots import plot_all
 from fusionff.analysis.run import read_run
-from tests.fixtures.analysis.synthetic_run import write_synthetic_run
+from tests.fixtures.analysis.synthetic_run import write_synthetic_run, write_topology
 
 FAST = AnalysisOptions(n_boot_fit=10)
 
@@ -108,6 +108,41 @@ def test_report_contains_smallest_gap_and_drift(tmp_path):
     assert max(drifts) > 0.1 and int(np.argmax(drifts)) == 12
     assert "flagged trajectories: energy-drift: 12" in report
     assert "hops: gap median " in report and "|dihedral| median " in report
+
+
+def test_explicit_dihedral_of_a_non_stilbene_gives_products_without_dhp(tmp_path):
+    """With --dihedral on a molecule whose topology has no phenyl rings (26 carbons 5 Angstrom
+    apart) the analysis does not fail: products come from the dihedral alone, there is no DHP
+    product or yield, no final ortho distances, and the report and JSON notes say why."""
+    write_synthetic_run(tmp_path, n_traj=4, seed=6)
+    write_topology(tmp_path / "topology.pdb", ["C"] * 26, np.arange(78.0).reshape(26, 3) * 5.0)
+    analysis = analyze_run(
+        read_run(tmp_path), AnalysisOptions(dihedral=(2, 0, 13, 15), n_boot_fit=0)
+    )
+    assert analysis.ortho_atoms is None and analysis.ortho_distances is None
+    assert "DHP" not in analysis.products.yields and "DHP" not in analysis.products.product
+    note = (
+        "no DHP classification (no stilbene ortho carbons): ipso atom 2 (C) is not bonded to "
+        "atom 0 of the dihedral"
+    )
+    report = format_report(analysis)
+    assert f"  note: {note}" in report
+    assert "DHP" not in report.replace(note, "")
+    result = analysis_to_dict(analysis)
+    assert note in result["notes"]
+    assert result["dhp"] == {"ortho_atoms": None, "below_angstrom": None}
+    assert "DHP" not in result["products"]["yields"]
+    records = result["products"]["trajectories"]
+    assert [r["final_ortho_distance_angstrom"] for r in records] == [None] * 4
+
+
+def test_dhp_classification_can_be_turned_off(tmp_path):
+    """dhp_below None (--no-dhp) on a stilbene: no ortho carbons are read, products by the
+    dihedral alone, and a note says DHP was not classified."""
+    write_synthetic_run(tmp_path, n_traj=3, seed=6)
+    analysis = analyze_run(read_run(tmp_path), AnalysisOptions(dhp_below=None, n_boot_fit=0))
+    assert analysis.ortho_atoms is None and "DHP" not in analysis.products.yields
+    assert "  note: no DHP classification: turned off" in format_report(analysis)
 
 
 def test_no_empty_panels_without_dihedral_or_hops(tmp_path):

@@ -11,7 +11,11 @@ import MDAnalysis as mda
 import numpy as np
 import pytest
 
-from fusionff.analysis.dihedral import dihedral_series, universe_dihedral_series
+from fusionff.analysis.dihedral import (
+    dihedral_series,
+    ortho_distance_series,
+    universe_dihedral_series,
+)
 from fusionff.analysis.run import find_topology, read_positions, read_run
 from tests.fixtures.analysis.synthetic_run import CENTRAL, write_synthetic_run
 
@@ -55,6 +59,25 @@ def test_sliced_dihedrals_equal_mdanalysis_universe_dihedrals(run_dir):
         np.testing.assert_allclose(t1, t2, atol=1e-9)
         np.testing.assert_allclose(d1, d2, atol=1e-3)
     assert d1[0] == pytest.approx(180.0)
+
+
+def test_ortho_distance_series_is_the_smallest_ring_to_ring_distance(run_dir):
+    """The one-slice ortho series equals MDAnalysis' distance_array on the file's full
+    positions, minimised over the four ring-to-ring pairs, on every frame including the last
+    (5.05 Angstrom in the trans start); the blown-up trajectory's last frame is NaN."""
+    from MDAnalysis.lib.distances import distance_array
+
+    ortho = ((3, 11), (16, 24))  # of ipso 2 and ipso 15 in trans_stilbene()
+    path = run_dir / "traj_00002.h5md"
+    time, distance = ortho_distance_series(path, ortho)
+    with h5py.File(path, "r") as f:
+        value = f["particles/molecule/position/value"][()]
+        np.testing.assert_array_equal(time, f["particles/molecule/position/time"][()])
+    expected = [distance_array(v[list(ortho[0])], v[list(ortho[1])]).min() for v in value]
+    np.testing.assert_allclose(distance, expected, atol=1e-4)  # MDAnalysis works in float32
+    assert len(distance) == len(value) and distance[0] == pytest.approx(5.047, abs=1e-3)
+    _, blown_up = ortho_distance_series(run_dir / "traj_00008.h5md", ortho)
+    assert np.isnan(blown_up[-1]) and np.isfinite(blown_up[:-1]).all()
 
 
 def test_read_positions_keeps_the_requested_order_and_converts_nm(run_dir, tmp_path):
