@@ -32,12 +32,20 @@ def structure(k: int) -> SimpleNamespace:
 
 
 def test_groups_and_new_energies(tmp_path):
-    """Audit queue rows 0-3 hold structures 0-3 (verdicts: wrong with S1 0.4 eV lower,
-    confirmed, failed relabel, none yet); structure 4 is not in the audit. Wrong gets the
-    old energies plus the audit's shift; the failed and unreached rows count as pending."""
+    """Audit queue rows 0-3 hold structures 0-3 with their old labels (verdicts: wrong with
+    S1 0.4 eV lower, confirmed, failed relabel, none yet); structure 4 is not in the audit;
+    structure 5 is the audit's new label of structure 0 (same geometry, S1 0.4 eV lower), as a
+    corrections file holds it. Wrong gets the old energies plus the audit's shift, the new label
+    counts as corrected; the failed and unreached rows count as pending."""
     module = load_script()
     structures = [structure(k) for k in range(5)]
-    write(tmp_path / "audit.xyz", [Atoms("CH", positions=s.positions) for s in structures[:4]])
+    corrected = structure(0)
+    corrected.energies = np.array([-10.0, -5.4])
+    frames = []
+    for s in structures[:4]:
+        info = {"E_S0_eV": float(s.energies[0]), "E_S1_eV": float(s.energies[1])}
+        frames.append(Atoms("CH", positions=s.positions, info=info))
+    write(tmp_path / "audit.xyz", frames)
     rows = [
         {
             "recheck_row": 0,
@@ -48,8 +56,11 @@ def test_groups_and_new_energies(tmp_path):
         {"recheck_row": 2, "new_minus_old_eV": None, "verdict": "not relabelled"},
     ]
     (tmp_path / "audit.json").write_text(json.dumps({"rows": rows}))
-    groups, new = module.classify(structures, tmp_path / "audit.xyz", tmp_path / "audit.json")
-    assert groups == ["wrong", "confirmed", "audit pending", "audit pending", "not in audit"]
+    groups, new = module.classify(
+        [*structures, corrected], tmp_path / "audit.xyz", tmp_path / "audit.json"
+    )
+    expected = ["wrong", "confirmed", "audit pending", "audit pending", "not in audit"]
+    assert groups == [*expected, "corrected"]
     np.testing.assert_allclose(new[0], [-10.0, -5.4])
     assert all(x is None for x in new[1:])
 

@@ -7,9 +7,10 @@
 
 Each test structure of the run's split (split.json: global rows over its data files) is matched
 by geometry to ``audit.xyz``: *confirmed* (a fresh start's RASSCF found no lower solution),
-*wrong* (the stored label is a higher SA-CASSCF solution: errors are given against the stored
-label and, as *wrong->new*, against the audit's new one), *audit pending* (in the queue, not yet
-reached), *not in audit* (labels the audit does not cover: active-learning round 5 and later,
+*wrong* (the stored label is a higher SA-CASSCF solution and still in the split: errors are
+given against it and, as *wrong->new*, against the audit's new one), *corrected* (the audit's
+replacement label, same geometry, from a corrections file), *audit pending* (in the queue, not
+yet reached), *not in audit* (labels the audit does not cover: active-learning round 5 and later,
 corrections, probe frames). MAE per state and of the S1-S0 gap, meV; models in float32 as
 stored, one CPU thread. ``audit.json`` is ``recheck_labels.py``'s output for the audit.
 """
@@ -27,7 +28,7 @@ from fusionff.data.dataset import MultiStateDataset
 from fusionff.potential import Potential
 
 HERE = Path(__file__).resolve().parent
-GROUPS = ("confirmed", "wrong", "audit pending", "not in audit")
+GROUPS = ("confirmed", "wrong", "corrected", "audit pending", "not in audit")
 
 
 def test_structures(run: Path) -> list:
@@ -48,7 +49,8 @@ def test_structures(run: Path) -> list:
 
 def classify(structures, audit_xyz: Path, audit_json: Path):
     """Group name per structure, and the audit's new energies (eV) for the wrong ones."""
-    index = {np.round(a.positions, 5).tobytes(): k for k, a in enumerate(read(audit_xyz, ":"))}
+    frames = read(audit_xyz, ":")
+    index = {np.round(a.positions, 5).tobytes(): k for k, a in enumerate(frames)}
     rows = {r["recheck_row"]: r for r in json.loads(audit_json.read_text())["rows"]}
     groups, new = [], []
     for s in structures:
@@ -60,7 +62,10 @@ def classify(structures, audit_xyz: Path, audit_json: Path):
         elif row is None or "not relabelled" in verdict:
             groups.append("audit pending")
         elif "higher" in verdict:
-            groups.append("wrong")
+            info = frames[k].info
+            old = np.array([info["E_S0_eV"], info["E_S1_eV"]], dtype=float)
+            is_old = np.allclose(np.asarray(s.energies, dtype=float), old, rtol=0, atol=1e-6)
+            groups.append("wrong" if is_old else "corrected")
         else:
             groups.append("confirmed")
         shift = row["new_minus_old_eV"] if groups[-1] == "wrong" else None
