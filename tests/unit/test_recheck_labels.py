@@ -6,9 +6,7 @@ Synthetic two-atom labels stand in for stilbene; energies in eV.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 from ase import Atoms
@@ -17,15 +15,9 @@ from ase.io import read, write
 from fusionff.data.dataset import MultiStateDataset
 from fusionff.data.structure import Structure
 from fusionff.train.data import load_training_data
+from tests.conftest import load_script
 
-SCRIPT = Path(__file__).resolve().parents[2] / "data" / "stilbene" / "r2" / "recheck_labels.py"
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("recheck_labels", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+SCRIPT = "data/stilbene/r2/recheck_labels.py"
 
 
 def geometry(k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -60,7 +52,7 @@ def test_recheck_wrong_confirmed_pending_and_first_row(tmp_path):
     with MultiStateDataset.create(labels, 2) as ds:
         ds.extend(structures)
 
-    script = load_script()
+    script = load_script(SCRIPT)
     wrong, pending = tmp_path / "wrong.xyz", tmp_path / "pending.xyz"
     corrections, summary = tmp_path / "corr.h5", tmp_path / "summary.json"
     common = [str(queue), str(labels), "--wrong", str(wrong), "--out", str(summary)]

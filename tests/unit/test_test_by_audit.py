@@ -6,23 +6,16 @@ Synthetic two-atom structures stand in for stilbene; energies in eV.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 from ase import Atoms
 from ase.io import write
 
-SCRIPT = Path(__file__).resolve().parents[2] / "data" / "stilbene" / "r2" / "test_by_audit.py"
+from tests.conftest import load_script
 
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("test_by_audit", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+SCRIPT = "data/stilbene/r2/test_by_audit.py"
 
 
 def structure(k: int) -> SimpleNamespace:
@@ -37,7 +30,7 @@ def test_groups_and_new_energies(tmp_path):
     structure 5 is the audit's new label of structure 0 (same geometry, S1 0.4 eV lower), as a
     corrections file holds it. Wrong gets the old energies plus the audit's shift, the new label
     counts as corrected; the failed and unreached rows count as pending."""
-    module = load_script()
+    module = load_script(SCRIPT)
     structures = [structure(k) for k in range(5)]
     corrected = structure(0)
     corrected.energies = np.array([-10.0, -5.4])
@@ -67,7 +60,7 @@ def test_groups_and_new_energies(tmp_path):
 
 def test_mae_line_is_the_mean_absolute_error_in_meV():
     """Errors (eV) of two structures: S0 +-0.01, S1 0.03 and -0.01, gap 0.02 and -0.02."""
-    module = load_script()
+    module = load_script(SCRIPT)
     row = module.mae_line("x", np.array([[0.01, 0.03], [-0.01, -0.03]]))
     assert row["n"] == 2
     np.testing.assert_allclose([row["S0_meV"], row["S1_meV"], row["gap_meV"]], [10, 30, 20])
