@@ -19,7 +19,7 @@
 #        train.tar            with TRAIN_MINUTES=N (default 0: skipped): training on the GPU for
 #                             N minutes of the recipe TRAIN_CONFIG (default
 #                             potentials/stilbene-r2-wide.yaml: a C = 48 adiabatic R2 model on
-#                             round 7's data and split, too slow for CPU sessions); it continues
+#                             round 8's data and split, too slow for CPU sessions); it continues
 #                             from the committed checkpoint of the recipe's output directory if
 #                             one exists. The tar holds that directory (minus its checkpoint
 #                             when it is over 40 MB); unpack it under potentials/training/.
@@ -72,7 +72,7 @@ torch.cuda.get_device_name(0))"
     if [ "${TRAIN_MINUTES:-0}" != "0" ]; then
         CONFIG=${TRAIN_CONFIG:-potentials/stilbene-r2-wide.yaml}
         RUN_DIR=$(sed -n 's/^output: *\([^ #]*\).*/\1/p' "$CONFIG")
-        # a new run starts on the split it names in its header (round 7's for the wide model)
+        # a new run starts on the split it names in its header (round 8's for the wide model)
         SPLIT_FROM=$(sed -n 's/^#  *cp \(potentials\/training\/[^ ]*split.json\) .*/\1/p' "$CONFIG")
         mkdir -p "$RUN_DIR"
         if [ -n "$SPLIT_FROM" ] && [ ! -e "$RUN_DIR/split.json" ]; then cp "$SPLIT_FROM" "$RUN_DIR/"; fi
