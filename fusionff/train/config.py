@@ -157,7 +157,12 @@ class TrainConfig:
             same atoms, positions within 1e-4 Angstrom and finite energies within 1e-3 eV is
             put in no split (not trained on, validated or tested), and ``split.json`` records
             it. A relabelled copy of the geometry (other energies) is not matched. The log
-            says how many were matched.
+            says how many were matched. An excluded structure stays out of a stored split even
+            when no later config names it.
+        release: extended XYZ files (as for ``exclude``) of labels that an earlier config
+            excluded, as suspects, and that have been checked since and found right: a stored
+            split takes them back, split with its fractions, and ``split.json`` records it
+            (:mod:`fusionff.train.split`). Naming a label under both keys is an error.
         early_stopping_patience: stop after this many epochs without a lower validation loss
             (None: never).
         checkpoint_every: write ``checkpoint.pt`` every this many epochs (and at the end).
@@ -185,6 +190,7 @@ class TrainConfig:
     ema_decay: float = 0.99
     mask_forces_above: float | None = None
     exclude: list[str] = field(default_factory=list)
+    release: list[str] = field(default_factory=list)
     early_stopping_patience: int | None = 50
     checkpoint_every: int = 1
     time_limit_minutes: float | None = None
@@ -211,7 +217,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, raw: Any) -> TrainConfig:
         """Build from a mapping (as read from YAML), checking keys, types and values."""
-        for key in ("data", "exclude"):
+        for key in ("data", "exclude", "release"):
             if isinstance(raw, dict) and isinstance(raw.get(key), str):
                 raw = {**raw, key: [raw[key]]}
         config = build_dataclass(cls, raw, "", ConfigError)

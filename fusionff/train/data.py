@@ -150,7 +150,7 @@ class TrainingData:
 
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"exclude: no file {path}")
+            raise FileNotFoundError(f"label list (exclude or release): no file {path}")
         found: set[int] = set()
         unmatched = 0
         sizes = np.diff(self.atom_offsets)

@@ -13,7 +13,10 @@ structure keeps the split it had. ``split.json`` records each such extension.
 Labels found wrong later (``TrainConfig.exclude``) are taken out of every split: a new split
 is drawn among the other structures, a stored one loses them (the others keep their split),
 and ``split.json`` lists them under ``excluded`` (rows as above); an excluded structure stays
-out even if a later config no longer names it.
+out even if a later config no longer names it. It comes back only when a config names it under
+``TrainConfig.release`` (a suspect checked since and found right): the released structures are
+split with the same fractions (a random split seeded by the seed and the number of releases
+before) and appended, and ``split.json`` records each release.
 """
 
 from __future__ import annotations
@@ -31,11 +34,12 @@ from fusionff.train.data import TrainingData
 SPLITS = ("train", "validation", "test")
 
 
-def split_sizes(n: int, spec: SplitConfig) -> dict[str, int]:
+def split_sizes(n: int, spec: SplitConfig, added: bool = False) -> dict[str, int]:
     """Number of structures in each split out of ``n`` usable ones.
 
     Counts are taken as given, fractions rounded down; when the fractions add up to 1 the
-    structures left by rounding go to the training split.
+    structures left by rounding go to the training split. ``added``: the structures join a
+    stored split (extension, release), so a split may get none of them.
     """
     values = {k: getattr(spec, k) for k in SPLITS}
     sizes = {k: v if isinstance(v, int) else math.floor(v * n + 1e-9) for k, v in values.items()}
@@ -43,6 +47,8 @@ def split_sizes(n: int, spec: SplitConfig) -> dict[str, int]:
         sizes["train"] += n - sum(sizes.values())
     if sum(sizes.values()) > n:
         raise ValueError(f"split asks for {sizes} structures but only {n} are usable")
+    if added:
+        return sizes
     if sizes["train"] < 1:
         raise ValueError(f"split: the training split is empty ({n} usable structures, {values})")
     if sizes["validation"] < 1:
@@ -53,9 +59,11 @@ def split_sizes(n: int, spec: SplitConfig) -> dict[str, int]:
     return sizes
 
 
-def random_split(n: int, spec: SplitConfig, seed: int) -> dict[str, np.ndarray]:
+def random_split(
+    n: int, spec: SplitConfig, seed: int, added: bool = False
+) -> dict[str, np.ndarray]:
     """Disjoint random subsets of ``range(n)`` (sorted), sizes from :func:`split_sizes`."""
-    sizes = split_sizes(n, spec)
+    sizes = split_sizes(n, spec, added)
     order = np.random.default_rng(seed).permutation(n)
     out, start = {}, 0
     for key in SPLITS:
@@ -71,6 +79,7 @@ def load_or_create_split(
     seed: int,
     files: list[dict],
     excluded: np.ndarray | None = None,
+    released: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """The split stored at ``path``, or a new random one written there; extended (and
     rewritten) when the data has files beyond the stored ones (see the module docstring).
@@ -79,12 +88,23 @@ def load_or_create_split(
         data: the usable structures; the returned arrays index them.
         files: ``[{"path", "sha256", "n_structures"}]`` of the dataset files.
         excluded: indices into ``data`` of structures to keep out of every split.
+        released: indices into ``data`` of structures that an earlier run excluded and that
+            go back into the splits now (those never excluded are left where they are).
 
-    Raises ValueError when the stored split belongs to other data or another split setting.
+    Raises ValueError when the stored split belongs to other data or another split setting,
+    or when a structure is both excluded and released.
     """
     path = Path(path)
     setting = {k: getattr(spec, k) for k in SPLITS} | {"seed": seed}
     out = set() if excluded is None else {int(i) for i in data.ids[np.asarray(excluded)]}
+    back = set() if released is None else {int(i) for i in data.ids[np.asarray(released)]}
+    if out & back:
+        both = sorted(out & back)
+        raise ValueError(
+            f"{len(both)} structures are both excluded and released (first: "
+            f"{data.describe(int(np.flatnonzero(data.ids == both[0])[0]))}); a label is "
+            "either wrong (exclude) or checked and right (release)"
+        )
     if not path.exists():
         allowed = np.flatnonzero(~np.isin(data.ids, sorted(out)))
         split = random_split(len(allowed), spec, seed)
@@ -107,10 +127,14 @@ def load_or_create_split(
         raise ValueError(
             f"{path} was made with split {record['setting']}, the config asks for {setting}; {hint}"
         )
-    out |= set(record.get("excluded", []))
+    out |= set(record.get("excluded", [])) - back
     changed = len(current) > len(stored)
     if changed:
         record = _extend(record, data, spec, seed, files, path, out)
+    returning = sorted(back & set(record.get("excluded", [])))
+    if returning:
+        record = _release(record, data, spec, seed, path, returning)
+        changed = True
     if sorted(out) != record.get("excluded", []):  # newly excluded: out of their splits
         record = dict(record)
         for key in SPLITS:
@@ -142,7 +166,7 @@ def _extend(record, data, spec, seed, files, path, out=frozenset()) -> dict:
     new = np.flatnonzero((data.ids >= first_new_row) & ~np.isin(data.ids, sorted(out)))
     if len(new) == 0:
         raise ValueError(f"{path}: the added files {files[n_before:]} have no usable structures")
-    part = random_split(len(new), spec, int(seed) * 1000 + n_before)
+    part = random_split(len(new), spec, int(seed) * 1000 + n_before, added=True)
     record = dict(record)
     for key in SPLITS:
         record[key] = sorted(record[key] + data.ids[new[part[key]]].tolist())
@@ -154,6 +178,28 @@ def _extend(record, data, spec, seed, files, path, out=frozenset()) -> dict:
         }
     ]
     record["files"] = files
+    return record
+
+
+def _release(record, data, spec, seed, path, rows: list[int]) -> dict:
+    """``record`` with the excluded ``rows`` split like added structures and taken off its
+    ``excluded`` list."""
+    if not all(isinstance(getattr(spec, k), float) for k in SPLITS):
+        raise ValueError(
+            f"{path}: releasing excluded structures needs fractions for train, validation and "
+            f"test, the config gives {[getattr(spec, k) for k in SPLITS]}"
+        )
+    earlier = record.get("releases", [])
+    release_seed = int(seed) * 1000 + 500 + len(earlier)
+    part = random_split(len(rows), spec, release_seed, added=True)
+    ids = np.asarray(rows, dtype=np.int64)
+    record = dict(record)
+    for key in SPLITS:
+        record[key] = sorted(record[key] + ids[part[key]].tolist())
+    record["excluded"] = sorted(set(record["excluded"]) - set(rows))
+    record["releases"] = earlier + [
+        {"rows": rows, "seed": release_seed, **{key: len(part[key]) for key in SPLITS}}
+    ]
     return record
 
 

@@ -93,6 +93,7 @@ STAGE_CHANGES = RESUMABLE_CHANGES + (
     "ema_decay",
     "mask_forces_above",
     "exclude",
+    "release",
 )
 """Config keys that may also differ when a run goes on as a new stage."""
 OUTPUT_FILES = (
@@ -174,6 +175,12 @@ class Trainer:
             found, unmatched = self.data.find_labels(path)
             self.excluded.append((path, len(found), unmatched))
             excluded = np.union1d(excluded, found)
+        self.released: list[tuple[str, int, int]] = []  # (file, matched structures, unmatched)
+        released = np.zeros(0, dtype=np.int64)
+        for path in config.release:
+            found, unmatched = self.data.find_labels(path)
+            self.released.append((path, len(found), unmatched))
+            released = np.union1d(released, found)
         self.split = self.ranks.main_first(
             lambda: load_or_create_split(
                 self.output / "split.json",
@@ -182,6 +189,7 @@ class Trainer:
                 split_seed,
                 self.files,
                 excluded,
+                released,
             )
         )
         checkpoint_path = self.output / "checkpoint.pt"
@@ -272,6 +280,9 @@ class Trainer:
         for path, matched, unmatched in self.excluded:
             missing = f"; {unmatched} listed labels match no structure" if unmatched else ""
             self._say(f"exclude {path}: {matched} structures kept out of every split{missing}")
+        for path, matched, unmatched in self.released:
+            missing = f"; {unmatched} listed labels match no structure" if unmatched else ""
+            self._say(f"release {path}: {matched} structures in the splits again{missing}")
 
     # ------------------------------------------------------------------ the loop
     def fit(self, on_epoch_end: Callable[[Trainer], None] | None = None) -> TrainResult:

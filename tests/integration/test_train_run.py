@@ -392,6 +392,20 @@ def test_excluded_labels_are_trained_and_tested_on_nowhere(toy, tmp_path):
     result = trainer.fit()
     assert result.test_metrics["n_structures"] == len(trainer.split["test"])
 
+    # The suspects checked and found right: a fresh run on the stored split (as a fine-tuning
+    # round starts from its predecessor's split.json) takes them back with ``release``.
+    again = tmp_path / "released"
+    again.mkdir()
+    (again / "split.json").write_text((out / "split.json").read_text())
+    log = io.StringIO()
+    released = Trainer(tiny_config(toy, again, max_epochs=1, release=str(wrong)), log=log)
+    assert sorted(np.concatenate(list(released.split.values())).tolist()) == list(range(len(data)))
+    assert f"release {wrong}: 2 structures in the splits again" in log.getvalue()
+    stored = json.loads((again / "split.json").read_text())
+    assert stored["excluded"] == [] and stored["releases"][0]["rows"] == sorted(
+        int(data.ids[i]) for i in victims
+    )
+
 
 class _Terminal(io.StringIO):
     def isatty(self):

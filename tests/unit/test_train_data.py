@@ -279,3 +279,40 @@ def test_train_config_reads_exclude_as_a_list():
 
     assert TrainConfig.from_dict({"data": "a.h5", "exclude": "w.xyz"}).exclude == ["w.xyz"]
     assert TrainConfig.from_dict({"data": "a.h5"}).exclude == []
+    assert TrainConfig.from_dict({"data": "a.h5", "release": "r.xyz"}).release == ["r.xyz"]
+
+
+def test_released_structures_come_back_into_a_stored_split(tmp_path):
+    """A structure excluded by an earlier run stays out when no longer named, and comes back
+    only when released: the released ones are split with the stored fractions and recorded
+    (under 'releases', off 'excluded'), every other structure keeps its split, a second load
+    with the same release changes nothing, and naming one structure under both keys fails."""
+    write_composition_dataset(tmp_path / "a.h5", n=60, seed=3)
+    fa = {"path": "a.h5", "sha256": "aaa", "n_structures": 62}
+    data = load_training_data([tmp_path / "a.h5"], 3.0)
+    path = tmp_path / "split.json"
+    suspects = np.arange(0, 40, 2)  # 20 structures excluded as suspects
+    first = load_or_create_split(path, data, SplitConfig(), 0, [fa], suspects)
+    before = {k: data.ids[v].tolist() for k, v in first.items()}
+    still_out = load_or_create_split(path, data, SplitConfig(), 0, [fa])
+    assert {k: data.ids[v].tolist() for k, v in still_out.items()} == before
+
+    wrong, right = suspects[:5], suspects[5:]  # checked: 5 wrong, 15 right
+    back = load_or_create_split(path, data, SplitConfig(), 0, [fa], wrong, right)
+    after = {k: set(data.ids[v].tolist()) for k, v in back.items()}
+    for k in before:
+        assert set(before[k]) <= after[k]
+    returned = set().union(*after.values()) - set().union(*map(set, before.values()))
+    assert returned == set(data.ids[right].tolist())
+    assert len(after["train"] & returned) > len(after["test"] & returned)
+    stored = json.loads(path.read_text())
+    assert stored["excluded"] == sorted(data.ids[wrong].tolist())
+    (release,) = stored["releases"]
+    assert release["rows"] == sorted(data.ids[right].tolist())
+    assert release["train"] + release["validation"] + release["test"] == 15
+
+    again = load_or_create_split(path, data, SplitConfig(), 0, [fa], wrong, right)
+    assert {k: set(data.ids[v].tolist()) for k, v in again.items()} == after
+    assert json.loads(path.read_text()) == stored
+    with pytest.raises(ValueError, match="both excluded and released"):
+        load_or_create_split(path, data, SplitConfig(), 0, [fa], wrong, wrong[:1])
