@@ -169,18 +169,9 @@ class Trainer:
         ]
         split_seed = config.split.seed if config.split.seed is not None else config.seed
         extended = split_was_extended(self.output / "split.json", self.files)
-        self.excluded: list[tuple[str, int, int]] = []  # (file, matched structures, unmatched)
-        excluded = np.zeros(0, dtype=np.int64)
-        for path in config.exclude:
-            found, unmatched = self.data.find_labels(path)
-            self.excluded.append((path, len(found), unmatched))
-            excluded = np.union1d(excluded, found)
-        self.released: list[tuple[str, int, int]] = []  # (file, matched structures, unmatched)
-        released = np.zeros(0, dtype=np.int64)
-        for path in config.release:
-            found, unmatched = self.data.find_labels(path)
-            self.released.append((path, len(found), unmatched))
-            released = np.union1d(released, found)
+        # (file, matched structures, unmatched labels) of each list, for the log
+        excluded, self.excluded = self._listed_labels(config.exclude)
+        released, self.released = self._listed_labels(config.release)
         self.split = self.ranks.main_first(
             lambda: load_or_create_split(
                 self.output / "split.json",
@@ -283,6 +274,17 @@ class Trainer:
         for path, matched, unmatched in self.released:
             missing = f"; {unmatched} listed labels match no structure" if unmatched else ""
             self._say(f"release {path}: {matched} structures in the splits again{missing}")
+
+    def _listed_labels(self, paths: list[str]) -> tuple[np.ndarray, list[tuple[str, int, int]]]:
+        """The structures that the label lists at ``paths`` name (sorted indices into the data)
+        and, per list, (path, matched structures, listed labels matching none)."""
+        found_all = np.zeros(0, dtype=np.int64)
+        counts = []
+        for path in paths:
+            found, unmatched = self.data.find_labels(path)
+            counts.append((path, len(found), unmatched))
+            found_all = np.union1d(found_all, found)
+        return found_all, counts
 
     # ------------------------------------------------------------------ the loop
     def fit(self, on_epoch_end: Callable[[Trainer], None] | None = None) -> TrainResult:
