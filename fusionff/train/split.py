@@ -133,7 +133,7 @@ def load_or_create_split(
         record = _extend(record, data, spec, seed, files, path, out)
     returning = sorted(back & set(record.get("excluded", [])))
     if returning:
-        record = _release(record, data, spec, seed, path, returning)
+        record = _release(record, spec, seed, path, returning)
         changed = True
     if sorted(out) != record.get("excluded", []):  # newly excluded: out of their splits
         record = dict(record)
@@ -153,53 +153,50 @@ def split_was_extended(path: str | os.PathLike, files: list[dict]) -> bool:
     return path.exists() and len(json.loads(path.read_text())["files"]) < len(files)
 
 
+def _append(record: dict, rows: np.ndarray, spec, seed: int, path, what: str) -> tuple:
+    """``record`` (a copy) with ``rows`` split by ``seed`` with the stored fractions and added
+    to its splits, and the number that went to each split; ``what`` names the addition in the
+    error when the split is given as counts."""
+    if not all(isinstance(getattr(spec, k), float) for k in SPLITS):
+        raise ValueError(
+            f"{path}: {what} needs fractions for train, validation and test, the config gives "
+            f"{[getattr(spec, k) for k in SPLITS]}"
+        )
+    part = random_split(len(rows), spec, seed, added=True)
+    record = dict(record)
+    for key in SPLITS:
+        record[key] = sorted(record[key] + rows[part[key]].tolist())
+    return record, {key: len(part[key]) for key in SPLITS}
+
+
 def _extend(record, data, spec, seed, files, path, out=frozenset()) -> dict:
     """``record`` with the usable structures of the files after its own split and added
     (those of rows in ``out`` left out)."""
-    if not all(isinstance(getattr(spec, k), float) for k in SPLITS):
-        raise ValueError(
-            f"{path}: extending a split to added files needs fractions for train, validation "
-            f"and test, the config gives {[getattr(spec, k) for k in SPLITS]}"
-        )
     n_before = len(record["files"])
     first_new_row = sum(f["n_structures"] for f in record["files"])
     new = np.flatnonzero((data.ids >= first_new_row) & ~np.isin(data.ids, sorted(out)))
     if len(new) == 0:
         raise ValueError(f"{path}: the added files {files[n_before:]} have no usable structures")
-    part = random_split(len(new), spec, int(seed) * 1000 + n_before, added=True)
-    record = dict(record)
-    for key in SPLITS:
-        record[key] = sorted(record[key] + data.ids[new[part[key]]].tolist())
+    extension_seed = int(seed) * 1000 + n_before
+    record, counts = _append(
+        record, data.ids[new], spec, extension_seed, path, "extending a split to added files"
+    )
     record["extensions"] = record.get("extensions", []) + [
-        {
-            "files_added": files[n_before:],
-            "seed": int(seed) * 1000 + n_before,
-            **{key: len(part[key]) for key in SPLITS},
-        }
+        {"files_added": files[n_before:], "seed": extension_seed, **counts}
     ]
     record["files"] = files
     return record
 
 
-def _release(record, data, spec, seed, path, rows: list[int]) -> dict:
+def _release(record, spec, seed, path, rows: list[int]) -> dict:
     """``record`` with the excluded ``rows`` split like added structures and taken off its
     ``excluded`` list."""
-    if not all(isinstance(getattr(spec, k), float) for k in SPLITS):
-        raise ValueError(
-            f"{path}: releasing excluded structures needs fractions for train, validation and "
-            f"test, the config gives {[getattr(spec, k) for k in SPLITS]}"
-        )
     earlier = record.get("releases", [])
     release_seed = int(seed) * 1000 + 500 + len(earlier)
-    part = random_split(len(rows), spec, release_seed, added=True)
     ids = np.asarray(rows, dtype=np.int64)
-    record = dict(record)
-    for key in SPLITS:
-        record[key] = sorted(record[key] + ids[part[key]].tolist())
+    record, counts = _append(record, ids, spec, release_seed, path, "releasing excluded structures")
     record["excluded"] = sorted(set(record["excluded"]) - set(rows))
-    record["releases"] = earlier + [
-        {"rows": rows, "seed": release_seed, **{key: len(part[key]) for key in SPLITS}}
-    ]
+    record["releases"] = earlier + [{"rows": rows, "seed": release_seed, **counts}]
     return record
 
 
