@@ -4,7 +4,7 @@ The layout is described in :mod:`fusionff.data.schema`. Typical use::
 
     with MultiStateDataset.create("data.h5", n_states=2, method="AM1 OPEN(2,2) C.I.=2",
                                   provenance={"program": "mopac", "version": "22"}) as ds:
-        ds.append(structure)             # flushed: a killed labelling run loses nothing
+        ds.append(structure)             # on disk on return: a killed labelling run loses nothing
     with MultiStateDataset.open("data.h5", "a") as ds:
         ds.extend(more_structures)       # resume
     arrays = MultiStateDataset.open("data.h5").arrays()   # flat arrays for training
@@ -23,6 +23,7 @@ import h5py
 import numpy as np
 
 import fusionff
+from fusionff.atomic_files import WriterLock, h5_transaction
 from fusionff.data.schema import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -52,14 +53,14 @@ class MultiStateDataset:
         provenance: program, version, keywords, sampling recipe, sources (a JSON object).
     """
 
-    def __init__(self, file: h5py.File, path: Path, offsets: np.ndarray, writable: bool):
-        """Use :meth:`create` or :meth:`open`."""
+    def __init__(self, file: h5py.File, path: Path, offsets: np.ndarray, lock: WriterLock | None):
+        """Use :meth:`create` or :meth:`open`; ``lock``: the writer's claim (None: read-only)."""
         self._file = file
         self.path = path
         self._name = str(path)
         self.n_states, self.method, self.provenance, self.units = read_header(file, self._name)
         self._offsets = offsets
-        self._writable = writable
+        self._lock = lock
 
     # ------------------------------------------------------------------ opening and closing
     @classmethod
@@ -82,22 +83,23 @@ class MultiStateDataset:
             provenance_json = json.dumps(provenance or {}, sort_keys=True)
         except TypeError as err:
             raise ValueError(f"provenance must be JSON-serialisable: {err}") from None
-        f = h5py.File(path, "w", rdcc_nbytes=_CHUNK_CACHE_BYTES)
-        f.attrs["format"] = FORMAT_NAME
-        f.attrs["version"] = FORMAT_VERSION
-        f.attrs["n_states"] = int(n_states)
-        f.attrs["units"] = json.dumps(UNITS, sort_keys=True)
-        f.attrs["method"] = str(method)
-        f.attrs["provenance"] = provenance_json
-        f.attrs["fusionff_version"] = fusionff.__version__
-        f.create_dataset(
-            "offsets", data=np.zeros(1, np.int64), maxshape=(None,), chunks=(_CHUNK_STRUCTS,)
-        )
-        for key, spec in SPECS.items():
-            if spec.required or key == "meta":
-                _create_array(f, key, int(n_states))
-        f.flush()
-        return cls(f, path, np.zeros(1, np.int64), writable=True)
+        lock = WriterLock(path)
+        with h5_transaction(path, new=True) as f:
+            f.attrs["format"] = FORMAT_NAME
+            f.attrs["version"] = FORMAT_VERSION
+            f.attrs["n_states"] = int(n_states)
+            f.attrs["units"] = json.dumps(UNITS, sort_keys=True)
+            f.attrs["method"] = str(method)
+            f.attrs["provenance"] = provenance_json
+            f.attrs["fusionff_version"] = fusionff.__version__
+            f.create_dataset(
+                "offsets", data=np.zeros(1, np.int64), maxshape=(None,), chunks=(_CHUNK_STRUCTS,)
+            )
+            for key, spec in SPECS.items():
+                if spec.required or key == "meta":
+                    _create_array(f, key, int(n_states))
+        f = h5py.File(path, "r", rdcc_nbytes=_CHUNK_CACHE_BYTES)
+        return cls(f, path, np.zeros(1, np.int64), lock)
 
     @classmethod
     def open(cls, path: str | Path, mode: str = "r", *, repair: bool = False) -> MultiStateDataset:
@@ -114,24 +116,35 @@ class MultiStateDataset:
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such dataset file")
+        lock = WriterLock(path) if mode == "a" else None
         try:
-            f = h5py.File(path, "r" if mode == "r" else "r+", rdcc_nbytes=_CHUNK_CACHE_BYTES)
-        except OSError as err:
+            if repair and lock is not None:
+                _repair(path)
+            f = h5py.File(path, "r", rdcc_nbytes=_CHUNK_CACHE_BYTES)
+        except (OSError, DatasetError) as err:
+            if lock is not None:
+                lock.release()
+            if isinstance(err, DatasetError):
+                raise
             raise DatasetError(f"{path}: not a readable HDF5 file ({err})") from None
         try:
             n_states, *_ = read_header(f, str(path))
-            offsets = check_layout(f, str(path), n_states, repair=repair and mode == "a")
-            return cls(f, path, offsets, writable=mode == "a")
+            offsets = check_layout(f, str(path), n_states)
+            return cls(f, path, offsets, lock)
         except (DatasetError, OSError, KeyError) as err:
             f.close()
+            if lock is not None:
+                lock.release()
             if isinstance(err, DatasetError):
                 raise
             raise DatasetError(f"{path}: corrupted dataset ({err})") from None
 
     def close(self) -> None:
-        """Flush and close the file."""
+        """Close the file (every append is already on disk) and end the writer's claim."""
         if self._file.id.valid:
             self._file.close()
+        if self._lock is not None:
+            self._lock.release()
 
     def __enter__(self) -> MultiStateDataset:
         return self
@@ -147,25 +160,34 @@ class MultiStateDataset:
 
     # ------------------------------------------------------------------ writing
     def append(self, structure: Structure) -> int:
-        """Add one structure, flush the file and return the structure's index."""
-        self._write([structure])
+        """Add one structure, on disk when this returns, and return the structure's index."""
+        self.extend([structure])
         return len(self) - 1
 
     def extend(self, structures: Iterable[Structure]) -> None:
-        """Add many structures (written in blocks, flushed after each block)."""
-        block: list[Structure] = []
-        for structure in structures:
-            block.append(structure)
-            if len(block) == _BLOCK:
-                self._write(block)
-                block = []
-        if block:
-            self._write(block)
-
-    def _write(self, structures: list[Structure]) -> None:
-        if not self._writable:
+        """Add many structures as one transaction (:mod:`fusionff.atomic_files`): a kill at
+        any moment leaves the file with all of them or none, and every earlier row intact."""
+        if self._lock is None:
             raise PermissionError(f"{self._name}: opened read-only; use mode='a' to append")
-        s, i0 = self.n_states, len(self)
+        self._file.close()
+        offsets = self._offsets
+        try:
+            with h5_transaction(self.path, rdcc_nbytes=_CHUNK_CACHE_BYTES) as f:
+                block: list[Structure] = []
+                for structure in structures:
+                    block.append(structure)
+                    if len(block) == _BLOCK:
+                        offsets = self._write(f, offsets, block)
+                        block = []
+                if block:
+                    offsets = self._write(f, offsets, block)
+            self._offsets = offsets
+        finally:
+            self._file = h5py.File(self.path, "r", rdcc_nbytes=_CHUNK_CACHE_BYTES)
+
+    def _write(self, f: h5py.File, offsets: np.ndarray, structures: list[Structure]) -> np.ndarray:
+        """Append ``structures`` after the rows ``offsets`` counts; return the new offsets."""
+        s, i0 = self.n_states, offsets.size - 1
         for k, structure in enumerate(structures):
             name = f"{self._name}: structure {i0 + k}"
             structure.validate(s, name=name)
@@ -174,14 +196,13 @@ class MultiStateDataset:
             except TypeError as err:
                 raise ValueError(f"{name}: meta is not JSON-serialisable ({err})") from None
         rows = _rows(structures, s)
-        f = self._file
         if "meta" not in f:
             _create_array(f, "meta", s, n_rows=i0)
         if "cell" not in f and ("cell" in rows):
             for key in ("cell", "pbc"):
                 _create_array(f, key, s, n_rows=i0)
         if "nacs" not in f and ("nacs" in rows):
-            _create_array(f, "nacs", s, n_rows=int(self._offsets[-1]))
+            _create_array(f, "nacs", s, n_rows=int(offsets[-1]))
             _create_array(f, "nac_mask", s, n_rows=i0)
         if "cell" in f and "cell" not in rows:
             rows["cell"] = np.zeros((len(structures), 3, 3))
@@ -189,14 +210,13 @@ class MultiStateDataset:
         if "nacs" in f and "nacs" not in rows:
             rows["nacs"] = np.zeros((len(rows["numbers"]), s, s, 3))
             rows["nac_mask"] = np.zeros(len(structures), bool)
-        a0 = int(self._offsets[-1])
+        a0 = int(offsets[-1])
         for key, values in rows.items():
             _append_rows(f[key], a0 if SPECS[key].per_atom else i0, values)
         counts = np.array([st.n_atoms for st in structures], dtype=np.int64)
         new_offsets = a0 + np.cumsum(counts)
-        _append_rows(f["offsets"], i0 + 1, new_offsets)  # the commit: written last
-        f.flush()
-        self._offsets = np.concatenate([self._offsets, new_offsets])
+        _append_rows(f["offsets"], i0 + 1, new_offsets)
+        return np.concatenate([offsets, new_offsets])
 
     # ------------------------------------------------------------------ reading
     def __len__(self) -> int:
@@ -309,6 +329,17 @@ class MultiStateDataset:
             "energies_per_state": arrays["energy_mask"].sum(axis=0).tolist(),
             "forces_per_state": arrays["force_mask"].sum(axis=0).tolist(),
         }
+
+
+def _repair(path: Path) -> None:
+    """Drop rows that an interrupted append (of a file written before appends became
+    transactions) left beyond the committed offsets."""
+    try:
+        with h5_transaction(path) as f:
+            n_states, *_ = read_header(f, str(path))
+            check_layout(f, str(path), n_states, repair=True)
+    except OSError as err:
+        raise DatasetError(f"{path}: not a readable HDF5 file ({err})") from None
 
 
 def _create_array(f: h5py.File, key: str, n_states: int, n_rows: int = 0) -> None:

@@ -30,9 +30,10 @@ Layout (units in ``unit`` attributes)::
 Times are in fs (``unit`` = "fs"; MDAnalysis converts ``ts.time`` to ps). ``step`` and
 ``time`` of every time series are hard links to those of ``position`` (allowed by H5MD 1.1),
 so all series share one set of frames. Frames and hops are buffered in memory
-and appended when :meth:`TrajectoryFile.flush` opens the file; between flushes the file is
-closed, so a killed run leaves a readable file that :meth:`TrajectoryFile.resume` truncates
-to the frames its checkpoint counted.
+and appended when :meth:`TrajectoryFile.flush` opens the file; every change is a transaction
+(:func:`fusionff.atomic_files.h5_transaction`: made on a copy that then replaces the file),
+so a run killed at any moment leaves a complete file that :meth:`TrajectoryFile.resume`
+truncates to the frames its checkpoint counted.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ import h5py
 import numpy as np
 
 from fusionff import __version__
+from fusionff.atomic_files import h5_transaction
 
 __all__ = ["TrajectoryFile", "FRAME_SERIES", "SPREAD_SERIES", "HOP_COLUMNS", "FRAME_INTERVAL"]
 
@@ -140,7 +142,7 @@ class TrajectoryFile:
     def create(self, parameters: dict[str, Any]) -> None:
         """Write a new file (replacing any) with the header and empty series."""
         n, s = len(self.numbers), self.n_states
-        with h5py.File(self.path, "w") as f:
+        with h5_transaction(self.path, new=True) as f:
             h5md = f.create_group("h5md")
             h5md.attrs["version"] = np.array([1, 1], dtype=np.int32)
             h5md.create_group("author").attrs["name"] = "fusionff user"
@@ -175,7 +177,7 @@ class TrajectoryFile:
     def resume(self, n_frames: int, n_hops: int) -> None:
         """Cut the file back to its first ``n_frames`` frames and ``n_hops`` hop rows (those a
         checkpoint counted) and read the hop rows back."""
-        with h5py.File(self.path, "a") as f:
+        with h5_transaction(self.path) as f:
             position = f[FRAME_SERIES["position"][0]]
             if position["value"].shape[0] < n_frames:
                 raise ValueError(
@@ -227,7 +229,7 @@ class TrajectoryFile:
 
     def flush(self, final: dict[str, Any] | None = None) -> None:
         """Append the buffered frames and hops; ``final`` attributes mark a finished run."""
-        with h5py.File(self.path, "a") as f:
+        with h5_transaction(self.path) as f:
             if self._frames:
                 position = f[FRAME_SERIES["position"][0]]
                 _append(position["step"], np.array([r["step"] for r in self._frames]))
