@@ -36,6 +36,7 @@ import yaml
 from ase import Atoms
 from ase.io import read, write
 
+from fusionff.atomic_files import write_atomically
 from fusionff.device import resolve_device, set_threads
 from fusionff.dynamics.engine import initial_state, run
 from fusionff.dynamics.frame_buffer import FrameBuffer, write_packed
@@ -83,12 +84,6 @@ def build_structure(config: RunConfig, atoms: Atoms | None, device: torch.device
     :mod:`fusionff.dynamics.structures` (which imports the backend only now)."""
     p = config.potential
     return p.entry.build(p.options, atoms, device)
-
-
-def _atomic_write(path: Path, write_to) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write_to(tmp)
-    os.replace(tmp, path)
 
 
 def _potential_fingerprint(config: RunConfig) -> str:
@@ -212,7 +207,7 @@ class _Ensemble:
             "config_sha256": self.digest,
             **payload,
         }
-        _atomic_write(self.out / "checkpoint.pt", lambda p: torch.save(payload, p))
+        write_atomically(self.out / "checkpoint.pt", lambda p: torch.save(payload, p))
 
     # initial conditions ----------------------------------------------------------------
     def initial_conditions(self, indices: list[int], seeds: torch.Tensor):
@@ -712,7 +707,7 @@ def run_ensemble(
             print(f"batches {first + 1}..{n_batches} on {pool.description}", file=log, flush=True)
         _run_on_pool(ensemble, pool, range(first, n_batches), records, structure)
     summary = ensemble.summary(records)
-    _atomic_write(summary_path, lambda p: p.write_text(json.dumps(summary, indent=1)))
+    write_atomically(summary_path, lambda p: p.write_text(json.dumps(summary, indent=1)))
     if log is not None:
         counts = ", ".join(f"{k} {v}" for k, v in summary["status_counts"].items())
         print(f"{summary_path}: {summary['n_traj']} trajectories ({counts})", file=log)

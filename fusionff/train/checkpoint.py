@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+from fusionff.atomic_files import write_atomically
+
 FORMAT = "fusionff-checkpoint"
 VERSION = 1
 
@@ -22,10 +24,9 @@ class CheckpointError(ValueError):
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> None:
     """Write ``state`` to ``path`` via a temporary file and ``os.replace`` (never half-written)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"format": FORMAT, "version": VERSION, **state}, tmp)
-    os.replace(tmp, path)
+    write_atomically(
+        path, lambda tmp: torch.save({"format": FORMAT, "version": VERSION, **state}, tmp)
+    )
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:

@@ -5,24 +5,21 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any
+
+from fusionff.atomic_files import write_atomically
 
 
 def write_history(history: list[dict[str, Any]], path: str | os.PathLike) -> None:
     """Write the epoch records, one JSON object per line (replacing the file)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(record) + "\n" for record in history))
-    os.replace(tmp, path)
+    text = "".join(json.dumps(record) + "\n" for record in history)
+    write_atomically(path, lambda tmp: tmp.write_text(text))
 
 
 def write_json(value: Any, path: str | os.PathLike) -> None:
     """Write ``value`` as indented JSON (replacing the file atomically)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(value, indent=1) + "\n")
-    os.replace(tmp, path)
+    text = json.dumps(value, indent=1) + "\n"
+    write_atomically(path, lambda tmp: tmp.write_text(text))
 
 
 def append_history(record: dict[str, Any], path: str | os.PathLike) -> None:
