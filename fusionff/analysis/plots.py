@@ -156,7 +156,13 @@ def plot_hops(a: Analysis, path: Path) -> Path:
 FAILED_MARKERS = dict(
     zip(
         sorted(FAILED_STATUSES),
-        (("x", "tab:red"), ("s", "tab:purple"), ("^", "tab:orange"), ("v", "tab:brown")),
+        (
+            ("x", "tab:red"),
+            ("s", "tab:purple"),
+            ("^", "tab:orange"),
+            ("D", "tab:olive"),
+            ("v", "tab:brown"),
+        ),
         strict=True,
     )
 )

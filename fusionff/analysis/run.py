@@ -40,12 +40,16 @@ STATUSES = (
     "blew-up",
     "committee-spread",
     "state-order",
+    "out-of-domain",
 )
 """Statuses a trajectory may end with (the runner's vocabulary: "ok" ran to the time limit
 without stop criteria, "stopped" met them, "time-limit" did not meet them in time,
 "committee-spread" was stopped where its committee disagreed beyond the run's limits,
-"state-order" where its adiabatic energies came out of order, ``dynamics.max_state_inversion``)."""
-FAILED_STATUSES = frozenset({"energy-drift", "blew-up", "committee-spread", "state-order"})
+"state-order" where its adiabatic energies came out of order, ``dynamics.max_state_inversion``,
+"out-of-domain" where its geometry left the reference's domain, ``dynamics.domain``)."""
+FAILED_STATUSES = frozenset(
+    {"energy-drift", "blew-up", "committee-spread", "state-order", "out-of-domain"}
+)
 """Statuses whose trajectories are excluded from statistics by default."""
 TOPOLOGY_NAMES = ("topology.pdb", "topology.xyz")
 LENGTH_UNITS = {"Angstrom": 1.0, "angstrom": 1.0, "A": 1.0, "nm": 10.0, "pm": 0.01}

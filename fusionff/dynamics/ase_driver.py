@@ -196,6 +196,13 @@ class SurfaceHopping(MolecularDynamics):
                 f"{energies} eV out of order by more than max_state_inversion "
                 f"{self.config.max_state_inversion} eV)"
             )
+        if status == Status.OUT_OF_DOMAIN:
+            domain = self.config.domain
+            raise RuntimeError(
+                f"trajectory stopped at step {int(s.step[0])}: {status.name} (an atom pair of "
+                f"{domain.pairs} closer than {domain.min_distance} Angstrom: "
+                f"{domain.description or 'outside the reference domain'})"
+            )
         if status != Status.RUNNING:
             drift = float(total_energy(s)[0] - s.reference_energy[0])
             raise RuntimeError(

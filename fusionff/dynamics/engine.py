@@ -11,7 +11,8 @@ One step of every running trajectory (all in eV, Angstrom, fs, amu):
    momentum is adjusted to conserve the total energy, or the hop is frustrated;
 4. optional energy-based decoherence;
 5. status: non-finite values -> BLEW_UP, total-energy drift -> ENERGY_DRIFT, energies out
-   of order beyond ``max_state_inversion`` -> STATE_ORDER; with
+   of order beyond ``max_state_inversion`` -> STATE_ORDER, outside ``domain`` ->
+   OUT_OF_DOMAIN; with
    ``config.committee`` (:mod:`fusionff.dynamics.spread`), a committee spread above its
    limits sets ``flag_time`` (and with ``action: stop`` -> COMMITTEE_SPREAD); then the stop
    criterion -> STOPPED. Trajectories that are not running are left untouched (masked out),
@@ -29,6 +30,7 @@ from torch import Tensor
 from fusionff.dynamics.algorithms import get_algorithm
 from fusionff.dynamics.couplings import gap_rates, nac_couplings, state_gaps
 from fusionff.dynamics.decoherence import energy_based_decoherence
+from fusionff.dynamics.domain import outside_domain
 from fusionff.dynamics.hopping import adjust_momentum, choose_targets, rescale_direction
 from fusionff.dynamics.integrator import active_forces, drift, half_kick, kinetic_energy
 from fusionff.dynamics.protocol import ElectronicStructure
@@ -207,7 +209,8 @@ def _advance(
 
 def _status(state: SurfaceHoppingState, config: SurfaceHoppingConfig) -> Tensor:
     """Status after a step: BLEW_UP where anything is non-finite, ENERGY_DRIFT on drift,
-    STATE_ORDER where the energies are out of order by more than ``max_state_inversion``."""
+    STATE_ORDER where the energies are out of order by more than ``max_state_inversion``,
+    OUT_OF_DOMAIN where the geometry left ``config.domain``."""
     b = state.batch_size
     finite = torch.ones(b, dtype=torch.bool, device=state.device)
     for value in (state.positions, state.velocities, state.energies, state.forces):
@@ -219,6 +222,9 @@ def _status(state: SurfaceHoppingState, config: SurfaceHoppingConfig) -> Tensor:
         steps = state.energies[:, 1:] - state.energies[:, :-1]  # (B, S - 1) eV
         inverted = (steps < -config.max_state_inversion).any(dim=1) & ~drift_
         status = torch.where(inverted, int(Status.STATE_ORDER), status)
+    if config.domain is not None:
+        outside = outside_domain(state.positions, config.domain) & ~drift_
+        status = torch.where(outside, int(Status.OUT_OF_DOMAIN), status)
     return torch.where(finite, status, int(Status.BLEW_UP))
 
 

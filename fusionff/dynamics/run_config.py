@@ -337,7 +337,7 @@ class RunConfig:
         return build_dataclass(cls, raw, "", RunConfigError)
 
 
-OMITTED_WHEN_NULL = ("dynamics.committee", "dynamics.max_state_inversion")
+OMITTED_WHEN_NULL = ("dynamics.committee", "dynamics.max_state_inversion", "dynamics.domain")
 """Keys added after runs were made with their default, null: left out of the resolved config
 (and ``--show-config``) when null, so those runs keep their identity and resume."""
 
@@ -378,6 +378,7 @@ UNITS = {
     "dynamics.kappa_gap_threshold": "eV",
     "dynamics.max_energy_drift": "eV",
     "dynamics.max_state_inversion": "eV",
+    "dynamics.domain.min_distance": "Angstrom",
     "initial_conditions.energy_window": "eV",
     "initial_conditions.x0": "bohr",
     "initial_conditions.k": "a.u. of momentum",

@@ -74,6 +74,7 @@ STATUS_NAMES = {
     Status.BLEW_UP: "blew-up",
     Status.COMMITTEE_SPREAD: "committee-spread",
     Status.STATE_ORDER: "state-order",
+    Status.OUT_OF_DOMAIN: "out-of-domain",
 }
 """Status names in the summary; a run without stop criteria reports TIME_LIMIT as "ok"."""
 RUN_FILES = re.compile(r"(traj_\d{5}\.h5md|checkpoint\.pt|summary\.json|topology\.pdb)$")
@@ -438,7 +439,12 @@ class _Ensemble:
         failed = int(
             sum(
                 (status == s).sum()
-                for s in (Status.BLEW_UP, Status.ENERGY_DRIFT, Status.STATE_ORDER)
+                for s in (
+                    Status.BLEW_UP,
+                    Status.ENERGY_DRIFT,
+                    Status.STATE_ORDER,
+                    Status.OUT_OF_DOMAIN,
+                )
             )
         )
         running = int(state.running.sum())

@@ -15,6 +15,7 @@ from typing import Any
 from fusionff.config_schema import build_dataclass
 from fusionff.dynamics.algorithms import get_algorithm
 from fusionff.dynamics.decoherence import DEFAULT_DECOHERENCE_CONSTANT
+from fusionff.dynamics.domain import DomainLimits
 from fusionff.dynamics.hopping import RESCALE_DIRECTIONS
 from fusionff.dynamics.spread import CommitteeLimits
 
@@ -43,6 +44,9 @@ class SurfaceHoppingConfig:
         max_state_inversion: eV or None (no check); a trajectory where some E_{k+1} falls
             below E_k by more than this (states out of order: a defect of the potential) is
             flagged STATE_ORDER and stopped.
+        domain: where trajectories leave the reference's domain (atom pairs closer than a
+            distance): such a trajectory is flagged OUT_OF_DOMAIN and stopped
+            (:class:`~fusionff.dynamics.domain.DomainLimits`); None: no check.
         committee: limits on the spread of a committee potential (several models): a
             trajectory above them is flagged, and with ``action: stop`` stopped
             (:class:`~fusionff.dynamics.spread.CommitteeLimits`); None: no limits.
@@ -60,6 +64,7 @@ class SurfaceHoppingConfig:
     max_energy_drift: float = 0.5
     max_state_inversion: float | None = None
     committee: CommitteeLimits | None = None
+    domain: DomainLimits | None = None
 
     def __post_init__(self) -> None:
         if get_algorithm(self.algorithm).amplitudes_follow_active and self.decoherence:

@@ -56,6 +56,9 @@ class Status(IntEnum):
     """An adiabatic state's energy fell below the state under it by more than
     ``max_state_inversion`` (a defect of the potential, e.g. independent per-state readouts
     outside their data; adiabatic energies are ordered by definition)."""
+    OUT_OF_DOMAIN = 7
+    """The geometry left the reference's domain: an atom pair of ``dynamics.domain`` came
+    closer than its ``min_distance`` (:mod:`fusionff.dynamics.domain`)."""
 
 
 @dataclass

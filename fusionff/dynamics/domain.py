@@ -1,0 +1,68 @@
+"""The reference's domain: geometries a potential was trained for, checked at every step.
+
+A machine-learned potential is only as good as the reference it learned, and a reference has
+a domain: a CAS(2,2) on the central C=C of stilbene describes twisting and pyramidalisation
+but not a hydrogen moving over to the other central carbon (its active space no longer holds
+the pi and pi* orbitals there, and no label exists). A trajectory that gets there is on a
+surface no reference supports; it is stopped with status ``OUT_OF_DOMAIN`` ("out-of-domain"
+in summaries), so that it is counted apart instead of lending the potential's extrapolation
+to a yield.
+
+The run input's ``dynamics.domain`` key::
+
+    domain:
+      pairs: [[1, 13], [14, 0]]   # 0-based atom indices
+      min_distance: 1.45          # Angstrom: stop where any pair comes closer
+      description: a hydrogen bridges the central carbons (outside R2's active space)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+__all__ = ["DomainLimits", "outside_domain"]
+
+
+@dataclass
+class DomainLimits:
+    """Where a run's trajectories leave the reference's domain.
+
+    Attributes:
+        pairs: atom pairs (0-based indices), each ``[i, j]``.
+        min_distance: Angstrom; a trajectory where any pair is closer is stopped.
+        description: what the limit means, for summaries and logs.
+    """
+
+    pairs: list[list[int]]
+    min_distance: float
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.pairs:
+            raise ValueError("pairs: give at least one [i, j] pair of atom indices")
+        for pair in self.pairs:
+            if len(pair) != 2 or min(pair) < 0 or pair[0] == pair[1]:
+                raise ValueError(f"pairs: {pair} is not two different atom indices (0-based)")
+        if not (math.isfinite(self.min_distance) and self.min_distance > 0):
+            raise ValueError(f"min_distance must be positive (Angstrom), got {self.min_distance}")
+
+
+def pair_distances(positions: Tensor, limits: DomainLimits) -> Tensor:
+    """(B, N, 3) Angstrom -> (B, P) Angstrom, the distance of each of the P pairs."""
+    n_atoms = positions.shape[1]
+    for pair in limits.pairs:
+        if max(pair) >= n_atoms:
+            raise ValueError(
+                f"dynamics.domain.pairs: {pair} names an atom beyond the {n_atoms} atoms"
+            )
+    index = torch.tensor(limits.pairs, device=positions.device)
+    return (positions[:, index[:, 0]] - positions[:, index[:, 1]]).norm(dim=-1)
+
+
+def outside_domain(positions: Tensor, limits: DomainLimits) -> Tensor:
+    """(B, N, 3) Angstrom -> (B,) bool: some pair is closer than ``limits.min_distance``."""
+    return (pair_distances(positions, limits) < limits.min_distance).any(dim=1)

@@ -1,0 +1,73 @@
+"""The reference's domain (``dynamics.domain``): trajectories that leave it are stopped."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fusionff.dynamics import Status, SurfaceHoppingConfig, run, step
+from fusionff.dynamics.domain import DomainLimits, outside_domain, pair_distances
+from fusionff.dynamics.run_config import RunConfig, RunConfigError
+from tests.unit.test_dynamics_engine import OutOfOrderReadouts, _at_rest
+
+HEIGHT = 1.2 * 3**0.5 / 2
+MINIMUM = [[0.0, 0.0, 0.0], [1.2, 0.0, 0.0], [0.6, HEIGHT, 0.0]]
+STRETCHED = [[0.0, 0.0, 0.0], [1.5, 0.0, 0.0], [0.6, HEIGHT, 0.0]]
+
+
+def test_pair_distances_and_the_domain_test_by_hand():
+    """Distances of the listed pairs, and 'outside' exactly where one is below the limit."""
+    positions = torch.tensor([MINIMUM, STRETCHED], dtype=torch.float64)
+    limits = DomainLimits(pairs=[[0, 1], [2, 1]], min_distance=1.3)
+    d = pair_distances(positions, limits)
+    torch.testing.assert_close(d[:, 0], torch.tensor([1.2, 1.5], dtype=torch.float64))
+    torch.testing.assert_close(d[1, 1], torch.tensor(0.9**2 + HEIGHT**2).sqrt().double())
+    assert outside_domain(positions, limits).tolist() == [True, False]
+
+
+def test_a_trajectory_leaving_the_domain_stops_there_while_the_rest_run_on():
+    """Started at rest with bond 0-1 stretched to 1.5 A, a trajectory oscillates through 1.2 A
+    to about 0.9 A; with the domain 'bond 0-1 >= 1.0 A' it is stopped OUT_OF_DOMAIN at the
+    first step where that bond is shorter (found by stepping the same run without a domain),
+    and the one at rest at the minimum runs to the time limit."""
+    structure = OutOfOrderReadouts()
+    plain = SurfaceHoppingConfig(dt=0.5, algorithm="kappa-tsh")
+    bounded = SurfaceHoppingConfig(
+        dt=0.5, algorithm="kappa-tsh", domain=DomainLimits(pairs=[[1, 0]], min_distance=1.0)
+    )
+    positions = torch.tensor([STRETCHED, MINIMUM], dtype=torch.float64)
+    state = _at_rest(structure, positions, plain)
+    first_outside = None
+    for n in range(1, 400):
+        state = step(state, structure, plain)
+        if float((state.positions[0, 0] - state.positions[0, 1]).norm()) < 1.0:
+            first_outside = n
+            break
+    assert first_outside is not None and first_outside > 1, "the bond never got below 1.0 A"
+    final = run(_at_rest(structure, positions, bounded), structure, bounded, 400)
+    assert final.status.tolist() == [Status.OUT_OF_DOMAIN, Status.TIME_LIMIT]
+    assert final.step.tolist() == [first_outside, 400]
+
+
+@pytest.mark.parametrize(
+    "domain, message",
+    [
+        ({"pairs": [[0, 0]], "min_distance": 1.0}, r"dynamics\.domain.*\[0, 0\] is not two"),
+        ({"pairs": [], "min_distance": 1.0}, r"dynamics\.domain.*at least one"),
+        ({"pairs": [[0, 1]], "min_distance": -1.0}, r"dynamics\.domain.*min_distance"),
+        ({"pairs": [[0, 1]]}, r"dynamics\.domain\.min_distance: missing"),
+    ],
+)
+def test_a_bad_domain_is_refused_naming_the_key(domain, message):
+    """Pairs that are not two different atoms, no pairs, a non-positive distance or a missing
+    key are errors naming dynamics.domain."""
+    raw = {"potential": "tully-1", "n_traj": 1, "n_steps": 1, "dynamics": {"domain": domain}}
+    with pytest.raises(RunConfigError, match=message):
+        RunConfig.from_dict(raw)
+
+
+def test_a_pair_beyond_the_atoms_is_named():
+    """A pair naming atom 5 of a 3-atom system is an error that names the pair."""
+    positions = torch.zeros(1, 3, 3, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"\[0, 5\] names an atom beyond the 3 atoms"):
+        outside_domain(positions, DomainLimits(pairs=[[0, 5]], min_distance=1.0))
