@@ -12,10 +12,30 @@ from fusionff.dynamics.cli import add_run_arguments, run_main
 from fusionff.labeling.cli import add_label_arguments, label_main
 from fusionff.train.cli import add_eval_arguments, add_train_arguments, eval_main, train_main
 
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def _dataset_info(path: str, as_json: bool) -> int:
+    """Counts of a multi-state dataset (structures, atoms, elements, statuses, labels)."""
+    from fusionff.data.dataset import MultiStateDataset
+
+    with MultiStateDataset.open(path) as ds:
+        summary = ds.summary()
+    if as_json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    width = max(len(k) for k in summary)
+    for key, value in summary.items():
+        print(f"{key:<{width}}  {value}")
+    return 0
+
 
 def _info(args: argparse.Namespace) -> int:
     from fusionff.models.io import load_model
 
+    with open(args.model, "rb") as f:
+        if f.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE:
+            return _dataset_info(args.model, args.json)
     model = load_model(args.model)
     c = model.config
     rows = [
@@ -49,9 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fusionff", description=__doc__)
     parser.add_argument("--version", action="version", version=f"fusionff {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("info", help="architecture, elements, states and size of a model file")
-    p.add_argument("model", help="model file (*.fff)")
-    p.add_argument("--json", action="store_true", help="print the file's full JSON header")
+    p = sub.add_parser(
+        "info",
+        help="architecture, elements, states and size of a model file; counts of a dataset",
+    )
+    p.add_argument("model", help="model file (*.fff) or multi-state dataset (*.h5)")
+    p.add_argument(
+        "--json", action="store_true", help="print the model's JSON header (dataset: counts)"
+    )
     p.set_defaults(func=_info)
 
     p = sub.add_parser("label", help="label geometries with a reference program (MOPAC, R1)")

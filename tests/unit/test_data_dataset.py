@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import h5py
 import numpy as np
 import pytest
@@ -283,3 +285,18 @@ def test_arrays_are_chunked_compressed_and_resizable(structures, path):
         for key in ("numbers", "positions", "forces", "energies", "energy_mask", "force_mask"):
             assert f[key].chunks is not None and f[key].compression == "gzip", key
             assert f[key].maxshape[0] is None, key
+
+
+def test_info_command_prints_a_datasets_counts(structures, path, capsys):
+    """``fusionff info`` on a dataset (recognised by the HDF5 signature, not the name) prints
+    its structure, atom and label counts instead of failing as a model file."""
+    from fusionff.cli import main
+
+    write_valid(path, structures)
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    n_atoms = sum(s.n_atoms for s in structures)
+    assert f"n_structures        {len(structures)}" in out
+    assert f"n_atoms             {n_atoms}" in out
+    assert main(["info", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n_structures"] == len(structures)
