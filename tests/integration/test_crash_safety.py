@@ -1,10 +1,14 @@
 """Files that grow while a job runs survive the job being killed at any moment.
 
-A child process appends to a dataset (or a trajectory) as fast as it can and is killed with
-SIGKILL at a random moment, again and again. After every kill the file must open and every
-row it holds must be exactly what was appended (each row's values encode its index), with no
-row lost from one kill to the next. HDF5 written in place fails this within a few kills (a
-chunk caught mid-rewrite no longer decompresses; seen in CI as "filter returned failure").
+A child process appends to a dataset (or a trajectory) as fast as it can, printing the row
+count after each append returns, and is killed with SIGKILL at a random moment after a random
+number of appends, again and again. After every kill the file must open, every row it holds
+must be exactly what was appended (each row's values encode its index), and no row the child
+saw committed may be missing. Datasets written in place (before
+transactions) fail this within a few kills: a compressed chunk caught mid-rewrite no longer
+decompresses ("filter returned failure", as CI saw after a killed labelling job). Trajectory
+files are uncompressed and survived 60 kills written in place; their test guards the
+transaction all the same, since HDF5 promises nothing about a killed writer.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ with MultiStateDataset.open(sys.argv[1], "a") as ds:
             numbers=np.full({N_ATOMS}, 6), positions=np.full(({N_ATOMS}, 3), i),
             energies=np.array([i, i + 1.0]), forces=np.full(({N_ATOMS}, 2, 3), -i),
             energy_mask=np.ones(2, bool), force_mask=np.ones(2, bool)))
+        print(len(ds), flush=True)
 """
 
 TRAJECTORY_WRITER = f"""
@@ -57,22 +62,29 @@ while True:
                        kinetic_energy=x, total_energy=x)
     traj.flush()
     n += 5
+    print(n, flush=True)
 """
 
 
-def _run_and_kill(argv: list[str], rng: np.random.Generator) -> None:
-    """Start a writer, wait until it has opened its file, let it write a random while, kill."""
+def _run_and_kill(argv: list[str], rng: np.random.Generator) -> int:
+    """Start a writer, let it commit 1-4 appends and a random few milliseconds more (so the
+    kill lands anywhere in an append), kill it; return the last count it reported."""
     child = subprocess.Popen(
         [sys.executable, "-c", *argv],
         stdout=subprocess.PIPE,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
+    last = 0
     try:
         assert child.stdout.readline().strip() == b"ready"
-        time.sleep(rng.uniform(0.05, 0.5))
+        for _ in range(rng.integers(1, 5)):
+            last = int(child.stdout.readline())
+        time.sleep(rng.uniform(0.0, 0.03))
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait()
+    reported = [last] + [int(line) for line in child.stdout.read().split()]
+    return reported[-1]
 
 
 def _dataset_rows(path) -> int:
@@ -95,10 +107,10 @@ def test_a_dataset_killed_while_appending_keeps_every_committed_row(tmp_path):
     rng = np.random.default_rng(7)
     counts = [0]
     for _ in range(KILLS):
-        _run_and_kill([DATASET_WRITER, str(path)], rng)
+        committed = _run_and_kill([DATASET_WRITER, str(path)], rng)
         counts.append(_dataset_rows(path))
-        assert counts[-1] >= counts[-2], counts
-    assert counts[-1] > 10 * KILLS, f"the writer hardly wrote: {counts}"
+        assert counts[-1] >= max(committed, counts[-2]), (committed, counts)
+    assert counts[-1] >= KILLS, counts
 
 
 def test_a_trajectory_killed_while_flushing_resumes_with_every_flushed_frame(tmp_path):
@@ -109,7 +121,7 @@ def test_a_trajectory_killed_while_flushing_resumes_with_every_flushed_frame(tmp
     rng = np.random.default_rng(11)
     counts = [0]
     for _ in range(KILLS):
-        _run_and_kill([TRAJECTORY_WRITER, str(path), str(counts[-1])], rng)
+        committed = _run_and_kill([TRAJECTORY_WRITER, str(path), str(counts[-1])], rng)
         with h5py.File(path, "r") as f:
             steps = f[FRAME_SERIES["position"][0]]["step"][:]
             positions = f[FRAME_SERIES["position"][0]]["value"][:]
@@ -119,9 +131,9 @@ def test_a_trajectory_killed_while_flushing_resumes_with_every_flushed_frame(tmp
         expected = np.arange(n)[:, None, None] * np.ones((N_ATOMS, 3))
         np.testing.assert_array_equal(positions, expected)
         np.testing.assert_array_equal(energies, np.arange(n)[:, None] + [0.0, 1.0])
-        assert n >= counts[-1], counts
+        assert n >= max(committed, counts[-1]), (committed, counts)
         counts.append(n)
-    assert counts[-1] > 10 * KILLS, f"the writer hardly wrote: {counts}"
+    assert counts[-1] >= 5 * KILLS, counts
 
 
 def test_a_second_writer_to_a_dataset_is_refused_by_name(tmp_path):
