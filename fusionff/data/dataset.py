@@ -117,27 +117,23 @@ class MultiStateDataset:
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such dataset file")
         lock = WriterLock(path) if mode == "a" else None
+        f = None
         try:
             if repair and lock is not None:
                 _repair(path)
             f = h5py.File(path, "r", rdcc_nbytes=_CHUNK_CACHE_BYTES)
-        except (OSError, DatasetError) as err:
-            if lock is not None:
-                lock.release()
-            if isinstance(err, DatasetError):
-                raise
-            raise DatasetError(f"{path}: not a readable HDF5 file ({err})") from None
-        try:
             n_states, *_ = read_header(f, str(path))
             offsets = check_layout(f, str(path), n_states)
             return cls(f, path, offsets, lock)
         except (DatasetError, OSError, KeyError) as err:
-            f.close()
+            if f is not None:
+                f.close()
             if lock is not None:
                 lock.release()
             if isinstance(err, DatasetError):
                 raise
-            raise DatasetError(f"{path}: corrupted dataset ({err})") from None
+            what = "not a readable HDF5 file" if f is None else "corrupted dataset"
+            raise DatasetError(f"{path}: {what} ({err})") from None
 
     def close(self) -> None:
         """Close the file (every append is already on disk) and end the writer's claim."""

@@ -49,17 +49,25 @@ class DomainLimits:
                 raise ValueError(f"pairs: {pair} is not two different atom indices (0-based)")
         if not (math.isfinite(self.min_distance) and self.min_distance > 0):
             raise ValueError(f"min_distance must be positive (Angstrom), got {self.min_distance}")
+        self._index: dict[tuple[int, torch.device], Tensor] = {}  # not a field: not in configs
+
+    def index(self, n_atoms: int, device: torch.device) -> Tensor:
+        """(P, 2) atom indices of the pairs on ``device``, checked against ``n_atoms`` once
+        and kept (this runs at every step of a run)."""
+        key = (n_atoms, device)
+        if key not in self._index:
+            for pair in self.pairs:
+                if max(pair) >= n_atoms:
+                    raise ValueError(
+                        f"dynamics.domain.pairs: {pair} names an atom beyond the {n_atoms} atoms"
+                    )
+            self._index[key] = torch.tensor(self.pairs, device=device)
+        return self._index[key]
 
 
 def pair_distances(positions: Tensor, limits: DomainLimits) -> Tensor:
     """(B, N, 3) Angstrom -> (B, P) Angstrom, the distance of each of the P pairs."""
-    n_atoms = positions.shape[1]
-    for pair in limits.pairs:
-        if max(pair) >= n_atoms:
-            raise ValueError(
-                f"dynamics.domain.pairs: {pair} names an atom beyond the {n_atoms} atoms"
-            )
-    index = torch.tensor(limits.pairs, device=positions.device)
+    index = limits.index(positions.shape[1], positions.device)
     return (positions[:, index[:, 0]] - positions[:, index[:, 1]]).norm(dim=-1)
 
 

@@ -57,7 +57,7 @@ from fusionff.dynamics.run_config import (
     describe_config,
     potential_identity,
 )
-from fusionff.dynamics.state import Status, SurfaceHoppingState
+from fusionff.dynamics.state import FAILED, Status, SurfaceHoppingState
 from fusionff.dynamics.tully import TullyModel
 
 if TYPE_CHECKING:
@@ -436,17 +436,7 @@ class _Ensemble:
         if self.log is None:
             return
         status = state.status
-        failed = int(
-            sum(
-                (status == s).sum()
-                for s in (
-                    Status.BLEW_UP,
-                    Status.ENERGY_DRIFT,
-                    Status.STATE_ORDER,
-                    Status.OUT_OF_DOMAIN,
-                )
-            )
-        )
+        failed = int(sum((status == s).sum() for s in FAILED))
         running = int(state.running.sum())
         finished = state.batch_size - running - failed
         rate = advanced / max(seconds, 1e-9)

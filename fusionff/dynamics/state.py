@@ -14,7 +14,7 @@ from enum import IntEnum
 import torch
 from torch import Tensor
 
-__all__ = ["Status", "SurfaceHoppingState"]
+__all__ = ["FAILED", "Status", "SurfaceHoppingState"]
 
 
 def abs2(z: Tensor) -> Tensor:
@@ -59,6 +59,17 @@ class Status(IntEnum):
     OUT_OF_DOMAIN = 7
     """The geometry left the reference's domain: an atom pair of ``dynamics.domain`` came
     closer than its ``min_distance`` (:mod:`fusionff.dynamics.domain`)."""
+
+
+FAILED = (
+    Status.ENERGY_DRIFT,
+    Status.BLEW_UP,
+    Status.COMMITTEE_SPREAD,
+    Status.STATE_ORDER,
+    Status.OUT_OF_DOMAIN,
+)
+"""Statuses of trajectories stopped for a defect (of the integration, the potential or its
+domain): counted as failed and kept out of statistics (the analysis's ``FAILED_STATUSES``)."""
 
 
 @dataclass

@@ -71,3 +71,14 @@ def test_a_pair_beyond_the_atoms_is_named():
     positions = torch.zeros(1, 3, 3, dtype=torch.float64)
     with pytest.raises(ValueError, match=r"\[0, 5\] names an atom beyond the 3 atoms"):
         outside_domain(positions, DomainLimits(pairs=[[0, 5]], min_distance=1.0))
+
+
+def test_the_runners_failed_statuses_are_the_ones_analysis_excludes():
+    """Out-of-domain and every other defect status count as failed in the runner's progress
+    lines and are the statuses the analysis keeps out of statistics, name for name."""
+    from fusionff.analysis.run import FAILED_STATUSES
+    from fusionff.dynamics.runner import STATUS_NAMES
+    from fusionff.dynamics.state import FAILED
+
+    assert Status.OUT_OF_DOMAIN in FAILED
+    assert {STATUS_NAMES[s] for s in FAILED} == FAILED_STATUSES
