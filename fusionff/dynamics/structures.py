@@ -229,6 +229,12 @@ class CasscfOptions:
             a trajectory follows its own previous step, which keeps its surface continuous;
             turn it on where following may have kept a higher solution (an energy drift at
             the first steps says so).
+        screen_rmsd: Angstrom; a structure whose nearest computed neighbour is farther than
+            this is converged from both starts even without ``both_starts``: a trajectory's
+            first step (and its first after a resume) would otherwise follow the orbitals of
+            another trajectory of the batch, which put a stilbene start on the higher of two
+            SA-CASSCF solutions (S1 2.6 eV too high). Consecutive steps are 0.01-0.03 A apart
+            and still follow alone.
     """
 
     active_atoms: list[int] = field(default_factory=lambda: [0, 1])
@@ -238,8 +244,11 @@ class CasscfOptions:
     timeout: float = field(default=1800.0, metadata={"unit": "s"})
     workers: int = 1
     both_starts: bool = field(default=False, metadata={"added": True})
+    screen_rmsd: float = field(default=0.1, metadata={"unit": "Angstrom", "added": True})
 
     def __post_init__(self) -> None:
+        if not self.screen_rmsd >= 0:
+            raise ConfigError(f"potential.casscf.screen_rmsd: must be >= 0, got {self.screen_rmsd}")
         if len(self.active_atoms) != 2:
             raise ConfigError(
                 f"potential.casscf.active_atoms: two atom indices, got {self.active_atoms}"
@@ -261,6 +270,7 @@ def _casscf(options: CasscfOptions, atoms: Atoms | None, device: torch.device):
         couplings=options.couplings,
         timeout=options.timeout,
         both_starts=options.both_starts,
+        screen_above_rmsd=options.screen_rmsd,
     )
     return ASECalculatorStructure(
         calculator,

@@ -502,6 +502,13 @@ class MolcasCasscfBackend(ReferenceBackend):
             average (S1 3.4 eV too high) while passing the guard (data/stilbene/r2/README.md).
             meta records both averages (eV); the gradient job must reproduce the chosen
             average to :data:`SCREEN_TOLERANCE_EV`.
+        screen_above_rmsd: Angstrom; without ``both_starts``, screen both starts (as
+            ``both_starts`` does) whenever the followed orbitals belong to a structure
+            farther than this, and follow alone only closer. Direct dynamics sets it: a
+            trajectory's consecutive steps are 0.01-0.03 A apart, but its first step (or the
+            first after a resume) would otherwise follow another trajectory's orbitals,
+            which on stilbene put one start on the higher solution (S1 2.6 eV too high).
+            None: never (labelling screens every structure with ``both_starts``).
     """
 
     def __init__(
@@ -522,7 +529,10 @@ class MolcasCasscfBackend(ReferenceBackend):
         memory_mb: int = 1000,
         keep_failed: str | Path | None = None,
         both_starts: bool = False,
+        screen_above_rmsd: float | None = None,
     ) -> None:
+        if screen_above_rmsd is not None and not screen_above_rmsd >= 0:
+            raise ValueError(f"screen_above_rmsd must be >= 0 Angstrom, got {screen_above_rmsd}")
         self.active_atoms = (int(active_atoms[0]), int(active_atoms[1]))
         self.basis = basis
         self.couplings = couplings
@@ -538,6 +548,7 @@ class MolcasCasscfBackend(ReferenceBackend):
         self.memory_mb = memory_mb
         self.keep_failed = None if keep_failed is None else str(keep_failed)
         self.both_starts = both_starts
+        self.screen_above_rmsd = screen_above_rmsd
         self._store: OrbitalStore | None = None
         self._recent = RecentOrbitals()
         self._version: str | None = None
@@ -570,12 +581,26 @@ class MolcasCasscfBackend(ReferenceBackend):
                 f"pi weight on atoms {self.active_atoms} >= {self.min_pi_weight}"
             ),
             "energy_unit": "eV (absolute, Hartree x 27.211386245988)",
-            "starts": (
-                "followed and fresh RASSCF, the lower state average kept and its gradients"
-                if self.both_starts
-                else "followed (fresh when no neighbour or the followed one fails)"
-            ),
+            "starts": self._starts_description(),
         }
+
+    def _starts_description(self) -> str:
+        screened = "followed and fresh RASSCF, the lower state average kept and its gradients"
+        if self.both_starts:
+            return screened
+        followed = "followed (fresh when no neighbour or the followed one fails)"
+        if self.screen_above_rmsd is None:
+            return followed
+        return f"{followed}; {screened} where the neighbour is over {self.screen_above_rmsd} A away"
+
+    def _screens(self, start: Path | None, rmsd: float) -> bool:
+        """Whether a structure whose followed orbitals are ``start`` at ``rmsd`` Angstrom is
+        screened from both starts."""
+        if start is None:
+            return False
+        if self.both_starts:
+            return True
+        return self.screen_above_rmsd is not None and rmsd > self.screen_above_rmsd
 
     @property
     def version(self) -> str:
@@ -822,7 +847,7 @@ class MolcasCasscfBackend(ReferenceBackend):
     def _label(self, numbers, positions, n_states, begin, integrals) -> LabelResult:
         n_atoms = len(numbers)
         start, rmsd = self._start_orbitals(numbers, positions)
-        if self.both_starts and start is not None:
+        if self._screens(start, rmsd):
             return self._screened(numbers, positions, n_states, start, rmsd, begin, integrals)
         messages: list[str] = []
         starts = [start, None] if start is not None else [None]

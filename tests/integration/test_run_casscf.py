@@ -62,6 +62,22 @@ def test_both_starts_is_an_option_outside_the_identity_only_at_its_default(tmp_p
     assert potential_identity(screened.as_dict()["potential"])["both_starts"] is True
 
 
+def test_screen_rmsd_defaults_to_screening_far_neighbours_outside_the_identity(tmp_path):
+    """``screen_rmsd`` (added after direct R2 runs were made): 0.1 A by default, reaches the
+    backend, stays out of the run identity at its default; a negative value names the key."""
+    from fusionff.dynamics.structures import structure_kind
+
+    plain = RunConfig.from_dict(_raw(tmp_path))
+    assert plain.potential.options.screen_rmsd == 0.1
+    assert "screen_rmsd" not in potential_identity(plain.as_dict()["potential"])
+    structure = structure_kind("casscf").build(plain.potential.options, molecule("C2H4"), None)
+    assert structure.calculator.backend.screen_above_rmsd == 0.1
+    wider = RunConfig.from_dict(_raw(tmp_path, screen_rmsd=0.3))
+    assert potential_identity(wider.as_dict()["potential"])["screen_rmsd"] == 0.3
+    with pytest.raises(ConfigError, match="screen_rmsd"):
+        RunConfig.from_dict(_raw(tmp_path, screen_rmsd=-0.1))
+
+
 @pytest.mark.slow
 def test_direct_casscf_dynamics_conserves_energy_and_uses_couplings(tmp_path):
     """Three 0.25 fs FSSH steps of ethylene on S1 of SA-3-CASSCF(2,2)/STO-3G, energies,

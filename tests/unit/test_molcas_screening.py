@@ -153,3 +153,42 @@ def test_the_command_line_screens_both_starts_unless_told_not_to():
     assert parser.parse_args(base).both_starts is True
     assert parser.parse_args([*base, "--both-starts"]).both_starts is True
     assert parser.parse_args([*base, "--no-both-starts"]).both_starts is False
+
+
+def _following_backend(tmp_path, neighbour_shift: float, **kwargs) -> tuple:
+    """Backend without ``both_starts`` whose only neighbour lies ``neighbour_shift`` Angstrom
+    from the structure in every coordinate (RMSD = sqrt(3) x shift)."""
+    atoms = molecule("C2H4")
+    backend = ScriptedBackend((0, 1), couplings=False, **kwargs)
+    neighbour = tmp_path / "neighbour.RasOrb"
+    neighbour.write_text("neighbour")
+    backend._recent.save(atoms.numbers, atoms.positions + neighbour_shift, neighbour)
+    return backend, atoms.numbers, atoms.positions
+
+
+def test_a_far_neighbour_is_screened_a_near_one_followed(tmp_path):
+    """``screen_above_rmsd`` (direct dynamics): a structure whose neighbour lies farther than
+    the threshold (0.17 A RMSD > 0.1, as another trajectory's start does) is screened from
+    both starts and keeps the lower solution; a near one (0.009 A, a trajectory's previous
+    step) follows alone, even onto the higher solution, which keeps a surface continuous."""
+    far, numbers, positions = _following_backend(tmp_path, 0.1, screen_above_rmsd=0.1)
+    result = far.compute(numbers, positions, 2)
+    assert far.jobs == [("neighbour", False), ("fresh", False), ("fresh", True)]
+    assert result.meta["start"] == "fresh"
+    np.testing.assert_allclose(result.energies, np.array(SOLUTIONS["fresh"]) * HARTREE_TO_EV)
+    near, numbers, positions = _following_backend(tmp_path, 0.005, screen_above_rmsd=0.1)
+    result = near.compute(numbers, positions, 2)
+    assert near.jobs == [("neighbour", True)] and result.meta["start"] == "followed"
+    np.testing.assert_allclose(result.energies, np.array(SOLUTIONS["neighbour"]) * HARTREE_TO_EV)
+
+
+def test_without_a_threshold_a_far_neighbour_is_still_followed(tmp_path):
+    """The default (labelling, where ``both_starts`` decides): no distance-triggered screen;
+    a negative threshold is refused with its name."""
+    backend, numbers, positions = _following_backend(tmp_path, 0.1)
+    backend.compute(numbers, positions, 2)
+    assert backend.jobs == [("neighbour", True)]
+    assert "over" not in backend.provenance()["starts"]
+    assert "over 0.1 A" in ScriptedBackend((0, 1), screen_above_rmsd=0.1).provenance()["starts"]
+    with pytest.raises(ValueError, match="screen_above_rmsd"):
+        MolcasCasscfBackend((0, 1), screen_above_rmsd=-1.0)
