@@ -41,14 +41,24 @@ STATUSES = (
     "committee-spread",
     "state-order",
     "out-of-domain",
+    "potential-failed",
 )
 """Statuses a trajectory may end with (the runner's vocabulary: "ok" ran to the time limit
 without stop criteria, "stopped" met them, "time-limit" did not meet them in time,
 "committee-spread" was stopped where its committee disagreed beyond the run's limits,
 "state-order" where its adiabatic energies came out of order, ``dynamics.max_state_inversion``,
-"out-of-domain" where its geometry left the reference's domain, ``dynamics.domain``)."""
+"out-of-domain" where its geometry left the reference's domain, ``dynamics.domain``,
+"potential-failed" where the potential gave no finite energies, e.g. a failed reference
+calculation)."""
 FAILED_STATUSES = frozenset(
-    {"energy-drift", "blew-up", "committee-spread", "state-order", "out-of-domain"}
+    {
+        "energy-drift",
+        "blew-up",
+        "committee-spread",
+        "state-order",
+        "out-of-domain",
+        "potential-failed",
+    }
 )
 """Statuses whose trajectories are excluded from statistics by default."""
 TOPOLOGY_NAMES = ("topology.pdb", "topology.xyz")

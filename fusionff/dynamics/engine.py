@@ -10,7 +10,8 @@ One step of every running trajectory (all in eV, Angstrom, fs, amu):
 3. one uniform number from the trajectory's own stream (seed, step) picks the hop; the
    momentum is adjusted to conserve the total energy, or the hop is frustrated;
 4. optional energy-based decoherence;
-5. status: non-finite values -> BLEW_UP, total-energy drift -> ENERGY_DRIFT, energies out
+5. status: no finite energies at a finite geometry -> POTENTIAL_FAILED, other non-finite
+   values -> BLEW_UP, total-energy drift -> ENERGY_DRIFT, energies out
    of order beyond ``max_state_inversion`` -> STATE_ORDER, outside ``domain`` ->
    OUT_OF_DOMAIN; with
    ``config.committee`` (:mod:`fusionff.dynamics.spread`), a committee spread above its
@@ -208,14 +209,22 @@ def _advance(
 
 
 def _status(state: SurfaceHoppingState, config: SurfaceHoppingConfig) -> Tensor:
-    """Status after a step: BLEW_UP where anything is non-finite, ENERGY_DRIFT on drift,
-    STATE_ORDER where the energies are out of order by more than ``max_state_inversion``,
-    OUT_OF_DOMAIN where the geometry left ``config.domain``."""
+    """Status after a step: POTENTIAL_FAILED where the positions are finite but the energies
+    or forces are not (the potential failed at that geometry; the velocities and coefficients
+    integrated with them are non-finite too), BLEW_UP where anything else is non-finite,
+    ENERGY_DRIFT on drift, STATE_ORDER where the energies are out of order by more than
+    ``max_state_inversion``, OUT_OF_DOMAIN where the geometry left ``config.domain``."""
     b = state.batch_size
-    finite = torch.ones(b, dtype=torch.bool, device=state.device)
-    for value in (state.positions, state.velocities, state.energies, state.forces):
-        finite &= torch.isfinite(value.reshape(b, -1)).all(dim=1)
-    finite &= torch.isfinite(torch.view_as_real(state.coefficients).reshape(b, -1)).all(dim=1)
+
+    def all_finite(*values: Tensor) -> Tensor:
+        finite = torch.ones(b, dtype=torch.bool, device=state.device)
+        for value in values:
+            finite &= torch.isfinite(value.reshape(b, -1)).all(dim=1)
+        return finite
+
+    geometry = all_finite(state.positions)
+    potential = all_finite(state.energies, state.forces)
+    rest = all_finite(state.velocities, torch.view_as_real(state.coefficients))
     drift_ = (total_energy(state) - state.reference_energy).abs() > config.max_energy_drift
     status = torch.where(drift_, int(Status.ENERGY_DRIFT), state.status)
     if config.max_state_inversion is not None and state.energies.shape[1] > 1:
@@ -225,7 +234,8 @@ def _status(state: SurfaceHoppingState, config: SurfaceHoppingConfig) -> Tensor:
     if config.domain is not None:
         outside = outside_domain(state.positions, config.domain) & ~drift_
         status = torch.where(outside, int(Status.OUT_OF_DOMAIN), status)
-    return torch.where(finite, status, int(Status.BLEW_UP))
+    status = torch.where(potential & rest, status, int(Status.BLEW_UP))
+    return torch.where(geometry & ~potential, int(Status.POTENTIAL_FAILED), status)
 
 
 def _check_spread(state: SurfaceHoppingState, config: SurfaceHoppingConfig) -> SurfaceHoppingState:

@@ -75,6 +75,7 @@ STATUS_NAMES = {
     Status.COMMITTEE_SPREAD: "committee-spread",
     Status.STATE_ORDER: "state-order",
     Status.OUT_OF_DOMAIN: "out-of-domain",
+    Status.POTENTIAL_FAILED: "potential-failed",
 }
 """Status names in the summary; a run without stop criteria reports TIME_LIMIT as "ok"."""
 RUN_FILES = re.compile(r"(traj_\d{5}\.h5md|checkpoint\.pt|summary\.json|topology\.pdb)$")

@@ -59,6 +59,11 @@ class Status(IntEnum):
     OUT_OF_DOMAIN = 7
     """The geometry left the reference's domain: an atom pair of ``dynamics.domain`` came
     closer than its ``min_distance`` (:mod:`fusionff.dynamics.domain`)."""
+    POTENTIAL_FAILED = 8
+    """The potential gave no finite energies or forces at a finite geometry: a reference
+    program's calculation failed there (e.g. OpenMolcas's active-space guard; the run's log
+    has its message) or a model returned NaN. BLEW_UP is kept for non-finite positions,
+    velocities or coefficients."""
 
 
 FAILED = (
@@ -67,6 +72,7 @@ FAILED = (
     Status.COMMITTEE_SPREAD,
     Status.STATE_ORDER,
     Status.OUT_OF_DOMAIN,
+    Status.POTENTIAL_FAILED,
 )
 """Statuses of trajectories stopped for a defect (of the integration, the potential or its
 domain): counted as failed and kept out of statistics (the analysis's ``FAILED_STATUSES``)."""

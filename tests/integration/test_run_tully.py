@@ -161,17 +161,18 @@ class NaNForFirstRow:
         return out
 
 
-def test_blown_up_trajectory_is_flagged_and_the_others_finish(tmp_path):
-    """A trajectory whose potential turns NaN is stopped and flagged 'blew-up' in the summary
-    and in its file (whose last frame is the failing step), while the rest run to the end."""
+def test_failed_potential_trajectory_is_flagged_and_the_others_finish(tmp_path):
+    """A trajectory whose potential turns NaN is stopped and flagged 'potential-failed' in the
+    summary and in its file (whose last frame is the failing step), while the rest run to the
+    end."""
     config = RunConfig.from_yaml(tully_input(tmp_path, batch_size=6))
     summary = run_ensemble(config, structure=NaNForFirstRow(after=30), log=None)
     records = summary["trajectories"]
-    assert records[0]["status"] == "blew-up" and 0 < records[0]["n_steps"] < 40
+    assert records[0]["status"] == "potential-failed" and 0 < records[0]["n_steps"] < 40
     assert all(r["status"] == "stopped" for r in records[1:])
-    assert summary["status_counts"] == {"blew-up": 1, "stopped": 5}
+    assert summary["status_counts"] == {"potential-failed": 1, "stopped": 5}
     with h5py.File(tmp_path / "run" / "traj_00000.h5md", "r") as f:
-        assert f["parameters"].attrs["status"] == "blew-up"
+        assert f["parameters"].attrs["status"] == "potential-failed"
         assert f["particles/molecule/position/step"][-1] == records[0]["n_steps"]
         assert np.isnan(f["observables/energies/value"][-1]).all()
 

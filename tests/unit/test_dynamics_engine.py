@@ -152,18 +152,31 @@ class BlowsUp(CoupledTriatomic):
         return out
 
 
-def test_blown_up_trajectory_is_flagged_while_others_finish():
-    """A trajectory whose potential returns NaN is flagged BLEW_UP and frozen; the others run
-    to the end with the same results as without it."""
+def test_potential_failure_is_flagged_while_others_finish():
+    """A trajectory whose potential returns NaN at a finite geometry is flagged
+    POTENTIAL_FAILED and frozen; the others run to the end with the same results as without
+    it."""
     structure = BlowsUp()
     config = SurfaceHoppingConfig(dt=0.1, max_energy_drift=1e6)
     state = _initial(structure, config, 4, seed=2)
     state.velocities[1, 1] = torch.tensor([3.0, 0.0, 0.0], dtype=torch.float64)  # H flies off
     reference = run(state.select(torch.tensor([0, 2, 3])), structure, config, 100)
     final = run(state, structure, config, 100)
-    assert final.status.tolist() == [Status.TIME_LIMIT, Status.BLEW_UP] + [Status.TIME_LIMIT] * 2
+    expected = [Status.TIME_LIMIT, Status.POTENTIAL_FAILED] + [Status.TIME_LIMIT] * 2
+    assert final.status.tolist() == expected
     assert 0 < final.step[1] < 100 and torch.all(final.step[[0, 2, 3]] == 100)
     torch.testing.assert_close(final.positions[[0, 2, 3]], reference.positions)
+
+
+def test_non_finite_geometry_is_flagged_blew_up():
+    """A trajectory whose positions become non-finite (here an infinite velocity) is BLEW_UP,
+    not POTENTIAL_FAILED, even though its energies are non-finite too; the others run on."""
+    structure = CoupledTriatomic(coupling=0.0, offset=2.0)
+    config = SurfaceHoppingConfig(dt=0.1, max_energy_drift=1e6)
+    state = _initial(structure, config, 3, seed=2)
+    state.velocities[2, 0, 0] = float("inf")
+    final = run(state, structure, config, 5)
+    assert final.status.tolist() == [Status.TIME_LIMIT, Status.TIME_LIMIT, Status.BLEW_UP]
 
 
 def _at_rest(structure, positions, config):

@@ -129,7 +129,8 @@ class FailsWhenStretched(TwoStateSprings):
 
 def test_failed_calculation_stops_only_its_trajectory():
     """A calculator error at one trajectory's geometry gives NaN for that structure (with a
-    warning naming it); the engine flags that trajectory BLEW_UP and the others finish."""
+    warning naming it); the engine flags that trajectory POTENTIAL_FAILED and the others
+    finish."""
     from fusionff.dynamics import Status
 
     atoms = Atoms("H2", positions=[[0, 0, 0], [1, 0, 0]])
@@ -144,7 +145,7 @@ def test_failed_calculation_stops_only_its_trajectory():
     )
     with pytest.warns(RuntimeWarning, match="failed for structure 1 of the batch"):
         state = run(state, structure, config, n_steps=20)
-    assert state.status.tolist() == [Status.TIME_LIMIT, Status.BLEW_UP, Status.TIME_LIMIT]
+    assert state.status.tolist() == [Status.TIME_LIMIT, Status.POTENTIAL_FAILED, Status.TIME_LIMIT]
 
 
 class MeetsAnother(TwoStateSprings):
