@@ -78,6 +78,9 @@ class LossConfig:
 
     ``gap`` (w_gap; 0 leaves it out) adds ``gap * L_gap``, the error of the gaps E_s - E_0 in
     eV (:func:`fusionff.train.loss.gap_loss`), Huber threshold ``huber_delta_gap`` (eV).
+    ``gap_seam_weight`` (a, default 0) weights each structure's gap error by
+    ``1 + a exp(-|gap_ref| / gap_seam_scale)`` (``gap_seam_scale`` in eV): more pull where the
+    reference gap is small, where surface hopping decides.
     """
 
     energy: float = 1.0
@@ -90,6 +93,8 @@ class LossConfig:
     huber_delta_nacs: float = 0.5
     gap: float = 0.0
     huber_delta_gap: float = 0.1
+    gap_seam_weight: float = 0.0
+    gap_seam_scale: float = 0.5
 
     def delta_gap(self) -> float | None:
         """Huber threshold of the gap loss (eV), or None for squared errors."""
@@ -255,6 +260,8 @@ class TrainConfig:
             ("loss.huber_delta_nacs", self.loss.huber_delta_nacs > 0, "must be positive"),
             ("loss.gap", self.loss.gap >= 0, "must be >= 0"),
             ("loss.huber_delta_gap", self.loss.huber_delta_gap > 0, "must be positive"),
+            ("loss.gap_seam_weight", self.loss.gap_seam_weight >= 0, "must be >= 0"),
+            ("loss.gap_seam_scale", self.loss.gap_seam_scale > 0, "must be positive"),
         ]
         cap = self.mask_forces_above
         rules.append(("mask_forces_above", cap is None or cap > 0, "must be positive"))

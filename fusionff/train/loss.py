@@ -20,7 +20,10 @@ is in eV per atom for energies and eV/Angstrom per force component.
 Gaps (``loss.gap > 0``) add ``w_gap * L_gap``, :func:`gap_loss`: summed over states s >= 1,
 the mean of ``rho((E_s - E_0) - (E_s^ref - E_0^ref))`` in eV (not per atom) over the
 structures where both energies are labelled. Surface hopping turns on the gap, and a loss on
-per-state energies spends most of its pull on the part the states share.
+per-state energies spends most of its pull on the part the states share. With
+``loss.gap_seam_weight`` = a > 0 each structure's gap error is weighted by
+``1 + a exp(-|E_s^ref - E_0^ref| / loss.gap_seam_scale)``: hops happen where the gap is small,
+and a few per cent of the structures lie there.
 
 Couplings (``loss.nacs > 0``, data with couplings, a model that gives them) add
 ``w_nacs * L_nacs``, :func:`coupling_loss`: a reference coupling d_ij is defined up to its sign
@@ -106,7 +109,13 @@ def multistate_loss(
     return (state_weights * (energy_weight * e_mse + force_weight * f_mse)).sum()
 
 
-def gap_loss(energies: torch.Tensor, labels: Labels, delta: float | None = None) -> torch.Tensor:
+def gap_loss(
+    energies: torch.Tensor,
+    labels: Labels,
+    delta: float | None = None,
+    seam_weight: float = 0.0,
+    seam_scale: float = 0.5,
+) -> torch.Tensor:
     """Error of the gaps E_s - E_0, eV^2: per state s >= 1 the mean over the structures where
     E_0 and E_s are labelled, summed over s; 0 for one state or where no pair is labelled.
 
@@ -114,6 +123,10 @@ def gap_loss(energies: torch.Tensor, labels: Labels, delta: float | None = None)
         energies: (B, S) eV predicted.
         labels: the reference; a gap counts where the energies of states 0 and s are labelled.
         delta: Huber threshold (eV), or None for squares.
+        seam_weight: a >= 0; each error is weighted by ``1 + a exp(-|g_ref| / seam_scale)``
+            with g_ref the reference gap (0: the plain mean). The mean still divides by the
+            number of structures, so a = 0 and structures far from the seam are unchanged.
+        seam_scale: eV, the reference gap over which that extra weight decays.
     """
     if energies.shape[1] < 2:
         return energies.new_zeros(())
@@ -122,7 +135,11 @@ def gap_loss(energies: torch.Tensor, labels: Labels, delta: float | None = None)
     ref = torch.where(labels.energy_mask, labels.energies, zero)
     err = (energies[:, 1:] - energies[:, :1]) - (ref[:, 1:] - ref[:, :1])
     err = torch.where(mask, err, zero)
-    per_state = masked_mean(robust_square(err, delta), mask)
+    rho = robust_square(err, delta)
+    if seam_weight > 0:
+        gap_ref = (ref[:, 1:] - ref[:, :1]).abs().detach()
+        rho = rho * (1.0 + seam_weight * torch.exp(-gap_ref / seam_scale))
+    per_state = masked_mean(rho, mask)
     return per_state.sum()
 
 

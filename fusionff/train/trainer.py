@@ -427,7 +427,9 @@ class Trainer:
                 term = coupling_loss(nacs, labels, c.delta_nacs())
             loss = loss + c.nacs * term
         if c.gap > 0:  # the gap error (loss.gap > 0)
-            loss = loss + c.gap * gap_loss(energies, labels, c.delta_gap())
+            loss = loss + c.gap * gap_loss(
+                energies, labels, c.delta_gap(), c.gap_seam_weight, c.gap_seam_scale
+            )
         return loss
 
     def validate(self) -> tuple[float, dict[str, Any]]:

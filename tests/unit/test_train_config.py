@@ -81,6 +81,8 @@ def test_unknown_keys_and_wrong_types_name_the_key(raw, message):
         ({"loss": {"kind": "huber", "huber_delta_forces": 0.0}}, "loss.huber_delta_forces"),
         ({"loss": {"huber_delta_energy": -1.0}}, "loss.huber_delta_energy"),
         ({"mask_forces_above": 0.0}, "mask_forces_above"),
+        ({"loss": {"gap_seam_weight": -1.0}}, "loss.gap_seam_weight"),
+        ({"loss": {"gap_seam_scale": 0.0}}, "loss.gap_seam_scale"),
     ],
 )
 def test_invalid_values_name_the_key(raw, key):
