@@ -162,6 +162,7 @@ FAILED_MARKERS = dict(
             ("^", "tab:orange"),
             ("D", "tab:olive"),
             ("v", "tab:brown"),
+            ("P", "tab:pink"),
         ),
         strict=True,
     )
