@@ -50,16 +50,7 @@ without stop criteria, "stopped" met them, "time-limit" did not meet them in tim
 "out-of-domain" where its geometry left the reference's domain, ``dynamics.domain``,
 "potential-failed" where the potential gave no finite energies, e.g. a failed reference
 calculation)."""
-FAILED_STATUSES = frozenset(
-    {
-        "energy-drift",
-        "blew-up",
-        "committee-spread",
-        "state-order",
-        "out-of-domain",
-        "potential-failed",
-    }
-)
+FAILED_STATUSES = frozenset(STATUSES) - {"ok", "stopped", "time-limit"}
 """Statuses whose trajectories are excluded from statistics by default."""
 TOPOLOGY_NAMES = ("topology.pdb", "topology.xyz")
 LENGTH_UNITS = {"Angstrom": 1.0, "angstrom": 1.0, "A": 1.0, "nm": 10.0, "pm": 0.01}
