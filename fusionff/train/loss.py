@@ -133,12 +133,11 @@ def gap_loss(
     mask = labels.energy_mask[:, 1:] & labels.energy_mask[:, :1]
     zero = torch.zeros((), dtype=energies.dtype, device=energies.device)
     ref = torch.where(labels.energy_mask, labels.energies, zero)
-    err = (energies[:, 1:] - energies[:, :1]) - (ref[:, 1:] - ref[:, :1])
-    err = torch.where(mask, err, zero)
+    gap_ref = ref[:, 1:] - ref[:, :1]
+    err = torch.where(mask, (energies[:, 1:] - energies[:, :1]) - gap_ref, zero)
     rho = robust_square(err, delta)
     if seam_weight > 0:
-        gap_ref = (ref[:, 1:] - ref[:, :1]).abs().detach()
-        rho = rho * (1.0 + seam_weight * torch.exp(-gap_ref / seam_scale))
+        rho = rho * (1.0 + seam_weight * torch.exp(-gap_ref.abs() / seam_scale))
     per_state = masked_mean(rho, mask)
     return per_state.sum()
 
