@@ -19,7 +19,8 @@
 #        train.tar            with TRAIN_MINUTES=N (default 0: skipped): training on the GPU for
 #                             N minutes of the recipe TRAIN_CONFIG (default
 #                             potentials/stilbene-r2-wide.yaml: a C = 48 adiabatic R2 model on
-#                             round 8's data and split, too slow for CPU sessions); it continues
+#                             round 13's data and split, about 85 s an epoch on one CPU core,
+#                             trained in CPU sessions since 2026-12-04); it continues
 #                             from the committed checkpoint of the recipe's output directory if
 #                             one exists. The tar holds that directory (minus its checkpoint
 #                             when it is over 40 MB); unpack it under potentials/training/.

@@ -230,10 +230,25 @@ def _clean(value):
     return value
 
 
+def yield_bounds_all(a: Analysis) -> tuple[Proportion, Proportion] | None:
+    """The quantum yield of isomerisation as a fraction of *every* started trajectory, the
+    excluded (flagged) ones counted first as not isomerised (lower bound), then as isomerised
+    (upper bound); None without products or without excluded trajectories. The yield over the
+    analysed trajectories alone assumes the flagged ones would have ended like the rest; these
+    bounds assume nothing about them."""
+    prod, n_excluded = a.products, len(a.run.excluded)
+    if prod is None or not n_excluded:
+        return None
+    n_all = len(prod.product) + n_excluded
+    isomerised = prod.quantum_yield.count
+    return Proportion.of(isomerised, n_all), Proportion.of(isomerised + n_excluded, n_all)
+
+
 def _products_dict(a: Analysis) -> dict | None:
     prod = a.products
     if prod is None:
         return None
+    bounds = yield_bounds_all(a)
     if a.ortho_distances is None:
         final_ortho = [None] * len(prod.product)
     else:
@@ -244,6 +259,9 @@ def _products_dict(a: Analysis) -> dict | None:
         "start_counts": dict(Counter(prod.start)),
         "yields": {p: y.to_dict() for p, y in prod.yields.items()},
         "quantum_yield": prod.quantum_yield.to_dict(),
+        "quantum_yield_all_started": None
+        if bounds is None
+        else {"lower": bounds[0].to_dict(), "upper": bounds[1].to_dict()},
         "trajectories": [
             {
                 "index": t.index,
@@ -276,6 +294,8 @@ def analysis_to_dict(a: Analysis) -> dict:
       without DHP classification; the notes say why), ``below_angstrom``;
     * ``products`` (None without products): ``counts``, ``yields`` {product: fraction} (no
       "DHP" key without DHP classification), ``quantum_yield`` (fraction, cis <-> trans only),
+      ``quantum_yield_all_started`` ({lower, upper} fractions of every started trajectory, the
+      excluded ones counted as not / as isomerised; null when none is excluded),
       ``trajectories`` [{index, status, final_state, initial_dihedral_deg,
       final_dihedral_deg, final_ortho_distance_angstrom (null without DHP classification),
       start, product}];
@@ -450,6 +470,12 @@ def format_report(a: Analysis) -> str:
         if a.ortho_atoms is not None:
             qy += " (cis <-> trans; DHP is not isomerisation)"
         lines.append(qy)
+        bounds = yield_bounds_all(a)
+        if bounds is not None:
+            lines.append(
+                f"  of all {bounds[0].n} started, the {len(run.excluded)} excluded counted as not "
+                f"isomerised / as isomerised: {bounds[0].text()} to {bounds[1].text()}"
+            )
     hops = a.hops.to_dict()
     types = ", ".join(f"{t}: {c}" for t, c in hops["by_type"].items()) or "none"
     lines.append(

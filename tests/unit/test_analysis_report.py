@@ -214,3 +214,30 @@ def test_summary_counts_trajectories_with_s1_below_s0():
     gap = diagnostics.summary()["min_gap_ev"]
     assert (gap["inverted"], gap["n"]) == (2, 3)
     assert gap["min"] == -0.3 and gap["trajectory"] == 0
+
+
+def test_yield_over_all_started_bounds_the_excluded_both_ways(tmp_path):
+    """With flagged (excluded) trajectories, the report and analysis.json also give the quantum
+    yield as a fraction of every started trajectory: the excluded counted as not isomerised
+    (isomerised / all) and as isomerised ((isomerised + excluded) / all), each with its
+    Clopper-Pearson interval; without excluded trajectories the key is null and no line is
+    printed."""
+    truth = write_synthetic_run(
+        tmp_path / "flagged", n_traj=12, n_blown_up=2, n_energy_drift=1, tau_fs=50.0, seed=3
+    )
+    analysis = analyze_run(read_run(tmp_path / "flagged"), FAST)
+    isomerised = sum(truth["isomerised"])
+    assert analysis.products.quantum_yield.count == isomerised
+    bounds = analysis_to_dict(analysis)["products"]["quantum_yield_all_started"]
+    assert (bounds["lower"]["count"], bounds["lower"]["n"]) == (isomerised, 15)
+    assert (bounds["upper"]["count"], bounds["upper"]["n"]) == (isomerised + 3, 15)
+    assert bounds["lower"]["value"] < analysis.products.quantum_yield.value
+    assert bounds["upper"]["ci95"][1] <= 1.0
+    report = format_report(analysis)
+    assert "of all 15 started, the 3 excluded counted as not isomerised / as isomerised: " in report
+    assert f"({isomerised} of 15) to " in report and f"({isomerised + 3} of 15)" in report
+
+    write_synthetic_run(tmp_path / "clean", n_traj=6, tau_fs=50.0, seed=3)
+    clean = analyze_run(read_run(tmp_path / "clean"), FAST)
+    assert analysis_to_dict(clean)["products"]["quantum_yield_all_started"] is None
+    assert "of all" not in format_report(clean)
