@@ -2,9 +2,9 @@
 the diagnostics that explain them (smallest gaps, energy drift, flagged trajectories).
 
 :func:`analyze_run` is pure computation on a :class:`~fusionff.analysis.run.Run` (apart from
-reading the dihedral and ortho carbons of each trajectory); :func:`analysis_to_dict` gives the
-numbers written to ``analysis.json`` and :func:`format_report` the short text printed by the
-CLI.
+reading the dihedral and ortho carbons of each trajectory, and the central carbons at the
+hops); :func:`analysis_to_dict` gives the numbers written to ``analysis.json`` and
+:func:`format_report` the short text printed by the CLI.
 Fractions of trajectories (final states, products, yields, populations) carry exact binomial
 95% intervals (:mod:`fusionff.analysis.intervals`). Decays are fitted only where the curve
 shows one (:mod:`fusionff.analysis.lifetime`) and never for scattering runs (Tully's models),
@@ -23,15 +23,18 @@ import numpy as np
 
 from fusionff.analysis.diagnostics import Diagnostics, diagnostics
 from fusionff.analysis.dihedral import (
+    CentralNeighbours,
     Dihedral,
     Ortho,
+    central_angle_sums,
     dihedral_series,
     ortho_distance_series,
     read_topology,
+    topology_central_neighbours,
     topology_dihedral,
     topology_ortho,
 )
-from fusionff.analysis.hops import HopStatistics, hop_statistics
+from fusionff.analysis.hops import HopEvent, HopStatistics, hop_statistics, nearest_frame
 from fusionff.analysis.intervals import METHOD, Proportion
 from fusionff.analysis.lifetime import DecayFit, fit_decay
 from fusionff.analysis.populations import (
@@ -82,9 +85,12 @@ class AnalysisOptions:
 class Analysis:
     """Results of :func:`analyze_run`; ``dihedrals[i]`` is (time fs, degrees) of the i-th
     analysed trajectory and ``ortho_distances[i]`` (time fs, smallest ortho-ortho distance
-    Angstrom). Without products (``options.products`` false) ``dihedral_atoms``,
-    ``dihedrals`` and ``products`` are None; without DHP classification (not a stilbene, or
-    ``options.dhp_below`` None; a note says why) ``ortho_atoms`` and ``ortho_distances`` are None.
+    Angstrom); ``central_neighbours`` are the atoms bonded to the dihedral's two central
+    carbons, whose angle sums (pyramidalisation) are taken at the hops (None: not measured, a
+    note says why). Without products (``options.products`` false) ``dihedral_atoms``,
+    ``dihedrals``, ``central_neighbours`` and ``products`` are None; without DHP
+    classification (not a stilbene, or ``options.dhp_below`` None; a note says why)
+    ``ortho_atoms`` and ``ortho_distances`` are None.
     ``final_states[s]``: the fraction of analysed trajectories ending on state s; ``fits`` is
     empty for scattering runs."""
 
@@ -95,6 +101,7 @@ class Analysis:
     dihedrals: list[tuple[np.ndarray, np.ndarray]] | None
     ortho_atoms: Ortho | None
     ortho_distances: list[tuple[np.ndarray, np.ndarray]] | None
+    central_neighbours: CentralNeighbours | None
     populations: PopulationCurves
     decay_state: int
     fits: dict[str, DecayFit]
@@ -121,6 +128,7 @@ def analyze_run(run: Run, options: AnalysisOptions | None = None) -> Analysis:
     notes: list[str] = []
     atoms, source, dihedrals = None, "none", None
     ortho, ortho_distances = None, None
+    central, angle_sums = None, None
     if options.products:
         thresholds = Thresholds(options.cis_below, options.trans_above)
         if options.dhp_below is not None:
@@ -132,6 +140,19 @@ def analyze_run(run: Run, options: AnalysisOptions | None = None) -> Analysis:
             topology = read_topology(run.topology)
             atoms, source = topology_dihedral(topology), "detected"
         dihedrals = [dihedral_series(t.path, atoms) for t in trajectories]
+        try:  # with a given dihedral the topology is read only here, and may be missing
+            if topology is None:
+                topology = read_topology(run.topology)
+            central = topology_central_neighbours(topology, atoms)
+        except (ValueError, OSError) as err:
+            notes.append(f"pyramidalisation of the central carbons not measured: {err}")
+        else:  # at the frame nearest each hop, as the dihedral (hops.hop_events)
+            angle_sums = [
+                central_angle_sums(
+                    t.path, atoms, central, [nearest_frame(time, h.time_fs) for h in t.hops]
+                )
+                for t, (time, _) in zip(trajectories, dihedrals, strict=True)
+            ]
         if options.dhp_below is None:
             notes.append("no DHP classification: turned off (dhp_below None, --no-dhp)")
         else:
@@ -204,12 +225,13 @@ def analyze_run(run: Run, options: AnalysisOptions | None = None) -> Analysis:
         dihedrals=dihedrals,
         ortho_atoms=ortho,
         ortho_distances=ortho_distances,
+        central_neighbours=central,
         populations=populations,
         decay_state=decay_state,
         fits=fits,
         final_states=final_states,
         products=products,
-        hops=hop_statistics(trajectories, dihedrals or no_dihedral),
+        hops=hop_statistics(trajectories, dihedrals or no_dihedral, angle_sums),
         diagnostics=diagnostics(run),
         notes=notes,
     )
@@ -290,7 +312,9 @@ def analysis_to_dict(a: Analysis) -> dict:
     * ``decay``: ``state``; ``fitted`` (bool: some fit describes the data); ``fits``
       {"<curve>/<model>": tau, tau_se, t0, t0_se, ..., success, message, drop, window_fs}
       (empty for scattering runs);
-    * ``dihedral``: ``atoms``, ``source``; ``dhp``: ``ortho_atoms`` [[a1, a2], [b1, b2]] (null
+    * ``dihedral``: ``atoms``, ``source``, ``central_neighbours`` [[3 atoms], [3 atoms]]
+      bonded to its two central carbons (null when their pyramidalisation is not measured;
+      the notes say why); ``dhp``: ``ortho_atoms`` [[a1, a2], [b1, b2]] (null
       without DHP classification; the notes say why), ``below_angstrom``;
     * ``products`` (None without products): ``counts``, ``yields`` {product: fraction} (no
       "DHP" key without DHP classification), ``quantum_yield`` (fraction, cis <-> trans only),
@@ -344,7 +368,11 @@ def analysis_to_dict(a: Analysis) -> dict:
                 "fitted": any(fit.success for fit in a.fits.values()),
                 "fits": {name: fit.to_dict() for name, fit in a.fits.items()},
             },
-            "dihedral": {"atoms": a.dihedral_atoms, "source": a.dihedral_source},
+            "dihedral": {
+                "atoms": a.dihedral_atoms,
+                "source": a.dihedral_source,
+                "central_neighbours": a.central_neighbours,
+            },
             "dhp": {
                 "ortho_atoms": a.ortho_atoms,
                 "below_angstrom": None if a.ortho_atoms is None else a.options.dhp_below,
@@ -383,8 +411,9 @@ def _number(value: float | None, unit: str, spec: str = ".3f") -> str:
 
 
 def _diagnostic_lines(a: Analysis) -> list[str]:
-    """Smallest S1-S0 gap, energy drift, flagged trajectories and the gaps (and dihedrals) at
-    the hops: what decides whether anything could hop and whether to trust it."""
+    """Smallest S1-S0 gap, energy drift, flagged trajectories and the gaps (and dihedrals and
+    central carbons' angle sums) at the hops: what decides whether anything could hop and
+    whether to trust it."""
     summary = a.diagnostics.summary()
     gap, drift = summary["min_gap_ev"], summary["drift_ev"]
     lines = []
@@ -430,7 +459,24 @@ def _diagnostic_lines(a: Analysis) -> list[str]:
                 f"(range {np.nanmin(dihedral):.0f}-{np.nanmax(dihedral):.0f})"
             )
         lines.append(text)
+        if a.dihedrals is not None:
+            lines.append(_pyramidalisation_line(events))
     return lines
+
+
+def _pyramidalisation_line(events: list[HopEvent]) -> str:
+    """The smaller of the two central carbons' angle sums at the hops (360 degrees planar)."""
+    text = "more pyramidal central carbon at the hops: "
+    if any(e.pyramidalisation is None for e in events):
+        return text + "not measured (see the note)"
+    smaller = np.array([np.min(e.pyramidalisation) for e in events])
+    smaller = smaller[np.isfinite(smaller)]
+    if not len(smaller):
+        return text + "n/a (no finite positions at the hops)"
+    return text + (
+        f"angle sum median {np.median(smaller):.1f} degrees "
+        f"(range {smaller.min():.1f}-{smaller.max():.1f}; 360 = planar)"
+    )
 
 
 def format_report(a: Analysis) -> str:

@@ -13,6 +13,11 @@ The same bonds give the ortho carbons of the two phenyl rings (:func:`detect_sti
 whose smallest ring-to-ring distance (:func:`ortho_distance_series`, Angstrom) tells the
 photocyclisation product 4a,4b-dihydrophenanthrene (DHP), where one pair is bonded, from
 cis-stilbene (see :mod:`fusionff.analysis.products`).
+
+The pyramidalisation of the two central atoms b and c of a dihedral (a, b, c, d) is the sum of
+the three bond angles at each between its three bonded neighbours (:func:`angle_sum`, degrees:
+360 planar sp2, 3 x 109.47 tetrahedral); the neighbours come from the same bonds
+(:func:`central_neighbours`), and a central atom without exactly three is not measured.
 """
 
 from __future__ import annotations
@@ -32,6 +37,9 @@ BOND_TOLERANCE = 1.2
 Dihedral = tuple[int, int, int, int]
 Ortho = tuple[tuple[int, int], tuple[int, int]]
 """The two ortho carbons of each phenyl ring: (those of ipso_a, those of ipso_b)."""
+CentralNeighbours = tuple[tuple[int, int, int], tuple[int, int, int]]
+"""The three atoms bonded to each central atom of a dihedral (a, b, c, d): (those of b, those
+of c), each in increasing order."""
 
 
 def guess_bonds(elements: Sequence[str], positions: np.ndarray) -> list[tuple[int, int]]:
@@ -159,6 +167,37 @@ def detect_stilbene_ortho(
     return ortho
 
 
+def central_neighbours(
+    elements: Sequence[str],
+    positions: np.ndarray,
+    dihedral: Dihedral,
+    bonds: Sequence[tuple[int, int]] | None = None,
+) -> CentralNeighbours:
+    """The atoms bonded to each central atom (b, c) of ``dihedral`` (a, b, c, d).
+
+    elements: (N,) symbols; positions: (N, 3) Angstrom (used when ``bonds`` is None).
+    Raises ValueError when b or c does not have exactly three bonded neighbours: its angle
+    sum would be a guess.
+    """
+    elements = [str(e).capitalize() for e in elements]
+    if not all(0 <= int(i) < len(elements) for i in dihedral):
+        raise ValueError(f"dihedral atoms {tuple(dihedral)} outside the {len(elements)} atoms")
+    if bonds is None:
+        bonds = guess_bonds(elements, positions)
+    neighbours = _neighbours(len(elements), bonds)
+    found = []
+    for centre in (int(dihedral[1]), int(dihedral[2])):
+        bonded = sorted(neighbours[centre])
+        if len(bonded) != 3:
+            listed = ", ".join(f"{i} ({elements[i]})" for i in bonded) or "none"
+            raise ValueError(
+                f"central atom {centre} ({elements[centre]}) has {len(bonded)} bonded "
+                f"neighbour(s) in the topology ({listed}), not 3"
+            )
+        found.append(tuple(bonded))
+    return found[0], found[1]
+
+
 def read_topology(path: str | Path):
     """The molecule of a topology file as an MDAnalysis Universe."""
     import MDAnalysis as mda
@@ -192,6 +231,12 @@ def topology_ortho(universe, dihedral: Dihedral) -> Ortho:
     """:func:`detect_stilbene_ortho` on a Universe (its bonds when it has any)."""
     elements, positions, bonds = _topology_molecule(universe)
     return detect_stilbene_ortho(elements, positions, dihedral, bonds)
+
+
+def topology_central_neighbours(universe, dihedral: Dihedral) -> CentralNeighbours:
+    """:func:`central_neighbours` on a Universe (its bonds when it has any)."""
+    elements, positions, bonds = _topology_molecule(universe)
+    return central_neighbours(elements, positions, dihedral, bonds)
 
 
 def dihedral_degrees(positions: np.ndarray) -> np.ndarray:
@@ -235,6 +280,38 @@ def ortho_distance_series(trajectory: str | Path, ortho: Ortho) -> tuple[np.ndar
 
     time, positions = read_positions(trajectory, [*ortho[0], *ortho[1]])
     return time, smallest_ortho_distance(positions)
+
+
+def angle_sum(positions: np.ndarray, centre: int, neighbours: Sequence[int]) -> np.ndarray:
+    """The pyramidalisation of atom ``centre``: the sum of the three bond angles between its
+    three ``neighbours`` (atom indices), 360 degrees when planar (sp2), 3 x 109.47 when
+    tetrahedral. positions: (..., N, 3) Angstrom; returns (...) degrees, NaN where positions
+    are not finite."""
+    if len(neighbours) != 3:
+        raise ValueError(f"an angle sum needs three neighbours, got {len(neighbours)}")
+    p = np.asarray(positions, dtype=np.float64)
+    bond = p[..., list(neighbours), :] - p[..., [centre], :]  # (..., 3, 3)
+    u, v = bond[..., [0, 0, 1], :], bond[..., [1, 2, 2], :]
+    sine = np.linalg.norm(np.cross(u, v), axis=-1)
+    return np.degrees(np.arctan2(sine, np.sum(u * v, axis=-1))).sum(axis=-1)
+
+
+def central_angle_sums(
+    trajectory: str | Path,
+    dihedral: Dihedral,
+    neighbours: CentralNeighbours,
+    frames: Sequence[int],
+) -> np.ndarray:
+    """The angle sums at the central atoms b and c of ``dihedral`` (a, b, c, d) in ``frames``
+    (indices into the position frames) of an H5MD trajectory: (len(frames), 2) degrees, b
+    then c. Only those frames of the eight atoms are read."""
+    from fusionff.analysis.run import read_positions
+
+    if not len(frames):
+        return np.empty((0, 2))
+    atoms = [int(dihedral[1]), *neighbours[0], int(dihedral[2]), *neighbours[1]]
+    _, positions = read_positions(trajectory, atoms, frames)
+    return np.stack([angle_sum(positions, 0, (1, 2, 3)), angle_sum(positions, 4, (5, 6, 7))], -1)
 
 
 def universe_dihedral_series(

@@ -1,9 +1,10 @@
 """Hop statistics: hops per trajectory, hop times, the geometry and gap at each hop, frustrated
 hops.
 
-Hops come from the run summary (time, step, from, to). The dihedral and the energy gap
-|E_to - E_from| (eV) at a hop are taken from the written frame nearest in time to it: exact
-when every step is written, within half the frame stride otherwise.
+Hops come from the run summary (time, step, from, to). The dihedral, the pyramidalisation of
+its two central carbons (angle sums, :func:`fusionff.analysis.dihedral.angle_sum`) and the
+energy gap |E_to - E_from| (eV) at a hop are taken from the written frame nearest in time to
+it: exact when every step is written, within half the frame stride otherwise.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from fusionff.analysis.run import Trajectory
 
 @dataclass(frozen=True)
 class HopEvent:
-    """One hop of trajectory ``trajectory``: time fs, states, dihedral degrees, gap eV."""
+    """One hop of trajectory ``trajectory``: time fs, states, dihedral degrees, gap eV, and
+    the angle sums at the dihedral's two central carbons (b, c) degrees (None: not measured)."""
 
     trajectory: int
     time_fs: float
@@ -27,6 +29,7 @@ class HopEvent:
     target: int
     dihedral: float
     gap: float
+    pyramidalisation: tuple[float, float] | None = None
 
 
 def nearest_frame(time: np.ndarray, t: float) -> int:
@@ -35,12 +38,17 @@ def nearest_frame(time: np.ndarray, t: float) -> int:
 
 
 def hop_events(
-    trajectory: Trajectory, dihedral_time: np.ndarray, dihedral: np.ndarray
+    trajectory: Trajectory,
+    dihedral_time: np.ndarray,
+    dihedral: np.ndarray,
+    angle_sums: np.ndarray | None = None,
 ) -> list[HopEvent]:
     """The hops of one trajectory with the dihedral (degrees; sampled at ``dihedral_time`` fs)
-    and the gap between the two states at the nearest frames."""
+    and the gap between the two states at the nearest frames; ``angle_sums`` (n_hops, 2)
+    degrees are those of the central carbons at each hop, in the order of ``trajectory.hops``
+    (None: not measured)."""
     events = []
-    for hop in trajectory.hops:
+    for k, hop in enumerate(trajectory.hops):
         frame = nearest_frame(trajectory.time, hop.time_fs)
         energies = trajectory.energies[frame]
         events.append(
@@ -51,6 +59,9 @@ def hop_events(
                 target=hop.target,
                 dihedral=float(dihedral[nearest_frame(dihedral_time, hop.time_fs)]),
                 gap=float(abs(energies[hop.target] - energies[hop.source])),
+                pyramidalisation=None
+                if angle_sums is None
+                else (float(angle_sums[k][0]), float(angle_sums[k][1])),
             )
         )
     return events
@@ -97,6 +108,7 @@ class HopStatistics:
                     "to": e.target,
                     "dihedral_deg": e.dihedral,
                     "gap_eV": e.gap,
+                    "pyramidalisation_deg": e.pyramidalisation,
                 }
                 for e in self.events
             ],
@@ -106,12 +118,16 @@ class HopStatistics:
 def hop_statistics(
     trajectories: Sequence[Trajectory],
     dihedrals: Sequence[tuple[np.ndarray, np.ndarray]],
+    angle_sums: Sequence[np.ndarray] | None = None,
 ) -> HopStatistics:
-    """Hop statistics of ``trajectories``; ``dihedrals[i]`` is (time fs, degrees) of the i-th."""
+    """Hop statistics of ``trajectories``; ``dihedrals[i]`` is (time fs, degrees) of the i-th
+    and ``angle_sums[i]`` (n_hops, 2) degrees the central carbons' angle sums at its hops
+    (None: not measured)."""
+    sums = [None] * len(trajectories) if angle_sums is None else angle_sums
     events = [
         e
-        for traj, (t, d) in zip(trajectories, dihedrals, strict=True)
-        for e in hop_events(traj, t, d)
+        for traj, (t, d), a in zip(trajectories, dihedrals, sums, strict=True)
+        for e in hop_events(traj, t, d, a)
     ]
     listed = [t.frustrated_hops for t in trajectories]
     frustrated_times = None

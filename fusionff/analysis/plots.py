@@ -4,7 +4,8 @@ objects drawn straight to PNG by the Agg canvas, without pyplot or any global ba
 Each function takes an :class:`~fusionff.analysis.analyze.Analysis` and a path, writes one PNG
 and returns the path. Dihedrals are drawn as |dihedral| in [0, 180] degrees (0 cis, 180 trans)
 so that trans geometries do not jump between -180 and 180. No panel is drawn without data:
-no dihedral figure without a dihedral, no hop-time or hop-geometry panel without hops.
+no dihedral figure without a dihedral, no hop-time or hop-geometry panel without hops, no
+pyramidalisation panel without measured angle sums at the hops.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from fusionff.analysis.analyze import Analysis
 from fusionff.analysis.products import PRODUCTS
 from fusionff.analysis.run import FAILED_STATUSES
 
+TETRAHEDRAL_ANGLE_SUM = 3.0 * float(np.degrees(np.arccos(-1.0 / 3.0)))
+"""Degrees (328.4): the sum of the three bond angles at a tetrahedral (sp3) centre."""
 STATE_COLOURS = ("tab:blue", "tab:red", "tab:green", "tab:purple", "tab:orange", "tab:brown")
 
 
@@ -107,23 +110,37 @@ def plot_dihedrals(a: Analysis, path: Path) -> Path:
 
 def plot_hops(a: Analysis, path: Path) -> Path:
     """Hop times by type (with hops or frustrated attempts), the gap at each hop against the
-    dihedral (or against time without one; with hops), and hops per trajectory (always)."""
+    dihedral (or against time without one; with hops), |dihedral| against the smaller angle
+    sum of the two central carbons at each hop (pyramidalisation; when measured), and hops
+    per trajectory (always). Hop types have the same colour in every panel."""
     events = a.hops.events
     frustrated = a.hops.frustrated_times_fs
     has_frustrated = frustrated is not None and len(frustrated) > 0
     with_dihedral = a.dihedrals is not None
+    smaller = np.array(
+        [np.nan if e.pyramidalisation is None else np.min(e.pyramidalisation) for e in events]
+    )
     panels = (["times"] if events or has_frustrated else []) + (["geometry"] if events else [])
+    if with_dihedral and np.isfinite(smaller).any():
+        panels.append("pyramidalisation")
     panels.append("counts")
     fig = Figure(figsize=(4.4 * len(panels), 4))
     axes = dict(zip(panels, np.atleast_1d(fig.subplots(1, len(panels))), strict=True))
     types = sorted({(e.source, e.target) for e in events})
+    colour = {t: f"C{k}" for k, t in enumerate(types)}
     t_end = float(a.populations.time[-1]) if len(a.populations.time) else 1.0
     bins = np.linspace(0.0, max(t_end, 1e-6), 26)
     if "times" in axes:
         times = axes["times"]
         for source, target in types:
             sel = [e.time_fs for e in events if (e.source, e.target) == (source, target)]
-            times.hist(sel, bins=bins, alpha=0.6, label=f"S{source} -> S{target}")
+            times.hist(
+                sel,
+                bins=bins,
+                alpha=0.6,
+                color=colour[source, target],
+                label=f"S{source} -> S{target}",
+            )
         if has_frustrated:
             times.hist(frustrated, bins=bins, histtype="step", color="k", label="frustrated")
         times.set_xlabel("hop time (fs)")
@@ -135,7 +152,13 @@ def plot_hops(a: Analysis, path: Path) -> Path:
         for source, target in types:
             sel = [e for e in events if (e.source, e.target) == (source, target)]
             x = [abs(e.dihedral) if with_dihedral else e.time_fs for e in sel]
-            geometry.scatter(x, [e.gap for e in sel], s=10, label=f"S{source} -> S{target}")
+            geometry.scatter(
+                x,
+                [e.gap for e in sel],
+                s=10,
+                color=colour[source, target],
+                label=f"S{source} -> S{target}",
+            )
         if with_dihedral:
             geometry.set_xlabel("|central dihedral| at hop (degrees)")
             geometry.set_xlim(0, 180)
@@ -143,6 +166,27 @@ def plot_hops(a: Analysis, path: Path) -> Path:
             geometry.set_xlabel("hop time (fs)")
         geometry.set_ylabel("gap at hop (eV)")
         geometry.legend(fontsize=8)
+    if "pyramidalisation" in axes:
+        pyramid = axes["pyramidalisation"]
+        for source, target in types:
+            sel = [k for k, e in enumerate(events) if (e.source, e.target) == (source, target)]
+            pyramid.scatter(
+                [abs(events[k].dihedral) for k in sel],
+                smaller[sel],
+                s=10,
+                color=colour[source, target],
+                label=f"S{source} -> S{target}",
+            )
+        pyramid.axhline(360.0, color="k", linewidth=0.5, linestyle="--")
+        pyramid.axhline(TETRAHEDRAL_ANGLE_SUM, color="k", linewidth=0.5, linestyle=":")
+        pyramid.set_xlabel("|central dihedral| at hop (degrees)")
+        pyramid.set_xlim(0, 180)
+        pyramid.set_ylabel("smaller central-carbon angle sum (degrees)")
+        pyramid.set_title(
+            "pyramidalisation at the hops (360 planar, dashed; 328.4 tetrahedral, dotted)",
+            fontsize=8,
+        )
+        pyramid.legend(fontsize=8)
     counts = axes["counts"]
     n = a.hops.hops_per_trajectory
     counts.hist(n, bins=np.arange(-0.5, (n.max() if len(n) else 0) + 1.5), rwidth=0.8)

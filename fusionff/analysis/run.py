@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -279,12 +280,15 @@ def read_run(run_dir: str | Path, include_failed: bool = False) -> Run:
     )
 
 
-def read_positions(path: str | Path, atoms: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """Positions of ``atoms`` in every frame of an H5MD trajectory, read in one slice.
+def read_positions(
+    path: str | Path, atoms: list[int], frames: Sequence[int] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of ``atoms`` in every frame of an H5MD trajectory, read in one slice, or in
+    the ``frames`` (indices into the file's position frames) only, one small read each.
 
-    Returns time (n,) fs and positions (n, len(atoms), 3) Angstrom. (MDAnalysis reads the
-    same data frame by frame, copying every observable on each frame; that is too slow for
-    ensembles of long trajectories.)
+    Returns time (n,) fs and positions (n, len(atoms), 3) Angstrom, n the number of frames
+    read. (MDAnalysis reads the same data frame by frame, copying every observable on each
+    frame; that is too slow for ensembles of long trajectories.)
     """
     with h5py.File(path, "r") as f:
         if "particles" not in f or not len(f["particles"]):
@@ -301,8 +305,14 @@ def read_positions(path: str | Path, atoms: list[int]) -> tuple[np.ndarray, np.n
             raise ValueError(f"{path}: atoms {atoms} outside the file's {n_atoms} atoms")
         order = np.argsort(atoms)
         unique, inverse = np.unique(np.asarray(atoms)[order], return_inverse=True)
-        block = value[:, unique.tolist(), :] * scale
         time = _time_fs(position["time"], Path(path))
+        if frames is None:
+            block = value[:, unique.tolist(), :] * scale
+        else:
+            frames = [int(i) for i in frames]
+            rows = [value[i, unique.tolist(), :] for i in frames]
+            block = np.array(rows, dtype=value.dtype).reshape(len(frames), len(unique), 3) * scale
+            time = time[frames]
     positions = np.empty((block.shape[0], len(atoms), 3))
     positions[:, order] = block[:, inverse]
     return time, positions

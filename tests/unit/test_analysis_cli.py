@@ -51,7 +51,11 @@ def test_cli_writes_figures_json_and_report(run_dir, capsys):
     assert counts["total"] == 42 and counts["analysed"] == 40 and counts["excluded"] == 2
     assert counts["by_status"]["blew-up"] == 1 and counts["by_status"]["energy-drift"] == 1
     assert counts["excluded_indices"] == [40, 41]
-    assert result["dihedral"] == {"atoms": [2, 0, 13, 15], "source": "detected"}
+    assert result["dihedral"] == {
+        "atoms": [2, 0, 13, 15],
+        "source": "detected",
+        "central_neighbours": [[1, 2, 13], [0, 14, 15]],
+    }
     products = result["products"]
     assert [t["product"] for t in products["trajectories"]] == truth["product"]
     qy = products["quantum_yield"]
@@ -100,7 +104,11 @@ def test_explicit_dihedral_thresholds_and_no_hold(run_dir, tmp_path):
     args += ["--cis-below", "30", "--trans-above", "150", "--no-hold", "--no-plots", *FAST]
     assert main(args) == 0
     result = strict_json(out / "analysis.json")
-    assert result["dihedral"] == {"atoms": [15, 13, 0, 2], "source": "given"}
+    assert result["dihedral"] == {
+        "atoms": [15, 13, 0, 2],
+        "source": "given",
+        "central_neighbours": [[0, 14, 15], [1, 2, 13]],
+    }
     assert result["options"]["hold_last"] is False
     assert result["options"]["cis_below"] == 30.0
     assert result["populations"]["n_trajectories"][-1] < 40  # stopped ones left the ensemble

@@ -12,6 +12,8 @@ import pytest
 from ase.io import read
 
 from fusionff.analysis.dihedral import (
+    angle_sum,
+    central_neighbours,
     detect_stilbene_dihedral,
     detect_stilbene_ortho,
     dihedral_degrees,
@@ -224,3 +226,41 @@ def test_ortho_detection_needs_a_six_membered_carbon_ring():
     symbols[7] = "N"  # para carbon of the ring of ipso 2
     with pytest.raises(ValueError, match="ipso atom 2 \\(C\\) is not on a six-membered carbon"):
         detect_stilbene_ortho(symbols, positions, (2, 0, 13, 15))
+
+
+def test_angle_sum_is_360_when_planar_and_three_tetrahedral_angles_when_tetrahedral():
+    """angle_sum: 360 degrees for an sp2 centre (three neighbours in a plane, unequal bond
+    lengths and angles), 3 x 109.4712... (arccos(-1/3)) for a tetrahedral one, to 1e-9, with
+    the centre and neighbours anywhere in the atom list and frames stacked in front."""
+    tetrahedral = 3.0 * np.degrees(np.arccos(-1.0 / 3.0))
+    assert tetrahedral == pytest.approx(3 * 109.47, abs=1e-2)
+    planar = np.zeros((5, 3))
+    planar[[0, 2, 4]] = [[1.1, 0.0, 0.0], [-0.7, 1.2, 0.0], [-0.4, -1.5, 0.0]]
+    planar[3] = [7.0, 7.0, 7.0]  # not a neighbour
+    tetra = np.zeros((5, 3))
+    tetra[[0, 2, 4]] = np.array([[1.0, 1.0, 1.0], [1.0, -1.0, -1.0], [-1.0, 1.0, -1.0]])
+    tetra[[0, 2, 4]] *= np.array([[1.09], [1.5], [0.8]])  # bond lengths do not matter
+    shift = np.array([3.0, -2.0, 0.5])
+    sums = angle_sum(np.stack([planar, tetra]) + shift, 1, (0, 2, 4))
+    assert sums.shape == (2,)
+    assert sums[0] == pytest.approx(360.0, abs=1e-9)
+    assert sums[1] == pytest.approx(tetrahedral, abs=1e-9)
+    assert np.isnan(angle_sum(np.where(np.arange(5)[:, None] == 2, np.nan, planar), 1, (0, 2, 4)))
+
+
+def test_central_neighbours_of_stilbene_and_agreement_with_the_stilbene_module():
+    """The atoms bonded to the central carbons 0 and 13 of trans_stilbene() are (C2, H1, ipso1)
+    and (C1, H2, ipso2); with them angle_sum equals fusionff.data.stilbene.pyramidalisation on
+    a pyramidalised geometry; a central carbon without its hydrogen is refused, naming it."""
+    atoms = trans_stilbene()
+    symbols, positions = atoms.get_chemical_symbols(), atoms.get_positions()
+    found = central_neighbours(symbols, positions, (2, 0, 13, 15))
+    assert found == ((1, 2, 13), (0, 14, 15))
+    bent = stilbene.pyramidalise(positions, 13, 330.0)
+    for centre, neighbours in zip((0, 13), found, strict=True):
+        expected = stilbene.pyramidalisation(bent, centre)
+        assert angle_sum(bent, centre, neighbours) == pytest.approx(expected, abs=1e-9)
+    assert stilbene.pyramidalisation(bent, 13) == pytest.approx(330.0, abs=1e-2)
+    positions[14] += 10.0  # H2 away: C2 keeps two neighbours
+    with pytest.raises(ValueError, match=r"central atom 13 \(C\) has 2 bonded neighbour"):
+        central_neighbours(symbols, positions, (2, 0, 13, 15))

@@ -14,6 +14,7 @@ from matplotlib.image import imread
 from fusionff.analysis.analyze import AnalysisOptions, analysis_to_dict, analyze_run, format_report
 from fusionff.analysis.plots import plot_all
 from fusionff.analysis.run import read_run
+from fusionff.data.molecules import trans_stilbene
 from tests.fixtures.analysis.synthetic_run import write_synthetic_run, write_topology
 
 FAST = AnalysisOptions(n_boot_fit=10)
@@ -241,3 +242,34 @@ def test_yield_over_all_started_bounds_the_excluded_both_ways(tmp_path):
     clean = analyze_run(read_run(tmp_path / "clean"), FAST)
     assert analysis_to_dict(clean)["products"]["quantum_yield_all_started"] is None
     assert "of all" not in format_report(clean)
+
+
+def test_central_carbon_without_three_neighbours_is_not_measured(tmp_path):
+    """A topology whose C2 has lost its hydrogen (moved 10 Angstrom away; dihedral given) has
+    no pyramidalisation: every hop's pyramidalisation_deg is null in analysis.json, the note
+    names the carbon and its two neighbours, the report says "not measured", and hops.png has
+    no pyramidalisation panel (three panels)."""
+    write_synthetic_run(tmp_path, n_traj=4, tau_fs=40.0, seed=8)
+    atoms = trans_stilbene()
+    positions = atoms.get_positions()
+    positions[14] += 10.0
+    write_topology(tmp_path / "topology.pdb", atoms.get_chemical_symbols(), positions)
+    analysis = analyze_run(
+        read_run(tmp_path), AnalysisOptions(dihedral=(2, 0, 13, 15), n_boot_fit=0)
+    )
+    assert analysis.hops.events and analysis.central_neighbours is None
+    result = analysis_to_dict(analysis)
+    assert [e["pyramidalisation_deg"] for e in result["hops"]["events"]] == [None] * len(
+        analysis.hops.events
+    )
+    assert result["dihedral"]["central_neighbours"] is None
+    note = (
+        "pyramidalisation of the central carbons not measured: central atom 13 (C) has 2 bonded "
+        "neighbour(s) in the topology (0 (C), 15 (C)), not 3"
+    )
+    assert note in result["notes"]
+    report = format_report(analysis)
+    assert f"  note: {note}" in report
+    assert "more pyramidal central carbon at the hops: not measured (see the note)" in report
+    plot_all(analysis, tmp_path)
+    assert imread(tmp_path / "hops.png").shape[1] == round(3 * 4.4 * 120)
