@@ -97,11 +97,18 @@ def compare(queue: Path, files: list[Path], out: Path) -> None:
         hydrogen, carbon = int(info["hydrogen"]), int(info["carbon"])
         direction = atoms.positions[carbon] - atoms.positions[hydrogen]
         direction /= np.linalg.norm(direction)
-        row = {k: info[k] for k in ("trajectory", "time_fs", "h_to_carbon")}
+        row = {
+            "trajectory": int(info["trajectory"]),
+            "time_fs": float(info["time_fs"]),
+            "h_to_carbon": float(info["h_to_carbon"]),
+        }
         for level, rows in enumerate(labels):
-            label = rows[i] if i < len(rows) else None
+            if i >= len(rows):  # not labelled (yet)
+                row[f"level{level}"] = "missing"
+                continue
+            label = rows[i]
             if label is None:
-                row[f"level{level}"] = None
+                row[f"level{level}"] = None  # failed (the file's error column says why)
                 continue
             e = np.asarray(label["energies"], dtype=float)
             key = (int(info["trajectory"]), level)
@@ -125,8 +132,8 @@ def compare(queue: Path, files: list[Path], out: Path) -> None:
         cells = []
         for k in range(len(files)):
             r = row[f"level{k}"]
-            if r is None:
-                cells.append("   failed            ")
+            if r is None or r == "missing":
+                cells.append(f"{'failed' if r is None else 'missing':>10}           ")
                 continue
             rel = r["relative_to_t0_eV"] or [float("nan")] * 2
             cells.append(
