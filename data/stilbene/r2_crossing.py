@@ -8,6 +8,12 @@ when run again (a killed search loses at most one step); results go to
 
     python data/stilbene/r2_crossing.py            # both; about 1-2 h on one core
 
+The same criteria at another basis (a candidate level R3), starting from R2's cis minimum and
+R2's crossing (``cis-r2.xyz``, ``crossing-r2.xyz``) to save steps; results go to
+``data/stilbene/r2/criteria-<basis>.json`` with ``cis-<basis>.xyz`` and ``crossing-<basis>.xyz``::
+
+    python data/stilbene/r2_crossing.py --basis 6-31G --start-from-r2 --work runs/r3_criteria
+
 Crossing search: minimise F = (E0 + E1)/2 + sigma dE^2 / (dE + alpha) (Levine, Coe, Martinez,
 J. Phys. Chem. B 112, 405 (2008)), sigma 3.5 then 15, alpha 0.02 Hartree, with BFGS; no
 constraint keeps the hydrogens in place, so the search reports where it ends (dihedral,
@@ -148,22 +154,37 @@ def main(argv=None) -> int:
     parser.add_argument("--fmax", type=float, default=0.05, help="eV/Angstrom")
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--only", choices=("cis", "crossing"))
+    parser.add_argument("--basis", default="STO-3G", help="basis set (R2: STO-3G)")
+    parser.add_argument(
+        "--start-from-r2",
+        action="store_true",
+        help="start from R2's cis minimum and crossing (cis-r2.xyz, crossing-r2.xyz)",
+    )
     args = parser.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
-    out_path = HERE / "r2" / "criteria.json"
+    tag = "r2" if args.basis.upper() == "STO-3G" else args.basis.lower()
+    out_path = HERE / "r2" / ("criteria.json" if tag == "r2" else f"criteria-{tag}.json")
     results = json.loads(out_path.read_text()) if out_path.exists() else {}
+    results["basis"] = args.basis
     casscf = CasscfCalculator(
-        (sb.C1, sb.C2), n_states=2, couplings=False, orbital_store=str(args.work / "orbitals")
+        (sb.C1, sb.C2),
+        n_states=2,
+        basis=args.basis,
+        couplings=False,
+        orbital_store=str(args.work / "orbitals"),
     )
     if args.only in (None, "cis"):
-        atoms = sb.cis_stilbene()
+        atoms = read(HERE / "r2" / "cis-r2.xyz") if args.start_from_r2 else sb.cis_stilbene()
         info = optimise(atoms, OnState(casscf, 0), args.work, "cis-s0", args.fmax, args.steps)
         results["cis_S0_minimum"] = info | describe_geometry(atoms.positions)
-        write(HERE / "r2" / "cis-r2.xyz", Atoms(atoms.numbers, atoms.positions))
+        write(HERE / "r2" / f"cis-{tag}.xyz", Atoms(atoms.numbers, atoms.positions))
         out_path.write_text(json.dumps(results, indent=1))
     if args.only in (None, "crossing"):
-        start = sb.set_torsion(sb.cis_stilbene(torsion=90.0).positions, 90.0)
-        start = sb.pyramidalise(start, sb.C1, 330.0)
+        if args.start_from_r2:
+            start = read(HERE / "r2" / "crossing-r2.xyz").positions
+        else:
+            start = sb.set_torsion(sb.cis_stilbene(torsion=90.0).positions, 90.0)
+            start = sb.pyramidalise(start, sb.C1, 330.0)
         atoms = Atoms(numbers=sb.cis_stilbene().numbers, positions=start)
         info = {}
         for sigma in (3.5, 15.0):
@@ -176,7 +197,7 @@ def main(argv=None) -> int:
                 args.steps,
             )
         results["crossing"] = info | describe_geometry(atoms.positions)
-        write(HERE / "r2" / "crossing-r2.xyz", Atoms(atoms.numbers, atoms.positions))
+        write(HERE / "r2" / f"crossing-{tag}.xyz", Atoms(atoms.numbers, atoms.positions))
         if "cis_S0_minimum" in results:
             results["crossing_S1_minus_cis_FC_S1_eV"] = (
                 results["crossing"][f"sigma_{15.0:g}"]["E_S1_eV"]
