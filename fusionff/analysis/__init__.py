@@ -4,7 +4,8 @@ Reads run directories only (H5MD trajectories and the ensemble summary; no PyTor
 ``run`` (reading), ``intervals`` (binomial 95% intervals of fractions of trajectories),
 ``populations``, ``lifetime`` (decay fits), ``dihedral`` (MDAnalysis; stilbene's central
 dihedral and ortho carbons), ``products`` (isomers, DHP, yields), ``hops``, ``diagnostics``
-(smallest gaps, energy drift, flagged trajectories), ``analyze`` (all of it), ``plots``, ``cli``
+(smallest gaps, energy drift, flagged trajectories), ``domain`` (the run's domain limit
+re-applied at a stricter distance), ``analyze`` (all of it), ``plots``, ``cli``
 (``fusionff analyze``) and ``selection`` (frames to label next, by committee spread and gap).
 The names below are imported lazily, so the command line starts without h5py, MDAnalysis,
 scipy or matplotlib.

@@ -34,6 +34,7 @@ from fusionff.analysis.dihedral import (
     topology_dihedral,
     topology_ortho,
 )
+from fusionff.analysis.domain import DomainRecheck, reapply_domain
 from fusionff.analysis.hops import HopEvent, HopStatistics, hop_statistics, nearest_frame
 from fusionff.analysis.intervals import METHOD, Proportion
 from fusionff.analysis.lifetime import DecayFit, fit_decay
@@ -64,7 +65,10 @@ class AnalysisOptions:
     trans_above: isomer thresholds on |dihedral| (degrees); dhp_below: a trajectory ending on
     the ground state with its smallest ortho-ortho distance below this (Angstrom) is DHP (see
     :class:`~fusionff.analysis.products.Thresholds`; None: no DHP classification);
-    n_boot_fit: bootstrap resamples of the decay fits; seed: of the bootstrap generators.
+    n_boot_fit: bootstrap resamples of the decay fits; seed: of the bootstrap generators;
+    domain_min_distance: re-apply the run's domain pairs at this distance (Angstrom, not below
+    the run's own limit) to the written frames, excluding as out-of-domain every trajectory
+    whose pair came closer (see :mod:`fusionff.analysis.domain`; None: the run's limit only).
     """
 
     dihedral: Dihedral | None = None
@@ -79,6 +83,7 @@ class AnalysisOptions:
     dhp_below: float | None = 2.0
     n_boot_fit: int = 200
     seed: int = 0
+    domain_min_distance: float | None = None
 
 
 @dataclass
@@ -92,7 +97,8 @@ class Analysis:
     classification (not a stilbene, or ``options.dhp_below`` None; a note says why)
     ``ortho_atoms`` and ``ortho_distances`` are None.
     ``final_states[s]``: the fraction of analysed trajectories ending on state s; ``fits`` is
-    empty for scattering runs."""
+    empty for scattering runs. ``domain``: what re-applying the domain at
+    ``options.domain_min_distance`` changed (``run`` is then the run after it), or None."""
 
     run: Run
     options: AnalysisOptions
@@ -110,6 +116,7 @@ class Analysis:
     hops: HopStatistics
     diagnostics: Diagnostics
     notes: list[str] = field(default_factory=list)
+    domain: DomainRecheck | None = None
 
 
 def _last_finite(values: np.ndarray, where: str, what: str = "dihedral") -> float:
@@ -120,12 +127,22 @@ def _last_finite(values: np.ndarray, where: str, what: str = "dihedral") -> floa
 
 
 def analyze_run(run: Run, options: AnalysisOptions | None = None) -> Analysis:
-    """Analyse the trajectories of ``run`` (those in ``run.trajectories``)."""
+    """Analyse the trajectories of ``run`` (those in ``run.trajectories``, less those out of
+    the domain re-applied at ``options.domain_min_distance``)."""
     options = options or AnalysisOptions()
+    notes: list[str] = []
+    domain = None
+    if options.domain_min_distance is not None:
+        if options.include_failed:
+            raise ValueError(
+                "domain_min_distance excludes trajectories and include_failed analyses the "
+                "failed ones: give one of them (--domain-min-distance, --include-failed)"
+            )
+        run, domain = reapply_domain(run, options.domain_min_distance)
+        notes.append(domain.note())
     trajectories = run.trajectories
     if not trajectories:
         raise ValueError(f"{run.directory}: no trajectories to analyse (all were excluded)")
-    notes: list[str] = []
     atoms, source, dihedrals = None, "none", None
     ortho, ortho_distances = None, None
     central, angle_sums = None, None
@@ -234,6 +251,7 @@ def analyze_run(run: Run, options: AnalysisOptions | None = None) -> Analysis:
         hops=hop_statistics(trajectories, dihedrals or no_dihedral, angle_sums),
         diagnostics=diagnostics(run),
         notes=notes,
+        domain=domain,
     )
 
 
@@ -304,7 +322,14 @@ def analysis_to_dict(a: Analysis) -> dict:
     """Every number of the analysis, JSON-ready (NaN as null). Keys (times fs, energies eV):
 
     * ``run_dir``, ``n_states``, ``dt_fs``, ``scattering`` (bool), ``options``, ``notes``;
-    * ``counts``: ``total``, ``analysed``, ``excluded``, ``excluded_indices``, ``by_status``;
+    * ``counts``: ``total``, ``analysed``, ``excluded``, ``excluded_indices``, ``by_status``
+      (after the domain is re-applied, with ``options.domain_min_distance``);
+    * ``domain`` (None unless ``options.domain_min_distance``): ``pairs``,
+      ``min_distance_angstrom``, ``run_min_distance_angstrom``, ``frames`` ("written": a dip
+      between two written frames is missed), ``out_of_domain`` and ``out_of_domain_indices``
+      (relabelled "out-of-domain"), ``previous_status`` {status: count} of those,
+      ``newly_excluded`` and ``newly_excluded_indices`` (those among them that had been
+      analysed);
     * ``final_state``: {"S<s>": fraction} of the analysed trajectories ending on each state;
     * ``populations``: ``time_fs`` (T,); ``active_fraction`` (T, S) with its 95% interval
       ``active_fraction_ci95_low`` / ``_high`` (T, S); ``electronic`` (T, S) mean |c|^2 and
@@ -352,6 +377,7 @@ def analysis_to_dict(a: Analysis) -> dict:
                 "excluded_indices": [t.index for t in run.excluded],
                 "by_status": run.status_counts,
             },
+            "domain": None if a.domain is None else a.domain.to_dict(),
             "final_state": {f"S{s}": p.to_dict() for s, p in enumerate(a.final_states)},
             "populations": {
                 "time_fs": pops.time,

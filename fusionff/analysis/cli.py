@@ -93,6 +93,14 @@ def add_analyze_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
         help="no DHP classification (products by the dihedral only)",
     )
     parser.add_argument(
+        "--domain-min-distance",
+        type=float,
+        metavar="ANGSTROM",
+        help="re-apply the run's domain pairs (config.dynamics.domain) at this distance, "
+        "Angstrom, not below the run's own limit: a trajectory whose pair came closer at a "
+        "written frame is excluded as out-of-domain (a dip between written frames is missed)",
+    )
+    parser.add_argument(
         "--n-boot-fit",
         type=int,
         default=d["n_boot_fit"],
@@ -130,6 +138,7 @@ def analyze_main(args: argparse.Namespace) -> int:
         dhp_below=args.dhp_below,
         n_boot_fit=args.n_boot_fit,
         seed=args.seed,
+        domain_min_distance=args.domain_min_distance,
     )
     run = read_run(args.run_dir, include_failed=options.include_failed)
     analysis = analyze_run(run, options)
