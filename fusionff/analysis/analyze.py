@@ -157,10 +157,15 @@ def analyze_run(run: Run, options: AnalysisOptions | None = None) -> Analysis:
             topology = read_topology(run.topology)
             atoms, source = topology_dihedral(topology), "detected"
         dihedrals = [dihedral_series(t.path, atoms) for t in trajectories]
-        try:  # with a given dihedral the topology is read only here, and may be missing
+
+        def read_topology_once():  # with a given dihedral it is read only here, may be missing
+            nonlocal topology
             if topology is None:
                 topology = read_topology(run.topology)
-            central = topology_central_neighbours(topology, atoms)
+            return topology
+
+        try:
+            central = topology_central_neighbours(read_topology_once(), atoms)
         except (ValueError, OSError) as err:
             notes.append(f"pyramidalisation of the central carbons not measured: {err}")
         else:  # at the frame nearest each hop, as the dihedral (hops.hop_events)
@@ -173,10 +178,8 @@ def analyze_run(run: Run, options: AnalysisOptions | None = None) -> Analysis:
         if options.dhp_below is None:
             notes.append("no DHP classification: turned off (dhp_below None, --no-dhp)")
         else:
-            try:  # with a given dihedral the topology is read only here, and may be missing
-                if topology is None:
-                    topology = read_topology(run.topology)
-                ortho = topology_ortho(topology, atoms)
+            try:
+                ortho = topology_ortho(read_topology_once(), atoms)
             except (ValueError, OSError) as err:
                 notes.append(f"no DHP classification (no stilbene ortho carbons): {err}")
             else:

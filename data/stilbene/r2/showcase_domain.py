@@ -39,6 +39,12 @@ def hydrogen_distance(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return time, np.minimum(*d)
 
 
+def percentiles(values: np.ndarray) -> dict[str, float]:
+    """The 0, 10, 25, 50, 75 and 100th percentiles of ``values``, rounded to 1e-3."""
+    q = (0, 10, 25, 50, 75, 100)
+    return dict(zip(map(str, q), np.percentile(values, q).round(3).tolist(), strict=True))
+
+
 def interval(k: int, n: int) -> dict:
     return Proportion.of(k, n).to_dict()
 
@@ -88,22 +94,10 @@ def main() -> None:
         "run": str(args.run_dir),
         "pairs": [list(p) for p in PAIRS],
         "note": "written frames only (one per fs as run); products as fusionff analyze gave them",
-        "closest_per_trajectory_percentiles": dict(
-            zip(
-                ["0", "10", "25", "50", "75", "100"],
-                np.percentile(closest, [0, 10, 25, 50, 75, 100]).round(3).tolist(),
-                strict=True,
-            )
-        ),  # fmt: skip
+        "closest_per_trajectory_percentiles": percentiles(closest),
         "at_hops": {
             "n": int(len(at_hops)),
-            "percentiles": dict(
-                zip(
-                    ["0", "10", "25", "50", "75", "100"],
-                    np.percentile(at_hops, [0, 10, 25, 50, 75, 100]).round(3).tolist(),
-                    strict=True,
-                )
-            ),  # fmt: skip
+            "percentiles": percentiles(at_hops),
             "below": {str(x): int((at_hops < x).sum()) for x in (1.6, 1.7, 1.8, 2.0)},
         },
         "limits": rows,
