@@ -498,7 +498,7 @@ def _pyramidalisation_line(events: list[HopEvent]) -> str:
     text = "more pyramidal central carbon at the hops: "
     if any(e.pyramidalisation is None for e in events):
         return text + "not measured (see the note)"
-    smaller = np.array([np.min(e.pyramidalisation) for e in events])
+    smaller = np.array([e.most_pyramidal for e in events])
     smaller = smaller[np.isfinite(smaller)]
     if not len(smaller):
         return text + "n/a (no finite positions at the hops)"

@@ -9,6 +9,7 @@ it: exact when every step is written, within half the frame stride otherwise.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +31,11 @@ class HopEvent:
     dihedral: float
     gap: float
     pyramidalisation: tuple[float, float] | None = None
+
+    @property
+    def most_pyramidal(self) -> float:
+        """The smaller of the two angle sums, degrees (NaN when not measured)."""
+        return math.nan if self.pyramidalisation is None else min(self.pyramidalisation)
 
 
 def nearest_frame(time: np.ndarray, t: float) -> int:

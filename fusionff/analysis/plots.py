@@ -117,9 +117,7 @@ def plot_hops(a: Analysis, path: Path) -> Path:
     frustrated = a.hops.frustrated_times_fs
     has_frustrated = frustrated is not None and len(frustrated) > 0
     with_dihedral = a.dihedrals is not None
-    smaller = np.array(
-        [np.nan if e.pyramidalisation is None else np.min(e.pyramidalisation) for e in events]
-    )
+    smaller = np.array([e.most_pyramidal for e in events])
     panels = (["times"] if events or has_frustrated else []) + (["geometry"] if events else [])
     if with_dihedral and np.isfinite(smaller).any():
         panels.append("pyramidalisation")
