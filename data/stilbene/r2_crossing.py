@@ -198,12 +198,11 @@ def main(argv=None) -> int:
             )
         results["crossing"] = info | describe_geometry(atoms.positions)
         write(HERE / "r2" / f"crossing-{tag}.xyz", Atoms(atoms.numbers, atoms.positions))
-        if "cis_S0_minimum" in results:
-            results["crossing_S1_minus_cis_FC_S1_eV"] = (
-                results["crossing"][f"sigma_{15.0:g}"]["E_S1_eV"]
-                - results["cis_S0_minimum"]["E_S1_eV"]
-            )
-        out_path.write_text(json.dumps(results, indent=1))
+    if "cis_S0_minimum" in results and "crossing" in results:  # either run may come first
+        results["crossing_S1_minus_cis_FC_S1_eV"] = (
+            results["crossing"][f"sigma_{15.0:g}"]["E_S1_eV"] - results["cis_S0_minimum"]["E_S1_eV"]
+        )
+    out_path.write_text(json.dumps(results, indent=1))
     print(json.dumps(results, indent=1))
     return 0
 
