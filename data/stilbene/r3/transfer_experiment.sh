@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Does pre-training on R2 help at R3? One command per snapshot of the R3 transfer queue:
+#
+#     data/stilbene/r3/transfer_experiment.sh SNAPSHOT_DIR MINUTES
+#
+# SNAPSHOT_DIR holds the frozen R3 files (data/stilbene/r3/snapshot-K/*.h5, made with
+# data/stilbene/r2/freeze_rows.py; the files of all earlier snapshots are used too, so the split
+# grows by extension). Trains, on one CPU thread each, for at most MINUTES each, fresh runs:
+#   potentials/training/stilbene-r3-transfer-SNAP  from the shipped R2 potential's weights
+#                                                  (init_from)
+#   potentials/training/stilbene-r3-scratch-SNAP   the same recipe from random weights
+# (SNAP: the snapshot folder's name) on the same split: the scratch run copies the transfer
+# run's split.json, which extends the previous snapshot's split when there is one, so a
+# structure's test/validation/train assignment never changes from snapshot to snapshot. Writes
+#   SNAPSHOT_DIR/experiment.txt   both runs' test tables and the zero-shot R2 potential's
+#                                 (compare_levels.py: R3 against R2 labels and the R2 model)
+# The YAML files potentials/stilbene-r3-transfer.yaml and -scratch.yaml are written from
+# data/stilbene/r3/recipe.yaml (model, loss, schedule: round 14's recipe) with the data list.
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+SNAP=${1:?snapshot directory}
+MINUTES=${2:-20}
+export OMP_NUM_THREADS=1 HDF5_USE_FILE_LOCKING=FALSE
+TAG=$(basename "$SNAP")
+TRANSFER=potentials/training/stilbene-r3-transfer-$TAG
+SCRATCH=potentials/training/stilbene-r3-scratch-$TAG
+[ ! -e "$TRANSFER/checkpoint.pt" ] || { echo "$TRANSFER exists: a finished experiment" >&2; exit 1; }
+PREVIOUS=$(ls -d potentials/training/stilbene-r3-transfer-snapshot-* 2>/dev/null | sort -V \
+    | grep -vx "$TRANSFER" | tail -n 1 || true)
+mkdir -p "$TRANSFER" "$SCRATCH"
+if [ -n "$PREVIOUS" ]; then cp "$PREVIOUS/split.json" "$TRANSFER/"; fi
+DATA=$(ls data/stilbene/r3/snapshot-*/stilbene-r3-*.h5 | sort -V)
+for KIND in transfer scratch; do
+    CFG=potentials/stilbene-r3-$KIND.yaml
+    {
+        echo "# R3 (SA-2-CASSCF(2,2)/6-31G) $KIND run of data/stilbene/r3/transfer_experiment.sh;"
+        echo "# written by it from data/stilbene/r3/recipe.yaml (do not edit here)."
+        echo "data:"
+        for F in $DATA; do echo "  - $F"; done
+        echo "output: potentials/training/stilbene-r3-$KIND-$TAG"
+        if [ "$KIND" = transfer ]; then echo "init_from: potentials/stilbene-r2-adiabatic.fff"; fi
+        sed "s/^time_limit_minutes:.*/time_limit_minutes: $MINUTES/" data/stilbene/r3/recipe.yaml
+    } > "$CFG"
+done
+fusionff train potentials/stilbene-r3-transfer.yaml > "$SNAP/train-transfer.log" 2>&1
+cp "$TRANSFER/split.json" "$SCRATCH/"
+fusionff train potentials/stilbene-r3-scratch.yaml > "$SNAP/train-scratch.log" 2>&1
+{
+    for KIND in transfer scratch; do
+        echo "== $KIND: potentials/training/stilbene-r3-$KIND-$TAG (test split)"
+        fusionff eval "potentials/training/stilbene-r3-$KIND-$TAG/model.fff" --run "$TRANSFER" 2>&1
+    done
+    echo "== zero-shot: the R2 potential against the R3 labels of the whole queue so far"
+    for F in $DATA; do
+        python data/stilbene/r3/compare_levels.py data/stilbene/r3/transfer.xyz "$F" \
+            --model potentials/stilbene-r2-adiabatic.fff
+    done
+} > "$SNAP/experiment.txt"
+cat "$SNAP/experiment.txt"
