@@ -13,7 +13,9 @@ For each model file:
                                 from the reference crossing) and S1 there relative to S1 at the
                                 model's cis FC point (reference -2.20 eV).
 
-All in eV and Angstrom; the potential runs in float64 on one CPU thread. Results go to
+``--level 6-31g`` checks an R3 potential against R3's landmarks (``r2/criteria-6-31g.json``,
+``cis-6-31g.xyz``, ``crossing-6-31g.xyz``: reference gap 6.21 eV at cis, crossing S1 1.29 eV
+below the FC S1) instead. All in eV and Angstrom; the potential runs in float64 on one CPU thread. Results go to
 ``--out`` (JSON)::
 
     python data/stilbene/r2_model_check.py potentials/stilbene-r2.fff \
@@ -44,13 +46,17 @@ def _rmsd(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.sqrt(((a - b) ** 2).sum(axis=1).mean()))
 
 
-def check(model: Path, fmax: float, steps: int) -> dict:
-    """The landmarks of one model (see the module docstring)."""
+LEVELS = {"r2": "criteria.json", "6-31g": "criteria-6-31g.json"}
+"""Reference landmarks per level: R2 (STO-3G) and R3 (6-31G), files in ``r2/``."""
+
+
+def check(model: Path, fmax: float, steps: int, level: str = "r2") -> dict:
+    """The landmarks of one model (see the module docstring) against ``level``'s reference."""
     calc = FusionCalculator(load_model(model, device="cpu").double(), device="cpu")
-    criteria = json.loads((HERE / "r2" / "criteria.json").read_text())
-    cis_ref = read(HERE / "r2" / "cis-r2.xyz")
-    crossing_ref = read(HERE / "r2" / "crossing-r2.xyz")
-    out: dict = {"model": str(model)}
+    criteria = json.loads((HERE / "r2" / LEVELS[level]).read_text())
+    cis_ref = read(HERE / "r2" / f"cis-{level}.xyz")
+    crossing_ref = read(HERE / "r2" / f"crossing-{level}.xyz")
+    out: dict = {"model": str(model), "level": level}
     for name, atoms in (("cis", cis_ref.copy()), ("crossing", crossing_ref.copy())):
         calc.calculate(atoms, ["energy"])
         e = calc.results["energies"]
@@ -86,9 +92,13 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=HERE / "r2" / "model_check.json")
     parser.add_argument("--fmax", type=float, default=0.05, help="eV/Angstrom")
     parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument(
+        "--level", choices=sorted(LEVELS), default="r2",
+        help="reference landmarks: r2 (STO-3G, criteria.json) or 6-31g (R3, criteria-6-31g.json)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    results = {m.stem: check(m, args.fmax, args.steps) for m in args.models}
+    results = {m.stem: check(m, args.fmax, args.steps, args.level) for m in args.models}
     args.out.write_text(json.dumps(results, indent=1) + "\n")
     print(json.dumps(results, indent=1))
     return 0
