@@ -15,8 +15,8 @@ For each model file:
 
 ``--level 6-31g`` checks an R3 potential against R3's landmarks (``r2/criteria-6-31g.json``,
 ``cis-6-31g.xyz``, ``crossing-6-31g.xyz``: reference gap 6.21 eV at cis, crossing S1 1.29 eV
-below the FC S1) instead. All in eV and Angstrom; the potential runs in float64 on one CPU thread. Results go to
-``--out`` (JSON)::
+below the FC S1) instead. All in eV and Angstrom; the potential runs in float64 on one CPU
+thread. Results go to ``--out`` (JSON)::
 
     python data/stilbene/r2_model_check.py potentials/stilbene-r2.fff \
         potentials/stilbene-r2-adiabatic.fff --out data/stilbene/r2/model_check.json
