@@ -98,7 +98,12 @@ def main(argv=None) -> int:
     )  # fmt: skip
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    results = {m.stem: check(m, args.fmax, args.steps, args.level) for m in args.models}
+    # a training run's model.fff is named by its run directory
+    names = [m.parent.name if m.stem == "model" else m.stem for m in args.models]
+    results = {
+        n: check(m, args.fmax, args.steps, args.level)
+        for n, m in zip(names, args.models, strict=True)
+    }
     args.out.write_text(json.dumps(results, indent=1) + "\n")
     print(json.dumps(results, indent=1))
     return 0

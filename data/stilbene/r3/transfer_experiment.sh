@@ -8,12 +8,15 @@
 # grows by extension). Trains, on one CPU thread each, for at most MINUTES each, fresh runs:
 #   potentials/training/stilbene-r3-transfer-SNAP  from the shipped R2 potential's weights
 #                                                  (init_from)
+#   potentials/training/stilbene-r3-transferwide-SNAP  from the wide R2 model's (C = 48)
 #   potentials/training/stilbene-r3-scratch-SNAP   the same recipe from random weights
 # (SNAP: the snapshot folder's name) on the same split: the scratch run copies the transfer
 # run's split.json, which extends the previous snapshot's split when there is one, so a
 # structure's test/validation/train assignment never changes from snapshot to snapshot. Writes
-#   SNAPSHOT_DIR/experiment.txt   both runs' test tables and the zero-shot R2 potential's
+#   SNAPSHOT_DIR/experiment.txt   the runs' test tables and the zero-shot R2 potential's
 #                                 (compare_levels.py: R3 against R2 labels and the R2 model)
+#   data/stilbene/r3/model-check-SNAP.json   R3's landmarks on the three models
+#                                 (r2_model_check.py --level 6-31g; keyed by run directory)
 # The YAML files potentials/stilbene-r3-transfer.yaml and -scratch.yaml are written from
 # data/stilbene/r3/recipe.yaml (model, loss, schedule: round 14's recipe) with the data list.
 set -euo pipefail
@@ -23,14 +26,14 @@ MINUTES=${2:-20}
 export OMP_NUM_THREADS=1 HDF5_USE_FILE_LOCKING=FALSE
 TAG=$(basename "$SNAP")
 TRANSFER=potentials/training/stilbene-r3-transfer-$TAG
-SCRATCH=potentials/training/stilbene-r3-scratch-$TAG
 [ ! -e "$TRANSFER/checkpoint.pt" ] || { echo "$TRANSFER exists: a finished experiment" >&2; exit 1; }
 PREVIOUS=$(ls -d potentials/training/stilbene-r3-transfer-snapshot-* 2>/dev/null | sort -V \
     | grep -vx "$TRANSFER" | tail -n 1 || true)
-mkdir -p "$TRANSFER" "$SCRATCH"
+KINDS="transfer transferwide scratch"
+for KIND in $KINDS; do mkdir -p "potentials/training/stilbene-r3-$KIND-$TAG"; done
 if [ -n "$PREVIOUS" ]; then cp "$PREVIOUS/split.json" "$TRANSFER/"; fi
 DATA=$(ls data/stilbene/r3/snapshot-*/stilbene-r3-*.h5 | sort -V)
-for KIND in transfer scratch; do
+for KIND in $KINDS; do
     CFG=potentials/stilbene-r3-$KIND.yaml
     {
         echo "# R3 (SA-2-CASSCF(2,2)/6-31G) $KIND run of data/stilbene/r3/transfer_experiment.sh;"
@@ -38,15 +41,26 @@ for KIND in transfer scratch; do
         echo "data:"
         for F in $DATA; do echo "  - $F"; done
         echo "output: potentials/training/stilbene-r3-$KIND-$TAG"
-        if [ "$KIND" = transfer ]; then echo "init_from: potentials/stilbene-r2-adiabatic.fff"; fi
-        sed "s/^time_limit_minutes:.*/time_limit_minutes: $MINUTES/" data/stilbene/r3/recipe.yaml
+        case $KIND in
+        transfer) echo "init_from: potentials/stilbene-r2-adiabatic.fff" ;;
+        transferwide) echo "init_from: potentials/training/stilbene-r2-wide/model.fff" ;;
+        esac
+        if [ "$KIND" = transferwide ]; then  # the wide model's width (potentials/stilbene-r2-wide.yaml)
+            sed -e "s/^  channels: 12/  channels: 48/" -e "s/^  readout_hidden: 16/  readout_hidden: 32/" \
+                data/stilbene/r3/recipe.yaml
+        else
+            cat data/stilbene/r3/recipe.yaml
+        fi | sed -e "s/^time_limit_minutes:.*/time_limit_minutes: $MINUTES/" -e "/^# The R3 training/d" \
+            -e "/^# transfer_experiment.sh/d"
     } > "$CFG"
 done
 fusionff train potentials/stilbene-r3-transfer.yaml > "$SNAP/train-transfer.log" 2>&1
-cp "$TRANSFER/split.json" "$SCRATCH/"
-fusionff train potentials/stilbene-r3-scratch.yaml > "$SNAP/train-scratch.log" 2>&1
+for KIND in transferwide scratch; do
+    cp "$TRANSFER/split.json" "potentials/training/stilbene-r3-$KIND-$TAG/"
+    fusionff train "potentials/stilbene-r3-$KIND.yaml" > "$SNAP/train-$KIND.log" 2>&1
+done
 {
-    for KIND in transfer scratch; do
+    for KIND in $KINDS; do
         echo "== $KIND: potentials/training/stilbene-r3-$KIND-$TAG (test split)"
         fusionff eval "potentials/training/stilbene-r3-$KIND-$TAG/model.fff" --run "$TRANSFER" 2>&1
     done
@@ -56,4 +70,7 @@ fusionff train potentials/stilbene-r3-scratch.yaml > "$SNAP/train-scratch.log" 2
             --model potentials/stilbene-r2-adiabatic.fff
     done
 } > "$SNAP/experiment.txt"
+(cd data/stilbene && python r2_model_check.py --level 6-31g \
+    $(for KIND in $KINDS; do echo "../../potentials/training/stilbene-r3-$KIND-$TAG/model.fff"; done) \
+    --out "r3/model-check-$TAG.json") > "$SNAP/model-check.log" 2>&1
 cat "$SNAP/experiment.txt"
