@@ -1,0 +1,67 @@
+"""data/stilbene/r3: the transfer queue's ordering (select_transfer.py) and the level
+comparison (compare_levels.py), on synthetic points and labels (energies eV, forces eV/A)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.conftest import load_script
+
+select = load_script("data/stilbene/r3/select_transfer.py")
+compare = load_script("data/stilbene/r3/compare_levels.py")
+
+
+def test_farthest_point_order_takes_the_farthest_remaining_point_each_time():
+    """On 0, 1, ..., 10 on a line from 0: 10 (farthest), then 5 (midway), then 2 or 3 and 7
+    or 8; each pick maximises the distance to those already chosen, none repeats."""
+    x = np.arange(11.0)[:, None]
+    order = select.farthest_point_order(x, 0, 5)
+    assert order[:3] == [0, 10, 5]
+    assert set(order[3:]) <= {2, 3, 7, 8} and len(set(order)) == 5
+    for k in range(1, len(order)):
+        nearest = np.min(np.abs(x[:, 0][:, None] - x[order[:k], 0][None, :]), axis=1)
+        assert nearest[order[k]] == nearest.max()
+
+
+def test_interleave_alternates_farthest_and_random_picks_without_repeats():
+    """Even positions are the farthest-point picks in order; odd ones are distinct random
+    indices not among them; the length is n."""
+    fps = [0, 9, 4]
+    order = select.interleave(fps, n_total=10, n=6, seed=0)
+    assert len(order) == 6 and len(set(order)) == 6
+    assert order[0::2] == fps
+    assert not set(order[1::2]) & set(fps)
+    assert all(0 <= k < 10 for k in order)
+
+
+def test_standardise_gives_zero_mean_and_unit_total_variance():
+    rng = np.random.default_rng(1)
+    block = rng.normal(3.0, [1.0, 5.0, 0.1], size=(200, 3))
+    block[:, 2] = 7.0  # a constant column is left at zero, not divided by zero
+    z = select.standardise(block)
+    assert np.allclose(z.mean(axis=0), 0.0, atol=1e-12)
+    assert np.allclose(z[:, :2].var(axis=0), 1.0 / 3.0)
+    assert np.all(z[:, 2] == 0.0)
+
+
+def test_level_differences_ignore_a_constant_energy_offset():
+    """Level b is level a shifted by -170 eV with S1 raised by 0.1 eV on two of four
+    structures, and forces off by 0.2 eV/A on state 0 only: relative S0 energies agree
+    exactly, S1 differs by the spread of the raise (0.05 eV mean), forces 0.2 / 0 eV/A, the gap
+    by 0.05 eV on average (b larger), 0.1 below 1 eV where only the raised ones are."""
+    rng = np.random.default_rng(2)
+    e_a = rng.normal(0.0, 1.0, size=(4, 2)) + np.array([0.0, 3.0])
+    e_b = e_a - 170.0
+    e_b[:2, 1] += 0.1
+    f_a = rng.normal(size=(4, 2, 5, 3))
+    f_b = f_a.copy()
+    f_b[:, 0] += 0.2
+    gap_ref = np.array([0.5, 0.5, 2.0, 2.0])
+    out = compare.level_differences(e_b, e_a, f_b, f_a, gap_ref)
+    assert out["relative_energy_mad_eV"][0] == pytest.approx(0.0, abs=1e-9)
+    assert out["relative_energy_mad_eV"][1] == pytest.approx(0.05)
+    assert out["force_mad_eV_per_A"] == pytest.approx([0.2, 0.0])
+    assert out["gap_mean_difference_eV"] == pytest.approx(0.05)
+    assert out["n_gap_below_1eV"] == 2
+    assert out["gap_mad_below_1eV_eV"] == pytest.approx(0.1)
