@@ -132,19 +132,21 @@ def optimise(atoms: Atoms, calc, work: Path, name: str, fmax: float, steps: int)
     }
 
 
+def criteria_path(tag: str) -> Path:
+    """A level's criteria record: ``r2/criteria.json`` for R2 (tag "r2"), else
+    ``r2/criteria-<tag>.json`` (tag: the basis in lower case, e.g. "6-31g")."""
+    return HERE / "r2" / ("criteria.json" if tag == "r2" else f"criteria-{tag}.json")
+
+
 def describe_geometry(positions: np.ndarray) -> dict:
     """Of stilbene positions (26, 3) Angstrom: the central dihedral and the angle sums at C1
     and C2 (degrees), and the shorter of the distances H1-C2 and H2-C1 (about 2.1 Angstrom
     normally; a hydrogen bridging the central carbons comes within 1.3)."""
-    bridge = min(
-        np.linalg.norm(positions[sb.H1] - positions[sb.C2]),
-        np.linalg.norm(positions[sb.H2] - positions[sb.C1]),
-    )
     return {
         "dihedral_deg": float(sb.dihedral(positions)),
         "angle_sum_C1_deg": float(sb.pyramidalisation(positions, sb.C1)),
         "angle_sum_C2_deg": float(sb.pyramidalisation(positions, sb.C2)),
-        "H_to_other_central_carbon_A": float(bridge),
+        "H_to_other_central_carbon_A": sb.hydrogen_bridge_distance(positions),
     }
 
 
@@ -163,7 +165,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     tag = "r2" if args.basis.upper() == "STO-3G" else args.basis.lower()
-    out_path = HERE / "r2" / ("criteria.json" if tag == "r2" else f"criteria-{tag}.json")
+    out_path = criteria_path(tag)
     results = json.loads(out_path.read_text()) if out_path.exists() else {}
     results["basis"] = args.basis
     casscf = CasscfCalculator(

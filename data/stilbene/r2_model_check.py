@@ -32,7 +32,14 @@ from pathlib import Path
 import numpy as np
 import torch
 from ase.io import read
-from r2_crossing import HERE, CrossingPenalty, OnState, describe_geometry, optimise
+from r2_crossing import (
+    HERE,
+    CrossingPenalty,
+    OnState,
+    criteria_path,
+    describe_geometry,
+    optimise,
+)
 
 from fusionff.calculator import FusionCalculator
 from fusionff.models.io import load_model
@@ -46,14 +53,14 @@ def _rmsd(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.sqrt(((a - b) ** 2).sum(axis=1).mean()))
 
 
-LEVELS = {"r2": "criteria.json", "6-31g": "criteria-6-31g.json"}
-"""Reference landmarks per level: R2 (STO-3G) and R3 (6-31G), files in ``r2/``."""
+LEVELS = ("r2", "6-31g")
+"""Levels with reference landmarks in ``r2/``: R2 (STO-3G) and R3 (6-31G)."""
 
 
 def check(model: Path, fmax: float, steps: int, level: str = "r2") -> dict:
     """The landmarks of one model (see the module docstring) against ``level``'s reference."""
     calc = FusionCalculator(load_model(model, device="cpu").double(), device="cpu")
-    criteria = json.loads((HERE / "r2" / LEVELS[level]).read_text())
+    criteria = json.loads(criteria_path(level).read_text())
     cis_ref = read(HERE / "r2" / f"cis-{level}.xyz")
     crossing_ref = read(HERE / "r2" / f"crossing-{level}.xyz")
     out: dict = {"model": str(model), "level": level}
@@ -93,7 +100,7 @@ def main(argv=None) -> int:
     parser.add_argument("--fmax", type=float, default=0.05, help="eV/Angstrom")
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument(
-        "--level", choices=sorted(LEVELS), default="r2",
+        "--level", choices=LEVELS, default="r2",
         help="reference landmarks: r2 (STO-3G, criteria.json) or 6-31g (R3, criteria-6-31g.json)",
     )  # fmt: skip
     args = parser.parse_args(argv)

@@ -84,6 +84,14 @@ def pyramidalisation(positions: np.ndarray, carbon: int) -> float:
     )
 
 
+def hydrogen_bridge_distance(positions: np.ndarray) -> float:
+    """The shorter of H1-C2 and H2-C1, Angstrom: how near a central hydrogen has come to the
+    other central carbon (about 2.1 normally; the R2 runs stop below 1.45, a bridging hydrogen
+    is within 1.3)."""
+    p = _check(positions)
+    return float(min(np.linalg.norm(p[H1] - p[C2]), np.linalg.norm(p[H2] - p[C1])))
+
+
 def rotate(
     positions: np.ndarray,
     atoms: tuple[int, ...],

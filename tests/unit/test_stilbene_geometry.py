@@ -119,6 +119,20 @@ def test_cis_builder_has_no_clashes():
     assert sb.closest_nonbonded(flat.positions, flat.numbers) < 1.0
 
 
+def test_hydrogen_bridge_distance_is_the_shorter_h_to_other_carbon_distance():
+    """On cis stilbene both central hydrogens are about 2.1 A from the other central carbon;
+    moving H2 to 1.2 A from C1 makes that the distance, whichever hydrogen moved."""
+    p = sb.cis_stilbene().positions
+    d = sb.hydrogen_bridge_distance(p)
+    assert 1.9 < d < 2.3
+    assert d == pytest.approx(
+        min(np.linalg.norm(p[sb.H1] - p[sb.C2]), np.linalg.norm(p[sb.H2] - p[sb.C1]))
+    )
+    q = p.copy()
+    q[sb.H2] = p[sb.C1] + 1.2 * (p[sb.C2] - p[sb.C1]) / np.linalg.norm(p[sb.C2] - p[sb.C1])
+    assert sb.hydrogen_bridge_distance(q) == pytest.approx(1.2)
+
+
 def test_wrong_shape_is_rejected():
     """A geometry that is not 26 atoms is refused with the expected shape in the message."""
     with pytest.raises(ValueError, match="26"):

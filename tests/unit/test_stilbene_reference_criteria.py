@@ -12,26 +12,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 from ase.io import read
 
-from fusionff.data import stilbene as sb
+from tests.conftest import load_script
 
+describe_geometry = load_script("data/stilbene/r2_crossing.py").describe_geometry
 HERE = Path(__file__).resolve().parents[2] / "data" / "stilbene" / "r2"
 LEVELS = {"R2 (STO-3G)": ("criteria.json", "r2"), "R3 (6-31G)": ("criteria-6-31g.json", "6-31g")}
-
-
-def describe(positions: np.ndarray) -> dict:
-    return {
-        "dihedral_deg": sb.dihedral(positions),
-        "angle_sum_C1_deg": sb.pyramidalisation(positions, sb.C1),
-        "angle_sum_C2_deg": sb.pyramidalisation(positions, sb.C2),
-        "H_to_other_central_carbon_A": min(
-            np.linalg.norm(positions[sb.H1] - positions[sb.C2]),
-            np.linalg.norm(positions[sb.H2] - positions[sb.C1]),
-        ),
-    }
 
 
 @pytest.fixture(params=sorted(LEVELS), ids=lambda name: name.split()[0])
@@ -45,7 +33,7 @@ def test_geometry_files_match_their_records(level):
     crossing are those of the shipped xyz files (to 0.01 degree / 1e-4 Angstrom)."""
     criteria, tag = level
     for key, name in (("cis_S0_minimum", f"cis-{tag}.xyz"), ("crossing", f"crossing-{tag}.xyz")):
-        measured = describe(read(HERE / name).positions)
+        measured = describe_geometry(read(HERE / name).positions)
         for quantity, value in measured.items():
             tol = 1e-4 if quantity.endswith("_A") else 1e-2
             assert criteria[key][quantity] == pytest.approx(value, abs=tol), (name, quantity)

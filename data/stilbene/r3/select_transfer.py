@@ -46,7 +46,11 @@ BONDED_H = 1.3  # Angstrom: a hydrogen this close to a central carbon is its own
 
 
 def hydrogen_to_other_carbon(p: np.ndarray, numbers: np.ndarray) -> float:
-    """Shortest distance (Angstrom) of a central carbon's hydrogen to the other central carbon."""
+    """Shortest distance (Angstrom) of a central carbon's hydrogen to the other central carbon,
+    the hydrogens found by distance (as in ``../r2/al14_frames.py``), not by index as in
+    :func:`fusionff.data.stilbene.hydrogen_bridge_distance`: the two differ where a C-H bond
+    is stretched past 1.3 A, and this one wrote ``transfer.xyz``, which the queue's resume
+    checks frame by frame, so it stays."""
     hydrogens = np.flatnonzero(numbers == 1)
     best = np.inf
     for own, other in ((stilbene.C1, stilbene.C2), (stilbene.C2, stilbene.C1)):
@@ -96,16 +100,10 @@ def farthest_point_order(x: np.ndarray, first: int, n: int) -> list[int]:
 
 def interleave(fps: list[int], n_total: int, n: int, seed: int) -> list[int]:
     """Alternate farthest-point picks with uniform random picks of the rest, ``n`` in all."""
-    rng = np.random.default_rng(seed)
-    rest = [int(i) for i in rng.permutation(n_total) if i not in set(fps)]
-    order, seen = [], set()
-    sources = iter(zip(fps, rest, strict=False))
-    for a, b in sources:
-        for k in (a, b):
-            if k not in seen and len(order) < n:
-                order.append(k)
-                seen.add(k)
-    return order
+    chosen = set(fps)
+    rest = [int(i) for i in np.random.default_rng(seed).permutation(n_total) if i not in chosen]
+    order = [k for pair in zip(fps, rest, strict=False) for k in pair]
+    return order[:n]
 
 
 def main(argv: list[str] | None = None) -> None:
