@@ -49,6 +49,10 @@ run)
     OUT=${OUT:-/tmp/fusionff-gpu}
     LOGS=/tmp/fusionff-gpu-logs  # gathered into $OUT/logs.txt (8 files at most come back)
     mkdir -p "$OUT" "$LOGS"
+    # every stage's limit is also cut to what is left of BUDGET_S (default 560 s; the call's
+    # timeout_s should be a little above it) less 20 s for packing up
+    BUDGET=${BUDGET_S:-560}
+    cap() { local left=$((BUDGET - SECONDS - 20)); [ "$left" -lt "$1" ] && echo $((left > 5 ? left : 5)) || echo "$1"; }
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
         --target /tmp/site .whl/*.whl || exit 1
     export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1
@@ -57,20 +61,22 @@ run)
         python3 -c "import torch, e3nn; print(torch.__version__, e3nn.__version__, \
 torch.cuda.get_device_name(0))"
     } > "$OUT/gpu.txt" 2>&1
-    if [ "${ONLY_TRAIN:-0}" = "0" ]; then
-    timeout 180 python3 -m pytest -q -m gpu -p no:cacheprovider tests/integration/test_gpu.py \
+    stage_tests() {
+    timeout "$(cap 150)" python3 -m pytest -q -m gpu -p no:cacheprovider tests/integration/test_gpu.py \
         > "$LOGS/gpu_tests.log" 2>&1
-    timeout 200 python3 benchmarks/dynamics_speed.py --device cuda --dtype float32 \
+    }
+    stage_bench() {
+    timeout "$(cap 170)" python3 benchmarks/dynamics_speed.py --device cuda --dtype float32 \
         --skip-tully --ml-sizes 1,64,1024 --ml-steps 20,10,5 --loop-max 8 \
         --out "$OUT/dynamics_cuda.json" > "$LOGS/dynamics.log" 2>&1
-    timeout 60 python3 benchmarks/model_eval.py --device cuda --dtype float32 \
+    timeout "$(cap 50)" python3 benchmarks/model_eval.py --device cuda --dtype float32 \
         --batches 1,16,128,1024 > "$LOGS/model_eval.log" 2>&1
     cp benchmarks/results/model_eval_cuda*.json "$OUT/" 2>/dev/null
-    timeout 60 python3 benchmarks/train_step.py --device cuda --batch 32 \
+    timeout "$(cap 50)" python3 benchmarks/train_step.py --device cuda --batch 32 \
         > "$LOGS/train_step.log" 2>&1
     cp benchmarks/results/train_step_cuda.json "$OUT/" 2>/dev/null
-    fi
-    if [ "${TRAIN_MINUTES:-0}" != "0" ]; then
+    }
+    stage_train() {
         CONFIG=${TRAIN_CONFIG:-potentials/stilbene-r2-wide.yaml}
         RUN_DIR=$(sed -n 's/^output: *\([^ #]*\).*/\1/p' "$CONFIG")
         # a new run starts on the split it names in its header (round 8's for the wide model)
@@ -79,23 +85,38 @@ torch.cuda.get_device_name(0))"
         if [ -n "$SPLIT_FROM" ] && [ ! -e "$RUN_DIR/split.json" ]; then cp "$SPLIT_FROM" "$RUN_DIR/"; fi
         sed -e "s/^time_limit_minutes:.*/time_limit_minutes: ${TRAIN_MINUTES}/" \
             -e "s/^device:.*/device: cuda/" "$CONFIG" > /tmp/gpu-train.yaml
-        timeout $((TRAIN_MINUTES * 60 + 120)) python3 -m fusionff.cli train /tmp/gpu-train.yaml \
+        timeout "$(cap $((TRAIN_MINUTES * 60 + 120)))" python3 -m fusionff.cli train /tmp/gpu-train.yaml \
             > "$LOGS/train.out" 2>&1
         EXCLUDE=()
         if [ "$(du -m "$RUN_DIR/checkpoint.pt" 2>/dev/null | cut -f1)" -gt 40 ] 2>/dev/null; then
             EXCLUDE=(--exclude=checkpoint.pt)
         fi
         tar -cf "$OUT/train.tar" "${EXCLUDE[@]}" -C "$(dirname "$RUN_DIR")" "$(basename "$RUN_DIR")"
-    fi
-    if [ "${SHOWCASE_TRAJ:-0}" != "0" ]; then
+    }
+    stage_showcase() {
         # the R2 showcase (md/stilbene_cis_r2.yaml) on the GPU, SHOWCASE_TRAJ trajectories of
         # SHOWCASE_FS fs; resumable, so a second call with the same settings continues it
-        timeout "${SHOWCASE_SECONDS:-400}" python3 -m fusionff.cli run md/stilbene_cis_r2.yaml \
+        # one batch of SHOWCASE_BATCH (default 512) trajectories instead of the file's 128
+        sed "s/^batch_size:.*/batch_size: ${SHOWCASE_BATCH:-512}/" md/stilbene_cis_r2.yaml \
+            > md/stilbene_cis_r2_gpu.yaml
+        timeout "$(cap "${SHOWCASE_SECONDS:-400}")" python3 -m fusionff.cli run md/stilbene_cis_r2_gpu.yaml \
             --device cuda --n-traj "$SHOWCASE_TRAJ" --time-fs "${SHOWCASE_FS:-1000}" \
             --output runs/stilbene_cis_r2_gpu > "$LOGS/showcase.out" 2>&1
-        python3 -m fusionff.cli analyze runs/stilbene_cis_r2_gpu > "$LOGS/showcase_analysis.txt" 2>&1
+        timeout "$(cap 60)" python3 -m fusionff.cli analyze runs/stilbene_cis_r2_gpu \
+            > "$LOGS/showcase_analysis.txt" 2>&1
         tar -cf "$OUT/showcase.tar" --exclude='*.h5' -C runs stilbene_cis_r2_gpu
-    fi
+    }
+    # STAGES: which stages, in order (default: tests, benchmarks, then training and the
+    # showcase where TRAIN_MINUTES / SHOWCASE_TRAJ ask for them; ONLY_TRAIN=1 drops the first two)
+    DEFAULT="tests bench"
+    [ "${ONLY_TRAIN:-0}" = "0" ] || DEFAULT=""
+    [ "${TRAIN_MINUTES:-0}" = "0" ] || DEFAULT="$DEFAULT train"
+    [ "${SHOWCASE_TRAJ:-0}" = "0" ] || DEFAULT="$DEFAULT showcase"
+    for stage in ${STAGES:-$DEFAULT}; do
+        echo "$SECONDS s: $stage starts" >> "$LOGS/stages.log"
+        "stage_$stage"
+    done
+    echo "$SECONDS s: done" >> "$LOGS/stages.log"
     for f in "$LOGS"/*; do echo "==> $f"; cat "$f"; done > "$OUT/logs.txt" 2>/dev/null
     tail -n 3 "$LOGS"/* 2>/dev/null
     ;;
