@@ -7,7 +7,12 @@ import json
 import sys
 
 from fusionff import __version__
-from fusionff.analysis.cli import add_analyze_arguments, analyze_main
+from fusionff.analysis.cli import (
+    add_analyze_arguments,
+    add_compare_arguments,
+    analyze_main,
+    compare_main,
+)
 from fusionff.dynamics.cli import add_run_arguments, run_main
 from fusionff.labeling.cli import add_label_arguments, label_main
 from fusionff.train.cli import add_eval_arguments, add_train_arguments, eval_main, train_main
@@ -89,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_arguments(p).set_defaults(func=run_main)
     p = sub.add_parser("analyze", help="populations, decay time, products and yields of a run")
     add_analyze_arguments(p).set_defaults(func=analyze_main)
+    p = sub.add_parser(
+        "compare", help="are two analysed ensembles the same within statistics? (yields, hops)"
+    )
+    add_compare_arguments(p).set_defaults(func=compare_main)
     return parser
 
 

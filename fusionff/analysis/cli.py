@@ -155,3 +155,44 @@ def analyze_main(args: argparse.Namespace) -> int:
     print(format_report(analysis))
     print("wrote " + ", ".join(str(p) for p in written))
     return 0
+
+
+def add_compare_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the arguments of ``fusionff compare`` to ``parser`` and return it."""
+    parser.add_argument(
+        "run_a", help="run directory analysed by 'fusionff analyze' (or its analysis.json)"
+    )
+    parser.add_argument("run_b", help="the other run (or its analysis.json)")
+    parser.add_argument(
+        "--alpha",
+        type=float,
+        default=0.05,
+        help="family-wise significance level over all tests (Holm; default 0.05)",
+    )
+    parser.add_argument(
+        "--within",
+        type=float,
+        default=None,
+        metavar="FS",
+        help="also compare the fraction that first reaches the ground state "
+        "within FS fs (default: half the shorter run)",
+    )
+    parser.add_argument("--out", default=None, help="write the comparison as JSON to this file")
+    return parser
+
+
+def compare_main(args: argparse.Namespace) -> int:
+    """Run ``fusionff compare``; returns 0 (consistent) or 3 (a significant difference)."""
+    from fusionff.analysis.compare import compare_analyses, format_report, load_analysis
+
+    result = compare_analyses(
+        load_analysis(args.run_a),
+        load_analysis(args.run_b),
+        alpha=args.alpha,
+        within_fs=args.within,
+    )
+    print(format_report(result))
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=1, allow_nan=False))
+        print(f"wrote {args.out}")
+    return 0 if result["consistent"] else 3
