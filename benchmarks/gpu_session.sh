@@ -5,8 +5,15 @@
 #        bash benchmarks/gpu_session.sh prepare
 #    downloads the wheels the GPU image lacks (ase, MDAnalysis and three of its needs; about
 #    22 MB) into .whl/ (ignored through .git/info/exclude).
+#    Then `bash benchmarks/gpu_session.sh slim`: the tree that travels may hold 64 MiB and the
+#    repository is larger (99 MB on 2026-12-04); this moves the large tracked files the device
+#    run does not need into ../fusionff-slim.tar. `bash benchmarks/gpu_session.sh unslim`
+#    puts them back once the device calls are done (commit nothing in between).
 # 2. On the device machine: command `bash benchmarks/gpu_session.sh run`, carry [".whl"],
-#    timeout_s 540. It writes to $OUT (at most 8 files come back):
+#    timeout_s 590. STAGES="tests showcase bench" chooses the stages and their order;
+#    BUDGET_S (default 560) cuts every stage's limit to what is left of it. Measured
+#    2026-12-04 on an H200: tests 40 s (with the wheels), the showcase of 512 x 1 ps 247 s,
+#    the benchmarks 94 s, 383 s in all, plus about 30 s of machine start. It writes to $OUT (at most 8 files come back):
 #        gpu.txt              nvidia-smi and torch's view of the device
 #        logs.txt             the output of every stage (the GPU tests: gpu_tests.log in it,
 #                             python3 -m pytest -m gpu tests/integration/test_gpu.py)
@@ -26,7 +33,8 @@
 #                             when it is over 40 MB); unpack it under potentials/training/.
 #        showcase.tar         with SHOWCASE_TRAJ=N (default 0: skipped): md/stilbene_cis_r2.yaml on
 #                             cuda with N trajectories of SHOWCASE_FS fs (default 1000) within
-#                             SHOWCASE_SECONDS (default 400); summary and analysis, no H5MD.
+#                             SHOWCASE_SECONDS (default 400), one batch of SHOWCASE_BATCH
+#                             (default 512); summary and analysis, no H5MD (*.h5md) files.
 #                             ONLY_TRAIN=1 SHOWCASE_TRAJ=512 gives it the whole call.
 # Each stage has its own time limit, so one that hangs does not eat the others' time: tests
 # 180 s, benchmarks 320 s, training TRAIN_MINUTES + 2 min. One device call may last 600 s, so
@@ -37,7 +45,25 @@ cd "$(dirname "$0")/.."
 
 WHEELS="ase==3.29.0 MDAnalysis==2.11.0 GridDataFormats==1.2.0 mda-xdrlib==0.2.0 mmtf-python==1.1.3 mrcfile==1.5.4"
 
+SLIM_TAR=${SLIM_TAR:-../fusionff-slim.tar}
+# tracked files the device run needs even when large (the rest over 150 KB stays behind)
+SLIM_KEEP='^(fusionff|tests|benchmarks|md)/|\.fff$|stilbene-r1\.h5$|stilbene-r3-transfer\.h5$|r3/transfer\.xyz$|cis-r2\.xyz$'
+
 case "${1:-}" in
+slim)
+    # The working tree that travels to the device is limited to 64 MiB; the repository's data
+    # and checkpoints are more. Move large tracked files the device run does not need into
+    # SLIM_TAR (outside the repo); 'unslim' puts them back. Commit nothing in between.
+    [ -e "$SLIM_TAR" ] && { echo "$SLIM_TAR exists: run 'unslim' first" >&2; exit 1; }
+    git ls-files -z | xargs -0 du -k | awk '$1 > 150 {print $2}' | grep -Ev "$SLIM_KEEP" \
+        > /tmp/fusionff-slim.list
+    tar -cf "$SLIM_TAR" -T /tmp/fusionff-slim.list && xargs rm < /tmp/fusionff-slim.list
+    echo "moved $(wc -l < /tmp/fusionff-slim.list) files to $SLIM_TAR; tracked files left:" \
+        "$(git ls-files -z | xargs -0 du -kc 2>/dev/null | tail -1 | cut -f1) KB (+ .whl)"
+    ;;
+unslim)
+    tar -xf "$SLIM_TAR" && rm "$SLIM_TAR" && git status --short | head
+    ;;
 prepare)
     grep -qx "/.whl/" .git/info/exclude 2>/dev/null || echo "/.whl/" >> .git/info/exclude
     # shellcheck disable=SC2086
@@ -104,7 +130,7 @@ torch.cuda.get_device_name(0))"
             --output runs/stilbene_cis_r2_gpu > "$LOGS/showcase.out" 2>&1
         timeout "$(cap 60)" python3 -m fusionff.cli analyze runs/stilbene_cis_r2_gpu \
             > "$LOGS/showcase_analysis.txt" 2>&1
-        tar -cf "$OUT/showcase.tar" --exclude='*.h5' -C runs stilbene_cis_r2_gpu
+        tar -cf "$OUT/showcase.tar" --exclude='*.h5md' --exclude=checkpoint.pt -C runs stilbene_cis_r2_gpu
     }
     # STAGES: which stages, in order (default: tests, benchmarks, then training and the
     # showcase where TRAIN_MINUTES / SHOWCASE_TRAJ ask for them; ONLY_TRAIN=1 drops the first two)
@@ -121,7 +147,7 @@ torch.cuda.get_device_name(0))"
     tail -n 3 "$LOGS"/* 2>/dev/null
     ;;
 *)
-    echo "usage: bash benchmarks/gpu_session.sh prepare|run" >&2
+    echo "usage: bash benchmarks/gpu_session.sh prepare|slim|run|unslim" >&2
     exit 2
     ;;
 esac
