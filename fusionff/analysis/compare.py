@@ -290,6 +290,15 @@ def _population_difference(a: dict, b: dict) -> dict | None:
     }
 
 
+def _starts_excited(analysis: dict) -> bool:
+    """Most trajectories start above the ground state (photochemistry, not scattering)."""
+    populations = analysis.get("populations")
+    if not populations or not populations.get("active_fraction"):
+        return False
+    ground = int(analysis.get("options", {}).get("ground_state", 0))
+    return populations["active_fraction"][0][ground] < 0.5
+
+
 def _merge_duplicates(rows: list[dict]) -> list[dict]:
     """One row per distinct pair of counts: 'product S1' is 'final active state S1', and the
     quantum yield is 'product trans' when every start is cis. Duplicates would only weaken
@@ -319,10 +328,11 @@ def compare_analyses(
     a: dict, b: dict, *, alpha: float = ALPHA, within_fs: float | None = None
 ) -> dict:
     """Compare two ``analysis.json`` dicts (see the module docstring); ``within_fs`` adds the
-    fraction that first reaches the ground state by then (default: half the shorter run)."""
+    fraction that first reaches the ground state by then (default: half the shorter run, where
+    both runs start above the ground state)."""
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
-    if within_fs is None and a.get("populations") and b.get("populations"):
+    if within_fs is None and _starts_excited(a) and _starts_excited(b):
         within_fs = 0.5 * min(a["populations"]["time_fs"][-1], b["populations"]["time_fs"][-1])
     rows = _merge_duplicates(_proportion_rows(a, b, within_fs)) + _distribution_rows(a, b)
     tested = [r for r in rows if r["p_value"] is not None]

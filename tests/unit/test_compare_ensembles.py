@@ -160,3 +160,15 @@ def test_alpha_is_checked(runs):
     analysis = load_analysis(runs / "a")
     with pytest.raises(ValueError, match="alpha"):
         compare_analyses(analysis, analysis, alpha=1.5)
+
+
+def test_scattering_runs_that_start_on_the_ground_state_get_no_time_to_reach_it(runs):
+    """Tully-like runs start on S0: 'first reach S0 within' would count nothing, so by default
+    it is left out (it stays available with an explicit time)."""
+    analysis = load_analysis(runs / "a")
+    ground_start = json.loads(json.dumps(analysis))
+    ground_start["populations"]["active_fraction"][0] = [1.0, 0.0]
+    names = [r["quantity"] for r in compare_analyses(ground_start, ground_start)["rows"]]
+    assert not any("within" in name for name in names)
+    names = [r["quantity"] for r in compare_analyses(ground_start, analysis, within_fs=100)["rows"]]
+    assert "first reach S0 within 100 fs" in names
