@@ -28,6 +28,7 @@ import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -40,7 +41,7 @@ from fusionff.atomic_files import write_atomically
 from fusionff.device import resolve_device, set_threads
 from fusionff.dynamics.engine import initial_state, run
 from fusionff.dynamics.frame_buffer import FrameBuffer, write_packed
-from fusionff.dynamics.h5md import TrajectoryFile
+from fusionff.dynamics.h5md import TrajectoryFile, in_parallel
 from fusionff.dynamics.initial_conditions import (
     optimize_structure,
     read_starts,
@@ -286,8 +287,7 @@ class _Ensemble:
         files = [self.trajectory_file(i) for i in self.batch_indices(batch)]
 
         def after_chunk(state, steps_done, stop, initial, recorder, seconds) -> None:
-            for f in files:
-                f.flush()
+            in_parallel([f.flush for f in files])
             self.save_checkpoint(
                 {
                     "batch": batch,
@@ -342,8 +342,14 @@ class _Ensemble:
                     start.active.tolist(), start.gaps.tolist(), start.attempts, strict=True
                 )
             ]
-            for i, f, seed, info in zip(indices, files, seeds.tolist(), initial, strict=True):
-                f.create({"trajectory": i, "seed": seed, **info})
+            in_parallel(
+                [
+                    partial(f.create, {"trajectory": i, "seed": seed, **info})
+                    for i, f, seed, info in zip(
+                        indices, files, seeds.tolist(), initial, strict=True
+                    )
+                ]
+            )
             steps_done = 0
             stop.start(state)
             recorder = BatchRecorder(files, c.write_every)
@@ -368,17 +374,19 @@ class _Ensemble:
             after_chunk(state, steps_done, stop, initial, recorder, time.perf_counter() - tick)
         state = run(state, self.structure, c.dynamics, 0, final=True)
         recorder.finish(state)
-        records = []
-        for k, (i, f) in enumerate(zip(indices, files, strict=True)):
-            record = self.record(i, f, state, k, initial[k])
-            f.flush(
-                {
-                    "status": record["status"],
-                    "final_state": record["final_state"],
-                    "final_time": record["final_time_fs"],
-                }
-            )
-            records.append(record)
+        records = [
+            self.record(i, f, state, k, initial[k])
+            for k, (i, f) in enumerate(zip(indices, files, strict=True))
+        ]
+        final = [
+            {
+                "status": r["status"],
+                "final_state": r["final_state"],
+                "final_time": r["final_time_fs"],
+            }
+            for r in records
+        ]
+        in_parallel([partial(f.flush, x) for f, x in zip(files, final, strict=True)])
         return records
 
     def write_batch(self, result: _BatchResult, records: list) -> None:

@@ -125,3 +125,44 @@ def test_own_reader_reads_the_same_positions_and_times_in_fs(trajectory):
     time, read = read_positions(path, [0, 1, 2])
     np.testing.assert_allclose(time, np.arange(N_FRAMES) * STRIDE * DT_FS)
     np.testing.assert_allclose(read, positions)
+
+
+def test_a_flush_with_nothing_new_leaves_the_file_alone(tmp_path):
+    """A stopped trajectory has no new frames at later checkpoints: its file is not rewritten
+    (same inode: no copy replaced it), while a flush with a final attribute still writes."""
+    path = tmp_path / "traj_00000.h5md"
+    write_trajectory(path)
+    atoms_numbers = np.array([8, 1, 1])
+    f = TrajectoryFile(path, atoms_numbers, np.array([16.0, 1.0, 1.0]), n_states=2)
+    f.resume(N_FRAMES, 0)
+    inode = path.stat().st_ino
+    f.flush()
+    assert path.stat().st_ino == inode
+    f.flush({"status": "time-limit"})
+    assert path.stat().st_ino != inode
+    with h5py.File(path) as h:
+        assert h["parameters"].attrs["status"] == "time-limit"
+        assert h["particles/molecule/position/value"].shape[0] == N_FRAMES
+
+
+def test_in_parallel_runs_every_call_and_raises_the_first_error():
+    from fusionff.dynamics.h5md import in_parallel
+
+    done = []
+
+    def ok(i):
+        return lambda: done.append(i)
+
+    def bad(i):
+        def call():
+            done.append(i)
+            raise ValueError(f"file {i} failed")
+
+        return call
+
+    in_parallel([ok(i) for i in range(20)], workers=4)
+    assert sorted(done) == list(range(20))
+    done.clear()
+    with pytest.raises(ValueError, match="file 3 failed"):
+        in_parallel([ok(0), ok(1), ok(2), bad(3), ok(4), bad(5)], workers=3)
+    assert sorted(done) == [0, 1, 2, 3, 4, 5]  # the others still ran
