@@ -36,6 +36,9 @@
 #                             SHOWCASE_SECONDS (default 400), one batch of SHOWCASE_BATCH
 #                             (default 512); summary and analysis, no H5MD (*.h5md) files.
 #                             ONLY_TRAIN=1 SHOWCASE_TRAJ=512 gives it the whole call.
+#        r3preview.tar        with STAGES=r3preview: data/stilbene/r3/preview-run.yaml on cuda
+#                             (PREVIEW_TRAJ, default 256, of PREVIEW_FS fs, default 600),
+#                             its analysis and al1.xyz, R3's first active-learning queue
 # Each stage has its own time limit, so one that hangs does not eat the others' time: tests
 # 180 s, benchmarks 320 s, training TRAIN_MINUTES + 2 min. One device call may last 600 s, so
 # with training either keep TRAIN_MINUTES at 1-2 or make a second call with ONLY_TRAIN=1,
@@ -131,6 +134,20 @@ torch.cuda.get_device_name(0))"
         timeout "$(cap 60)" python3 -m fusionff.cli analyze runs/stilbene_cis_r2_gpu \
             > "$LOGS/showcase_analysis.txt" 2>&1
         tar -cf "$OUT/showcase.tar" --exclude='*.h5md' --exclude=checkpoint.pt -C runs stilbene_cis_r2_gpu
+    }
+    stage_r3preview() {
+        # data/stilbene/r3/preview-run.yaml on cuda (the committee of a transfer snapshot's two
+        # R3 models; PREVIEW_TRAJ trajectories of PREVIEW_FS fs in one batch), its analysis and
+        # R3's first active-learning queue picked from it (committee spread and small gaps)
+        timeout "$(cap "${PREVIEW_SECONDS:-300}")" python3 -m fusionff.cli run \
+            data/stilbene/r3/preview-run.yaml --device cuda --n-traj "${PREVIEW_TRAJ:-256}" \
+            --time-fs "${PREVIEW_FS:-600}" > "$LOGS/r3preview.out" 2>&1
+        timeout "$(cap 60)" python3 -m fusionff.cli analyze runs/r3-preview \
+            > "$LOGS/r3preview_analysis.txt" 2>&1
+        timeout "$(cap 60)" python3 -m fusionff.analysis.selection runs/r3-preview \
+            runs/r3-preview/al1.xyz --n-spread 120 --min-separation-fs 10 --max-gap 0.5 \
+            > "$LOGS/r3preview_selection.txt" 2>&1
+        tar -cf "$OUT/r3preview.tar" --exclude='*.h5md' --exclude=checkpoint.pt -C runs r3-preview
     }
     # STAGES: which stages, in order (default: tests, benchmarks, then training and the
     # showcase where TRAIN_MINUTES / SHOWCASE_TRAJ ask for them; ONLY_TRAIN=1 drops the first two)
