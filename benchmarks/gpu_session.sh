@@ -135,6 +135,11 @@ torch.cuda.get_device_name(0))"
             > "$LOGS/showcase_analysis.txt" 2>&1
         tar -cf "$OUT/showcase.tar" --exclude='*.h5md' --exclude=checkpoint.pt -C runs stilbene_cis_r2_gpu
     }
+    stage_forces() {
+        # forces of both states: one backward per state against one vmapped backward
+        timeout "$(cap 60)" python3 benchmarks/forces_batched.py --device cuda \
+            --batches 1,64,512 > "$LOGS/forces_batched.log" 2>&1
+    }
     stage_r3preview() {
         # data/stilbene/r3/preview-run.yaml on cuda (the committee of a transfer snapshot's two
         # R3 models; PREVIEW_TRAJ trajectories of PREVIEW_FS fs in one batch), its analysis and
@@ -151,7 +156,7 @@ torch.cuda.get_device_name(0))"
     }
     # STAGES: which stages, in order (default: tests, benchmarks, then training and the
     # showcase where TRAIN_MINUTES / SHOWCASE_TRAJ ask for them; ONLY_TRAIN=1 drops the first two)
-    DEFAULT="tests bench"
+    DEFAULT="tests bench forces"
     [ "${ONLY_TRAIN:-0}" = "0" ] || DEFAULT=""
     [ "${TRAIN_MINUTES:-0}" = "0" ] || DEFAULT="$DEFAULT train"
     [ "${SHOWCASE_TRAJ:-0}" = "0" ] || DEFAULT="$DEFAULT showcase"
