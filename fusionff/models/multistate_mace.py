@@ -364,10 +364,33 @@ class MultiStateMACE(nn.Module):
 
 
 def state_forces(
-    energies: torch.Tensor, positions: torch.Tensor, create_graph: bool
+    energies: torch.Tensor,
+    positions: torch.Tensor,
+    create_graph: bool,
+    batched: bool | None = None,
 ) -> torch.Tensor:
-    """Forces of every state: energies (B, S) -> (n, S, 3) = -dE_s/dx, one backward per state."""
+    """Forces of every state: energies (B, S) -> (n, S, 3) = -dE_s/dx.
+
+    ``batched``: one backward pass vmapped over the states (``is_grads_batched``) instead of
+    one pass per state; the same forces. None (default): batched on a GPU when no graph of
+    the forces is needed (dynamics, evaluation), where kernel launches bound the cost (an
+    H200, R2 potential, B = 1 / 64 / 512: 1.43x / 1.21x / 1.40x faster;
+    benchmarks/forces_batched.py); per state on a CPU, where the two cost the same, and in
+    training (``create_graph``)."""
     n_states = energies.shape[1]
+    if batched is None:
+        batched = energies.is_cuda and not create_graph
+    if batched:
+        eye = torch.eye(n_states, dtype=energies.dtype, device=energies.device)
+        (grads,) = torch.autograd.grad(
+            energies,
+            positions,
+            grad_outputs=eye[:, None, :].expand(n_states, energies.shape[0], n_states),
+            is_grads_batched=True,
+            retain_graph=create_graph,
+            create_graph=create_graph,
+        )
+        return -grads.permute(1, 0, 2)
     grads = []
     for s in range(n_states):
         (g,) = torch.autograd.grad(
