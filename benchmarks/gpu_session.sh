@@ -13,7 +13,8 @@
 #    timeout_s 590. STAGES="tests showcase bench" chooses the stages and their order;
 #    BUDGET_S (default 560) cuts every stage's limit to what is left of it. Measured
 #    2026-12-04 on an H200: tests 40 s (with the wheels), the showcase of 512 x 1 ps 247 s,
-#    the benchmarks 94 s, 383 s in all, plus about 30 s of machine start. It writes to $OUT (at most 8 files come back):
+#    the benchmarks 94 s, 383 s in all, plus about 30 s of machine start; stage r3preview
+#    (128 x 500 fs on the snapshot-2 committee) 171 s, stage forces 15 s. It writes to $OUT (at most 8 files come back):
 #        gpu.txt              nvidia-smi and torch's view of the device
 #        logs.txt             the output of every stage (the GPU tests: gpu_tests.log in it,
 #                             python3 -m pytest -m gpu tests/integration/test_gpu.py)
