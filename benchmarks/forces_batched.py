@@ -1,5 +1,6 @@
-"""Forces of every state: one backward pass per state (the library's way) against one vmapped
-backward pass over all states (``torch.autograd.grad(..., is_grads_batched=True)``).
+"""Forces of every state: one backward pass per state against one vmapped backward pass over
+all states (``torch.autograd.grad(..., is_grads_batched=True)``): the two ways of
+:func:`fusionff.models.multistate_mace.state_forces` (``batched``), forced one way each.
 
 On a CPU core the two cost the same (measured 2026-12-04 with the R2 potential, B = 1-64). On
 a GPU, evaluation of a few thousand atoms is bound by kernel launches, and the vmapped pass
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -27,24 +29,6 @@ from fusionff.data.graph import build_graph
 from fusionff.models.io import load_model
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def batched_state_forces(
-    energies: torch.Tensor, positions: torch.Tensor, create_graph: bool
-) -> torch.Tensor:
-    """(n, S, 3) forces of every state from one vmapped backward pass over the states."""
-    n_states = energies.shape[1]
-    eye = torch.eye(n_states, dtype=energies.dtype, device=energies.device)
-    grad_outputs = eye[:, None, :].expand(n_states, energies.shape[0], n_states)
-    (grads,) = torch.autograd.grad(
-        energies,
-        positions,
-        grad_outputs=grad_outputs,
-        is_grads_batched=True,
-        retain_graph=create_graph,
-        create_graph=create_graph,
-    )
-    return -grads.permute(1, 0, 2)
 
 
 def main() -> None:
@@ -62,7 +46,8 @@ def main() -> None:
     model = load_model(args.model).to(device)
     atoms = read(args.structure)
     rng = np.random.default_rng(0)
-    ways = {"loop": multistate.state_forces, "batched": batched_state_forces}
+    library = multistate.state_forces
+    ways = {"loop": partial(library, batched=False), "batched": partial(library, batched=True)}
     rows = []
     for b in (int(x) for x in args.batches.split(",")):
         positions = [atoms.positions + rng.normal(0, 0.05, atoms.positions.shape) for _ in range(b)]
@@ -81,7 +66,7 @@ def main() -> None:
                 sync()
                 seconds = (time.perf_counter() - tick) / args.repeats
                 best[name] = min(best.get(name, np.inf), seconds)
-        multistate.state_forces = ways["loop"]
+        multistate.state_forces = library
         difference = float((forces["loop"] - forces["batched"]).abs().max())
         rows.append(
             {

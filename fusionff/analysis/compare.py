@@ -26,6 +26,7 @@ Units: fs, degrees, eV.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -211,10 +212,27 @@ def _proportion_rows(a: dict, b: dict, within_fs: float | None) -> list[dict]:
     return rows
 
 
-def _hop_values(analysis: dict, key: str, ground: int, absolute: bool = False) -> np.ndarray:
-    values = [e.get(key) for e in analysis.get("hops", {}).get("events", []) if e["to"] == ground]
-    values = np.array([v for v in values if v is not None], dtype=np.float64)
-    return np.abs(values) if absolute else values
+def _hop_values(analysis: dict, ground: int, value: Callable[[dict], float | None]) -> list:
+    """``value(event)`` of every hop into the ground state where it is known."""
+    events = analysis.get("hops", {}).get("events", [])
+    values = (value(e) for e in events if e["to"] == ground)
+    return [v for v in values if v is not None]
+
+
+def _abs_or_none(x: float | None) -> float | None:
+    return None if x is None else abs(x)
+
+
+HOP_QUANTITIES: tuple[tuple[str, str, Callable[[dict], float | None]], ...] = (
+    ("|dihedral| at hops", "degrees", lambda e: _abs_or_none(e.get("dihedral_deg"))),
+    ("gap at hops", "eV", lambda e: e.get("gap_eV")),
+    (
+        "smaller central angle sum at hops",
+        "degrees",
+        lambda e: min(e["pyramidalisation_deg"]) if e.get("pyramidalisation_deg") else None,
+    ),
+)
+"""Hop geometry compared as distributions: name, unit, value of a hop event."""
 
 
 def _distribution_rows(a: dict, b: dict) -> list[dict]:
@@ -227,29 +245,10 @@ def _distribution_rows(a: dict, b: dict) -> list[dict]:
             "fs",
         )
     ]
-    for key, name, unit, absolute in (
-        ("dihedral_deg", f"|dihedral| at hops to S{ground}", "degrees", True),
-        ("gap_eV", f"gap at hops to S{ground}", "eV", False),
-    ):
-        va, vb = _hop_values(a, key, ground, absolute), _hop_values(b, key, ground, absolute)
-        if va.size or vb.size:
-            rows.append(compare_samples(name, va, vb, unit))
-    pyr_a = [
-        min(e["pyramidalisation_deg"])
-        for e in a.get("hops", {}).get("events", [])
-        if e["to"] == ground and e.get("pyramidalisation_deg")
-    ]
-    pyr_b = [
-        min(e["pyramidalisation_deg"])
-        for e in b.get("hops", {}).get("events", [])
-        if e["to"] == ground and e.get("pyramidalisation_deg")
-    ]
-    if pyr_a or pyr_b:
-        rows.append(
-            compare_samples(
-                f"smaller central angle sum at hops to S{ground}", pyr_a, pyr_b, "degrees"
-            )
-        )
+    for name, unit, value in HOP_QUANTITIES:
+        va, vb = _hop_values(a, ground, value), _hop_values(b, ground, value)
+        if va or vb:
+            rows.append(compare_samples(f"{name} to S{ground}", va, vb, unit))
     gaps = []
     for analysis in (a, b):
         trajectories = analysis.get("diagnostics", {}).get("trajectories", [])
