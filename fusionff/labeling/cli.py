@@ -77,6 +77,14 @@ def add_label_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
         "stilbene can land on a solution 1.7 eV too high that passes the active-space guard",
     )
     parser.add_argument(
+        "--screen-integrals",
+        choices=("exact", "ricd"),
+        default="ricd",
+        help="casscf: integrals of the two screening RASSCF runs of --both-starts (default "
+        "ricd: OpenMolcas's RICD, about 4x cheaper at 6-31G; they only choose the start, the "
+        "labels always come from exact integrals); exact: screens on exact integrals too",
+    )
+    parser.add_argument(
         "--keywords",
         default=R1_KEYWORDS,
         help=f"mopac: keywords without ROOT/AUX (default: R1, {R1_KEYWORDS!r})",
@@ -126,6 +134,7 @@ def label_main(args: argparse.Namespace) -> int:
             couplings=not args.no_couplings,
             orbital_store=store,
             both_starts=args.both_starts,
+            screen_integrals=args.screen_integrals,
             timeout=args.timeout or 1800.0,
         )
     else:

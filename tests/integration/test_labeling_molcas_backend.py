@@ -481,6 +481,31 @@ def test_both_starts_keep_the_solution_of_lower_state_average(tmp_path):
     np.testing.assert_allclose(second.forces, plain.forces, atol=1e-4)
 
 
+def test_ricd_screens_give_the_labels_of_exact_screens():
+    """``screen_integrals="ricd"`` screens both starts on RICD integrals and computes the
+    label on exact ones from the chosen orbitals: on ethylene the label equals the one of
+    exact screens (energies to 1e-6 eV, forces to 1e-4 eV/A, couplings to 1e-4 1/A up to the
+    sign, which ethylene's symmetry leaves to round-off), the
+    screens ran on RICD integrals (their averages differ from the exact label's) and the exact
+    RASSCF relaxed from the RICD orbitals by less than RICD_SCREEN_TOLERANCE_EV."""
+    atoms = molecule("C2H4")
+    labels = {}
+    for mode in ("exact", "ricd"):
+        backend = MolcasCasscfBackend((0, 1), both_starts=True, screen_integrals=mode)
+        assert backend.compute(atoms.numbers, atoms.positions, N_STATES).ok
+        labels[mode] = backend.compute(atoms.numbers, atoms.positions + 0.01, N_STATES)
+        assert labels[mode].ok
+    exact, ricd = labels["exact"], labels["ricd"]
+    np.testing.assert_allclose(ricd.energies, exact.energies, atol=1e-6)
+    np.testing.assert_allclose(ricd.forces, exact.forces, atol=1e-4)
+    for i, j in PAIRS:  # up to each pair's sign: symmetric ethylene ties the largest component
+        a, b = ricd.nacs[:, i, j], exact.nacs[:, i, j]
+        np.testing.assert_allclose(a * np.sign(np.sum(a * b)), b, atol=1e-4)
+    screened = ricd.meta["screen_state_averages_eV"][ricd.meta["start"]]
+    assert abs(screened - np.mean(ricd.energies)) > 1e-4  # other integrals
+    assert 0 <= ricd.meta["exact_relaxation_eV"] < molcas.RICD_SCREEN_TOLERANCE_EV
+
+
 def test_audit_confirms_a_label_of_the_lower_solution(tmp_path):
     """``audit`` of a label made from a fresh start (the lower solution on ethylene): the fresh
     RASSCF reproduces its state average (to 1e-6 eV) and the label comes back unchanged; the

@@ -15,10 +15,13 @@ from ase.build import molecule
 
 from fusionff.labeling.molcas import (
     HARTREE_TO_EV,
+    RICD_SCREEN_TOLERANCE_EV,
     SCREEN_TOLERANCE_EV,
     CasscfOutput,
     MolcasCasscfBackend,
     MolcasError,
+    first_iteration_average,
+    integrals_input,
     job_input,
     parse_log,
 )
@@ -29,17 +32,28 @@ SOLUTIONS = {"neighbour": [-1.0, -0.5], "fresh": [-1.1, -0.9]}
 
 class ScriptedBackend(MolcasCasscfBackend):
     """``_job`` returns canned energies by the solution its start orbitals carry; an orbital
-    file's text is the name of its solution. Records every job as (start, gradients)."""
+    file's text is the name of its solution. Records every job as (start, gradients) and the
+    integrals each used (``self.integrals``: True for RICD, False exact, None own)."""
 
-    def __init__(self, *args, drift: float = 0.0, broken: tuple[str, ...] = (), **kwargs):
+    def __init__(
+        self,
+        *args,
+        drift: float = 0.0,
+        relax: float = 0.0,
+        broken: tuple[str, ...] = (),
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         self.jobs: list[tuple[str, bool]] = []
+        self.integrals: list[bool | None] = []
         self.drift = drift  # Hartree added to the energies of a gradient job
+        self.relax = relax  # Hartree a gradient job's RASSCF lowers the average from its start
         self.broken = broken  # solutions whose jobs fail
 
     def _job(self, folder, numbers, positions, n_states, start, gradients=True, integrals=None):
         solution = "fresh" if start is None else Path(start).read_text()
         self.jobs.append((solution, gradients))
+        self.integrals.append(None if integrals is None else integrals.ricd)
         if solution in self.broken:
             raise MolcasError(f"scripted failure of the {solution} start")
         (folder / "job.RasOrb").write_text(solution)
@@ -50,8 +64,15 @@ class ScriptedBackend(MolcasCasscfBackend):
             grads = np.full((n_states, n, 3), 0.01 if solution == "fresh" else 0.5)
         else:
             grads = np.zeros(0)
+        first = float(np.mean(energies)) + (self.relax if gradients else 0.0)
         return CasscfOutput(
-            energies, grads, {}, np.array([1.5, 0.5]), np.array([0.6, 0.6]), iterations=5
+            energies,
+            grads,
+            {},
+            np.array([1.5, 0.5]),
+            np.array([0.6, 0.6]),
+            iterations=5,
+            first_average=first,
         )
 
 
@@ -192,3 +213,59 @@ def test_without_a_threshold_a_far_neighbour_is_still_followed(tmp_path):
     assert "over 0.1 A" in ScriptedBackend((0, 1), screen_above_rmsd=0.1).provenance()["starts"]
     with pytest.raises(ValueError, match="screen_above_rmsd"):
         MolcasCasscfBackend((0, 1), screen_above_rmsd=-1.0)
+
+
+def test_ricd_screens_choose_the_start_and_exact_integrals_give_the_label(tmp_path):
+    """``screen_integrals="ricd"``: both screens (RASSCF alone) run on RICD integrals, the
+    gradient job on exact ones, from the orbitals of the lower RICD average; meta names the
+    screened averages as RICD ones and records how far the exact RASSCF relaxed (eV)."""
+    relax = 0.003 / HARTREE_TO_EV
+    backend, numbers, positions = _backend(tmp_path, screen_integrals="ricd", relax=relax)
+    result = backend.compute(numbers, positions, 2)
+    assert result.ok
+    assert backend.jobs == [("neighbour", False), ("fresh", False), ("fresh", True)]
+    assert backend.integrals == [True, True, False]
+    assert result.meta["start"] == "fresh" and "state_averages_eV" not in result.meta
+    assert result.meta["screen_state_averages_eV"]["fresh"] == pytest.approx(-HARTREE_TO_EV)
+    assert result.meta["exact_relaxation_eV"] == pytest.approx(0.003, abs=1e-6)
+    np.testing.assert_allclose(result.energies, np.array(SOLUTIONS["fresh"]) * HARTREE_TO_EV)
+    assert "RICD" in backend.provenance()["starts"]
+
+
+def test_an_exact_job_that_relaxes_far_from_the_ricd_start_fails_the_structure(tmp_path):
+    """The exact gradient job cannot reproduce a RICD average; it must instead stay near its
+    start: a state average that falls by more than RICD_SCREEN_TOLERANCE_EV during its RASSCF
+    (another solution) refuses the label, naming the shift; a small relaxation passes."""
+    relax = 2 * RICD_SCREEN_TOLERANCE_EV / HARTREE_TO_EV
+    backend, numbers, positions = _backend(tmp_path, screen_integrals="ricd", relax=relax)
+    result = backend.compute(numbers, positions, 2)
+    assert not result.ok
+    assert "left the screened fresh solution" in result.error and "first RASSCF" in result.error
+    backend, numbers, positions = _backend(tmp_path, screen_integrals="ricd", relax=relax / 4)
+    assert backend.compute(numbers, positions, 2).ok
+    backend, numbers, positions = _backend(tmp_path, screen_integrals="ricd", relax=float("nan"))
+    assert not backend.compute(numbers, positions, 2).ok  # no iteration table: not trusted
+
+
+def test_screen_integrals_must_be_exact_or_ricd():
+    with pytest.raises(ValueError, match="screen_integrals"):
+        MolcasCasscfBackend((0, 1), screen_integrals="cholesky")
+
+
+def test_ricd_integrals_input_and_first_iteration_parsing():
+    """RICD goes into GATEWAY only when asked; the first RASSCF iteration's state average is
+    read from the iteration table (an excerpt of a real 6-31G stilbene log), not from the
+    rows of other tables printed before it."""
+    assert "RICD" not in integrals_input("g.xyz", "6-31G")
+    text = integrals_input("g.xyz", "6-31G", ricd=True).splitlines()
+    assert text.index("  RICD") < text.index("&SEWARD")
+    log = (
+        "        1   2    3    4   0.5  0.25\n"
+        "      Iter CI   SX   CI       RASSCF       Energy    max ROT     max BLB   max BLB\n"
+        "          iter iter root      energy       change     param      element    value\n"
+        " Nr of preliminary CI iterations:   1\n"
+        "        1   1    4    0  -536.62461476    0.00E+00  -0.54E-03*  36  76 1 -0.15E-02*\n"
+        "        2   1    4    0  -536.62469732   -0.83E-04*  0.32E-03*  27  55 1  0.57E-03*\n"
+    )
+    assert first_iteration_average(log) == pytest.approx(-536.62461476, abs=1e-9)
+    assert np.isnan(first_iteration_average("no table here"))

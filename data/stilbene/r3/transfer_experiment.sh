@@ -3,7 +3,7 @@
 #
 #     data/stilbene/r3/transfer_experiment.sh SNAPSHOT_DIR MINUTES
 #
-# SNAPSHOT_DIR holds the frozen R3 files (data/stilbene/r3/snapshot-K/*.h5, made with
+# SNAPSHOT_DIR holds the frozen R3 files (of the transfer queue and of active-learning queues) (data/stilbene/r3/snapshot-K/*.h5, made with
 # data/stilbene/r2/freeze_rows.py; the files of all earlier snapshots are used too, so the split
 # grows by extension). Trains, on one CPU thread each, for at most MINUTES each, fresh runs:
 #   potentials/training/stilbene-r3-transfer-SNAP  from the shipped R2 potential's weights
@@ -29,7 +29,8 @@ TRANSFER=potentials/training/stilbene-r3-transfer-$TAG
 [ ! -e "$TRANSFER/checkpoint.pt" ] || { echo "$TRANSFER exists: a finished experiment" >&2; exit 1; }
 PREVIOUS=$(ls -d potentials/training/stilbene-r3-transfer-snapshot-* 2>/dev/null | sort -V \
     | grep -vx "$TRANSFER" | tail -n 1 || true)
-KINDS="transfer transferwide scratch"
+# KINDS: which runs (default all three; the transfer run comes first, the others copy its split)
+KINDS=${KINDS:-transfer transferwide scratch}
 for KIND in $KINDS; do mkdir -p "potentials/training/stilbene-r3-$KIND-$TAG"; done
 if [ -n "$PREVIOUS" ]; then cp "$PREVIOUS/split.json" "$TRANSFER/"; fi
 DATA=$(ls data/stilbene/r3/snapshot-*/stilbene-r3-*.h5 | sort -V)
@@ -55,7 +56,8 @@ for KIND in $KINDS; do
     } > "$CFG"
 done
 fusionff train potentials/stilbene-r3-transfer.yaml > "$SNAP/train-transfer.log" 2>&1
-for KIND in transferwide scratch; do
+for KIND in $KINDS; do
+    [ "$KIND" != transfer ] || continue
     cp "$TRANSFER/split.json" "potentials/training/stilbene-r3-$KIND-$TAG/"
     fusionff train "potentials/stilbene-r3-$KIND.yaml" > "$SNAP/train-$KIND.log" 2>&1
 done
@@ -65,7 +67,7 @@ done
         fusionff eval "potentials/training/stilbene-r3-$KIND-$TAG/model.fff" --run "$TRANSFER" 2>&1
     done
     echo "== zero-shot: the R2 potential against the R3 labels of the whole queue so far"
-    for F in $DATA; do
+    for F in $(echo "$DATA" | grep "stilbene-r3-transfer"); do  # rows of transfer.xyz only
         python data/stilbene/r3/compare_levels.py data/stilbene/r3/transfer.xyz "$F" \
             --model potentials/stilbene-r2-adiabatic.fff
     done
