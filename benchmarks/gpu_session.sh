@@ -39,7 +39,8 @@
 #                             ONLY_TRAIN=1 SHOWCASE_TRAJ=512 gives it the whole call.
 #        r3preview.tar        with STAGES=r3preview: data/stilbene/r3/preview-run.yaml on cuda
 #                             (PREVIEW_TRAJ, default 256, of PREVIEW_FS fs, default 600),
-#                             its analysis and al1.xyz, R3's first active-learning queue
+#                             its analysis and PREVIEW_QUEUE (default al2.xyz), the next R3
+#                             active-learning queue (al1.xyz came from snapshot 2's committee)
 # Each stage has its own time limit, so one that hangs does not eat the others' time: tests
 # 180 s, benchmarks 320 s, training TRAIN_MINUTES + 2 min. One device call may last 600 s, so
 # with training either keep TRAIN_MINUTES at 1-2 or make a second call with ONLY_TRAIN=1,
@@ -90,6 +91,7 @@ run)
         nvidia-smi
         python3 -c "import torch, e3nn; print(torch.__version__, e3nn.__version__, \
 torch.cuda.get_device_name(0))"
+        echo "CPU cores: $(nproc); OpenMolcas: $(command -v pymolcas || echo absent)"
     } > "$OUT/gpu.txt" 2>&1
     stage_tests() {
     timeout "$(cap 150)" python3 -m pytest -q -m gpu -p no:cacheprovider tests/integration/test_gpu.py \
@@ -151,7 +153,7 @@ torch.cuda.get_device_name(0))"
         timeout "$(cap 60)" python3 -m fusionff.cli analyze runs/r3-preview \
             > "$LOGS/r3preview_analysis.txt" 2>&1
         timeout "$(cap 60)" python3 -m fusionff.analysis.selection runs/r3-preview \
-            runs/r3-preview/al1.xyz --n-spread 120 --min-separation-fs 10 --max-gap 0.5 \
+            "runs/r3-preview/${PREVIEW_QUEUE:-al2.xyz}" --n-spread 120 --min-separation-fs 10 --max-gap 0.5 \
             > "$LOGS/r3preview_selection.txt" 2>&1
         tar -cf "$OUT/r3preview.tar" --exclude='*.h5md' --exclude=checkpoint.pt -C runs r3-preview
     }
