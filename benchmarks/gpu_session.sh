@@ -51,8 +51,9 @@ cd "$(dirname "$0")/.."
 WHEELS="ase==3.29.0 MDAnalysis==2.11.0 GridDataFormats==1.2.0 mda-xdrlib==0.2.0 mmtf-python==1.1.3 mrcfile==1.5.4"
 
 SLIM_TAR=${SLIM_TAR:-../fusionff-slim.tar}
-# tracked files the device run needs even when large (the rest over 150 KB stays behind)
-SLIM_KEEP='^(fusionff|tests|benchmarks|md)/|\.fff$|stilbene-r1\.h5$|stilbene-r3-transfer\.h5$|r3/transfer\.xyz$|cis-r2\.xyz$'
+# tracked files the device run needs even when large (the rest over 150 KB stays behind); the
+# R3 queue files stay in place because a running queue writes them (moving one loses labels)
+SLIM_KEEP='^(fusionff|tests|benchmarks|md)/|\.fff$|stilbene-r1\.h5$|stilbene-r3-[a-z0-9-]*\.h5$|r3/transfer\.xyz$|cis-r2\.xyz$'
 
 case "${1:-}" in
 slim)
