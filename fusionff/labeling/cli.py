@@ -81,7 +81,8 @@ def add_label_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
         choices=("exact", "ricd"),
         default="ricd",
         help="casscf: integrals of the two screening RASSCF runs of --both-starts (default "
-        "ricd: OpenMolcas's RICD, about 4x cheaper at 6-31G; they only choose the start, the "
+        "ricd: OpenMolcas's RICD; a label at 6-31G takes 1.3-1.5x fewer CPU seconds, at STO-3G "
+        "about the same; they only choose the start, the "
         "labels always come from exact integrals); exact: screens on exact integrals too",
     )
     parser.add_argument(
