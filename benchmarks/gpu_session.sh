@@ -37,6 +37,10 @@
 #                             SHOWCASE_SECONDS (default 400), one batch of SHOWCASE_BATCH
 #                             (default 512); summary and analysis, no H5MD (*.h5md) files.
 #                             ONLY_TRAIN=1 SHOWCASE_TRAJ=512 gives it the whole call.
+#        r3snapshot.tar       with STAGES=r3snapshot and R3_SNAPSHOT=snapshot-K (a frozen snapshot
+#                             folder, committed): both fine-tuned R3 models of it, trained on the
+#                             GPU for R3_MINUTES (default 3) each, their test tables and landmark
+#                             checks, and preview-run.yaml pointed at them (unpack in the repo root)
 #        r3preview.tar        with STAGES=r3preview: data/stilbene/r3/preview-run.yaml on cuda
 #                             (PREVIEW_TRAJ, default 256, of PREVIEW_FS fs, default 600),
 #                             its analysis and PREVIEW_QUEUE (default al2.xyz), the next R3
@@ -143,6 +147,24 @@ torch.cuda.get_device_name(0))"
         # forces of both states: one backward per state against one vmapped backward
         timeout "$(cap 60)" python3 benchmarks/forces_batched.py --device cuda \
             --batches 1,64,512 > "$LOGS/forces_batched.log" 2>&1
+    }
+    stage_r3snapshot() {
+        # R3_SNAPSHOT=snapshot-K (a frozen, committed data/stilbene/r3/snapshot-K folder): its
+        # two fine-tuned R3 models (data/stilbene/r3/transfer_experiment.sh with KINDS="transfer
+        # transferwide", R3_MINUTES each, default 3; the recipes' device: auto is cuda here),
+        # their test tables and landmark checks (CPU); a following r3preview stage runs on them
+        SNAP=data/stilbene/r3/${R3_SNAPSHOT:?set R3_SNAPSHOT=snapshot-K}
+        TAG=$(basename "$SNAP")
+        MINUTES=${R3_MINUTES:-3}
+        KINDS="transfer transferwide" timeout "$(cap $((MINUTES * 120 + 240)))" \
+            bash data/stilbene/r3/transfer_experiment.sh "$SNAP" "$MINUTES" \
+            > "$LOGS/r3snapshot.out" 2>&1
+        sed -i "s#stilbene-r3-\(transfer\|transferwide\)-snapshot-[0-9]*/#stilbene-r3-\1-$TAG/#" \
+            data/stilbene/r3/preview-run.yaml
+        tar -cf "$OUT/r3snapshot.tar" "$SNAP" "potentials/training/stilbene-r3-transfer-$TAG" \
+            "potentials/training/stilbene-r3-transferwide-$TAG" "data/stilbene/r3/model-check-$TAG.json" \
+            potentials/stilbene-r3-transfer.yaml potentials/stilbene-r3-transferwide.yaml \
+            data/stilbene/r3/preview-run.yaml
     }
     stage_r3preview() {
         # data/stilbene/r3/preview-run.yaml on cuda (the committee of a transfer snapshot's two

@@ -24,6 +24,7 @@ cd "$(dirname "$0")/../../.."
 SNAP=${1:?snapshot directory}
 MINUTES=${2:-20}
 export OMP_NUM_THREADS=1 HDF5_USE_FILE_LOCKING=FALSE
+PYTHON=${PYTHON:-python3}  # its fusionff, not a console script (the GPU machine has none)
 TAG=$(basename "$SNAP")
 TRANSFER=potentials/training/stilbene-r3-transfer-$TAG
 [ ! -e "$TRANSFER/checkpoint.pt" ] || { echo "$TRANSFER exists: a finished experiment" >&2; exit 1; }
@@ -55,24 +56,24 @@ for KIND in $KINDS; do
             -e "/^# transfer_experiment.sh/d"
     } > "$CFG"
 done
-fusionff train potentials/stilbene-r3-transfer.yaml > "$SNAP/train-transfer.log" 2>&1
+"$PYTHON" -m fusionff.cli train potentials/stilbene-r3-transfer.yaml > "$SNAP/train-transfer.log" 2>&1
 for KIND in $KINDS; do
     [ "$KIND" != transfer ] || continue
     cp "$TRANSFER/split.json" "potentials/training/stilbene-r3-$KIND-$TAG/"
-    fusionff train "potentials/stilbene-r3-$KIND.yaml" > "$SNAP/train-$KIND.log" 2>&1
+    "$PYTHON" -m fusionff.cli train "potentials/stilbene-r3-$KIND.yaml" > "$SNAP/train-$KIND.log" 2>&1
 done
 {
     for KIND in $KINDS; do
         echo "== $KIND: potentials/training/stilbene-r3-$KIND-$TAG (test split)"
-        fusionff eval "potentials/training/stilbene-r3-$KIND-$TAG/model.fff" --run "$TRANSFER" 2>&1
+        "$PYTHON" -m fusionff.cli eval "potentials/training/stilbene-r3-$KIND-$TAG/model.fff" --run "$TRANSFER" 2>&1
     done
     echo "== zero-shot: the R2 potential against the R3 labels of the whole queue so far"
     for F in $(echo "$DATA" | grep "stilbene-r3-transfer"); do  # rows of transfer.xyz only
-        python data/stilbene/r3/compare_levels.py data/stilbene/r3/transfer.xyz "$F" \
+        "$PYTHON" data/stilbene/r3/compare_levels.py data/stilbene/r3/transfer.xyz "$F" \
             --model potentials/stilbene-r2-adiabatic.fff
     done
 } > "$SNAP/experiment.txt"
-(cd data/stilbene && python r2_model_check.py --level 6-31g \
+(cd data/stilbene && "$PYTHON" r2_model_check.py --level 6-31g \
     $(for KIND in $KINDS; do echo "../../potentials/training/stilbene-r3-$KIND-$TAG/model.fff"; done) \
     --out "r3/model-check-$TAG.json") > "$SNAP/model-check.log" 2>&1
 cat "$SNAP/experiment.txt"
