@@ -45,6 +45,9 @@
 #                             (PREVIEW_TRAJ, default 256, of PREVIEW_FS fs, default 600),
 #                             its analysis and PREVIEW_QUEUE (default al2.xyz), the next R3
 #                             active-learning queue (al1.xyz came from snapshot 2's committee)
+# DRY_RUN=1 bash benchmarks/gpu_session.sh run (with OUT, STAGES and small sizes) runs the stages
+# on the development machine's CPU, without the wheels: a check of a new stage's plumbing that
+# costs no device time (r3snapshot + r3preview checked so on 2026-12-04).
 # Each stage has its own time limit, so one that hangs does not eat the others' time: tests
 # 180 s, benchmarks 320 s, training TRAIN_MINUTES + 2 min. One device call may last 600 s, so
 # with training either keep TRAIN_MINUTES at 1-2 or make a second call with ONLY_TRAIN=1,
@@ -89,8 +92,14 @@ run)
     # timeout_s should be a little above it) less 20 s for packing up
     BUDGET=${BUDGET_S:-560}
     cap() { local left=$((BUDGET - SECONDS - 20)); [ "$left" -lt "$1" ] && echo $((left > 5 ? left : 5)) || echo "$1"; }
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-        --target /tmp/site .whl/*.whl || exit 1
+    # DRY_RUN=1: on the development machine (fusionff installed, no GPU), to check a stage's
+    # plumbing before a device session: no wheels, and the stages' cuda becomes cpu
+    DEV=cuda
+    [ "${DRY_RUN:-0}" = "0" ] || DEV=cpu
+    if [ "${DRY_RUN:-0}" = "0" ]; then
+        python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+            --target /tmp/site .whl/*.whl || exit 1
+    fi
     export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1
     {
         nvidia-smi
@@ -103,13 +112,13 @@ torch.cuda.get_device_name(0))"
         > "$LOGS/gpu_tests.log" 2>&1
     }
     stage_bench() {
-    timeout "$(cap 170)" python3 benchmarks/dynamics_speed.py --device cuda --dtype float32 \
+    timeout "$(cap 170)" python3 benchmarks/dynamics_speed.py --device "$DEV" --dtype float32 \
         --skip-tully --ml-sizes 1,64,1024 --ml-steps 20,10,5 --loop-max 8 \
         --out "$OUT/dynamics_cuda.json" > "$LOGS/dynamics.log" 2>&1
-    timeout "$(cap 50)" python3 benchmarks/model_eval.py --device cuda --dtype float32 \
+    timeout "$(cap 50)" python3 benchmarks/model_eval.py --device "$DEV" --dtype float32 \
         --batches 1,16,128,1024 > "$LOGS/model_eval.log" 2>&1
     cp benchmarks/results/model_eval_cuda*.json "$OUT/" 2>/dev/null
-    timeout "$(cap 50)" python3 benchmarks/train_step.py --device cuda --batch 32 \
+    timeout "$(cap 50)" python3 benchmarks/train_step.py --device "$DEV" --batch 32 \
         > "$LOGS/train_step.log" 2>&1
     cp benchmarks/results/train_step_cuda.json "$OUT/" 2>/dev/null
     }
@@ -121,7 +130,7 @@ torch.cuda.get_device_name(0))"
         mkdir -p "$RUN_DIR"
         if [ -n "$SPLIT_FROM" ] && [ ! -e "$RUN_DIR/split.json" ]; then cp "$SPLIT_FROM" "$RUN_DIR/"; fi
         sed -e "s/^time_limit_minutes:.*/time_limit_minutes: ${TRAIN_MINUTES}/" \
-            -e "s/^device:.*/device: cuda/" "$CONFIG" > /tmp/gpu-train.yaml
+            -e "s/^device:.*/device: $DEV/" "$CONFIG" > /tmp/gpu-train.yaml
         timeout "$(cap $((TRAIN_MINUTES * 60 + 120)))" python3 -m fusionff.cli train /tmp/gpu-train.yaml \
             > "$LOGS/train.out" 2>&1
         EXCLUDE=()
@@ -137,7 +146,7 @@ torch.cuda.get_device_name(0))"
         sed "s/^batch_size:.*/batch_size: ${SHOWCASE_BATCH:-512}/" md/stilbene_cis_r2.yaml \
             > md/stilbene_cis_r2_gpu.yaml
         timeout "$(cap "${SHOWCASE_SECONDS:-400}")" python3 -m fusionff.cli run md/stilbene_cis_r2_gpu.yaml \
-            --device cuda --n-traj "$SHOWCASE_TRAJ" --time-fs "${SHOWCASE_FS:-1000}" \
+            --device "$DEV" --n-traj "$SHOWCASE_TRAJ" --time-fs "${SHOWCASE_FS:-1000}" \
             --output runs/stilbene_cis_r2_gpu > "$LOGS/showcase.out" 2>&1
         timeout "$(cap 60)" python3 -m fusionff.cli analyze runs/stilbene_cis_r2_gpu \
             > "$LOGS/showcase_analysis.txt" 2>&1
@@ -145,7 +154,7 @@ torch.cuda.get_device_name(0))"
     }
     stage_forces() {
         # forces of both states: one backward per state against one vmapped backward
-        timeout "$(cap 60)" python3 benchmarks/forces_batched.py --device cuda \
+        timeout "$(cap 60)" python3 benchmarks/forces_batched.py --device "$DEV" \
             --batches 1,64,512 > "$LOGS/forces_batched.log" 2>&1
     }
     stage_r3snapshot() {
@@ -156,7 +165,7 @@ torch.cuda.get_device_name(0))"
         SNAP=data/stilbene/r3/${R3_SNAPSHOT:?set R3_SNAPSHOT=snapshot-K}
         TAG=$(basename "$SNAP")
         MINUTES=${R3_MINUTES:-3}
-        KINDS="transfer transferwide" timeout "$(cap $((MINUTES * 120 + 240)))" \
+        KINDS="transfer transferwide" ZERO_SHOT=0 timeout "$(cap $((MINUTES * 120 + 360)))" \
             bash data/stilbene/r3/transfer_experiment.sh "$SNAP" "$MINUTES" \
             > "$LOGS/r3snapshot.out" 2>&1
         sed -i "s#stilbene-r3-\(transfer\|transferwide\)-snapshot-[0-9]*/#stilbene-r3-\1-$TAG/#" \
@@ -171,7 +180,7 @@ torch.cuda.get_device_name(0))"
         # R3 models; PREVIEW_TRAJ trajectories of PREVIEW_FS fs in one batch), its analysis and
         # R3's first active-learning queue picked from it (committee spread and small gaps)
         timeout "$(cap "${PREVIEW_SECONDS:-300}")" python3 -m fusionff.cli run \
-            data/stilbene/r3/preview-run.yaml --device cuda --n-traj "${PREVIEW_TRAJ:-256}" \
+            data/stilbene/r3/preview-run.yaml --device "$DEV" --n-traj "${PREVIEW_TRAJ:-256}" \
             --time-fs "${PREVIEW_FS:-600}" > "$LOGS/r3preview.out" 2>&1
         timeout "$(cap 60)" python3 -m fusionff.cli analyze runs/r3-preview \
             > "$LOGS/r3preview_analysis.txt" 2>&1

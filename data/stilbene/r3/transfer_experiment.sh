@@ -67,11 +67,13 @@ done
         echo "== $KIND: potentials/training/stilbene-r3-$KIND-$TAG (test split)"
         "$PYTHON" -m fusionff.cli eval "potentials/training/stilbene-r3-$KIND-$TAG/model.fff" --run "$TRANSFER" 2>&1
     done
-    echo "== zero-shot: the R2 potential against the R3 labels of the whole queue so far"
-    for F in $(echo "$DATA" | grep "stilbene-r3-transfer"); do  # rows of transfer.xyz only
-        "$PYTHON" data/stilbene/r3/compare_levels.py data/stilbene/r3/transfer.xyz "$F" \
-            --model potentials/stilbene-r2-adiabatic.fff
-    done
+    if [ "${ZERO_SHOT:-1}" = "1" ]; then  # ZERO_SHOT=0 skips this part (it repeats itself)
+        echo "== zero-shot: the R2 potential against the R3 labels of the whole queue so far"
+        for F in $(echo "$DATA" | grep "stilbene-r3-transfer"); do  # rows of transfer.xyz only
+            "$PYTHON" data/stilbene/r3/compare_levels.py data/stilbene/r3/transfer.xyz "$F" \
+                --model potentials/stilbene-r2-adiabatic.fff
+        done
+    fi
 } > "$SNAP/experiment.txt"
 (cd data/stilbene && "$PYTHON" r2_model_check.py --level 6-31g \
     $(for KIND in $KINDS; do echo "../../potentials/training/stilbene-r3-$KIND-$TAG/model.fff"; done) \
