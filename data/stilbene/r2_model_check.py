@@ -64,10 +64,17 @@ def check(model: Path, fmax: float, steps: int, level: str = "r2") -> dict:
     cis_ref = read(HERE / "r2" / f"cis-{level}.xyz")
     crossing_ref = read(HERE / "r2" / f"crossing-{level}.xyz")
     out: dict = {"model": str(model), "level": level}
+    at_reference = {}
     for name, atoms in (("cis", cis_ref.copy()), ("crossing", crossing_ref.copy())):
         calc.calculate(atoms, ["energy"])
         e = calc.results["energies"]
+        at_reference[name] = e
         out[f"gap_at_reference_{name}_eV"] = float(e[1] - e[0])
+    # the S1 drop between the reference geometries themselves: energy errors alone, without
+    # the model's own minimum and crossing moving (reference: crossing_S1_minus_cis_FC_S1_eV)
+    out["S1_drop_at_reference_geometries_eV"] = float(
+        at_reference["crossing"][1] - at_reference["cis"][1]
+    )
     out["reference"] = {
         "gap_at_cis_eV": criteria["cis_S0_minimum"]["gap_eV"],
         "gap_at_crossing_eV": criteria["crossing"]["sigma_15"]["gap_eV"],
