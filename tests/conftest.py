@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,29 @@ def load_script(relative: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--run-slow",
+        action="store_true",
+        default=False,
+        help="also run the tests marked slow (skipped by default so that the suite takes about "
+        "five minutes on two cores; FUSIONFF_RUN_SLOW=1 does the same, -m slow runs them alone)",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip tests marked ``slow`` unless asked for: ``--run-slow``, ``FUSIONFF_RUN_SLOW=1``,
+    or a ``-m`` expression that names them. Skipped, not deselected, so that the summary says
+    how many were left out and how to run them."""
+    wanted = config.getoption("--run-slow") or os.environ.get("FUSIONFF_RUN_SLOW") == "1"
+    if wanted or "slow" in (config.getoption("-m") or ""):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --run-slow (or -m slow for these alone)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session", autouse=True)
