@@ -9,6 +9,12 @@ POSIX). A kill at any moment leaves either the old file or the new one, each com
 
 The copy costs one read and one write of the file per transaction; fusionff's files that grow
 this way are megabytes, written every few seconds at most, so the cost is small.
+
+Each transaction reopens the file, and a compressed chunk that grows is written elsewhere in
+the file; HDF5 forgets freed space when a file closes unless the file was created to track it
+(:data:`FREE_SPACE`), so files created before 2026-12-04 grew by the whole chunk at every
+append (an R3 labelling queue: 2.4 MB for 150 KB of data after 57 appends). New files track
+their free space; :func:`compact_h5` rewrites an old one.
 """
 
 from __future__ import annotations
@@ -50,6 +56,12 @@ def write_atomically(path: str | os.PathLike, write_to: Callable[[Path], Any]) -
         raise
 
 
+FREE_SPACE = {"fs_strategy": "fsm", "fs_persist": True, "fs_threshold": 1}
+"""``h5py.File`` creation settings of every HDF5 file fusionff creates: free space is tracked
+across closes and reused (60 appends of 3 gzip datasets and a string column: 1.1 MB instead of
+17 MB for 0.8 MB of data, measured 2026-12-04)."""
+
+
 @contextlib.contextmanager
 def h5_transaction(path: str | os.PathLike, *, new: bool = False, **kwargs) -> Iterator[h5py.File]:
     """An HDF5 file to change as one transaction.
@@ -63,12 +75,34 @@ def h5_transaction(path: str | os.PathLike, *, new: bool = False, **kwargs) -> I
     try:
         if not new:
             shutil.copyfile(path, tmp)
-        with h5py.File(tmp, "w" if new else "r+", **kwargs) as f:
+        options = (FREE_SPACE | kwargs) if new else kwargs
+        with h5py.File(tmp, "w" if new else "r+", **options) as f:
             yield f
         replace_atomically(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def compact_h5(path: str | os.PathLike) -> tuple[int, int]:
+    """Rewrite the HDF5 file ``path`` without its unused space and with :data:`FREE_SPACE`
+    (every object and attribute copied by HDF5 itself: chunks, filters and maximum shapes
+    stay), replacing it atomically. Take the file's :class:`WriterLock` first if a writer may
+    run. Returns the sizes in bytes before and after."""
+    path = Path(path)
+    before = path.stat().st_size
+    tmp = path.with_name(f".{path.name}.compacting")
+    try:
+        with h5py.File(path, "r") as source, h5py.File(tmp, "w", **FREE_SPACE) as target:
+            for key, value in source.attrs.items():
+                target.attrs[key] = value
+            for name in source:
+                source.copy(source[name], target, name=name)
+        replace_atomically(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return before, path.stat().st_size
 
 
 class WriterLock:
