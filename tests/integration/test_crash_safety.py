@@ -99,6 +99,7 @@ def _dataset_rows(path) -> int:
     return n
 
 
+@pytest.mark.slow  # kills real processes, about 7 s
 def test_a_dataset_killed_while_appending_keeps_every_committed_row(tmp_path):
     """Dozens of SIGKILLs mid-append: each time the dataset opens for appending, every row is
     intact and the count never falls."""

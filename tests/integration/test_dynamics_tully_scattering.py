@@ -49,6 +49,7 @@ def test_fssh_transmission_matches_exact_quantum_results(model, k):
     assert math.isclose(p["T0"] + p["T1"] + p["R0"] + p["R1"], 1.0)
 
 
+@pytest.mark.slow  # about 6 s
 def test_kappa_tsh_close_to_fssh_on_model_1():
     """kappa-TSH (energies and forces only) on model 1 at k = 10 stays close to FSSH with NACs.
 

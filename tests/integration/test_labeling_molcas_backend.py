@@ -43,6 +43,8 @@ from fusionff.labeling.runner import label
 if find_pymolcas() is None:
     pytest.skip("OpenMolcas driver 'pymolcas' not found on PATH", allow_module_level=True)
 
+pytestmark = pytest.mark.slow  # real OpenMolcas jobs: about 100 s for the module on two cores
+
 N_STATES = 3
 PAIRS = ((0, 1), (0, 2), (1, 2))
 STEP = 1e-3

@@ -224,6 +224,7 @@ class CountingCommittee(MLElectronicStructure):
         return super().evaluate(positions)
 
 
+@pytest.mark.slow  # about 4 s
 def test_a_resumed_run_keeps_the_flag(inputs, reference):
     """Flagged (action flag) at step f, checkpointed at step f + 1, killed in the step after
     and run again: every dataset and attribute of the files (frames, spreads, flag reason and

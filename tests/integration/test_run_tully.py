@@ -95,6 +95,7 @@ def test_cli_run_writes_h5md_that_mdanalysis_reads(tmp_path, capsys):
         assert len(record["hops"]) == record["n_hops"]
 
 
+@pytest.mark.slow  # about 5 s
 def test_interrupted_run_resumes_to_identical_files(tmp_path):
     """Runs interrupted mid-batch (in the first batch after its first checkpoint, and in the
     last batch, whose predecessor is then skipped) and run again give the same H5MD contents

@@ -49,6 +49,7 @@ def test_shipped_models_describe_themselves_and_fusion_is_smaller():
     assert fusion.num_parameters() < plain.num_parameters()
 
 
+@pytest.mark.slow  # 9-12 s per model on two cores
 @pytest.mark.parametrize("name", list(MODELS))
 def test_model_card_errors_are_reproduced_from_the_files(name, card):
     """Energy and force MAEs per state and the gap MAE on the stored test split, recomputed

@@ -261,6 +261,7 @@ def test_continuing_with_an_added_file_extends_the_split(toy, tmp_path):
     assert second.epoch == 3 and second.best_epoch == 3
 
 
+@pytest.mark.slow  # about 5 s
 def test_new_stage_changes_optimisation_settings_and_resumes_identically(toy, tmp_path):
     """--new-stage continues a run with another loss, learning rate and schedule: it starts
     from the best EMA weights of stage 1 with a fresh optimizer, records the stage and its
