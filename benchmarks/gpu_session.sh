@@ -94,11 +94,12 @@ run)
     cap() { local left=$((BUDGET - SECONDS - 20)); [ "$left" -lt "$1" ] && echo $((left > 5 ? left : 5)) || echo "$1"; }
     # DRY_RUN=1: on the development machine (fusionff installed, no GPU), to check a stage's
     # plumbing before a device session: no wheels, and the stages' cuda becomes cpu
-    DEV=cuda
-    [ "${DRY_RUN:-0}" = "0" ] || DEV=cpu
     if [ "${DRY_RUN:-0}" = "0" ]; then
+        DEV=cuda
         python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
             --target /tmp/site .whl/*.whl || exit 1
+    else
+        DEV=cpu
     fi
     export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1
     {
