@@ -65,3 +65,38 @@ def test_level_differences_ignore_a_constant_energy_offset():
     assert out["gap_mean_difference_eV"] == pytest.approx(0.05)
     assert out["n_gap_below_1eV"] == 2
     assert out["gap_mad_below_1eV_eV"] == pytest.approx(0.1)
+
+
+worst = load_script("data/stilbene/r3/worst_structures.py")
+
+
+def test_structure_errors_read_the_dataset_force_layout():
+    """Labels' forces are (N, S, 3), predictions (S, N, 3): a prediction off by 0.3 eV/A in x
+    on one atom of S1 only gives S0 MAE 0, S1 MAE 0.3 / (3 N), largest atom error 0.3; energy
+    errors are prediction minus label; the reference gap is E1 - E0 of the label."""
+    rng = np.random.default_rng(3)
+    ref_forces = rng.normal(size=(4, 2, 3))
+    prediction = np.transpose(ref_forces, (1, 0, 2)).copy()
+    prediction[1, 2, 0] += 0.3
+    out = worst.structure_errors(np.array([1.0, 4.5]), prediction, np.array([1.2, 4.0]), ref_forces)
+    assert out["force_mae"] == pytest.approx([0.0, 0.3 / 12])
+    assert out["max_atom_force_error"] == pytest.approx(0.3)
+    assert out["energy_error"] == pytest.approx([-0.2, 0.5])
+    assert out["reference_gap"] == pytest.approx(2.8)
+
+
+def test_rank_removes_each_state_offset_and_puts_the_worst_forces_first():
+    """Energy errors (1, -2), (1.3, -2) and (0.7, -1.4) eV: each state's mean, (1, -1.8), is
+    removed (the third becomes (-0.3, 0.4)), the gap error is S1 - S0 of the centred errors
+    (0.7), and the rows are ordered by the larger of their two force MAEs."""
+    rows = [
+        {"force_mae": [0.1, 0.2], "energy_error": [1.0, -2.0]},
+        {"force_mae": [0.5, 0.1], "energy_error": [1.3, -2.0]},
+        {"force_mae": [0.1, 0.3], "energy_error": [0.7, -1.4]},
+    ]
+    ranked = worst.rank(rows)
+    assert [r["force_mae"] for r in ranked] == [[0.5, 0.1], [0.1, 0.3], [0.1, 0.2]]
+    assert np.mean([r["energy_error"] for r in ranked], axis=0) == pytest.approx([0.0, 0.0])
+    by_force = {tuple(r["force_mae"]): r for r in ranked}
+    assert by_force[(0.1, 0.3)]["energy_error"] == pytest.approx([-0.3, 0.4])
+    assert by_force[(0.1, 0.3)]["gap_error"] == pytest.approx(0.7)
