@@ -100,3 +100,40 @@ def test_rank_removes_each_state_offset_and_puts_the_worst_forces_first():
     by_force = {tuple(r["force_mae"]): r for r in ranked}
     assert by_force[(0.1, 0.3)]["energy_error"] == pytest.approx([-0.3, 0.4])
     assert by_force[(0.1, 0.3)]["gap_error"] == pytest.approx(0.7)
+
+
+seam = load_script("data/stilbene/r3/seam_frames.py")
+
+
+def test_seam1_queue_is_reproduced_exactly(tmp_path):
+    """A labelling queue resumes by row: the committed seam1.xyz must be what the script
+    writes with its defaults (positions to the written precision, same order and info)."""
+    from ase.io import read
+
+    committed = read("data/stilbene/r3/seam1.xyz", index=":")
+    again = seam.frames(sigma=0.02, n_jitter=4, seed=0)
+    assert len(again) == len(committed) == 29
+    for a, b in zip(again, committed, strict=True):
+        assert np.allclose(a.positions, b.positions, atol=1e-7)
+        assert a.info["kind"] == b.info["kind"]
+
+
+def test_seam2_frames_lie_at_their_targets():
+    """seam2 (sigma 0.005 A): 6 frames near the crossing and 3 near the cis minimum, each within
+    0.03 A RMS of its landmark; planar path frames at 15/45/75/100 degrees (dihedral within 2
+    degrees, C1 angle sum above 359), one at 110 degrees with C1 at 345; the crossing untwisted
+    to 103/93/83 degrees with C1 still pyramidal (angle sum below 310)."""
+    from ase.io import read
+
+    out = seam.seam2_frames(sigma=0.005, seed=0)
+    kinds = [a.info["kind"] for a in out]
+    assert kinds == ["near"] * 9 + ["path"] * 5 + ["untwist"] * 3
+    landmarks = {"crossing": read(seam.CROSSING).positions, "cis": read(seam.CIS).positions}
+    for a in out[:9]:
+        rms = np.sqrt(np.mean(np.sum((a.positions - landmarks[a.info["near"]]) ** 2, axis=1)))
+        assert rms < 0.03
+    for a, target in zip(out[9:13], (15.0, 45.0, 75.0, 100.0), strict=True):
+        assert abs(a.info["dihedral"] - target) < 2.0 and a.info["angle_sum_C1"] > 359.0
+    assert abs(out[13].info["angle_sum_C1"] - 345.0) < 2.0
+    for a, target in zip(out[14:], (103.0, 93.0, 83.0), strict=True):
+        assert abs(a.info["dihedral"] - target) < 2.0 and a.info["angle_sum_C1"] < 310.0

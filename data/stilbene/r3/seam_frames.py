@@ -17,9 +17,30 @@ there. So, as for R2's seed (``../r2/README.md``), frames placed by geometry:
 - ``path``: R3's cis minimum (``../r2/cis-6-31g.xyz``) rigidly twisted to 30, 60 and 90
   degrees, and C1 pyramidalised to an angle sum of 330 and 315 then twisted to 90 and 110.
 
-Each frame's info keeps its kind, the parameters and the resulting dihedral and angle sums::
+``--set seam2`` (``seam2.xyz``) is the second queue, made after snapshot 4 (192 labels): on
+the snapshot-4 models S1 at R3's crossing lies 0.23 eV too high relative to the cis minimum's
+S1, while on seam1's ``jitter`` frames the error is 0.07-0.14 eV; those frames lie 0.7-1.1 eV
+above the crossing in S1 (0.02 A per coordinate puts that much into the bonds), so nothing
+labelled lies near the bottom of the seam or near the cis minimum itself. seam2 holds frames
+within about 0.1 eV of those two points and on the way between them, all with 0.005 A
+displacements:
+
+- ``near``: the crossing (6 frames) and the cis minimum (3 frames), displaced only;
+- ``path``: the cis minimum rigidly twisted to 15, 45, 75 and 100 degrees (between seam1's
+  30, 60 and 90), and to 110 degrees with C1 at an angle sum of 345 (5 frames);
+- ``untwist``: the crossing twisted back to 103, 93 and 83 degrees, C1 as it is (3 frames).
+
+The frames were chosen on the snapshot-4 wide model to lie below its FC S1 + 0.2 eV in S1:
+pyramidalising the cis minimum rigidly costs 0.5-1.9 eV there (C1 at 345-315 degrees,
+twisted 15-75 degrees), far above anything S1 dynamics from the FC point reach, and so does
+untwisting the crossing to 73 degrees (S1 1.0 eV above the FC S1).
+
+The landmarks of ``../r2_model_check.py`` (S1 at the crossing against the cis minimum) are
+then checked next to training data: a fit, no longer a prediction. Each frame's info keeps its
+kind, the parameters and the resulting dihedral and angle sums::
 
     python data/stilbene/r3/seam_frames.py data/stilbene/r3/seam1.xyz
+    python data/stilbene/r3/seam_frames.py data/stilbene/r3/seam2.xyz --set seam2 --sigma 0.005
 
 Positions in Angstrom, angles in degrees.
 """
@@ -53,14 +74,7 @@ def frames(sigma: float, n_jitter: int, seed: int) -> list[Atoms]:
     def add(positions: np.ndarray, template: Atoms, jitter: bool, **info) -> None:
         if jitter:
             positions = positions + rng.normal(0.0, sigma, positions.shape)
-        atoms = Atoms(template.numbers, positions=positions)
-        atoms.info.update(info)
-        atoms.info.update(
-            dihedral=round(float(sb.dihedral(positions)), 2),
-            angle_sum_C1=round(float(sb.pyramidalisation(positions, sb.C1)), 2),
-            angle_sum_C2=round(float(sb.pyramidalisation(positions, sb.C2)), 2),
-        )
-        out.append(atoms)
+        out.append(_frame(positions, template, info))
 
     x = crossing.positions
     start = float(sb.dihedral(x))
@@ -79,14 +93,53 @@ def frames(sigma: float, n_jitter: int, seed: int) -> list[Atoms]:
     return out
 
 
+def seam2_frames(sigma: float, seed: int) -> list[Atoms]:
+    """The second queue's structures (``--set seam2``; see the module docstring)."""
+    rng = np.random.default_rng(seed)
+    crossing, cis = read(CROSSING), read(CIS)
+    out = []
+
+    def add(positions: np.ndarray, template: Atoms, **info) -> None:
+        positions = positions + rng.normal(0.0, sigma, positions.shape)
+        out.append(_frame(positions, template, info))
+
+    x, c = crossing.positions, cis.positions
+    for _ in range(6):
+        add(x, crossing, kind="near", near="crossing")
+    for _ in range(3):
+        add(c, cis, kind="near", near="cis")
+    for torsion in (15.0, 45.0, 75.0, 100.0):
+        add(sb.set_torsion(c, torsion), cis, kind="path", torsion=torsion)
+    pyramidal = sb.set_torsion(sb.pyramidalise(c, sb.C1, 345.0), 110.0)
+    add(pyramidal, cis, kind="path", torsion=110.0, target_angle_sum=345.0)
+    for torsion in (103.0, 93.0, 83.0):
+        add(sb.set_torsion(x, torsion), crossing, kind="untwist", torsion=torsion)
+    return out
+
+
+def _frame(positions: np.ndarray, template: Atoms, info: dict) -> Atoms:
+    atoms = Atoms(template.numbers, positions=positions)
+    atoms.info.update(info)
+    atoms.info.update(
+        dihedral=round(float(sb.dihedral(positions)), 2),
+        angle_sum_C1=round(float(sb.pyramidalisation(positions, sb.C1)), 2),
+        angle_sum_C2=round(float(sb.pyramidalisation(positions, sb.C2)), 2),
+    )
+    return atoms
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("output", type=Path, help="extended xyz to write")
     parser.add_argument("--sigma", type=float, default=0.02, help="Angstrom (default 0.02)")
     parser.add_argument("--n-jitter", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--set", choices=["seam1", "seam2"], default="seam1", dest="which")
     args = parser.parse_args(argv)
-    structures = frames(args.sigma, args.n_jitter, args.seed)
+    if args.which == "seam2":
+        structures = seam2_frames(args.sigma, args.seed)
+    else:
+        structures = frames(args.sigma, args.n_jitter, args.seed)
     write(args.output, structures, format="extxyz")
     for k, atoms in enumerate(structures):
         info = atoms.info
