@@ -237,11 +237,19 @@ def label(
             _label_in_pool(structures, pending, backend, n_states, pool, record)
         elif workers == 1:
             with StopOnSigterm() as stop:  # SIGTERM unwinds, so a backend ends its programs
-                for index in pending:
-                    geometry = structures[index]
-                    result = compute_safely(backend, geometry.numbers, geometry.positions, n_states)
-                    with stop.deferred():
-                        record(index, result)
+                recorded = 0
+                try:
+                    for index in pending:
+                        geometry = structures[index]
+                        result = compute_safely(
+                            backend, geometry.numbers, geometry.positions, n_states
+                        )
+                        with stop.deferred():
+                            record(index, result)
+                            recorded += 1
+                except (KeyboardInterrupt, SystemExit) as exc:
+                    _log_stop(stop, exc, recorded, len(pending))
+                    raise
         else:
             local = ProcessPool(workers, preload=["fusionff.labeling.backend"])
             _label_in_pool(structures, pending, backend, n_states, local, record)
@@ -309,12 +317,17 @@ def _label_in_pool(structures, pending, backend, n_states, pool: TaskPool, recor
             stop.hold()  # a second SIGTERM must not interrupt the cleanup
             pool.stop()
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                logger.warning(
-                    "labelling stopped (%s) after %d new structure(s), %d left unlabelled; "
-                    "the finished ones are kept in the output: run the same command again "
-                    "to label the rest",
-                    "SIGTERM" if stop.signum is not None else type(exc).__name__,
-                    recorded,
-                    len(pending) - recorded,
-                )
+                _log_stop(stop, exc, recorded, len(pending))
             raise
+
+
+def _log_stop(stop: StopOnSigterm, exc: BaseException, recorded: int, n_pending: int) -> None:
+    """Say that labelling was stopped, by what, and what is kept (serial and pool paths)."""
+    logger.warning(
+        "labelling stopped (%s) after %d new structure(s), %d left unlabelled; "
+        "the finished ones are kept in the output: run the same command again "
+        "to label the rest",
+        "SIGTERM" if stop.signum is not None else type(exc).__name__,
+        recorded,
+        n_pending - recorded,
+    )

@@ -122,13 +122,16 @@ def test_a_single_failed_state_keeps_the_other_states_labels(tmp_path):
     assert entry.energies[0] == pytest.approx(0.14)
 
 
-def test_resume_after_interrupt_labels_only_the_remaining_structures(tmp_path):
-    """A job interrupted after 3 of 6 structures keeps those 3; the next call computes only
-    the other 3, and every input index is stored exactly once."""
+def test_resume_after_interrupt_labels_only_the_remaining_structures(tmp_path, caplog):
+    """A job interrupted after 3 of 6 structures keeps those 3 and says so in its log (the
+    serial path as the pool's); the next call computes only the other 3, and every input
+    index is stored exactly once."""
     molecules = _molecules(6)
     path = tmp_path / "out.h5"
-    with pytest.raises(KeyboardInterrupt):
-        label(molecules, InterruptingBackend(stop_after=3), N_STATES, path)
+    with caplog.at_level("WARNING", logger="fusionff.labeling.runner"):
+        with pytest.raises(KeyboardInterrupt):
+            label(molecules, InterruptingBackend(stop_after=3), N_STATES, path)
+    assert "labelling stopped (KeyboardInterrupt) after 3 new structure(s), 3 left" in caplog.text
     assert sorted(_by_index(_entries(path))) == [0, 1, 2]
 
     backend = CountingBackend()
