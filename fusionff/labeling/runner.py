@@ -237,7 +237,6 @@ def label(
             _label_in_pool(structures, pending, backend, n_states, pool, record)
         elif workers == 1:
             with StopOnSigterm() as stop:  # SIGTERM unwinds, so a backend ends its programs
-                recorded = 0
                 try:
                     for index in pending:
                         geometry = structures[index]
@@ -246,9 +245,8 @@ def label(
                         )
                         with stop.deferred():
                             record(index, result)
-                            recorded += 1
                 except (KeyboardInterrupt, SystemExit) as exc:
-                    _log_stop(stop, exc, recorded, len(pending))
+                    _log_stop(stop, exc, counts["ok"] + counts["failed"], len(pending))
                     raise
         else:
             local = ProcessPool(workers, preload=["fusionff.labeling.backend"])
