@@ -73,16 +73,32 @@ worst = load_script("data/stilbene/r3/worst_structures.py")
 def test_structure_errors_read_the_dataset_force_layout():
     """Labels' forces are (N, S, 3), predictions (S, N, 3): a prediction off by 0.3 eV/A in x
     on one atom of S1 only gives S0 MAE 0, S1 MAE 0.3 / (3 N), largest atom error 0.3; energy
-    errors are prediction minus label; the reference gap is E1 - E0 of the label."""
+    errors are prediction minus label; the reference gap is E1 - E0 of the label; per atom,
+    the S1 error is 0.3 / 3 on atom 2 alone."""
     rng = np.random.default_rng(3)
     ref_forces = rng.normal(size=(4, 2, 3))
     prediction = np.transpose(ref_forces, (1, 0, 2)).copy()
     prediction[1, 2, 0] += 0.3
     out = worst.structure_errors(np.array([1.0, 4.5]), prediction, np.array([1.2, 4.0]), ref_forces)
     assert out["force_mae"] == pytest.approx([0.0, 0.3 / 12])
+    assert np.asarray(out["atom_force_mae"]) == pytest.approx(np.array([[0.0] * 4, [0, 0, 0.1, 0]]))
     assert out["max_atom_force_error"] == pytest.approx(0.3)
     assert out["energy_error"] == pytest.approx([-0.2, 0.5])
     assert out["reference_gap"] == pytest.approx(2.8)
+
+
+def test_atom_summary_averages_each_atom_over_structures_and_names_the_worst():
+    """Two structures of H2C (Z 1, 1, 6): per-atom S0/S1 MAEs (0.1, 0.1, 0.4)/(0.2, 0, 0.6)
+    and (0.3, 0.1, 0.2)/(0.2, 0, 0.2) average to (0.2, 0.1, 0.3)/(0.2, 0, 0.4): hydrogen
+    0.15/0.1, carbon 0.3/0.4, and atom 2 is the worst, then atom 0."""
+    rows = [
+        {"numbers": [1, 1, 6], "atom_force_mae": [[0.1, 0.1, 0.4], [0.2, 0.0, 0.6]]},
+        {"numbers": [1, 1, 6], "atom_force_mae": [[0.3, 0.1, 0.2], [0.2, 0.0, 0.2]]},
+    ]
+    lines = worst.atom_summary(rows, worst=2)
+    assert lines[0] == "element Z=1: force MAE 0.150 / 0.100"
+    assert lines[1] == "element Z=6: force MAE 0.300 / 0.400"
+    assert lines[2] == "worst atoms (index Z: S0 / S1): 2 6: 0.300/0.400, 0 1: 0.200/0.200"
 
 
 def test_rank_removes_each_state_offset_and_puts_the_worst_forces_first():

@@ -3,7 +3,8 @@
     HDF5_USE_FILE_LOCKING=FALSE python data/stilbene/r3/worst_structures.py MODEL RUN_DIR \
         [--subset train] [--top 12] [--json OUT]
 
-For every usable structure of RUN_DIR's split (split.json: its files, in order, and the global
+First the force MAE of each element and the atoms with the largest force MAE over the subset
+(where in the molecule the error sits). Then for every usable structure of RUN_DIR's split (split.json: its files, in order, and the global
 structure indices of each subset) prints, worst first by the larger of the two states' force
 MAE: the file and row, the per-state force MAE (eV/A, mean over atoms and components), the
 largest force error of any atom (eV/A), the energy errors of S0, S1 and of the gap (eV, after
@@ -53,6 +54,7 @@ def per_structure_errors(model: str, run_dir: str, subset: str) -> list[dict]:
                 meta = structure.meta
                 rows.append(
                     {"file": entry["path"], "row": row, "index": i, **row_errors}
+                    | {"numbers": structure.numbers.tolist()}
                     | {"start": meta.get("start", ""), "pi": meta.get("active_pi_weights", [])}
                 )
     return rank(rows)
@@ -66,6 +68,7 @@ def structure_errors(
     difference = forces - np.transpose(ref_forces, (1, 0, 2))
     return {
         "force_mae": np.abs(difference).mean(axis=(1, 2)).tolist(),
+        "atom_force_mae": np.abs(difference).mean(axis=2).tolist(),  # (S, N)
         "max_atom_force_error": float(np.linalg.norm(difference, axis=2).max()),
         "energy_error": (energies - ref_energies).tolist(),
         "reference_gap": float(ref_energies[1] - ref_energies[0]),
@@ -81,6 +84,23 @@ def rank(rows: list[dict]) -> list[dict]:
         r["energy_error"] = e.tolist()
         r["gap_error"] = float(e[1] - e[0])
     return sorted(rows, key=lambda r: -max(r["force_mae"]))
+
+
+def atom_summary(rows: list[dict], worst: int = 6) -> list[str]:
+    """Where the force error sits: the force MAE (eV/A) of each element and of the ``worst``
+    atoms (by index, the larger state's), over ``rows`` (structures with the same atoms)."""
+    per_atom = np.mean([r["atom_force_mae"] for r in rows], axis=0)  # (S, N)
+    numbers = np.asarray(rows[0]["numbers"])
+    lines = []
+    for z in sorted(set(numbers.tolist())):
+        mae = per_atom[:, numbers == z].mean(axis=1)
+        lines.append(f"element Z={z}: force MAE " + " / ".join(f"{m:.3f}" for m in mae))
+    order = np.argsort(-per_atom.max(axis=0))[:worst]
+    lines.append(
+        "worst atoms (index Z: S0 / S1): "
+        + ", ".join(f"{i} {numbers[i]}: {per_atom[0, i]:.3f}/{per_atom[1, i]:.3f}" for i in order)
+    )
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         f"median {np.median(force[:, 0]):.3f} / {np.median(force[:, 1]):.3f}, "
         f"mean {force[:, 0].mean():.3f} / {force[:, 1].mean():.3f}"
     )
+    for line in atom_summary(rows):
+        print(line)
     print("file:row  F MAE S0/S1  max atom  dE S0/S1  d gap  ref gap  start  pi weights")
     for r in rows[: args.top]:
         print(
