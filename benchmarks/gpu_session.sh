@@ -28,7 +28,10 @@
 #                             N minutes of the recipe TRAIN_CONFIG (default
 #                             potentials/stilbene-r2-wide.yaml: a C = 48 adiabatic R2 model on
 #                             round 13's data and split, about 85 s an epoch on one CPU core,
-#                             trained in CPU sessions since 2026-12-04); it continues
+#                             trained in CPU sessions since 2026-12-04;
+#                             TRAIN_CONFIG=potentials/stilbene-r2-large.yaml is the capacity
+#                             check, l = 3 and three layers from scratch on its split, to
+#                             compare with the wide model's history epoch by epoch); it continues
 #                             from the committed checkpoint of the recipe's output directory if
 #                             one exists. The tar holds that directory (minus its checkpoint
 #                             when it is over 40 MB); unpack it under potentials/training/.
