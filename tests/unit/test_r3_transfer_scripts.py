@@ -153,3 +153,48 @@ def test_seam2_frames_lie_at_their_targets():
     assert abs(out[13].info["angle_sum_C1"] - 345.0) < 2.0
     for a, target in zip(out[14:], (103.0, 93.0, 83.0), strict=True):
         assert abs(a.info["dihedral"] - target) < 2.0 and a.info["angle_sum_C1"] < 310.0
+
+
+crossing = load_script("data/stilbene/r3/crossing_region_frames.py")
+
+
+def _ethylene_core(twist_deg: float, bend: float) -> np.ndarray:
+    """26 atoms: C0 at the origin, C13 at +x, C0's neighbours 1 and 2 in the xy plane, C13's 14
+    and 15 rotated about x by ``twist_deg`` and moved by ``bend`` A towards C0 along x, which
+    pyramidalises C13 (angle sum 360 degrees at 0, 286 at 0.9) without changing the dihedral."""
+    p = np.zeros((26, 3))
+    p[13] = [1.34, 0.0, 0.0]
+    p[1] = [-0.6, 0.9, 0.0]
+    p[2] = [-0.6, -0.9, 0.0]
+    c, s = np.cos(np.radians(twist_deg)), np.sin(np.radians(twist_deg))
+    for atom, y in ((14, 0.9), (15, -0.9)):
+        p[atom] = [1.94 - bend, y * c, y * s]
+    p[3:13] = np.arange(10)[:, None] * [0.0, 0.0, 10.0] + [0.0, 0.0, 20.0]  # far away
+    p[16:26] = np.arange(10)[:, None] * [0.0, 0.0, 10.0] + [0.0, 0.0, 200.0]
+    return p
+
+
+def test_crossing_region_frames_pick_the_smallest_gap_inside_the_region(tmp_path):
+    """Frames (twist, bend, gap): (10, 0.9, 0.1) is untwisted, (120, 0, 0.2) planar (angle sum
+    360), (120, 0.9, 0.9) and (110, 0.9, 0.6) inside (dihedral 95-135, angle sum 286 below
+    320), 10 fs apart: with one frame per trajectory the
+    inside frame of smaller gap (0.6 eV, frame 3) is taken, with two both, smaller gap first;
+    the small gaps outside the region are never taken."""
+    import h5py
+
+    specs = [(10, 0.9, 0.1), (120, 0.0, 0.2), (120, 0.9, 0.9), (110, 0.9, 0.6)]
+    run = tmp_path / "run"
+    run.mkdir()
+    with h5py.File(run / "traj_00000.h5md", "w") as f:
+        positions = np.stack([_ethylene_core(t, z) for t, z, _ in specs])
+        f["particles/molecule/position/value"] = positions
+        f["particles/molecule/position/time"] = 10.0 * np.arange(len(specs))
+        f["particles/molecule/species"] = np.array([6] + [1] * 12 + [6] + [1] * 12)
+        f["observables/energies/value"] = np.array([[0.0, g] for _, _, g in specs])
+    one = crossing.frames([str(run)], (95.0, 135.0), 320.0, 1)
+    assert [a.info["frame"] for a in one] == [3]
+    assert one[0].info["model_gap_ev"] == pytest.approx(0.6)
+    assert one[0].info["dihedral_deg"] == pytest.approx(110.0)
+    assert one[0].info["angle_sum_deg"] == pytest.approx(286.3, abs=0.1)
+    two = crossing.frames([str(run)], (95.0, 135.0), 320.0, 2)
+    assert [a.info["frame"] for a in two] == [3, 2]

@@ -3,9 +3,10 @@
     HDF5_USE_FILE_LOCKING=FALSE python data/stilbene/r3/worst_structures.py MODEL RUN_DIR \
         [--subset train] [--top 12] [--json OUT]
 
-First the force MAE of each element and the atoms with the largest force MAE over the subset
-(where in the molecule the error sits). Then for every usable structure of RUN_DIR's split (split.json: its files, in order, and the global
-structure indices of each subset) prints, worst first by the larger of the two states' force
+First prints the force MAE of each element and the atoms with the largest force MAE over the
+subset (where in the molecule the error sits). Then for every usable structure of RUN_DIR's
+split (split.json: its files, in order, and the global structure indices of each subset),
+worst first by the larger of the two states' force
 MAE: the file and row, the per-state force MAE (eV/A, mean over atoms and components), the
 largest force error of any atom (eV/A), the energy errors of S0, S1 and of the gap (eV, after
 removing the subset's mean energy error of each state, so that a constant offset the model
