@@ -43,7 +43,11 @@ def trajectory_frames(
     """The chosen frames of one H5MD trajectory (module docstring), smallest model gap first."""
     with h5py.File(path, "r") as f:
         position = f["particles/molecule/position"]
-        positions = position["value"][()]  # Angstrom (the runner's files)
+        unit = position["value"].attrs.get("unit", "Angstrom")
+        unit = unit.decode() if isinstance(unit, bytes) else unit
+        if unit != "Angstrom":
+            raise ValueError(f"{path}: positions in {unit!r}, expected 'Angstrom'")
+        positions = position["value"][()]
         time = position["time"][()]
         energies = f["observables/energies/value"][()]
         numbers = f["particles/molecule/species"][()].astype(np.int64)
