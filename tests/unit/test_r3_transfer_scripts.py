@@ -188,7 +188,9 @@ def test_crossing_region_frames_pick_the_smallest_gap_inside_the_region(tmp_path
     with h5py.File(run / "traj_00000.h5md", "w") as f:
         positions = np.stack([_ethylene_core(t, z) for t, z, _ in specs])
         f["particles/molecule/position/value"] = positions
+        f["particles/molecule/position/value"].attrs["unit"] = "Angstrom"
         f["particles/molecule/position/time"] = 10.0 * np.arange(len(specs))
+        f["particles/molecule/position/time"].attrs["unit"] = "fs"
         f["particles/molecule/species"] = np.array([6] + [1] * 12 + [6] + [1] * 12)
         f["observables/energies/value"] = np.array([[0.0, g] for _, _, g in specs])
     one = crossing.frames([str(run)], (95.0, 135.0), 320.0, 1)

@@ -32,6 +32,7 @@ from ase import Atoms
 from ase.io import write
 
 from fusionff.analysis.dihedral import angle_sum, dihedral_degrees
+from fusionff.analysis.run import read_positions
 
 DIHEDRAL = [2, 0, 13, 15]
 CENTRES = ((0, (1, 2, 13)), (13, (0, 14, 15)))
@@ -42,15 +43,9 @@ def trajectory_frames(
 ) -> list[dict]:
     """The chosen frames of one H5MD trajectory (module docstring), smallest model gap first."""
     with h5py.File(path, "r") as f:
-        position = f["particles/molecule/position"]
-        unit = position["value"].attrs.get("unit", "Angstrom")
-        unit = unit.decode() if isinstance(unit, bytes) else unit
-        if unit != "Angstrom":
-            raise ValueError(f"{path}: positions in {unit!r}, expected 'Angstrom'")
-        positions = position["value"][()]
-        time = position["time"][()]
         energies = f["observables/energies/value"][()]
         numbers = f["particles/molecule/species"][()].astype(np.int64)
+    time, positions = read_positions(path, list(range(len(numbers))))  # fs, Angstrom
     n = min(len(positions), len(energies))
     positions, time, gap = positions[:n], time[:n], energies[:n, 1] - energies[:n, 0]
     twist = np.abs(dihedral_degrees(positions[:, DIHEDRAL]))

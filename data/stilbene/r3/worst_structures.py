@@ -5,15 +5,15 @@
 
 First prints the force MAE of each element and the atoms with the largest force MAE over the
 subset (where in the molecule the error sits). Then for every usable structure of RUN_DIR's
-split (split.json: its files, in order, and the global structure indices of each subset),
-worst first by the larger of the two states' force
-MAE: the file and row, the per-state force MAE (eV/A, mean over atoms and components), the
-largest force error of any atom (eV/A), the energy errors of S0, S1 and of the gap (eV, after
-removing the subset's mean energy error of each state, so that a constant offset the model
-carries does not rank structures), and from the label's meta the start the label used and the
-active orbitals' pi weights. A training structure whose error stays far above the others'
-is either a region the model cannot represent or a label inconsistent with its neighbours;
-the meta tells which to check first. Units: eV, Angstrom.
+split (split.json: its files, in order, and the global structure indices of each subset), worst
+first by the larger of the two states' force MAE: the file and row, the per-state force MAE
+(eV/A, mean over atoms and components), the largest force error of any atom (eV/A), the energy
+errors of S0, S1 and of the gap (eV, after removing the subset's mean energy error of each
+state, so that a constant offset the model carries does not rank structures), and from the
+label's meta the start the label used and the active orbitals' pi weights. A training structure
+whose error stays far above the others' is either a region the model cannot represent or a
+label inconsistent with its neighbours; the meta tells which to check first. Units: eV,
+Angstrom.
 """
 
 from __future__ import annotations
@@ -67,9 +67,10 @@ def structure_errors(
     """A structure's errors: predicted energies (S,) eV and forces (S, N, 3) eV/A against the
     labels' energies (S,) and forces (N, S, 3), the dataset's layout."""
     difference = forces - np.transpose(ref_forces, (1, 0, 2))
+    atom_mae = np.abs(difference).mean(axis=2)  # (S, N)
     return {
-        "force_mae": np.abs(difference).mean(axis=(1, 2)).tolist(),
-        "atom_force_mae": np.abs(difference).mean(axis=2).tolist(),  # (S, N)
+        "force_mae": atom_mae.mean(axis=1).tolist(),
+        "atom_force_mae": atom_mae.tolist(),
         "max_atom_force_error": float(np.linalg.norm(difference, axis=2).max()),
         "energy_error": (energies - ref_energies).tolist(),
         "reference_gap": float(ref_energies[1] - ref_energies[0]),
