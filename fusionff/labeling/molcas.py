@@ -992,6 +992,32 @@ class MolcasCasscfBackend(ReferenceBackend):
         shutil.rmtree(folder, ignore_errors=True)
         return self._result(out, n_atoms, n_states, time.perf_counter() - begin, how)
 
+    def energies(
+        self, numbers: np.ndarray, positions: np.ndarray, n_states: int, ricd: bool = False
+    ) -> tuple[np.ndarray, dict]:
+        """SA-CASSCF energies (eV, absolute) of S0 .. S(n_states-1) at one geometry (Angstrom),
+        RASSCF alone from a fresh start (RHF orbitals, active pair chosen as for any fresh
+        start) and checked by the active-space guard: no gradients, nothing followed and
+        nothing stored. Meant for comparing levels (another basis, RICD integrals with
+        ``ricd``) at fixed geometries for a fraction of a label's cost. Returns the energies
+        and what the job saw (``occupations``, ``pi_weights``, ``iterations``). Raises
+        :class:`MolcasError` naming the cause when the job or the guard fails."""
+        numbers, positions = check_geometry(numbers, positions)
+        integrals = Integrals(ricd=ricd)
+        try:
+            out, folder = self._attempt(numbers, positions, n_states, None, False, integrals)
+        except _AttemptFailed as exc:
+            raise MolcasError(f"fresh-start RASSCF at {self.basis}: {exc}") from exc
+        finally:
+            integrals.close()
+        shutil.rmtree(folder, ignore_errors=True)
+        seen = {
+            "occupations": np.round(out.occupations, 6).tolist(),
+            "pi_weights": np.round(out.pi_weights, 6).tolist(),
+            "iterations": out.iterations,
+        }
+        return np.asarray(out.energies, dtype=np.float64) * HARTREE_TO_EV, seen
+
     def audit(
         self,
         numbers: np.ndarray,

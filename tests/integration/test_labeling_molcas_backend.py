@@ -531,3 +531,24 @@ def test_audit_confirms_a_label_of_the_lower_solution(tmp_path):
     assert replaced.ok and replaced.meta["audit"] == "replaced"
     np.testing.assert_allclose(replaced.energies, original.energies, atol=1e-6)
     np.testing.assert_allclose(replaced.forces, original.forces, atol=1e-4)
+
+
+def test_energies_alone_equal_the_label_energies_and_name_a_guard_failure():
+    """``energies`` (RASSCF alone, fresh start) gives the energies of a full label of the same
+    geometry (ethylene twisted 30 degrees, to 1e-6 eV) with the guard's numbers; with a guard
+    no pi pair can pass (pi weight at least 1.01) it raises an error that names the guard."""
+    from fusionff.labeling.molcas import MolcasCasscfBackend, MolcasError
+
+    atoms = twisted_ethylene(30.0)
+    backend = MolcasCasscfBackend((0, 1), couplings=False)
+    energies, seen = backend.energies(atoms.numbers, atoms.positions, N_STATES)
+    label = MolcasCasscfBackend((0, 1), couplings=False).compute(
+        atoms.numbers, atoms.positions, N_STATES
+    )
+    assert label.ok
+    np.testing.assert_allclose(energies, label.energies, atol=1e-6)
+    assert len(seen["occupations"]) == 2 and min(seen["pi_weights"]) > 0.5
+    assert seen["iterations"] > 0
+    strict = MolcasCasscfBackend((0, 1), couplings=False, min_pi_weight=1.01)
+    with pytest.raises(MolcasError, match="pi weight"):
+        strict.energies(atoms.numbers, atoms.positions, N_STATES)

@@ -269,3 +269,22 @@ def test_ricd_integrals_input_and_first_iteration_parsing():
     )
     assert first_iteration_average(log) == pytest.approx(-536.62461476, abs=1e-9)
     assert np.isnan(first_iteration_average("no table here"))
+
+
+def test_energies_alone_come_from_one_fresh_rasscf_job_and_follow_nothing(tmp_path):
+    """``energies``: one RASSCF-only job from a fresh start (not the stored neighbour's
+    orbitals), its energies in eV and what the guard saw; nothing is remembered for the next
+    structure."""
+    backend, numbers, positions = _backend(tmp_path)
+    remembered = list(backend._recent._entries)
+    energies, seen = backend.energies(numbers, positions, 2)
+    assert backend.jobs == [("fresh", False)]
+    np.testing.assert_allclose(energies, np.array(SOLUTIONS["fresh"]) * HARTREE_TO_EV)
+    assert seen == {"occupations": [1.5, 0.5], "pi_weights": [0.6, 0.6], "iterations": 5}
+    assert len(backend._recent._entries) == len(remembered)
+
+
+def test_energies_alone_raise_a_named_error_when_the_job_fails(tmp_path):
+    backend, numbers, positions = _backend(tmp_path, broken=("fresh",))
+    with pytest.raises(MolcasError, match="fresh-start RASSCF at STO-3G: .*scripted failure"):
+        backend.energies(numbers, positions, 2)

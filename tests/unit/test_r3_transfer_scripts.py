@@ -200,3 +200,62 @@ def test_crossing_region_frames_pick_the_smallest_gap_inside_the_region(tmp_path
     assert one[0].info["angle_sum_deg"] == pytest.approx(286.3, abs=0.1)
     two = crossing.frames([str(run)], (95.0, 135.0), 320.0, 2)
     assert [a.info["frame"] for a in two] == [3, 2]
+
+
+trap = load_script("data/stilbene/r3/s1_trap.py")
+
+
+class _DoubleWell:
+    """Two states on three atoms, analytic (eV, Angstrom): S1 = (x0^2 - 1)^2 + y0^2 + z0^2 +
+    sum over atoms 1 and 2 of |r - r_ref|^2, a double well in atom 0's x with minima at x0 = +-1
+    and a saddle of height 1 eV at x0 = 0; S0 = S1 - 2. Sets ``energies`` and
+    ``state_forces`` as the calculators that ``OnState`` wraps do."""
+
+    REF = np.array([[0.0, 3.0, 0.0], [0.0, -3.0, 0.0]])
+
+    def __init__(self):
+        self.results = {}
+
+    def calculate(self, atoms, properties=None, system_changes=None):
+        p = atoms.positions
+        x, y, z = p[0]
+        e1 = (x**2 - 1.0) ** 2 + y**2 + z**2 + np.sum((p[1:] - self.REF) ** 2)
+        grad = np.zeros_like(p)
+        grad[0] = [4.0 * x * (x**2 - 1.0), 2.0 * y, 2.0 * z]
+        grad[1:] = 2.0 * (p[1:] - self.REF)
+        self.results = {
+            "energies": np.array([e1 - 2.0, e1]),
+            "state_forces": np.stack([-grad, -grad]),
+        }
+
+
+def _three_atoms(x0: float, y0: float = 0.0):
+    from ase import Atoms
+
+    return Atoms("CHH", positions=[[x0, y0, 0.0], *_DoubleWell.REF])
+
+
+def test_relax_finds_the_minimum_of_the_chosen_state():
+    """From x0 = 0.5, y0 = 0.3 on S1 of the double well: the minimum at x0 = 1, y0 = 0 (the
+    force there below fmax 0.01 eV/A means x0 within 0.01 A), S1 energy below 1e-4 eV."""
+    inner = _DoubleWell()
+    atoms, converged, steps = trap.relax(_three_atoms(0.5, 0.3), trap.OnState(inner, 1), 0.01)
+    assert converged and steps > 0
+    assert atoms.positions[0] == pytest.approx([1.0, 0.0, 0.0], abs=0.01)
+    assert inner.results["energies"][1] < 1e-4
+
+
+def test_path_on_state_finds_the_saddle_between_two_minima():
+    """Climbing-image NEB between the two minima (x0 = -1 and +1) of the double well: the
+    highest image sits at the saddle x0 = 0 and the barrier is its 1 eV height (to 0.01 eV at
+    fmax 0.02 eV/A); the ends keep their energy 0."""
+    inner = _DoubleWell()
+    path = trap.path_on_state(
+        _three_atoms(-1.0), _three_atoms(1.0), lambda: trap.OnState(inner, 1), fmax=0.02
+    )
+    assert path["converged"]
+    assert path["barrier_eV"] == pytest.approx(1.0, abs=0.01)
+    top = path["images"][path["highest_image"]]
+    assert abs(top.positions[0, 0]) < 0.02
+    assert path["energies_eV"][0] == pytest.approx(0.0, abs=1e-12)
+    assert path["energies_eV"][-1] == pytest.approx(0.0, abs=1e-12)

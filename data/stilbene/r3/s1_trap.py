@@ -1,0 +1,228 @@
+"""Is the twisted S1 minimum a trap? The planar twisted S1 minimum (P*) against the S1/S0
+crossing, on the models and at R3 itself.
+
+    python data/stilbene/r3/s1_trap.py MODEL [MODEL ...] --runs RUN_DIR [--starts 4]
+    python data/stilbene/r3/s1_trap.py MODEL --runs RUN_DIR --reference --work runs/r3_trap
+
+Why: on the snapshot-6 models cis trajectories twist within about 50 fs and then stay on S1
+for 600 fs; where they pass R3's crossing region R3's own gap is about 1 eV
+(``crossing_region_frames.py``, seam3). If S1 has a minimum well below the crossing, S1 decay
+needs a barrier crossing and is slow on the level itself, whatever the model.
+
+What it measures (energies in eV relative to the same level's S1 at R3's cis minimum, the
+Franck-Condon point ``../r2/cis-6-31g.xyz``; geometry as central dihedral 2-0-13-15 and the
+angle sums at the central carbons, degrees):
+
+1. each model at R3's cis minimum and at R3's relaxed crossing (``../r2/crossing-6-31g.xyz``,
+   ``../r2/criteria-6-31g.json``): gap and S1 energy there;
+2. each model's own crossing, minimised from R3's (penalty function of ``../r2_crossing.py``,
+   sigma 15), and its S1 minima relaxed from the last frames of the first ``--starts``
+   trajectories of ``--runs``; then the S1 path from the lowest S1 minimum to the model's
+   crossing (climbing-image NEB, 9 inner images) and its highest point (the barrier);
+3. ``--reference``: R3 itself at the first model's S1 minimum, then relaxed on R3's S1 from there
+   (BFGS, resumable: each step goes to ``WORK/p-star-r3.traj``; about 3 minutes a step on a
+   shared core), against R3's crossing energy.
+
+Results go to ``--out`` (JSON, default ``s1-trap.json`` beside this script) and the
+minima as xyz files beside it (``p-star-<tag>.xyz``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.io import read, write
+from ase.mep import NEB
+from ase.optimize import BFGS, FIRE
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+from r2_crossing import CrossingPenalty, OnState, describe_geometry, optimise  # noqa: E402
+
+from fusionff.analysis.run import read_positions  # noqa: E402
+
+FC = HERE.parent / "r2" / "cis-6-31g.xyz"
+CROSSING = HERE.parent / "r2" / "crossing-6-31g.xyz"
+CRITERIA = HERE.parent / "r2" / "criteria-6-31g.json"
+
+
+def relax(atoms: Atoms, calc, fmax: float = 0.02, steps: int = 500) -> tuple[Atoms, bool, int]:
+    """Minimise ``calc``'s energy (eV) over a copy of ``atoms`` (Angstrom) with BFGS, steps of
+    at most 0.05 Angstrom, to a largest force below ``fmax`` eV/Angstrom. Returns the relaxed
+    copy (with ``calc`` attached), whether it converged, and the steps taken."""
+    atoms = Atoms(atoms.numbers, atoms.positions)
+    atoms.calc = calc
+    opt = BFGS(atoms, logfile=None, maxstep=0.05)
+    converged = bool(opt.run(fmax=fmax, steps=steps))
+    return atoms, converged, int(opt.nsteps)
+
+
+def path_on_state(
+    start: Atoms, end: Atoms, make_calc, n_images: int = 9, fmax: float = 0.05, steps: int = 500
+) -> dict:
+    """Climbing-image NEB between ``start`` and ``end`` (Angstrom; both ends held) on the
+    surface that ``make_calc()`` gives (a fresh ASE calculator per image; energy in eV).
+    Returns each image's energy (eV) along the path, the highest inner image's index and
+    energy minus the start's (the barrier, eV), whether the band converged, and the images."""
+    images = [Atoms(start.numbers, start.positions)]
+    images += [Atoms(start.numbers, start.positions) for _ in range(n_images)]
+    images += [Atoms(end.numbers, end.positions)]
+    for image in images:
+        image.calc = make_calc()
+    band = NEB(images, climb=True, method="improvedtangent")
+    band.interpolate(method="idpp")
+    converged = bool(FIRE(band, logfile=None).run(fmax=fmax, steps=steps))
+    energies = np.array([image.get_potential_energy() for image in images])
+    top = 1 + int(np.argmax(energies[1:-1]))
+    return {
+        "energies_eV": energies.tolist(),
+        "highest_image": top,
+        "barrier_eV": float(energies[top] - energies[0]),
+        "converged": converged,
+        "images": images,
+    }
+
+
+def _energies(calc, atoms: Atoms) -> np.ndarray:
+    calc.calculate(Atoms(atoms.numbers, atoms.positions), ["energy"])
+    return np.asarray(calc.results["energies"], dtype=np.float64)
+
+
+def _geometry(positions: np.ndarray) -> dict:
+    return {k: round(v, 2) for k, v in describe_geometry(positions).items()}
+
+
+def model_part(model: str, runs: list[Path], starts: int, tag: str) -> dict:
+    """Steps 1 and 2 of the module docstring for one model file."""
+    from fusionff.calculator import FusionCalculator
+
+    calc = FusionCalculator(model, device="cpu")
+    fc, crossing = read(FC), read(CROSSING)
+    e_fc = _energies(calc, fc)
+    e_x = _energies(calc, crossing)
+    out = {
+        "model": model,
+        "FC_gap_eV": float(e_fc[1] - e_fc[0]),
+        "at_R3_crossing": {"gap_eV": float(e_x[1] - e_x[0]), "S1_eV": float(e_x[1] - e_fc[1])},
+    }
+    own, conv, n = relax(crossing, CrossingPenalty(calc, 15.0))
+    e = _energies(calc, own)
+    rmsd = float(np.sqrt(((own.positions - crossing.positions) ** 2).sum(axis=1).mean()))
+    out["own_crossing"] = {
+        "converged": conv,
+        "steps": n,
+        "gap_eV": float(e[1] - e[0]),
+        "S1_eV": float(e[1] - e_fc[1]),
+        "rmsd_to_R3_crossing_A": rmsd,
+        **_geometry(own.positions),
+    }
+    minima = []
+    numbers = fc.numbers
+    paths = [p for run in runs for p in sorted(run.glob("traj_*.h5md"))][:starts]
+    for path in paths:
+        _, positions = read_positions(path, list(range(len(numbers))))
+        start = Atoms(numbers, positions[-1])
+        minimum, conv, n = relax(start, OnState(calc, 1))
+        e = _energies(calc, minimum)
+        minima.append(
+            {
+                "start": f"{path.parent.name}/{path.name}",
+                "start_dihedral_deg": round(describe_geometry(start.positions)["dihedral_deg"], 1),
+                "converged": conv,
+                "steps": n,
+                "gap_eV": float(e[1] - e[0]),
+                "S1_eV": float(e[1] - e_fc[1]),
+                **_geometry(minimum.positions),
+                "_atoms": minimum,
+            }
+        )
+    if not minima:
+        raise SystemExit(f"no traj_*.h5md in {', '.join(map(str, runs))}")
+    lowest = min(minima, key=lambda m: m["S1_eV"])
+    write(HERE / f"p-star-{tag}.xyz", Atoms(numbers, lowest["_atoms"].positions))
+    path = path_on_state(lowest["_atoms"], own, lambda: OnState(calc, 1))
+    out["S1_minima"] = [{k: v for k, v in m.items() if k != "_atoms"} for m in minima]
+    out["S1_minimum_below_own_crossing_eV"] = out["own_crossing"]["S1_eV"] - lowest["S1_eV"]
+    out["path_to_own_crossing"] = {
+        "S1_eV": [float(x - e_fc[1]) for x in path["energies_eV"]],
+        "barrier_eV": path["barrier_eV"],
+        "converged": path["converged"],
+        "highest_image": {
+            "index": path["highest_image"],
+            **_geometry(path["images"][path["highest_image"]].positions),
+        },
+    }
+    return out
+
+
+def reference_part(start: Path, work: Path, store: Path, fmax: float, steps: int) -> dict:
+    """Step 3 of the module docstring: R3 at ``start`` and relaxed on its S1 from there,
+    each structure starting from the orbitals of the nearest geometry in ``store``."""
+    from fusionff.data import stilbene as sb
+    from fusionff.labeling.calculator import CasscfCalculator
+
+    criteria = json.loads(CRITERIA.read_text())
+    fc_s1 = criteria["cis_S0_minimum"]["E_S1_eV"]
+    crossing_s1 = criteria["crossing"]["sigma_15"]["E_S1_eV"]
+    work.mkdir(parents=True, exist_ok=True)
+    casscf = CasscfCalculator(
+        (sb.C1, sb.C2), n_states=2, basis="6-31G", couplings=False,
+        orbital_store=str(store),
+    )  # fmt: skip
+    atoms = read(start)
+    info = optimise(atoms, OnState(casscf, 1), work, "p-star-r3", fmax, steps)
+    with open(work / "p-star-r3.energies.jsonl") as handle:
+        first = json.loads(handle.readline())["E_eV"]  # R3 at the model's minimum
+    write(HERE / "p-star-r3.xyz", Atoms(atoms.numbers, atoms.positions))
+    return {
+        "start": str(start),
+        "at_start": {"gap_eV": float(first[1] - first[0]), "S1_eV": float(first[1] - fc_s1)},
+        "relaxed": {
+            "converged": info["converged"],
+            "steps": info["steps"],
+            "gap_eV": info["gap_eV"],
+            "S1_eV": info["E_S1_eV"] - fc_s1,
+            **_geometry(atoms.positions),
+        },
+        "R3_crossing_S1_eV": crossing_s1 - fc_s1,
+        "S1_minimum_below_R3_crossing_eV": crossing_s1 - info["E_S1_eV"],
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("models", nargs="+", help="model files (*.fff)")
+    parser.add_argument("--runs", type=Path, nargs="+", required=True, help="run directories")
+    parser.add_argument("--starts", type=int, default=4, help="trajectories to relax from")
+    parser.add_argument("--reference", action="store_true", help="also relax P* at R3")
+    parser.add_argument("--work", type=Path, default=Path("runs/r3_trap"))
+    parser.add_argument(
+        "--orbital-store", type=Path, default=HERE.parent / "stilbene-r3.orbitals",
+        help="R3 orbitals to start from (the labelling queues' store)",
+    )  # fmt: skip
+    parser.add_argument("--fmax", type=float, default=0.05, help="R3 relaxation, eV/Angstrom")
+    parser.add_argument("--steps", type=int, default=40, help="R3 relaxation steps in all")
+    parser.add_argument("--out", type=Path, default=HERE / "s1-trap.json")
+    args = parser.parse_args(argv)
+    results = json.loads(args.out.read_text()) if args.out.exists() else {}
+    for k, model in enumerate(args.models):
+        tag = Path(model).parent.name or f"model{k}"
+        results.setdefault("models", {})[tag] = model_part(model, args.runs, args.starts, tag)
+        args.out.write_text(json.dumps(results, indent=1))
+    if args.reference:
+        first = Path(args.models[0]).parent.name or "model0"
+        results["R3"] = reference_part(
+            HERE / f"p-star-{first}.xyz", args.work, args.orbital_store, args.fmax, args.steps
+        )
+        args.out.write_text(json.dumps(results, indent=1))
+    print(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
