@@ -259,3 +259,25 @@ def test_path_on_state_finds_the_saddle_between_two_minima():
     assert abs(top.positions[0, 0]) < 0.02
     assert path["energies_eV"][0] == pytest.approx(0.0, abs=1e-12)
     assert path["energies_eV"][-1] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_barrier_queue_takes_r3s_minimum_and_the_inner_path_images(tmp_path):
+    """queue_frames: R3's S1 minimum first, then each path file's 9 inner images (its two ends,
+    the model's minimum and crossing, left out), in file-name order, each with its source."""
+    from ase.io import write
+
+    write(tmp_path / "p-star-r3.xyz", _three_atoms(1.0))
+    for name, shift in (("path-b", 0.5), ("path-a", 0.0)):
+        frames = []
+        for k in range(11):
+            atoms = _three_atoms(-1.0 + 0.2 * k + shift)
+            atoms.info.update(image=k, S1_eV=0.0)
+            frames.append(atoms)
+        write(tmp_path / f"{name}.xyz", frames)
+    queue = trap.queue_frames(tmp_path)
+    assert len(queue) == 1 + 9 + 9
+    assert queue[0].info["source"] == "p-star-r3"
+    assert [a.info["source"] for a in queue[1:]] == ["path-a"] * 9 + ["path-b"] * 9
+    assert [a.info["image"] for a in queue[1:10]] == list(range(1, 10))
+    assert queue[1].positions[0, 0] == pytest.approx(-0.8)
+    assert queue[10].positions[0, 0] == pytest.approx(-0.3)

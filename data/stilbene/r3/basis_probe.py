@@ -33,7 +33,7 @@ from r2_crossing import describe_geometry  # noqa: E402
 DEFAULT_GEOMETRIES = {
     "cis_FC": HERE.parent / "r2" / "cis-6-31g.xyz",
     "R3_crossing": HERE.parent / "r2" / "crossing-6-31g.xyz",
-    "P_star": HERE / "p-star-r3.xyz",
+    "P_star": HERE / "s1-trap" / "p-star-r3.xyz",
 }
 
 

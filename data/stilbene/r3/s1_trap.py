@@ -23,8 +23,10 @@ angle sums at the central carbons, degrees):
    (BFGS, resumable: each step goes to ``WORK/p-star-r3.traj``; about 3 minutes a step on a
    shared core), against R3's crossing energy.
 
-Results go to ``--out`` (JSON, default ``s1-trap.json`` beside this script) and the
-minima as xyz files beside it (``p-star-<tag>.xyz``).
+Results go to ``--out`` (JSON, default ``s1-trap.json`` beside this script), geometries to
+``s1-trap/`` beside it: each model's lowest S1 minimum (``p-star-<tag>.xyz``) and its S1 path
+to its crossing (``path-<tag>.xyz``, 11 frames; ``image`` and the model's ``S1_eV`` relative to
+its FC S1 in each frame's info), and R3's minimum (``p-star-r3.xyz``).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from fusionff.analysis.run import read_positions  # noqa: E402
 FC = HERE.parent / "r2" / "cis-6-31g.xyz"
 CROSSING = HERE.parent / "r2" / "crossing-6-31g.xyz"
 CRITERIA = HERE.parent / "r2" / "criteria-6-31g.json"
+GEOMETRIES = HERE / "s1-trap"
 
 
 def relax(atoms: Atoms, calc, fmax: float = 0.02, steps: int = 500) -> tuple[Atoms, bool, int]:
@@ -144,8 +147,15 @@ def model_part(model: str, runs: list[Path], starts: int, tag: str) -> dict:
     if not minima:
         raise SystemExit(f"no traj_*.h5md in {', '.join(map(str, runs))}")
     lowest = min(minima, key=lambda m: m["S1_eV"])
-    write(HERE / f"p-star-{tag}.xyz", Atoms(numbers, lowest["_atoms"].positions))
+    GEOMETRIES.mkdir(exist_ok=True)
+    write(GEOMETRIES / f"p-star-{tag}.xyz", Atoms(numbers, lowest["_atoms"].positions))
     path = path_on_state(lowest["_atoms"], own, lambda: OnState(calc, 1))
+    frames = []
+    for k, (image, energy) in enumerate(zip(path["images"], path["energies_eV"], strict=True)):
+        frame = Atoms(numbers, image.positions)
+        frame.info.update(image=k, S1_eV=round(float(energy - e_fc[1]), 4), model=tag)
+        frames.append(frame)
+    write(GEOMETRIES / f"path-{tag}.xyz", frames)
     out["S1_minima"] = [{k: v for k, v in m.items() if k != "_atoms"} for m in minima]
     out["S1_minimum_below_own_crossing_eV"] = out["own_crossing"]["S1_eV"] - lowest["S1_eV"]
     out["path_to_own_crossing"] = {
@@ -178,9 +188,9 @@ def reference_part(start: Path, work: Path, store: Path, fmax: float, steps: int
     info = optimise(atoms, OnState(casscf, 1), work, "p-star-r3", fmax, steps)
     with open(work / "p-star-r3.energies.jsonl") as handle:
         first = json.loads(handle.readline())["E_eV"]  # R3 at the model's minimum
-    write(HERE / "p-star-r3.xyz", Atoms(atoms.numbers, atoms.positions))
+    write(GEOMETRIES / "p-star-r3.xyz", Atoms(atoms.numbers, atoms.positions))
     return {
-        "start": str(start),
+        "start": str(start.relative_to(HERE)) if start.is_relative_to(HERE) else str(start),
         "at_start": {"gap_eV": float(first[1] - first[0]), "S1_eV": float(first[1] - fc_s1)},
         "relaxed": {
             "converged": info["converged"],
@@ -194,10 +204,26 @@ def reference_part(start: Path, work: Path, store: Path, fmax: float, steps: int
     }
 
 
+def queue_frames(folder: Path) -> list[Atoms]:
+    """A labelling queue over the barrier: R3's S1 minimum (``p-star-r3.xyz``, if there) and
+    the inner images of every model's S1 path (``path-*.xyz``, in file-name order), each frame's
+    info saying where it came from (``source``, ``image``). Positions Angstrom."""
+    frames = []
+    if (folder / "p-star-r3.xyz").exists():
+        frame = read(folder / "p-star-r3.xyz")
+        frames.append(Atoms(frame.numbers, frame.positions, info={"source": "p-star-r3"}))
+    for path in sorted(folder.glob("path-*.xyz")):
+        images = read(path, index=":")
+        for image in images[1:-1]:
+            info = {"source": path.stem, "image": int(image.info["image"])}
+            frames.append(Atoms(image.numbers, image.positions, info=info))
+    return frames
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("models", nargs="+", help="model files (*.fff)")
-    parser.add_argument("--runs", type=Path, nargs="+", required=True, help="run directories")
+    parser.add_argument("models", nargs="*", help="model files (*.fff)")
+    parser.add_argument("--runs", type=Path, nargs="+", default=[], help="run directories")
     parser.add_argument("--starts", type=int, default=4, help="trajectories to relax from")
     parser.add_argument("--reference", action="store_true", help="also relax P* at R3")
     parser.add_argument("--work", type=Path, default=Path("runs/r3_trap"))
@@ -208,7 +234,14 @@ def main(argv=None) -> int:
     parser.add_argument("--fmax", type=float, default=0.05, help="R3 relaxation, eV/Angstrom")
     parser.add_argument("--steps", type=int, default=40, help="R3 relaxation steps in all")
     parser.add_argument("--out", type=Path, default=HERE / "s1-trap.json")
+    parser.add_argument(
+        "--queue", type=Path, help="also write the barrier labelling queue (xyz) from s1-trap/"
+    )
     args = parser.parse_args(argv)
+    if args.models and not args.runs:
+        parser.error("--runs is needed to relax S1 minima from trajectories")
+    if args.reference and not args.models:
+        parser.error("--reference starts from the first model's S1 minimum: give a model")
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
     for k, model in enumerate(args.models):
         tag = Path(model).parent.name or f"model{k}"
@@ -217,10 +250,15 @@ def main(argv=None) -> int:
     if args.reference:
         first = Path(args.models[0]).parent.name or "model0"
         results["R3"] = reference_part(
-            HERE / f"p-star-{first}.xyz", args.work, args.orbital_store, args.fmax, args.steps
+            GEOMETRIES / f"p-star-{first}.xyz", args.work, args.orbital_store, args.fmax, args.steps
         )
         args.out.write_text(json.dumps(results, indent=1))
-    print(json.dumps(results, indent=1))
+    if args.queue:
+        frames = queue_frames(GEOMETRIES)
+        write(args.queue, frames)
+        print(f"{len(frames)} frames -> {args.queue}")
+    if args.models or args.reference:
+        print(json.dumps(results, indent=1))
     return 0
 
 
