@@ -281,3 +281,53 @@ def test_barrier_queue_takes_r3s_minimum_and_the_inner_path_images(tmp_path):
     assert [a.info["image"] for a in queue[1:10]] == list(range(1, 10))
     assert queue[1].positions[0, 0] == pytest.approx(-0.8)
     assert queue[10].positions[0, 0] == pytest.approx(-0.3)
+
+
+def test_barrier_table_compares_each_labelled_frame_with_the_models(tmp_path):
+    """Two queue frames (R3's cis minimum, and it shifted by 0.01 A) labelled ok and failed:
+    the ok row reports R3's S1 relative to R3's FC S1 (criteria-6-31g.json) and gap, and the
+    model's S1 relative to its own FC S1 (zero here: the frame is the FC geometry) and gap as
+    the calculator gives them; the failed row is flagged, not read as zeros."""
+    import json
+
+    from ase.io import read, write
+
+    from fusionff import save_model
+    from fusionff.calculator import FusionCalculator
+    from fusionff.data.dataset import MultiStateDataset, Structure
+    from tests.conftest import small_model
+
+    fc = read(trap.FC)
+    frames = [fc.copy(), fc.copy()]
+    frames[1].positions += 0.01
+    for k, frame in enumerate(frames):
+        frame.info.update(source="test", image=k)
+    write(tmp_path / "queue.xyz", frames)
+    fc_s1 = json.loads(trap.CRITERIA.read_text())["cis_S0_minimum"]["E_S1_eV"]
+    n = len(fc)
+    ok = Structure(
+        numbers=fc.numbers, positions=fc.positions, energies=np.array([fc_s1 - 6.0, fc_s1 + 0.5]),
+        forces=np.zeros((n, 2, 3)), energy_mask=np.ones(2, bool), force_mask=np.ones(2, bool),
+    )  # fmt: skip
+    failed = Structure(
+        numbers=fc.numbers, positions=frames[1].positions, energies=np.full(2, np.nan),
+        forces=np.full((n, 2, 3), np.nan), energy_mask=np.zeros(2, bool),
+        force_mask=np.zeros(2, bool), status="failed", error="guard",
+    )  # fmt: skip
+    with MultiStateDataset.create(tmp_path / "labels.h5", 2) as data:
+        data.extend([ok, failed])
+    model = small_model(fusion=True, n_states=2)
+    (tmp_path / "m").mkdir()
+    save_model(model, tmp_path / "m" / "model.fff")
+    rows = trap.barrier_table(
+        tmp_path / "queue.xyz", tmp_path / "labels.h5", [str(tmp_path / "m" / "model.fff")]
+    )
+    assert len(rows) == 2
+    assert rows[0]["source"] == "test" and rows[0]["image"] == 0
+    assert rows[0]["R3_S1_eV"] == pytest.approx(0.5) and rows[0]["R3_gap_eV"] == pytest.approx(6.5)
+    calc = FusionCalculator(str(tmp_path / "m" / "model.fff"), device="cpu")
+    calc.calculate(fc)
+    e = calc.results["energies"]
+    assert rows[0]["m"]["S1_eV"] == pytest.approx(0.0, abs=1e-9)
+    assert rows[0]["m"]["gap_eV"] == pytest.approx(float(e[1] - e[0]), abs=1e-9)
+    assert rows[1] == {"source": "test", "image": 1, "failed": True}

@@ -220,6 +220,38 @@ def queue_frames(folder: Path) -> list[Atoms]:
     return frames
 
 
+def barrier_table(queue: Path, dataset: Path, models: list[str]) -> list[dict]:
+    """R3's labels of the barrier queue against the models, frame by frame: for each labelled
+    row of ``dataset`` (the queue ``queue``'s labels, in its order), its source and image, R3's
+    S1 relative to R3's FC S1 and gap, and each model's (relative to the model's own FC S1),
+    eV. Failed rows are listed with ``failed`` set."""
+    from fusionff.calculator import FusionCalculator
+    from fusionff.data.dataset import MultiStateDataset
+
+    fc_s1 = json.loads(CRITERIA.read_text())["cis_S0_minimum"]["E_S1_eV"]
+    frames = read(queue, index=":")
+    calcs = {Path(m).parent.name: FusionCalculator(m, device="cpu") for m in models}
+    fc = read(FC)
+    model_fc = {tag: _energies(calc, fc)[1] for tag, calc in calcs.items()}
+    rows = []
+    with MultiStateDataset.open(dataset) as data:
+        labelled = [data[i] for i in range(len(data))]
+    for frame, label in zip(frames, labelled, strict=False):
+        image = frame.info.get("image")
+        row = {"source": frame.info.get("source"), "image": None if image is None else int(image)}
+        if label.status != "ok" or not np.all(label.energy_mask[:2]):
+            rows.append(row | {"failed": True})  # a failed row reads back as zeros
+            continue
+        energies = np.asarray(label.energies, dtype=np.float64)
+        row["R3_S1_eV"] = float(energies[1] - fc_s1)
+        row["R3_gap_eV"] = float(energies[1] - energies[0])
+        for tag, calc in calcs.items():
+            e = _energies(calc, frame)
+            row[tag] = {"S1_eV": float(e[1] - model_fc[tag]), "gap_eV": float(e[1] - e[0])}
+        rows.append(row)
+    return rows
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("models", nargs="*", help="model files (*.fff)")
@@ -237,7 +269,16 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--queue", type=Path, help="also write the barrier labelling queue (xyz) from s1-trap/"
     )
+    parser.add_argument(
+        "--check", type=Path, nargs=2, metavar=("QUEUE", "DATASET"),
+        help="compare the barrier queue's R3 labels with the models (no relaxations)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    if args.check:
+        rows = barrier_table(args.check[0], args.check[1], args.models)
+        for row in rows:
+            print(json.dumps(row))
+        return 0
     if args.models and not args.runs:
         parser.error("--runs is needed to relax S1 minima from trajectories")
     if args.reference and not args.models:
