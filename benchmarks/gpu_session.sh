@@ -47,7 +47,10 @@
 #        r3preview.tar        with STAGES=r3preview: data/stilbene/r3/preview-run.yaml on cuda
 #                             (PREVIEW_TRAJ, default 256, of PREVIEW_FS fs, default 600),
 #                             its analysis and PREVIEW_QUEUE (default al2.xyz), the next R3
-#                             active-learning queue (al1.xyz came from snapshot 2's committee)
+#                             active-learning queue (al1.xyz came from snapshot 2's committee);
+#                             R3's S1 decays over a ~0.5 eV barrier (data/stilbene/r3/README.md,
+#                             "S1 is a trap at R3"), so its lifetime needs picoseconds:
+#                             PREVIEW_FS=2000 PREVIEW_SECONDS=540 (256 x 600 fs took 150 s)
 # DRY_RUN=1 bash benchmarks/gpu_session.sh run (with OUT, STAGES and small sizes) runs the stages
 # on the development machine's CPU, without the wheels: a check of a new stage's plumbing that
 # costs no device time (r3snapshot + r3preview checked so on 2026-12-04).
