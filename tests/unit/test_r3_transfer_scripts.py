@@ -331,3 +331,7 @@ def test_barrier_table_compares_each_labelled_frame_with_the_models(tmp_path):
     assert rows[0]["m"]["S1_eV"] == pytest.approx(0.0, abs=1e-9)
     assert rows[0]["m"]["gap_eV"] == pytest.approx(float(e[1] - e[0]), abs=1e-9)
     assert rows[1] == {"source": "test", "image": 1, "failed": True}
+    frames[0].positions += 0.1  # a rewritten queue no longer matches its labels
+    write(tmp_path / "queue.xyz", frames)
+    with pytest.raises(ValueError, match="frame 0 is not the geometry of .* row 0"):
+        trap.barrier_table(tmp_path / "queue.xyz", tmp_path / "labels.h5", [])

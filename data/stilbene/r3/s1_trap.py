@@ -224,7 +224,8 @@ def barrier_table(queue: Path, dataset: Path, models: list[str]) -> list[dict]:
     """R3's labels of the barrier queue against the models, frame by frame: for each labelled
     row of ``dataset`` (the queue ``queue``'s labels, in its order), its source and image, R3's
     S1 relative to R3's FC S1 and gap, and each model's (relative to the model's own FC S1),
-    eV. Failed rows are listed with ``failed`` set."""
+    eV. Failed rows are listed with ``failed`` set. A queue frame whose positions are not its
+    row's (a rewritten queue) raises ValueError naming the row."""
     from fusionff.calculator import FusionCalculator
     from fusionff.data.dataset import MultiStateDataset
 
@@ -236,7 +237,9 @@ def barrier_table(queue: Path, dataset: Path, models: list[str]) -> list[dict]:
     rows = []
     with MultiStateDataset.open(dataset) as data:
         labelled = [data[i] for i in range(len(data))]
-    for frame, label in zip(frames, labelled, strict=False):
+    for k, (frame, label) in enumerate(zip(frames, labelled, strict=False)):
+        if not np.allclose(frame.positions, label.positions, atol=1e-6):
+            raise ValueError(f"{queue} frame {k} is not the geometry of {dataset} row {k}")
         image = frame.info.get("image")
         row = {"source": frame.info.get("source"), "image": None if image is None else int(image)}
         if label.status != "ok" or not np.all(label.energy_mask[:2]):
