@@ -46,6 +46,7 @@ from fusionff.analysis.populations import (
 )
 from fusionff.analysis.products import ProductStatistics, Thresholds, product_statistics
 from fusionff.analysis.run import Run
+from fusionff.analysis.survival import HazardEstimate, constant_hazard, first_passages
 
 FITS = (("active", "delayed"), ("active", "exponential"), ("electronic", "delayed"))
 """(curve, model) pairs fitted: active-state fraction and mean |c|^2 of the decaying state."""
@@ -69,6 +70,8 @@ class AnalysisOptions:
     domain_min_distance: re-apply the run's domain pairs at this distance (Angstrom, not below
     the run's own limit) to the written frames, excluding as out-of-domain every trajectory
     whose pair came closer (see :mod:`fusionff.analysis.domain`; None: the run's limit only).
+    hazard_after_fs: the first-passage rate (:mod:`fusionff.analysis.survival`) counts
+    passages and time at risk after this time, fs (the induction period left out).
     """
 
     dihedral: Dihedral | None = None
@@ -84,6 +87,7 @@ class AnalysisOptions:
     n_boot_fit: int = 200
     seed: int = 0
     domain_min_distance: float | None = None
+    hazard_after_fs: float = 0.0
 
 
 @dataclass
@@ -117,6 +121,10 @@ class Analysis:
     diagnostics: Diagnostics
     notes: list[str] = field(default_factory=list)
     domain: DomainRecheck | None = None
+    first_passage: HazardEstimate | None = None
+    """The constant-hazard rate of first passage from ``decay_state`` to the ground state,
+    from every started trajectory, failed ones censored where they were stopped (None for
+    scattering runs, or when no trajectory is watched past ``options.hazard_after_fs``)."""
 
 
 def _last_finite(values: np.ndarray, where: str, what: str = "dihedral") -> float:
@@ -201,6 +209,18 @@ def analyze_run(run: Run, options: AnalysisOptions | None = None) -> Analysis:
         )
 
     fits = {}
+    first_passage = None
+    if not run.scattering and decay_state != options.ground_state:
+        passages = first_passages(
+            run.trajectories + run.excluded,
+            decay_state,
+            options.ground_state,
+            ends=None if domain is None else domain.exit_time_fs,
+        )
+        try:
+            first_passage = constant_hazard(passages, options.hazard_after_fs)
+        except ValueError as err:
+            notes.append(f"no first-passage rate: {err}")
     if run.scattering:
         notes.append(
             "scattering run (Tully model): the final active state is transmission/reflection "
@@ -255,6 +275,7 @@ def analyze_run(run: Run, options: AnalysisOptions | None = None) -> Analysis:
         diagnostics=diagnostics(run),
         notes=notes,
         domain=domain,
+        first_passage=first_passage,
     )
 
 
@@ -339,7 +360,12 @@ def analysis_to_dict(a: Analysis) -> dict:
       ``electronic_se`` (T, S); ``n_trajectories`` (T,); ``interval`` (the method);
     * ``decay``: ``state``; ``fitted`` (bool: some fit describes the data); ``fits``
       {"<curve>/<model>": tau, tau_se, t0, t0_se, ..., success, message, drop, window_fs}
-      (empty for scattering runs);
+      (empty for scattering runs); ``first_passage`` (null for scattering runs): the
+      constant-hazard rate of first passage to the ground state after ``t0_fs``, every started
+      trajectory counted, failed ones censored where stopped (``t0_fs``, ``at_risk``,
+      ``events``, ``before_t0``, ``exposure_fs``, ``window_fs``, ``tau_fs`` with its exact
+      ``tau_low_fs`` / ``tau_high_fs`` (null: unbounded), ``confidence``,
+      ``censored_by_failure`` {status: count}; :mod:`fusionff.analysis.survival`);
     * ``dihedral``: ``atoms``, ``source``, ``central_neighbours`` [[3 atoms], [3 atoms]]
       bonded to its two central carbons (null when their pyramidalisation is not measured;
       the notes say why); ``dhp``: ``ortho_atoms`` [[a1, a2], [b1, b2]] (null
@@ -396,6 +422,7 @@ def analysis_to_dict(a: Analysis) -> dict:
                 "state": a.decay_state,
                 "fitted": any(fit.success for fit in a.fits.values()),
                 "fits": {name: fit.to_dict() for name, fit in a.fits.items()},
+                "first_passage": None if a.first_passage is None else a.first_passage.to_dict(),
             },
             "dihedral": {
                 "atoms": a.dihedral_atoms,
@@ -525,6 +552,9 @@ def format_report(a: Analysis) -> str:
         + ", ".join(f"S{s} {p.text()}" for s, p in enumerate(a.final_states))
     )
     lines += _decay_lines(a)
+    if a.first_passage is not None:
+        states = f"S{a.decay_state} -> S{a.options.ground_state}"
+        lines.append(f"{states} first passage {a.first_passage.describe()}")
     if prod is not None:
         i, j, k, m = a.dihedral_atoms
         lines.append(f"central dihedral: atoms {i} {j} {k} {m} ({a.dihedral_source})")

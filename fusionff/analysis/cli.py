@@ -101,6 +101,15 @@ def add_analyze_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
         "written frame is excluded as out-of-domain (a dip between written frames is missed)",
     )
     parser.add_argument(
+        "--hazard-after",
+        type=float,
+        default=0.0,
+        metavar="FS",
+        help="the first-passage rate to S0 (a constant hazard; every started trajectory, "
+        "failed ones censored where stopped) counts passages and time at risk after this "
+        "time, fs, leaving the induction period out (default: 0)",
+    )
+    parser.add_argument(
         "--n-boot-fit",
         type=int,
         default=d["n_boot_fit"],
@@ -139,6 +148,7 @@ def analyze_main(args: argparse.Namespace) -> int:
         n_boot_fit=args.n_boot_fit,
         seed=args.seed,
         domain_min_distance=args.domain_min_distance,
+        hazard_after_fs=args.hazard_after,
     )
     run = read_run(args.run_dir, include_failed=options.include_failed)
     analysis = analyze_run(run, options)

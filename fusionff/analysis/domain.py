@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +38,9 @@ class DomainRecheck:
     run_min_distance: float
     previous_status: dict[int, str]
     newly_excluded: list[int]
+    exit_time_fs: dict[int, float] = field(default_factory=dict)
+    """{index: time (fs) of the first written frame below the limit} of each trajectory
+    found out of the domain: where its observation ends (:mod:`fusionff.analysis.survival`)."""
 
     def note(self) -> str:
         """One line for the report, e.g. "domain re-applied at 1.60 Angstrom (run: 1.45) to
@@ -96,6 +99,15 @@ def closest_approach(path: Path, pairs: tuple[tuple[int, int], ...]) -> float:
     return float(finite.min()) if len(finite) else math.inf
 
 
+def first_exit(path: Path, pairs: tuple[tuple[int, int], ...], min_distance: float) -> float | None:
+    """Time (fs) of the first written frame where a pair of ``pairs`` is closer than
+    ``min_distance`` Angstrom, or None if none is (non-finite frames ignored)."""
+    time, positions = read_positions(path, [a for pair in pairs for a in pair])
+    distance = np.linalg.norm(positions[:, 0::2] - positions[:, 1::2], axis=-1)
+    below = np.flatnonzero(np.any(np.isfinite(distance) & (distance < min_distance), axis=1))
+    return float(time[below[0]]) if len(below) else None
+
+
 def reapply_domain(run: Run, min_distance: float) -> tuple[Run, DomainRecheck]:
     """``run`` (read with failed trajectories excluded) with its domain re-applied at
     ``min_distance`` Angstrom: every trajectory not yet out of the domain whose pair of
@@ -113,13 +125,16 @@ def reapply_domain(run: Run, min_distance: float) -> tuple[Run, DomainRecheck]:
             "the fact (the run stopped those trajectories already)"
         )
     previous: dict[int, str] = {}
+    exits: dict[int, float] = {}
 
     def recheck(trajectory):
         if trajectory.status == OUT_OF_DOMAIN:
             return trajectory
-        if closest_approach(trajectory.path, pairs) >= min_distance:
+        exit_time = first_exit(trajectory.path, pairs, min_distance)
+        if exit_time is None:
             return trajectory
         previous[trajectory.index] = trajectory.status
+        exits[trajectory.index] = exit_time
         return replace(trajectory, status=OUT_OF_DOMAIN)
 
     analysed = [recheck(t) for t in run.trajectories]
@@ -136,4 +151,5 @@ def reapply_domain(run: Run, min_distance: float) -> tuple[Run, DomainRecheck]:
         run_min_distance=run_min,
         previous_status=previous,
         newly_excluded=[t.index for t in moved],
+        exit_time_fs=exits,
     )

@@ -149,3 +149,34 @@ def test_cli_domain_min_distance_end_to_end(run_dir, tmp_path, capsys):
     assert "below the run's own 1.45" in capsys.readouterr().err
     assert main([*args, "--domain-min-distance", "1.6", "--include-failed"]) == 1
     assert "--include-failed" in capsys.readouterr().err
+
+
+def test_a_stricter_limit_ends_the_observation_where_the_pair_came_closer(run_dir):
+    """At 1.6 Angstrom trajectory 0 leaves the domain at its written frame 3 and the drifted
+    trajectory 8 at frame 2: their exit times are those frames' times, and the first-passage
+    rate censors them there (a hop after it is not counted; their time at risk ends there)."""
+    directory, _ = run_dir
+    run = read_run(directory)
+    plain = analyze_run(run, AnalysisOptions(**FAST)).first_passage
+    analysis = analyze_run(run, AnalysisOptions(domain_min_distance=1.6, **FAST))
+    frame_time = {i: t.time for i, t in ((t.index, t) for t in run.trajectories + run.excluded)}
+    assert analysis.domain.exit_time_fs == {0: frame_time[0][3], 8: frame_time[8][2]}
+    by_index = {t.index: t for t in run.trajectories + run.excluded}
+    lost = 0.0
+    for i, frame in ((0, 3), (8, 2)):
+        t = by_index[i]
+        end = t.hops[0].time_fs if t.hops else t.final_time_fs
+        lost += end - max(frame_time[i][frame], 0.0) if end > frame_time[i][frame] else 0.0
+    rate = analysis.first_passage
+    assert rate.exposure_fs == pytest.approx(plain.exposure_fs - lost)
+    hops_lost = sum(
+        1
+        for i, f in ((0, 3), (8, 2))
+        if by_index[i].hops and by_index[i].hops[0].time_fs > frame_time[i][f]
+    )
+    assert rate.events == plain.events - hops_lost
+    assert rate.censored_by_failure.get("out-of-domain", 0) == 2 - sum(
+        1
+        for i, f in ((0, 3), (8, 2))
+        if by_index[i].hops and by_index[i].hops[0].time_fs <= frame_time[i][f]
+    )

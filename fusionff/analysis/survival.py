@@ -1,0 +1,276 @@
+"""First passage to the ground state as survival data: a decay rate that an ensemble measures
+even when its population falls by only a few percent.
+
+A population curve's fit (:mod:`fusionff.analysis.lifetime`) needs the population to fall
+clearly within the window; where S1 decays over a barrier, a picosecond lifetime seen in a
+few hundred femtoseconds shows as a handful of hops, and the fit declines. Those hops still
+measure the rate. Each trajectory that starts on the decaying state is one observation: the
+time of its first hop to the target state (an *event*), or, when it has none, the time until
+which it was watched (*censored*): the end of the run, or the moment the run stopped it as
+failed (out of the domain, blown up, ...). Censoring keeps what a failed trajectory showed
+(it stayed on the state that long) without guessing what it would have done next; this
+assumes the failure says nothing about the decay that would have followed, which a
+demanding reader should check against the number of failures reported beside the rate.
+
+Two estimates:
+
+* :func:`kaplan_meier`: the survival curve S(t) (the fraction still not having reached the
+  target), with 95% pointwise intervals (Greenwood's variance on the log(-log) scale).
+* :func:`constant_hazard`: the rate k / E of a decay with constant hazard after ``t0``
+  (k events after ``t0``, E the total time the trajectories spent at risk after ``t0``), its
+  lifetime tau = E / k and an exact interval for tau from the Poisson count (Garwood's
+  chi-square limits with the exposure held fixed). With no event, tau has a lower bound only.
+  ``t0`` lets the induction period be left out (the time the molecule needs to reach the
+  barrier's region); trajectories that decayed before it are left out of the rate, and counted.
+
+Times are in fs. The estimates treat trajectories as independent samples, as surface-hopping
+ensembles are (each has its own initial condition and random stream).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy.stats import chi2, norm
+
+from fusionff.analysis.run import FAILED_STATUSES, Trajectory
+
+
+@dataclass(frozen=True)
+class FirstPassages:
+    """Per trajectory starting on ``source``: ``time`` (fs) of its first hop to ``target``
+    (``event`` true) or the end of its observation (``event`` false: censored);
+    ``status`` the run's status of each; ``index`` its trajectory index."""
+
+    source: int
+    target: int
+    index: np.ndarray
+    time: np.ndarray
+    event: np.ndarray
+    status: list[str]
+
+    def __len__(self) -> int:
+        return len(self.time)
+
+    @property
+    def censored_by_failure(self) -> dict[str, int]:
+        """How many trajectories were censored because the run stopped them as failed, by
+        status (a run's "ok", "stopped" and "time-limit" are not failures)."""
+        return dict(
+            Counter(
+                s
+                for s, e in zip(self.status, self.event, strict=True)
+                if not e and s in FAILED_STATUSES
+            )
+        )
+
+
+def observation_end(trajectory: Trajectory) -> float:
+    """Until when ``trajectory`` was watched, fs: its last time, or the time the run flagged it
+    (whichever is earlier)."""
+    end = float(trajectory.final_time_fs)
+    if trajectory.flag_time_fs is not None and math.isfinite(trajectory.flag_time_fs):
+        end = min(end, float(trajectory.flag_time_fs))
+    return end
+
+
+def first_passages(
+    trajectories: Sequence[Trajectory],
+    source: int = 1,
+    target: int = 0,
+    ends: dict[int, float] | None = None,
+) -> FirstPassages:
+    """The first-passage data of the trajectories that start on state ``source``: time of the
+    first accepted hop into ``target`` (fs), or censored at :func:`observation_end`.
+    ``ends`` {trajectory index: fs} ends the observation of those trajectories earlier (a
+    domain re-applied after the run: :attr:`~fusionff.analysis.domain.DomainRecheck.exit_time_fs`).
+    A hop after the end of observation is ignored (the run's own files have none)."""
+    if source == target:
+        raise ValueError(f"source and target state are both {source}")
+    index, time, event, status = [], [], [], []
+    for t in trajectories:
+        if t.initial_state != source:
+            continue
+        end = observation_end(t)
+        if ends is not None and t.index in ends:
+            end = min(end, float(ends[t.index]))
+        hop = next((h for h in t.hops if h.target == target and h.time_fs <= end), None)
+        index.append(t.index)
+        time.append(end if hop is None else float(hop.time_fs))
+        event.append(hop is not None)
+        status.append(t.status)
+    if not time:
+        raise ValueError(f"no trajectory starts on state {source}")
+    return FirstPassages(
+        source=source,
+        target=target,
+        index=np.asarray(index, dtype=int),
+        time=np.asarray(time, dtype=float),
+        event=np.asarray(event, dtype=bool),
+        status=status,
+    )
+
+
+@dataclass(frozen=True)
+class SurvivalCurve:
+    """Kaplan-Meier estimate: ``time`` (fs) of each distinct event, ``survival`` S just after
+    it, ``low``/``high`` its pointwise 95% interval, ``at_risk`` the trajectories at risk just
+    before it, ``events`` the events at it. S is 1 before the first event."""
+
+    time: np.ndarray
+    survival: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    at_risk: np.ndarray
+    events: np.ndarray
+
+    def at(self, t: float) -> float:
+        """S(t), the step function (right-continuous)."""
+        i = np.searchsorted(self.time, t, side="right")
+        return 1.0 if i == 0 else float(self.survival[i - 1])
+
+
+def combine(parts: Sequence[FirstPassages]) -> FirstPassages:
+    """One sample of several runs' first passages (the same source and target; e.g. runs of
+    the same potential and input with different seeds). Indices are kept as they are, so
+    they repeat across runs."""
+    if not parts:
+        raise ValueError("no first-passage data to combine")
+    pairs = {(p.source, p.target) for p in parts}
+    if len(pairs) > 1:
+        raise ValueError(f"first passages between different states: {sorted(pairs)}")
+    return FirstPassages(
+        source=parts[0].source,
+        target=parts[0].target,
+        index=np.concatenate([p.index for p in parts]),
+        time=np.concatenate([p.time for p in parts]),
+        event=np.concatenate([p.event for p in parts]),
+        status=[s for p in parts for s in p.status],
+    )
+
+
+def kaplan_meier(data: FirstPassages, confidence: float = 0.95) -> SurvivalCurve:
+    """Kaplan-Meier survival of ``data`` with Greenwood intervals on the log(-log) scale
+    (they stay inside [0, 1]); a censoring time equal to an event time counts as at risk at
+    that event, as usual."""
+    z = float(norm.ppf(0.5 + confidence / 2))
+    times = np.unique(data.time[data.event])
+    surv, low, high, at_risk, events = [], [], [], [], []
+    s, greenwood = 1.0, 0.0
+    for t in times:
+        n = int(np.sum(data.time >= t))
+        d = int(np.sum((data.time == t) & data.event))
+        s *= 1.0 - d / n
+        if n > d:
+            greenwood += d / (n * (n - d))
+        surv.append(s)
+        at_risk.append(n)
+        events.append(d)
+        if 0.0 < s < 1.0 and greenwood > 0.0:
+            log_s = math.log(s)
+            half = z * math.sqrt(greenwood) / abs(log_s)
+            low.append(s ** math.exp(half))
+            high.append(s ** math.exp(-half))
+        else:
+            low.append(0.0 if s == 0.0 else s)
+            high.append(1.0 if s == 1.0 else s)
+    return SurvivalCurve(
+        time=times,
+        survival=np.asarray(surv),
+        low=np.asarray(low),
+        high=np.asarray(high),
+        at_risk=np.asarray(at_risk, dtype=int),
+        events=np.asarray(events, dtype=int),
+    )
+
+
+@dataclass(frozen=True)
+class HazardEstimate:
+    """A constant-hazard decay after ``t0_fs`` (see :func:`constant_hazard`). ``tau_fs`` is inf
+    with no event; ``tau_high_fs`` is inf then too. ``before_t0``: events at or before t0 (not
+    in the rate); ``at_risk``: trajectories still watched and undecayed at t0; ``window_fs``:
+    the longest observation after t0."""
+
+    t0_fs: float
+    at_risk: int
+    events: int
+    before_t0: int
+    exposure_fs: float
+    window_fs: float
+    tau_fs: float
+    tau_low_fs: float
+    tau_high_fs: float
+    confidence: float
+    censored_by_failure: dict[str, int]
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        for key in ("tau_fs", "tau_low_fs", "tau_high_fs"):
+            if not math.isfinite(out[key]):
+                out[key] = None  # JSON has no inf; None reads as "unbounded"
+        return out
+
+    def describe(self) -> str:
+        """One line: the rate's numbers, as a report prints them."""
+        head = (
+            f"after {self.t0_fs:g} fs: {self.events} first passages among {self.at_risk} "
+            f"trajectories at risk, {self.exposure_fs / 1000:.2f} ps watched"
+        )
+        level = f"{100 * self.confidence:g}%"
+        if self.events == 0:
+            low = self.tau_low_fs / 1000
+            body = f"tau > {low:.2f} ps (lower end of the {level} interval; no passage seen)"
+        else:
+            body = (
+                f"tau = {self.tau_fs / 1000:.2f} ps [{self.tau_low_fs / 1000:.2f}, "
+                f"{self.tau_high_fs / 1000:.2f}] ({level}, constant hazard)"
+            )
+        failed = ", ".join(f"{n} {s}" for s, n in sorted(self.censored_by_failure.items()))
+        tail = f"; censored as failed: {failed}" if failed else ""
+        before = f"; {self.before_t0} passed before t0" if self.before_t0 else ""
+        return f"{head}: {body}{before}{tail}"
+
+
+def constant_hazard(
+    data: FirstPassages, t0_fs: float = 0.0, confidence: float = 0.95
+) -> HazardEstimate:
+    """Maximum-likelihood lifetime of a decay with constant hazard after ``t0_fs``:
+    tau = E / k, E the time at risk after t0 summed over trajectories (fs), k the first
+    passages after t0. The interval is exact for the Poisson count k given E:
+    rate in [chi2(a/2; 2k) / 2E, chi2(1 - a/2; 2k + 2) / 2E], a = 1 - confidence.
+    Raises ValueError when no trajectory is watched past t0."""
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    if not math.isfinite(t0_fs) or t0_fs < 0:
+        raise ValueError(f"t0 must be a finite time >= 0 fs, got {t0_fs}")
+    before = data.event & (data.time <= t0_fs)
+    risk = data.time > t0_fs
+    k = int(np.sum(data.event & risk))
+    exposure = float(np.sum(data.time[risk] - t0_fs))
+    if not np.any(risk):
+        raise ValueError(
+            f"no trajectory is watched past t0 = {t0_fs:g} fs (longest: {data.time.max():g} fs)"
+        )
+    a = 1.0 - confidence
+    rate_high = float(chi2.ppf(1 - a / 2, 2 * k + 2)) / (2 * exposure)
+    rate_low = float(chi2.ppf(a / 2, 2 * k)) / (2 * exposure) if k else 0.0
+    failed = Counter(
+        s for s, e, r in zip(data.status, data.event, risk, strict=True) if r and not e
+    )
+    return HazardEstimate(
+        t0_fs=float(t0_fs),
+        at_risk=int(np.sum(risk)),
+        events=k,
+        before_t0=int(np.sum(before)),
+        exposure_fs=exposure,
+        window_fs=float(data.time[risk].max() - t0_fs),
+        tau_fs=exposure / k if k else math.inf,
+        tau_low_fs=1.0 / rate_high,
+        tau_high_fs=1.0 / rate_low if rate_low > 0 else math.inf,
+        confidence=float(confidence),
+        censored_by_failure={s: n for s, n in sorted(failed.items()) if s in FAILED_STATUSES},
+    )
