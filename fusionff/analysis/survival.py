@@ -274,3 +274,42 @@ def constant_hazard(
         confidence=float(confidence),
         censored_by_failure={s: n for s, n in sorted(failed.items()) if s in FAILED_STATUSES},
     )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m fusionff.analysis.survival RUN_DIR [RUN_DIR ...] [--t0 FS]``: the
+    first-passage rate of one or several runs pooled (e.g. the same input with other seeds)."""
+    import argparse
+
+    from fusionff.analysis.run import read_run
+
+    parser = argparse.ArgumentParser(
+        prog="python -m fusionff.analysis.survival",
+        description="First passage from one state to another over one or several finished "
+        "runs pooled: the Kaplan-Meier survival and a constant-hazard lifetime after t0 "
+        "(every started trajectory counted; failed ones censored where the run stopped them).",
+    )
+    parser.add_argument("runs", nargs="+", help="run directories (with summary.json)")
+    parser.add_argument("--t0", type=float, default=0.0, help="onset, fs (default 0)")
+    parser.add_argument("--source", type=int, default=1, help="starting state (default 1)")
+    parser.add_argument("--target", type=int, default=0, help="target state (default 0)")
+    args = parser.parse_args(argv)
+    parts = []
+    for directory in args.runs:
+        run = read_run(directory, include_failed=True)
+        part = first_passages(run.trajectories, args.source, args.target)
+        print(f"{directory}: {constant_hazard(part, args.t0).describe()}")
+        parts.append(part)
+    data = combine(parts)
+    if len(parts) > 1:
+        print(f"pooled ({len(data)} trajectories): {constant_hazard(data, args.t0).describe()}")
+    km = kaplan_meier(data)
+    for t, s, lo, hi, n in zip(km.time, km.survival, km.low, km.high, km.at_risk, strict=True):
+        print(
+            f"  S{args.source} survival {s:.3f} [{lo:.3f}, {hi:.3f}] after {t:g} fs ({n} at risk)"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -195,3 +195,23 @@ def test_analyze_reports_the_rate_of_a_synthetic_run(tmp_path):
     }
     assert fp["tau_fs"] == pytest.approx(exposure / events)
     assert "S1 -> S0 first passage after 100 fs" in format_report(a)
+
+
+def test_command_pools_runs(tmp_path, capsys):
+    """``python -m fusionff.analysis.survival A B --t0 100``: one line per run, one for the
+    pool (whose counts are the sums), then the Kaplan-Meier steps."""
+    from fusionff.analysis.survival import main
+
+    hops = []
+    for name, seed in (("a", 1), ("b", 2)):
+        truth = write_synthetic_run(
+            tmp_path / name, n_traj=20, tau_fs=300.0, t0_fs=100.0, seed=seed
+        )
+        hops += [t for t in truth["hop_time"] if np.isfinite(t)]
+    assert main([str(tmp_path / "a"), str(tmp_path / "b"), "--t0", "100"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    events = [int(line.split(": ")[2].split()[0]) for line in out[:2]]
+    assert out[2].startswith("pooled (40 trajectories): after 100 fs: ")
+    assert int(out[2].split(": ")[2].split()[0]) == sum(events) == len(hops)
+    steps = [float(line.split("after ")[1].split()[0]) for line in out[3:]]
+    assert steps == sorted(set(hops))
