@@ -46,8 +46,9 @@
 #                             checks, and preview-run.yaml pointed at them (unpack in the repo root)
 #        r3preview.tar        with STAGES=r3preview: data/stilbene/r3/preview-run.yaml on cuda
 #                             (PREVIEW_TRAJ, default 256, of PREVIEW_FS fs, default 600),
-#                             its analysis and PREVIEW_QUEUE (default al2.xyz), the next R3
-#                             active-learning queue (al1.xyz came from snapshot 2's committee);
+#                             its analysis (with the S1 -> S0 first-passage lifetime after
+#                             PREVIEW_T0 fs, default 100) and PREVIEW_QUEUE (default al3.xyz), the
+#                             next R3 active-learning queue (al1/al2 came from snapshots 2/6);
 #                             R3's S1 decays over a ~0.5 eV barrier (data/stilbene/r3/README.md,
 #                             "S1 is a trap at R3"), so its lifetime needs picoseconds:
 #                             PREVIEW_FS=2000 PREVIEW_SECONDS=540 (256 x 600 fs took 150 s)
@@ -189,10 +190,11 @@ torch.cuda.get_device_name(0))"
         timeout "$(cap "${PREVIEW_SECONDS:-300}")" python3 -m fusionff.cli run \
             data/stilbene/r3/preview-run.yaml --device "$DEV" --n-traj "${PREVIEW_TRAJ:-256}" \
             --time-fs "${PREVIEW_FS:-600}" > "$LOGS/r3preview.out" 2>&1
+        # --hazard-after: the first-passage lifetime counts from 100 fs, after the twist
         timeout "$(cap 60)" python3 -m fusionff.cli analyze runs/r3-preview \
-            > "$LOGS/r3preview_analysis.txt" 2>&1
+            --hazard-after "${PREVIEW_T0:-100}" > "$LOGS/r3preview_analysis.txt" 2>&1
         timeout "$(cap 60)" python3 -m fusionff.analysis.selection runs/r3-preview \
-            "runs/r3-preview/${PREVIEW_QUEUE:-al2.xyz}" --n-spread 120 --min-separation-fs 10 --max-gap 0.5 \
+            "runs/r3-preview/${PREVIEW_QUEUE:-al3.xyz}" --n-spread 120 --min-separation-fs 10 --max-gap 0.5 \
             > "$LOGS/r3preview_selection.txt" 2>&1
         tar -cf "$OUT/r3preview.tar" --exclude='*.h5md' --exclude=checkpoint.pt -C runs r3-preview
     }
