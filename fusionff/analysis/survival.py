@@ -276,6 +276,37 @@ def constant_hazard(
     )
 
 
+def censored_at(data: FirstPassages, t_end_fs: float) -> FirstPassages:
+    """``data`` as if every trajectory had been watched until ``t_end_fs`` at most; one
+    watched beyond it gets status "time-limit" (what ended it, a failure included, came later)."""
+    later = data.time > t_end_fs
+    return FirstPassages(
+        source=data.source,
+        target=data.target,
+        index=data.index,
+        time=np.minimum(data.time, t_end_fs),
+        event=data.event & ~later,
+        status=["time-limit" if x else s for s, x in zip(data.status, later, strict=True)],
+    )
+
+
+def piecewise_hazard(
+    data: FirstPassages, edges_fs: Sequence[float], confidence: float = 0.95
+) -> list[HazardEstimate]:
+    """The constant-hazard estimate on each interval (edges[i], edges[i + 1]] (fs): passages
+    and time at risk within it only. Equal rates in every interval are what a constant hazard
+    means; a rate that grows from one to the next says the decay has not reached its
+    exponential regime (the molecule still feeds the barrier's region). Their events and
+    exposures add up to those of :func:`constant_hazard` from the first edge to the last."""
+    edges = [float(e) for e in edges_fs]
+    if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:], strict=False)):
+        raise ValueError(f"edges must be at least two increasing times (fs), got {edges}")
+    return [
+        constant_hazard(censored_at(data, b), a, confidence)
+        for a, b in zip(edges, edges[1:], strict=False)
+    ]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m fusionff.analysis.survival RUN_DIR [RUN_DIR ...] [--t0 FS]``: the
     first-passage rate of one or several runs pooled (e.g. the same input with other seeds)."""
@@ -293,6 +324,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--t0", type=float, default=0.0, help="onset, fs (default 0)")
     parser.add_argument("--source", type=int, default=1, help="starting state (default 1)")
     parser.add_argument("--target", type=int, default=0, help="target state (default 0)")
+    parser.add_argument(
+        "--edges",
+        type=float,
+        nargs="+",
+        metavar="FS",
+        help="also the rate on each interval between these times, fs (pooled runs): "
+        "whether the hazard is constant",
+    )
     args = parser.parse_args(argv)
     parts = []
     for directory in args.runs:
@@ -303,6 +342,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     data = combine(parts)
     if len(parts) > 1:
         print(f"pooled ({len(data)} trajectories): {constant_hazard(data, args.t0).describe()}")
+    for piece in piecewise_hazard(data, args.edges) if args.edges else []:
+        end = piece.t0_fs + piece.window_fs
+        print(f"  interval ending by {end:g} fs: {piece.describe()}")
     km = kaplan_meier(data)
     for t, s, lo, hi, n in zip(km.time, km.survival, km.low, km.high, km.at_risk, strict=True):
         print(
