@@ -71,7 +71,9 @@ class FirstPassages:
 
 def observation_end(trajectory: Trajectory) -> float:
     """Until when ``trajectory`` was watched, fs: its last time, or the time the run flagged it
-    (whichever is earlier)."""
+    (whichever is earlier). A trajectory flagged for its committee spread that ran on is thus
+    censored at the flag too: after it, the models disagree beyond the run's limits, and
+    what the trajectory did there is not counted."""
     end = float(trajectory.final_time_fs)
     if trajectory.flag_time_fs is not None and math.isfinite(trajectory.flag_time_fs):
         end = min(end, float(trajectory.flag_time_fs))
