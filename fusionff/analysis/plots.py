@@ -37,8 +37,10 @@ def _save(fig, path: Path) -> Path:
 
 
 def plot_populations(a: Analysis, path: Path) -> Path:
-    """Active-state fractions with their 95% (Clopper-Pearson) bands, mean |c|^2 (dashed) and
-    the decay fits of the decaying state that describe the data (black)."""
+    """Active-state fractions with their 95% (Clopper-Pearson) bands, mean |c|^2 (dashed), the
+    decay fits of the decaying state that describe the data (black), and the fraction without
+    a first passage to the ground state that the first-passage rate implies (black dash-dot,
+    when there is a passage; 1 before its onset: it counts only what comes after)."""
     p = a.populations
     fig = Figure(figsize=(7, 4.5))
     ax = fig.subplots()
@@ -54,6 +56,16 @@ def plot_populations(a: Analysis, path: Path) -> Path:
         if fit.success:
             label = f"fit {name}: tau = {fit.tau:.0f} +- {fit.tau_se:.0f} fs"
             ax.plot(p.time, fit.curve(p.time), color="k", linestyle=styles[name], label=label)
+    rate = a.first_passage
+    if rate is not None and rate.events:
+        t = np.asarray(p.time, dtype=float)
+        label = (
+            f"no first passage after {rate.t0_fs:g} fs, constant hazard: tau = "
+            f"{rate.tau_fs / 1000:.2f} ps [{rate.tau_low_fs / 1000:.2f}, "
+            f"{rate.tau_high_fs / 1000:.2f}]"
+        )
+        survival = np.exp(-np.clip(t - rate.t0_fs, 0.0, None) / rate.tau_fs)
+        ax.plot(t, survival, color="k", linestyle=(0, (5, 2, 1, 2)), label=label)
     ax.set_xlabel("time (fs)")
     ax.set_ylabel("population")
     ax.set_ylim(-0.02, 1.02)
