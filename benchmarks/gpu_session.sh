@@ -35,10 +35,13 @@
 #                             from the committed checkpoint of the recipe's output directory if
 #                             one exists. The tar holds that directory (minus its checkpoint
 #                             when it is over 40 MB); unpack it under potentials/training/.
-#        showcase.tar         with SHOWCASE_TRAJ=N (default 0: skipped): md/stilbene_cis_r2.yaml on
-#                             cuda with N trajectories of SHOWCASE_FS fs (default 1000) within
+#        showcase.tar         with SHOWCASE_TRAJ=N (default 0: skipped): SHOWCASE_INPUT (default
+#                             md/stilbene_cis_r3.yaml, 2 ps; md/stilbene_cis_r2.yaml is R2's) on
+#                             cuda with N trajectories (of SHOWCASE_FS fs when set) within
 #                             SHOWCASE_SECONDS (default 400), one batch of SHOWCASE_BATCH
-#                             (default 512); summary and analysis, no H5MD (*.h5md) files.
+#                             (default 512); summary and analysis (with the first-passage
+#                             lifetime after 100 fs), no H5MD (*.h5md) files. R3's 512 x 2 ps
+#                             needs about 17 minutes of an H200: two calls, the second resumes.
 #                             ONLY_TRAIN=1 SHOWCASE_TRAJ=512 gives it the whole call.
 #        r3snapshot.tar       with STAGES=r3snapshot and R3_SNAPSHOT=snapshot-K (a frozen snapshot
 #                             folder, committed): both fine-tuned R3 models of it, trained on the
@@ -148,17 +151,22 @@ torch.cuda.get_device_name(0))"
         tar -cf "$OUT/train.tar" "${EXCLUDE[@]}" -C "$(dirname "$RUN_DIR")" "$(basename "$RUN_DIR")"
     }
     stage_showcase() {
-        # the R2 showcase (md/stilbene_cis_r2.yaml) on the GPU, SHOWCASE_TRAJ trajectories of
-        # SHOWCASE_FS fs; resumable, so a second call with the same settings continues it
-        # one batch of SHOWCASE_BATCH (default 512) trajectories instead of the file's 128
-        sed "s/^batch_size:.*/batch_size: ${SHOWCASE_BATCH:-512}/" md/stilbene_cis_r2.yaml \
-            > md/stilbene_cis_r2_gpu.yaml
-        timeout "$(cap "${SHOWCASE_SECONDS:-400}")" python3 -m fusionff.cli run md/stilbene_cis_r2_gpu.yaml \
-            --device "$DEV" --n-traj "$SHOWCASE_TRAJ" --time-fs "${SHOWCASE_FS:-1000}" \
-            --output runs/stilbene_cis_r2_gpu > "$LOGS/showcase.out" 2>&1
-        timeout "$(cap 60)" python3 -m fusionff.cli analyze runs/stilbene_cis_r2_gpu \
+        # the showcase SHOWCASE_INPUT (default md/stilbene_cis_r3.yaml, R3: 512 x 2 ps; the R2
+        # one is md/stilbene_cis_r2.yaml) on the GPU, SHOWCASE_TRAJ trajectories (of SHOWCASE_FS
+        # fs when set, else the input's time_fs) in one batch of SHOWCASE_BATCH (default 512);
+        # resumable, so a second call with the same settings continues it
+        local input=${SHOWCASE_INPUT:-md/stilbene_cis_r3.yaml}
+        local name
+        name=$(basename "$input" .yaml)_gpu
+        sed "s/^batch_size:.*/batch_size: ${SHOWCASE_BATCH:-512}/" "$input" > "md/$name.yaml"
+        local length=()
+        [ -z "${SHOWCASE_FS:-}" ] || length=(--time-fs "$SHOWCASE_FS")
+        timeout "$(cap "${SHOWCASE_SECONDS:-400}")" python3 -m fusionff.cli run "md/$name.yaml" \
+            --device "$DEV" --n-traj "$SHOWCASE_TRAJ" "${length[@]}" \
+            --output "runs/$name" > "$LOGS/showcase.out" 2>&1
+        timeout "$(cap 60)" python3 -m fusionff.cli analyze "runs/$name" --hazard-after 100 \
             > "$LOGS/showcase_analysis.txt" 2>&1
-        tar -cf "$OUT/showcase.tar" --exclude='*.h5md' --exclude=checkpoint.pt -C runs stilbene_cis_r2_gpu
+        tar -cf "$OUT/showcase.tar" --exclude='*.h5md' --exclude=checkpoint.pt -C runs "$name"
     }
     stage_forces() {
         # forces of both states: one backward per state against one vmapped backward
