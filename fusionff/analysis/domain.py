@@ -90,11 +90,19 @@ def run_domain(config: dict, summary_path: Path) -> tuple[tuple[tuple[int, int],
     return pairs, float(domain["min_distance"])
 
 
+def _pair_distances(
+    path: Path, pairs: tuple[tuple[int, int], ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Time (n,) fs and the distance of each of ``pairs`` (n, P) Angstrom in every written
+    frame of a trajectory file."""
+    time, positions = read_positions(path, [a for pair in pairs for a in pair])
+    return time, np.linalg.norm(positions[:, 0::2] - positions[:, 1::2], axis=-1)
+
+
 def closest_approach(path: Path, pairs: tuple[tuple[int, int], ...]) -> float:
     """The smallest distance of any of ``pairs`` over the written frames of a trajectory file,
     Angstrom (non-finite frames, e.g. of a trajectory that blew up, ignored; inf if none)."""
-    _, positions = read_positions(path, [a for pair in pairs for a in pair])
-    distance = np.linalg.norm(positions[:, 0::2] - positions[:, 1::2], axis=-1)
+    _, distance = _pair_distances(path, pairs)
     finite = distance[np.isfinite(distance)]
     return float(finite.min()) if len(finite) else math.inf
 
@@ -102,8 +110,7 @@ def closest_approach(path: Path, pairs: tuple[tuple[int, int], ...]) -> float:
 def first_exit(path: Path, pairs: tuple[tuple[int, int], ...], min_distance: float) -> float | None:
     """Time (fs) of the first written frame where a pair of ``pairs`` is closer than
     ``min_distance`` Angstrom, or None if none is (non-finite frames ignored)."""
-    time, positions = read_positions(path, [a for pair in pairs for a in pair])
-    distance = np.linalg.norm(positions[:, 0::2] - positions[:, 1::2], axis=-1)
+    time, distance = _pair_distances(path, pairs)
     below = np.flatnonzero(np.any(np.isfinite(distance) & (distance < min_distance), axis=1))
     return float(time[below[0]]) if len(below) else None
 

@@ -60,13 +60,13 @@ class FirstPassages:
     def censored_by_failure(self) -> dict[str, int]:
         """How many trajectories were censored because the run stopped them as failed, by
         status (a run's "ok", "stopped" and "time-limit" are not failures)."""
-        return dict(
-            Counter(
-                s
-                for s, e in zip(self.status, self.event, strict=True)
-                if not e and s in FAILED_STATUSES
-            )
-        )
+        return _failures(self.status, ~self.event)
+
+
+def _failures(status: list[str], censored: np.ndarray) -> dict[str, int]:
+    """{failed status: count} over the trajectories marked in ``censored``, sorted by status."""
+    chosen = Counter(s for s, c in zip(status, censored, strict=True) if c and s in FAILED_STATUSES)
+    return dict(sorted(chosen.items()))
 
 
 def observation_end(trajectory: Trajectory) -> float:
@@ -260,9 +260,6 @@ def constant_hazard(
     a = 1.0 - confidence
     rate_high = float(chi2.ppf(1 - a / 2, 2 * k + 2)) / (2 * exposure)
     rate_low = float(chi2.ppf(a / 2, 2 * k)) / (2 * exposure) if k else 0.0
-    failed = Counter(
-        s for s, e, r in zip(data.status, data.event, risk, strict=True) if r and not e
-    )
     return HazardEstimate(
         t0_fs=float(t0_fs),
         at_risk=int(np.sum(risk)),
@@ -274,7 +271,7 @@ def constant_hazard(
         tau_low_fs=1.0 / rate_high,
         tau_high_fs=1.0 / rate_low if rate_low > 0 else math.inf,
         confidence=float(confidence),
-        censored_by_failure={s: n for s, n in sorted(failed.items()) if s in FAILED_STATUSES},
+        censored_by_failure=_failures(data.status, risk & ~data.event),
     )
 
 
