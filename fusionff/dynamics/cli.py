@@ -21,7 +21,9 @@ them (--time-fs replaces n_steps too; batch_size, when the file does not give it
 n_traj). --threads sets PyTorch's CPU threads (also the 'threads:' key); the default is 1, or
 OMP_NUM_THREADS when set: more threads than free cores slow a run down many times over.
 Threads, --output and MOPAC workers do not change results, so a run resumes with other
-values; any other change needs another output directory or --restart. --dask runs the
+values; a longer --time-fs with --extend continues a finished (or unfinished) run to the
+new length, equal to a run made at that length in one go; any other change needs another
+output directory or --restart. --dask runs the
 batches on a Dask cluster (one batch per task) and combines with all of these; a run
 resumes with or without it."""
 
@@ -51,6 +53,13 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
         action="store_true",
         help="delete the output directory's run files and start afresh (default: continue "
         "from its checkpoint.pt when there is one)",
+    )
+    parser.add_argument(
+        "--extend",
+        action="store_true",
+        help="the output directory holds this run at a shorter length: continue it to the "
+        "new --time-fs (every other setting must be the same; the result equals a run made "
+        "at that length in one go)",
     )
     parser.add_argument(
         "--show-config",

@@ -24,9 +24,13 @@ class FrameBuffer:
 
     Args:
         path: the file the frames are for (only its name is used, in the records).
+        prefix: for a batch that continues from its end in a shorter run, what its file holds
+            up to there: ``n_frames``, ``hops`` (rows), ``last_step``, ``flag``
+            (:meth:`fusionff.dynamics.runner._Ensemble.continuation`); the buffer then holds
+            only what comes after, and :func:`write_packed` appends it to the file.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, prefix: dict[str, Any] | None = None) -> None:
         self.path = Path(path)
         self.parameters: dict[str, Any] = {}
         self.final: dict[str, Any] = {}
@@ -36,10 +40,25 @@ class FrameBuffer:
         self.last_step = -1
         self.flag: str | None = None
         self._flag: tuple[str, float] | None = None
+        self._prefix = prefix
+        self._before = (0, 0)  # frames and hop rows in the file before this buffer's
+        if prefix is not None:
+            self.hops = [tuple(row) for row in prefix["hops"]]
+            self.last_step, self.flag = prefix["last_step"], prefix["flag"]
+            self._before = (prefix["n_frames"], len(self.hops))
 
     @property
     def n_frames(self) -> int:
-        return len(self._frames)
+        return self._before[0] + len(self._frames)
+
+    def resume(self, n_frames: int, n_hops: int) -> None:
+        """Continue after the file's first ``n_frames`` frames and ``n_hops`` hop rows: the
+        prefix this buffer was made with must hold exactly those."""
+        if self._prefix is None or (n_frames, n_hops) != self._before:
+            raise ValueError(
+                f"{self.path}: continuing after {n_frames} frames and {n_hops} hops, but the "
+                f"buffer was made for {self._before[0]} frames and {self._before[1]} hops"
+            )
 
     def create(self, parameters: dict[str, Any]) -> None:
         self.parameters = dict(parameters)
@@ -71,14 +90,20 @@ class FrameBuffer:
             "step": [r["step"] for r in frames],
             "time": [r["time"] for r in frames],
             "series": {name: np.stack([np.asarray(r[name]) for r in frames]) for name in names},
-            "hops": list(self.hops),
+            "hops": list(self.hops[self._before[1] :]),
             "flag": self._flag,
+            "after": None if self._prefix is None else self._before,
         }
 
 
 def write_packed(packed: dict[str, Any], file: TrajectoryFile) -> None:
-    """Write a :meth:`FrameBuffer.packed` trajectory into ``file`` (created afresh)."""
-    file.create(packed["parameters"])
+    """Write a :meth:`FrameBuffer.packed` trajectory into ``file``: created afresh, or, for
+    one that continues a shorter run (``after`` = (frames, hop rows) it follows), appended
+    after that many."""
+    if packed.get("after") is None:
+        file.create(packed["parameters"])
+    else:
+        file.resume(*packed["after"])
     series = packed["series"]
     for j, (step, time) in enumerate(zip(packed["step"], packed["time"], strict=True)):
         file.add_frame(step, time, **{name: values[j] for name, values in series.items()})

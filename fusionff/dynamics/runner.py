@@ -15,6 +15,13 @@ directory::
 After every chunk the buffered frames are appended to the files and ``checkpoint.pt`` is
 replaced atomically; running the same config again continues from it (the files are cut back
 to the frames the checkpoint counted), and the result is identical to an uninterrupted run.
+
+The checkpoint also keeps the state of every finished batch at its last step (before the
+trajectories still running were marked time-limited), so a finished run can be made longer:
+``fusionff run CONFIG --time-fs LONGER --extend`` (:func:`run_ensemble` ``extend=True``)
+continues each batch from there, and the files and summary equal those of a run made at the
+longer time in one go (tested bit for bit). Only the length may change; runs made before
+this existed cannot be extended.
 """
 
 from __future__ import annotations
@@ -106,11 +113,13 @@ NOT_IN_IDENTITY = ("output", "threads")
 """Top-level keys that do not change results: a run resumes with other values."""
 
 
-def _config_digest(resolved: dict[str, Any], fingerprint: str) -> str:
+def _config_digest(resolved: dict[str, Any], fingerprint: str, length: bool = True) -> str:
     """Identifies a run: the resolved config (the output directory, the thread count and the
     potential's runtime options such as MOPAC workers aside: none changes results) and the
-    potential."""
-    relevant = {k: v for k, v in resolved.items() if k not in NOT_IN_IDENTITY}
+    potential. ``length=False``: everything but the number of steps (what a run that extends
+    another must share with it)."""
+    skip = NOT_IN_IDENTITY if length else (*NOT_IN_IDENTITY, "n_steps")
+    relevant = {k: v for k, v in resolved.items() if k not in skip}
     relevant["potential"] = potential_identity(resolved["potential"])
     if resolved["initial_conditions"].get("file") is None:  # digests of runs made before it
         relevant["initial_conditions"] = {
@@ -166,6 +175,10 @@ class _Ensemble:
         else:
             self.fingerprint, self.atoms = setup.fingerprint, setup.atoms
         self.digest = _config_digest(self.resolved, self.fingerprint)
+        self.base_digest = _config_digest(self.resolved, self.fingerprint, length=False)
+        self.ends: dict[int, dict[str, Any]] = {}
+        """Each finished batch's state at its last step (:meth:`simulate`), by batch: a longer
+        run continues from it (``extend``)."""
         self.structure: ElectronicStructure = structure or build_structure(
             config, self.atoms, self.device
         )
@@ -181,8 +194,10 @@ class _Ensemble:
     def topology(self) -> Atoms:
         return Atoms("X") if self.atoms is None else self.atoms
 
-    def prepare(self, restart: bool) -> dict[str, Any] | None:
-        """Create the output directory; return the checkpoint to continue from, if any."""
+    def prepare(self, restart: bool, extend: bool = False) -> dict[str, Any] | None:
+        """Create the output directory; return the checkpoint to continue from, if any (with
+        ``extend``, a run of the same config at a shorter length, turned into the start of
+        this one by :meth:`lengthen`)."""
         self.out.mkdir(parents=True, exist_ok=True)
         checkpoint = self.out / "checkpoint.pt"
         if restart:
@@ -197,17 +212,66 @@ class _Ensemble:
         if saved.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"{checkpoint}: not a fusionff run checkpoint")
         if saved["config_sha256"] != self.digest:
+            if extend and saved.get("base_sha256") == self.base_digest:
+                return self.lengthen(saved)
+            hint = ""
+            if saved.get("base_sha256") == self.base_digest:
+                hint = "; it differs only in length: --extend continues it to the new length"
+            elif extend:
+                hint = (
+                    "; --extend needs a run of the same config at a shorter length, made with "
+                    "fusionff 0.x from 2026-12-05 on (earlier checkpoints keep no final states)"
+                    if "base_sha256" not in saved
+                    else "; --extend changes only the length (time_fs or n_steps)"
+                )
             raise ValueError(
                 f"{checkpoint}: written by a run with another config or potential file (see "
-                f"{self.out / 'config.yaml'}); use another output directory or --restart"
+                f"{self.out / 'config.yaml'}){hint}; use another output directory or --restart"
             )
+        self.ends = dict(saved.get("ends", {}))
         return saved
+
+    def lengthen(self, saved: dict[str, Any]) -> dict[str, Any]:
+        """Turn the checkpoint ``saved`` of this run at a shorter length into this run's start:
+        every batch continues from where it ended (a batch left half done, from its last
+        checkpoint; batches never started, from their start). The config file is rewritten, the
+        old summary removed and the new checkpoint written before any step."""
+        old_steps = [end["n_steps"] for end in saved["ends"].values()]
+        if saved.get("state") is not None:
+            old_steps.append(saved["n_steps"])
+        longest = max(old_steps, default=0)
+        if longest > self.config.n_steps:
+            raise ValueError(
+                f"{self.out / 'checkpoint.pt'}: the run there has {longest} steps, more than "
+                f"the {self.config.n_steps} asked for; --extend only makes a run longer"
+            )
+        self.ends = dict(saved["ends"])
+        if saved.get("state") is not None:  # the batch in progress continues as it was
+            self.ends[saved["batch"]] = {
+                key: saved[key]
+                for key in ("state", "steps_done", "reached_at", "initial", "frames", "hops")
+            } | {"n_steps": saved["n_steps"]}
+        (self.out / "summary.json").unlink(missing_ok=True)
+        (self.out / "config.yaml").write_text(yaml.safe_dump(self.resolved, sort_keys=False))
+        start = {"batch": 0, "complete": False, "records": saved["records"], "state": None}
+        self.save_checkpoint(start)
+        if self.log is not None:
+            print(
+                f"extending {self.out} from {longest} to {self.config.n_steps} steps "
+                f"({self.config.n_steps * self.config.dynamics.dt:g} fs)",
+                file=self.log,
+                flush=True,
+            )
+        return start
 
     def save_checkpoint(self, payload: dict[str, Any]) -> None:
         payload = {
             "format": CHECKPOINT_FORMAT,
             "version": 1,
             "config_sha256": self.digest,
+            "base_sha256": self.base_digest,
+            "n_steps": self.config.n_steps,
+            "ends": self.ends,
             **payload,
         }
         write_atomically(self.out / "checkpoint.pt", lambda p: torch.save(payload, p))
@@ -303,8 +367,27 @@ class _Ensemble:
             )
             self.progress(batch, self.n_batches, steps_done, state, recorder.take_count(), seconds)
 
-        records.extend(self.simulate(batch, files, saved, after_chunk))
+        new, self.ends[batch] = self.simulate(batch, files, saved, after_chunk)
+        _replace_records(records, new)
         self.batch_done(batch, records)
+
+    def continuation(self, batch: int) -> dict[str, Any] | None:
+        """What a worker needs to continue batch ``batch`` from its end in a shorter run
+        (None: the batch has none and starts afresh): the end, and for each of its files the
+        frames and hops up to it (the files are cut back to them here, as on resuming)."""
+        end = self.ends.get(batch)
+        if end is None:
+            return None
+        prefixes = []
+        for i, n_frames, n_hops in zip(
+            self.batch_indices(batch), end["frames"], end["hops"], strict=True
+        ):
+            f = self.trajectory_file(i)
+            f.resume(n_frames, n_hops)
+            prefixes.append(
+                {"n_frames": n_frames, "hops": f.hops, "last_step": f.last_step, "flag": f.flag}
+            )
+        return {"end": end, "files": prefixes}
 
     def batch_done(self, batch: int, records: list) -> None:
         """The checkpoint after batch ``batch``, whose files are complete."""
@@ -319,8 +402,11 @@ class _Ensemble:
 
     def simulate(self, batch: int, files: list, saved: dict[str, Any] | None, after_chunk):
         """Run batch ``batch`` into ``files`` (:class:`TrajectoryFile`, or :class:`FrameBuffer`
-        on a worker), calling ``after_chunk(state, steps_done, stop, initial, recorder,
-        seconds)`` after every chunk of ``checkpoint_every`` steps; returns its records."""
+        on a worker), from its start or from ``saved`` (a checkpoint's state of the batch, or
+        its end in a shorter run), calling ``after_chunk(state, steps_done, stop, initial,
+        recorder, seconds)`` after every chunk of ``checkpoint_every`` steps; returns its
+        records and its end (the state at its last step, before trajectories still running
+        are marked time-limited; plain data on the CPU, from which a longer run continues)."""
         c = self.config
         indices = self.batch_indices(batch)
         seeds = trajectory_seeds(c.seed, torch.tensor(indices, device=self.device))
@@ -372,6 +458,15 @@ class _Ensemble:
             )
             steps_done += chunk
             after_chunk(state, steps_done, stop, initial, recorder, time.perf_counter() - tick)
+        end = {
+            "state": _state_to_plain(state),
+            "steps_done": steps_done,
+            "reached_at": stop.reached_at.cpu(),
+            "initial": initial,
+            "frames": [f.n_frames for f in files],
+            "hops": [len(f.hops) for f in files],
+            "n_steps": c.n_steps,
+        }
         state = run(state, self.structure, c.dynamics, 0, final=True)
         recorder.finish(state)
         records = [
@@ -387,14 +482,15 @@ class _Ensemble:
             for r in records
         ]
         in_parallel([partial(f.flush, x) for f, x in zip(files, final, strict=True)])
-        return records
+        return records, end
 
     def write_batch(self, result: _BatchResult, records: list) -> None:
         """Write a batch that a worker ran into its files, then the checkpoint after it."""
         indices = self.batch_indices(result.batch)
         for i, packed in zip(indices, result.trajectories, strict=True):
             write_packed(packed, self.trajectory_file(i))
-        records.extend(result.records)
+        _replace_records(records, result.records)
+        self.ends[result.batch] = result.end
         self.steps_done_total += result.trajectory_steps
         self.batch_done(result.batch, records)
         if self.log is not None:
@@ -480,7 +576,7 @@ class _Ensemble:
             "units": {"time": "fs", "energy": "eV", "length": "Angstrom"},
             "n_traj": len(records),
             "status_counts": dict(sorted(counts.items())),
-            "trajectories": records,
+            "trajectories": sorted(records, key=lambda r: r["index"]),
             "timing": {
                 "note": "this invocation only (a resumed run counts from its restart)",
                 "wall_s": wall,
@@ -497,14 +593,23 @@ def _trajectory_name(index: int) -> str:
     return f"traj_{index:05d}.h5md"
 
 
+def _replace_records(records: list[dict], new: list[dict]) -> None:
+    """Put a batch's records ``new`` into ``records``, replacing those of the same
+    trajectories (an extended batch's records of the shorter run)."""
+    indices = {r["index"] for r in new}
+    records[:] = [r for r in records if r["index"] not in indices] + new
+
+
 @dataclass
 class _BatchResult:
     """One batch as a worker ran it: its trajectories (:meth:`FrameBuffer.packed`, in batch
-    order), records, trajectory-steps taken, seconds and where (host:pid)."""
+    order), records, end (:meth:`_Ensemble.simulate`), trajectory-steps taken, seconds and
+    where (host:pid)."""
 
     batch: int
     trajectories: list[dict[str, Any]]
     records: list[dict[str, Any]]
+    end: dict[str, Any]
     trajectory_steps: int
     seconds: float
     worker: str
@@ -529,8 +634,12 @@ def _worker_structure(setup: _WorkerSetup) -> ElectronicStructure:
     return _WORKER_STRUCTURES[key]
 
 
-def compute_batch(setup: _WorkerSetup, batch: int) -> _BatchResult:
-    """Run batch ``batch`` of an ensemble in memory and return it (a Dask task).
+def compute_batch(
+    setup: _WorkerSetup, batch: int, resume: dict[str, Any] | None = None
+) -> _BatchResult:
+    """Run batch ``batch`` of an ensemble in memory and return it (a Dask task); with
+    ``resume`` (:meth:`_Ensemble.continuation`), continue it from the end it had in a shorter
+    run: the result then holds only the frames and hops after that end.
 
     Pure: it writes no file, and its result depends only on its arguments (the batch's
     trajectories have their own random streams, and it runs with the client's thread
@@ -542,17 +651,25 @@ def compute_batch(setup: _WorkerSetup, batch: int) -> _BatchResult:
     set_threads(setup.threads)
     structure = setup.structure or _worker_structure(setup)
     ensemble = _Ensemble(setup.config, structure, None, setup)
-    buffers = [FrameBuffer(Path(_trajectory_name(i))) for i in ensemble.batch_indices(batch)]
+    names = [Path(_trajectory_name(i)) for i in ensemble.batch_indices(batch)]
+    if resume is None:
+        buffers = [FrameBuffer(name) for name in names]
+    else:
+        buffers = [
+            FrameBuffer(name, prefix) for name, prefix in zip(names, resume["files"], strict=True)
+        ]
     steps = []
 
     def after_chunk(state, steps_done, stop, initial, recorder, seconds) -> None:
         steps.append(recorder.take_count())
 
-    records = ensemble.simulate(batch, buffers, None, after_chunk)
+    saved = None if resume is None else resume["end"]
+    records, end = ensemble.simulate(batch, buffers, saved, after_chunk)
     return _BatchResult(
         batch,
         [b.packed() for b in buffers],
         records,
+        end,
         sum(steps),
         time.perf_counter() - tick,
         f"{socket.gethostname()}:{os.getpid()}",
@@ -593,7 +710,8 @@ def _run_on_pool(ensemble: _Ensemble, pool: TaskPool, batches: range, records: l
             batch = next(todo, None)
             if batch is None:
                 return
-            running[pool.submit(compute_batch, shared, batch)] = batch
+            resume = ensemble.continuation(batch)
+            running[pool.submit(compute_batch, shared, batch, resume)] = batch
 
     with StopOnSigterm() as stop:
         try:
@@ -648,6 +766,7 @@ def run_ensemble(
     config: RunConfig,
     *,
     restart: bool = False,
+    extend: bool = False,
     structure: ElectronicStructure | None = None,
     log: TextIO | None = None,
     pool: TaskPool | None = None,
@@ -662,6 +781,10 @@ def run_ensemble(
 
     Args:
         restart: delete the output directory's run files first instead of continuing.
+        extend: the output directory holds this run at a shorter length (``n_steps``; any
+            other key must be the same): continue every trajectory still running at its end
+            to the length of ``config`` (the files and summary then equal those of a run made
+            at this length in one go). A finished trajectory stays as it was.
         structure: an electronic structure to use instead of ``config.potential`` (tests, or a
             potential built in Python); it must be the same on a resumed run.
         log: where progress lines go (None: silent; ``fusionff run`` uses stderr).
@@ -680,7 +803,7 @@ def run_ensemble(
     if config.threads is not None:
         set_threads(config.threads)
     ensemble = _Ensemble(config, structure, log)
-    saved = ensemble.prepare(restart)
+    saved = ensemble.prepare(restart, extend)
     summary_path = ensemble.out / "summary.json"
     if saved is not None and saved["complete"] and summary_path.exists():
         if log is not None:
@@ -697,14 +820,15 @@ def run_ensemble(
     records = [] if saved is None else list(saved["records"])
     first = 0 if saved is None else saved["batch"]
     n_batches = ensemble.n_batches
-    if pool is not None and saved is not None and saved.get("state") is not None:
-        ensemble.run_batch(first, saved, records)  # a batch a run without a pool left half done
-        first, saved = first + 1, None
+    half_done = saved if saved is not None and saved.get("state") is not None else None
+    if pool is not None and half_done is not None:
+        ensemble.run_batch(first, half_done, records)  # a batch a run without a pool left so
+        first, half_done = first + 1, None
     if pool is None:
         for batch in range(first, n_batches):
-            resume = saved if saved is not None and saved.get("state") is not None else None
+            # from a checkpoint in the batch, or from its end in a shorter run, or afresh
+            resume = half_done if batch == first and half_done else ensemble.ends.get(batch)
             ensemble.run_batch(batch, resume, records)
-            saved = None
     elif first < n_batches:
         ensemble.wigner_reference()
         ensemble.executor = pool.description
@@ -722,6 +846,7 @@ def run_ensemble(
 def run_main(args) -> int:
     """``fusionff run CONFIG.yaml [--restart] [--n-traj N ...] [--show-config]``."""
     overrides = {key: getattr(args, key, None) for key in OVERRIDES}
+    extend = getattr(args, "extend", False)
     config = RunConfig.from_yaml(args.config, overrides)
     if getattr(args, "show_config", False):
         print("\n".join(describe_config(config)))
@@ -729,10 +854,10 @@ def run_main(args) -> int:
     set_threads(config.threads)  # None: the default, before any work
     address = getattr(args, "dask", None)
     if not address:
-        run_ensemble(config, restart=args.restart, log=sys.stderr)
+        run_ensemble(config, restart=args.restart, extend=extend, log=sys.stderr)
         return 0
     from fusionff.executor import DaskPool
 
     with DaskPool(address) as pool:
-        run_ensemble(config, restart=args.restart, log=sys.stderr, pool=pool)
+        run_ensemble(config, restart=args.restart, extend=extend, log=sys.stderr, pool=pool)
     return 0
