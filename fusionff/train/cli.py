@@ -68,8 +68,14 @@ def train_main(args: argparse.Namespace) -> int:
 
 def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the arguments of ``fusionff eval`` to ``parser`` and return it."""
-    parser.add_argument("model", help="model file (*.fff)")
-    parser.add_argument("data", nargs="?", help="multi-state dataset (HDF5); or give --run")
+    parser.add_argument(
+        "files",
+        nargs="+",
+        metavar="MODEL [MODEL ...] [DATA]",
+        help="model file(s) (*.fff), then a multi-state dataset (HDF5; or give --run). "
+        "Several models: a committee, scored by the mean of its members' energies and forces "
+        "(as the dynamics uses it), each member's errors listed below it",
+    )
     parser.add_argument(
         "--run",
         metavar="RUN_DIR",
@@ -102,21 +108,39 @@ def eval_main(args: argparse.Namespace) -> int:
     from fusionff.device import resolve_device
     from fusionff.models.io import load_model
     from fusionff.train.data import load_training_data
-    from fusionff.train.evaluate import evaluate
+    from fusionff.train.evaluate import evaluate, evaluate_committee
     from fusionff.train.metrics import format_metrics
     from fusionff.train.report import write_json
     from fusionff.train.split import read_split
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if (args.data is None) == (args.run is None):
+    model_paths = [f for f in args.files if f.endswith(".fff")]
+    data_paths = [f for f in args.files if not f.endswith(".fff")]
+    if not model_paths:
+        raise ValueError(f"no model file (*.fff) among {args.files}")
+    if len(data_paths) > 1:
+        raise ValueError(f"one dataset at a time, got {data_paths}")
+    data_path = data_paths[0] if data_paths else None
+    if (data_path is None) == (args.run is None):
         raise ValueError("give either a dataset file or --run RUN_DIR (not both)")
-    model = load_model(args.model, device=resolve_device(args.device))
+    models = [load_model(path, device=resolve_device(args.device)) for path in model_paths]
+    model = models[0]
+    for path, member in zip(model_paths[1:], models[1:], strict=True):
+        if member.r_max != model.r_max or member.n_states != model.n_states:
+            raise ValueError(
+                f"{path}: a committee's members need the same cutoff and states; it has "
+                f"r_max {member.r_max} A and {member.n_states} states, {model_paths[0]} "
+                f"{model.r_max} A and {model.n_states}"
+            )
+    named = ", ".join(model_paths)
+    if len(models) > 1:
+        named = f"the mean of {len(models)} models ({named})"
     if args.run is not None:
         paths = run_data_files(args.run)
-        title = f"{args.subset} split of {args.run} with {args.model}"
+        title = f"{args.subset} split of {args.run} with {named}"
     else:
-        paths, title = [args.data], f"{args.data} with {args.model}"
+        paths, title = [data_path], f"{data_path} with {named}"
     data = load_training_data(paths, model.r_max)
     indices = None
     if args.run is not None:
@@ -124,11 +148,28 @@ def eval_main(args: argparse.Namespace) -> int:
     if args.mask_forces_above is not None:
         masked = data.mask_forces_above(args.mask_forces_above)
         print(f"force labels left out (above {args.mask_forces_above} eV/A): {masked} per state")
-    metrics = evaluate(model, data, indices, batch_size=args.batch_size)
+    if len(models) == 1:
+        metrics = evaluate(model, data, indices, batch_size=args.batch_size)
+    else:
+        metrics = evaluate_committee(models, data, indices, batch_size=args.batch_size)
     print(format_metrics(metrics, title))
+    for path, member in zip(model_paths, metrics.get("members", []), strict=False):
+        print(f"  member {path}: {member_line(member)}")
     if args.json:
         write_json(metrics, args.json)
     return 0
+
+
+def member_line(metrics: dict) -> str:
+    """One line of a committee member's errors: energy and force MAE per state, gap MAE."""
+
+    def fmt(value) -> str:
+        return "-" if value is None else f"{value:.0f}"
+
+    energy = "/".join(fmt(s["energy_mae"]) for s in metrics["states"])
+    force = "/".join(fmt(s["force_mae"]) for s in metrics["states"])
+    gaps = "/".join(fmt(g["mae"]) for g in metrics["gaps"])
+    return f"energy MAE {energy} meV, force MAE {force} meV/A, gap MAE {gaps} meV"
 
 
 def run_data_files(run: str | Path) -> list[str]:

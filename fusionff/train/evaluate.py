@@ -108,3 +108,26 @@ def evaluate(
     check_compatible(model, data)
     indices = np.arange(len(data)) if indices is None else np.asarray(indices)
     return metrics_of(data, indices, predict(model, data, indices, batch_size))
+
+
+def evaluate_committee(
+    models: list[MultiStateMACE],
+    data: TrainingData,
+    indices: np.ndarray | None = None,
+    batch_size: int = 16,
+) -> dict[str, Any]:
+    """Metrics of a committee's mean energies and forces (what
+    :class:`fusionff.dynamics.ml.MLElectronicStructure` gives the dynamics) on the structures
+    ``indices`` of ``data``, with each member's own metrics under ``"members"``. Couplings are
+    not scored here (members' couplings carry signs of their own)."""
+    for model in models:
+        check_compatible(model, data)
+    indices = np.arange(len(data)) if indices is None else np.asarray(indices)
+    each = [predict(model, data, indices, batch_size, couplings=False) for model in models]
+    mean = Predictions(
+        torch.stack([p.energies.cpu() for p in each]).mean(0),
+        torch.stack([p.forces.cpu() for p in each]).mean(0),
+    )
+    return metrics_of(data, indices, mean) | {
+        "members": [metrics_of(data, indices, p) for p in each]
+    }

@@ -243,3 +243,54 @@ def test_toy_structures_match_the_example_dataset():
         np.testing.assert_allclose(a.positions, b.positions, rtol=0, atol=1e-12)
         if b.energies is not None:
             np.testing.assert_allclose(a.energies[a.energy_mask], b.energies[b.energy_mask])
+
+
+def test_eval_cli_scores_a_committee_by_its_mean(trained, tmp_path, capsys):
+    """`fusionff eval A.fff B.fff DATA` scores the mean of the members' energies and forces:
+    its energy and force MAE per state equal those computed here with numpy from each
+    member's predictions, the members' own metrics equal single-model evals, the same model
+    twice scores as that model alone, and members with another cutoff are refused."""
+    from fusionff.models.io import save_model
+    from fusionff.train.data import load_training_data
+    from fusionff.train.evaluate import predict
+
+    tmp, _ = trained
+    data = ROOT / "data" / "examples" / "toy_two_state.h5"
+    a = str(tmp / "run" / "model.fff")
+    model = load_model(a, device="cpu")
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    b = str(tmp_path / "b.fff")
+    save_model(model, b)
+    jsons = {}
+    for name, files in (("a", [a]), ("b", [b]), ("ab", [a, b]), ("aa", [a, a])):
+        jsons[name] = tmp_path / f"{name}.json"
+        assert main(["eval", *files, str(data), "--device", "cpu", "--json", str(jsons[name])]) == 0
+    out = capsys.readouterr().out
+    assert "with the mean of 2 models" in out and f"member {b}: energy MAE" in out
+    got = {k: json.loads(v.read_text()) for k, v in jsons.items()}
+    for member, alone in zip(got["ab"]["members"], (got["a"], got["b"]), strict=True):
+        assert member["states"] == alone["states"] and member["gaps"] == alone["gaps"]
+    assert got["aa"]["states"] == got["a"]["states"] and got["aa"]["gaps"] == got["a"]["gaps"]
+    members = [load_model(f, device="cpu") for f in (a, b)]
+    train = load_training_data([str(data)], members[0].r_max)
+    rows = np.arange(len(train))
+    preds = [predict(m, train, rows, 8, couplings=False) for m in members]
+    energies = (preds[0].energies + preds[1].energies).numpy() / 2
+    forces = (preds[0].forces + preds[1].forces).numpy() / 2
+    atoms = train.atom_indices(rows)
+    for s, state in enumerate(got["ab"]["states"]):
+        labelled = train.energy_mask[rows, s]
+        e = np.abs(energies[labelled, s] - train.energies[rows][labelled, s]).mean() * 1000
+        assert state["energy_mae"] == pytest.approx(e, rel=1e-9)
+        with_forces = np.repeat(train.force_mask[rows, s], train.n_atoms[rows])
+        f = np.abs(forces[with_forces, s] - train.forces[atoms][with_forces, s]).mean() * 1000
+        assert state["force_mae"] == pytest.approx(f, rel=1e-9)
+    assert got["ab"]["states"][0]["energy_mae"] != got["a"]["states"][0]["energy_mae"]
+    far = load_model(a, device="cpu")
+    far.config.r_max += 1.0
+    save_model(far, tmp_path / "far.fff")
+    assert main(["eval", a, str(tmp_path / "far.fff"), str(data), "--device", "cpu"]) == 1
+    assert "same cutoff" in capsys.readouterr().err
