@@ -50,23 +50,30 @@ def sampling_stages(paths: list[str], ids: np.ndarray) -> np.ndarray | None:
     return np.array(stages)[ids]
 
 
-def evaluate_run(run: Path) -> dict:
-    """Test-split metrics (whole split and near-intersection subsets) of ``run/model.fff``."""
-    from fusionff.models.io import load_model
+def split_metrics(run: Path, models: list) -> dict:
+    """Metrics on the stored split of ``run`` (test: whole split, near-intersection subsets,
+    sampling stages; and the training split) of the mean of ``models``' energies and forces
+    (one model: its own)."""
     from fusionff.train.cli import run_data_files
     from fusionff.train.data import load_training_data
-    from fusionff.train.evaluate import metrics_of, predict
+    from fusionff.train.evaluate import Predictions, metrics_of, predict
     from fusionff.train.metrics import compute_metrics
     from fusionff.train.split import read_split
 
-    model = load_model(run / "model.fff", device="cpu")
-    split = json.loads((run / "split.json").read_text())
-    data = load_training_data(run_data_files(run), model.r_max)  # SHA-256 checked
+    data = load_training_data(run_data_files(run), models[0].r_max)  # SHA-256 checked
     split_rows = read_split(run / "split.json", data)
+
+    def mean_prediction(rows: np.ndarray) -> Predictions:
+        each = [predict(m, data, rows, batch_size=16, couplings=False) for m in models]
+        return Predictions(
+            sum(p.energies.double().cpu() for p in each) / len(each),
+            sum(p.forces.double().cpu() for p in each) / len(each),
+        )
+
     test = split_rows["test"]
-    pred = predict(model, data, test, batch_size=16)
-    energies = pred.energies.double().cpu().numpy()
-    forces = pred.forces.double().cpu().numpy()
+    pred = mean_prediction(test)
+    energies = pred.energies.numpy()
+    forces = pred.forces.numpy()
     atoms = data.atom_indices(test)
     ref = data.energies[test]
     gap = ref[:, 1] - ref[:, 0]
@@ -94,11 +101,20 @@ def evaluate_run(run: Path) -> dict:
         rows = stages == stage
         out[f"stage_{stage}"] = metrics(rows) if rows.any() else None
     train = split_rows["train"]
-    out["train"] = metrics_of(data, train, predict(model, data, train, batch_size=16))
+    out["train"] = metrics_of(data, train, mean_prediction(train))
+    return out
+
+
+def evaluate_run(run: Path) -> dict:
+    """Test-split metrics (whole split and near-intersection subsets) of ``run/model.fff``."""
+    from fusionff.models.io import load_model
+
+    model = load_model(run / "model.fff", device="cpu")
+    split = json.loads((run / "split.json").read_text())
     summary = json.loads((run / "metrics.json").read_text())
     n_params = sum(p.numel() for p in model.parameters())
     return {
-        "metrics": out,
+        "metrics": split_metrics(run, [model]),
         "n_parameters": int(n_params),
         "dtype": str(model.dtype).replace("torch.", ""),
         "epochs": summary["epochs"],
@@ -107,6 +123,21 @@ def evaluate_run(run: Path) -> dict:
         "split": summary["split"],
         "data": split["files"],
         "stages": summary.get("stages") or [{"stage": 1, "after_epoch": 0, "changes": {}}],
+    }
+
+
+def evaluate_committee(runs: list[Path]) -> dict:
+    """:func:`evaluate_run`'s metrics for the mean of the runs' models (parameters summed;
+    epochs and training time are the members')."""
+    from fusionff.models.io import load_model
+
+    splits = [json.loads((run / "split.json").read_text()) for run in runs]
+    if any(split != splits[0] for split in splits[1:]):
+        raise ValueError(f"{', '.join(map(str, runs))}: the runs' split.json differ")
+    models = [load_model(run / "model.fff", device="cpu") for run in runs]
+    return {
+        "metrics": split_metrics(runs[0], models),
+        "n_parameters": int(sum(p.numel() for m in models for p in m.parameters())),
     }
 
 
@@ -205,10 +236,19 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--copy", action="store_true", help="copy model.fff files here")
     parser.add_argument("--notes", type=Path, help="markdown appended to the card")
+    parser.add_argument(
+        "--committee",
+        action="store_true",
+        help="add a column: the two models as a committee (the mean of their energies and "
+        "forces, what the dynamics runs on), on the first run's split (both runs must have "
+        "the same split)",
+    )
     args = parser.parse_args(argv)
     second = args.second_name or f"{args.name}-plain"
     runs = {args.labels[0]: args.fusion_run, args.labels[1]: args.plain_run}
     results = {k: evaluate_run(v) for k, v in runs.items() if (v / "model.fff").exists()}
+    if args.committee:
+        results["committee (mean of both)"] = evaluate_committee(list(runs.values()))
     (HERE / f"{args.name}.metrics.json").write_text(json.dumps(results, indent=1) + "\n")
     if args.copy:
         shutil.copy(args.fusion_run / "model.fff", HERE / f"{args.name}.fff")
