@@ -21,8 +21,9 @@ them (--time-fs replaces n_steps too; batch_size, when the file does not give it
 n_traj). --threads sets PyTorch's CPU threads (also the 'threads:' key); the default is 1, or
 OMP_NUM_THREADS when set: more threads than free cores slow a run down many times over.
 Threads, --output and MOPAC workers do not change results, so a run resumes with other
-values; a longer --time-fs with --extend continues a finished (or unfinished) run to the
-new length, equal to a run made at that length in one go; any other change needs another
+values; with --extend a longer --time-fs and a larger --n-traj grow a finished (or
+unfinished) run: its trajectories continue from their last step and new ones run in new
+batches, equal to a run made in one go with the same batches; any other change needs another
 output directory or --restart. --dask runs the
 batches on a Dask cluster (one batch per task) and combines with all of these; a run
 resumes with or without it."""
@@ -57,9 +58,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
     parser.add_argument(
         "--extend",
         action="store_true",
-        help="the output directory holds this run at a shorter length: continue it to the "
-        "new --time-fs (every other setting must be the same; the result equals a run made "
-        "at that length in one go)",
+        help="the output directory holds this run, shorter or with fewer trajectories: "
+        "grow it to the new --time-fs and --n-traj (every other setting must be the same; "
+        "the result equals a run made in one go with the same batches)",
     )
     parser.add_argument(
         "--show-config",

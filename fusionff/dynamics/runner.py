@@ -17,11 +17,13 @@ replaced atomically; running the same config again continues from it (the files 
 to the frames the checkpoint counted), and the result is identical to an uninterrupted run.
 
 The checkpoint also keeps the state of every finished batch at its last step (before the
-trajectories still running were marked time-limited), so a finished run can be made longer:
-``fusionff run CONFIG --time-fs LONGER --extend`` (:func:`run_ensemble` ``extend=True``)
-continues each batch from there, and the files and summary equal those of a run made at the
-longer time in one go (tested bit for bit). Only the length may change; runs made before
-this existed cannot be extended.
+trajectories still running were marked time-limited) and the batches' layout, so a finished
+run can grow: ``fusionff run CONFIG --time-fs LONGER --n-traj MORE --extend``
+(:func:`run_ensemble` ``extend=True``) continues each batch from there and runs the new
+trajectories in new batches of ``batch_size``; the files and summary equal those of a run
+made in one go with the same batches (tested bit for bit; a trajectory does not depend on its
+batch except, with float32 models, at rounding level). Only the length and the number of
+trajectories may change, and only upwards; runs made before 2026-12-05 cannot be extended.
 """
 
 from __future__ import annotations
@@ -113,12 +115,17 @@ NOT_IN_IDENTITY = ("output", "threads")
 """Top-level keys that do not change results: a run resumes with other values."""
 
 
+GROWABLE = ("n_steps", "n_traj", "batch_size")
+"""Keys an extension (``extend``) may change: the length, and more trajectories (in new
+batches of the new ``batch_size``)."""
+
+
 def _config_digest(resolved: dict[str, Any], fingerprint: str, length: bool = True) -> str:
     """Identifies a run: the resolved config (the output directory, the thread count and the
     potential's runtime options such as MOPAC workers aside: none changes results) and the
-    potential. ``length=False``: everything but the number of steps (what a run that extends
+    potential. ``length=False``: everything but :data:`GROWABLE` (what a run that extends
     another must share with it)."""
-    skip = NOT_IN_IDENTITY if length else (*NOT_IN_IDENTITY, "n_steps")
+    skip = NOT_IN_IDENTITY if length else (*NOT_IN_IDENTITY, *GROWABLE)
     relevant = {k: v for k, v in resolved.items() if k not in skip}
     relevant["potential"] = potential_identity(resolved["potential"])
     if resolved["initial_conditions"].get("file") is None:  # digests of runs made before it
@@ -144,6 +151,7 @@ class _WorkerSetup:
         reference, hessian: the Wigner reference geometry and its (3N, 3N) Hessian,
             eV/Angstrom^2, as the client computed or read them (None where not used).
         threads: PyTorch CPU threads of the client; each task runs with as many.
+        layout: the batches, (first trajectory, count) each.
         structure: the electronic structure the caller gave, or None: each worker builds
             ``config.potential`` itself.
     """
@@ -155,6 +163,7 @@ class _WorkerSetup:
     hessian: Any
     threads: int
     structure: ElectronicStructure | None
+    layout: list[tuple[int, int]]
 
 
 class _Ensemble:
@@ -176,6 +185,11 @@ class _Ensemble:
             self.fingerprint, self.atoms = setup.fingerprint, setup.atoms
         self.digest = _config_digest(self.resolved, self.fingerprint)
         self.base_digest = _config_digest(self.resolved, self.fingerprint, length=False)
+        self.layout = default_layout(config.n_traj, config.batch_size, 0)
+        """The batches, (first trajectory, count) each: batches of ``batch_size``, unless the
+        run was extended with more trajectories (then read from the checkpoint)."""
+        if setup is not None:
+            self.layout = [tuple(b) for b in setup.layout]
         self.ends: dict[int, dict[str, Any]] = {}
         """Each finished batch's state at its last step (:meth:`simulate`), by batch: a longer
         run continues from it (``extend``)."""
@@ -216,19 +230,24 @@ class _Ensemble:
                 return self.lengthen(saved)
             hint = ""
             if saved.get("base_sha256") == self.base_digest:
-                hint = "; it differs only in length: --extend continues it to the new length"
+                hint = (
+                    "; it differs only in length or number of trajectories: --extend continues it"
+                )
             elif extend:
                 hint = (
                     "; --extend needs a run of the same config at a shorter length, made with "
                     "fusionff 0.x from 2026-12-05 on (earlier checkpoints keep no final states)"
                     if "base_sha256" not in saved
-                    else "; --extend changes only the length (time_fs or n_steps)"
+                    else "; --extend changes only the length and adds trajectories (time_fs "
+                    "or n_steps, n_traj, batch_size)"
                 )
             raise ValueError(
                 f"{checkpoint}: written by a run with another config or potential file (see "
                 f"{self.out / 'config.yaml'}){hint}; use another output directory or --restart"
             )
         self.ends = dict(saved.get("ends", {}))
+        if "layout" in saved:
+            self.layout = [tuple(b) for b in saved["layout"]]
         return saved
 
     def lengthen(self, saved: dict[str, Any]) -> dict[str, Any]:
@@ -236,15 +255,24 @@ class _Ensemble:
         every batch continues from where it ended (a batch left half done, from its last
         checkpoint; batches never started, from their start). The config file is rewritten, the
         old summary removed and the new checkpoint written before any step."""
+        c, checkpoint = self.config, self.out / "checkpoint.pt"
         old_steps = [end["n_steps"] for end in saved["ends"].values()]
         if saved.get("state") is not None:
             old_steps.append(saved["n_steps"])
         longest = max(old_steps, default=0)
-        if longest > self.config.n_steps:
+        if longest > c.n_steps:
             raise ValueError(
-                f"{self.out / 'checkpoint.pt'}: the run there has {longest} steps, more than "
-                f"the {self.config.n_steps} asked for; --extend only makes a run longer"
+                f"{checkpoint}: the run there has {longest} steps, more than the {c.n_steps} "
+                "asked for; --extend only makes a run longer"
             )
+        layout = [tuple(b) for b in saved["layout"]]
+        n_old = sum(count for _, count in layout)
+        if n_old > c.n_traj:
+            raise ValueError(
+                f"{checkpoint}: the run there has {n_old} trajectories, more than the "
+                f"{c.n_traj} asked for; --extend only adds trajectories"
+            )
+        self.layout = layout + default_layout(c.n_traj - n_old, c.batch_size, n_old)
         self.ends = dict(saved["ends"])
         if saved.get("state") is not None:  # the batch in progress continues as it was
             self.ends[saved["batch"]] = {
@@ -257,8 +285,9 @@ class _Ensemble:
         self.save_checkpoint(start)
         if self.log is not None:
             print(
-                f"extending {self.out} from {longest} to {self.config.n_steps} steps "
-                f"({self.config.n_steps * self.config.dynamics.dt:g} fs)",
+                f"extending {self.out} from {longest} to {c.n_steps} steps "
+                f"({c.n_steps * c.dynamics.dt:g} fs) and from {n_old} to {c.n_traj} "
+                "trajectories",
                 file=self.log,
                 flush=True,
             )
@@ -272,6 +301,7 @@ class _Ensemble:
             "base_sha256": self.base_digest,
             "n_steps": self.config.n_steps,
             "ends": self.ends,
+            "layout": self.layout,
             **payload,
         }
         write_atomically(self.out / "checkpoint.pt", lambda p: torch.save(payload, p))
@@ -330,11 +360,11 @@ class _Ensemble:
     # one batch -------------------------------------------------------------------------
     @property
     def n_batches(self) -> int:
-        return -(-self.config.n_traj // self.config.batch_size)
+        return len(self.layout)
 
     def batch_indices(self, batch: int) -> list[int]:
-        first = batch * self.config.batch_size
-        return list(range(first, min(first + self.config.batch_size, self.config.n_traj)))
+        first, count = self.layout[batch]
+        return list(range(first, first + count))
 
     def trajectory_file(self, index: int) -> TrajectoryFile:
         topology = self.topology()
@@ -593,6 +623,14 @@ def _trajectory_name(index: int) -> str:
     return f"traj_{index:05d}.h5md"
 
 
+def default_layout(n_traj: int, batch_size: int, first: int) -> list[tuple[int, int]]:
+    """Batches of ``batch_size`` (the last one smaller) over trajectories ``first`` to
+    ``first + n_traj - 1``: (first trajectory, count) each."""
+    return [
+        (first + start, min(batch_size, n_traj - start)) for start in range(0, n_traj, batch_size)
+    ]
+
+
 def _replace_records(records: list[dict], new: list[dict]) -> None:
     """Put a batch's records ``new`` into ``records``, replacing those of the same
     trajectories (an extended batch's records of the shorter run)."""
@@ -696,6 +734,7 @@ def _run_on_pool(ensemble: _Ensemble, pool: TaskPool, batches: range, records: l
         ensemble.hessian,
         torch.get_num_threads(),
         structure,
+        ensemble.layout,
     )
     shared = pool.share(setup)
     todo = iter(batches)
@@ -746,7 +785,8 @@ def _run_on_pool(ensemble: _Ensemble, pool: TaskPool, batches: range, records: l
 
 def _resume_note(saved: dict[str, Any], config: RunConfig, checkpoint: Path) -> str:
     """What a resumed run continues from: batch, step and time, trajectories done."""
-    n_batches = -(-config.n_traj // config.batch_size)
+    layout = saved.get("layout") or default_layout(config.n_traj, config.batch_size, 0)
+    n_batches = len(layout)
     batch, done = saved["batch"], len(saved["records"])
     if saved.get("state") is None:  # between batches
         where = f"batch {batch + 1}/{n_batches} from its start"

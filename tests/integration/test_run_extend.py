@@ -4,9 +4,9 @@ The promise checked here: a run made at a short length and then extended gives t
 summary of a run made at the long length in one go, bit for bit, on Tully's model 1 (with
 trajectories still running at the short end, a short length that is not a multiple of the
 frame or checkpoint stride, and trajectories that stopped before it), on an ML ensemble
-(Wigner starts, committee-free random model on ethylene) and through a task pool. Every other
-change, a shorter length and a plain rerun at another length are refused with a message that
-says what to do.
+(Wigner starts, committee-free random model on ethylene) and through a task pool. More
+trajectories run in new batches. Every other change, a shorter length, fewer trajectories
+and a plain rerun at another length are refused with a message that says what to do.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def test_extension_refuses_other_changes_and_shorter_runs(tmp_path):
     refused calls leave the run as it was."""
     run_ensemble(tully(tmp_path, "run", SHORT), log=None)
     before = (tmp_path / "run" / "summary.json").read_text()
-    with pytest.raises(ValueError, match="changes only the length"):
+    with pytest.raises(ValueError, match="changes only the length and adds trajectories"):
         run_ensemble(tully(tmp_path, "run", LONG, seed=4), extend=True, log=None)
     with pytest.raises(ValueError, match=r"130 steps, more than the 100"):
         run_ensemble(tully(tmp_path, "run", 100), extend=True, log=None)
@@ -142,3 +142,27 @@ def test_extension_through_a_task_pool_equals_the_local_run(tmp_path, whole):
     assert pool.tasks == 2
     assert_same_run(whole, tmp_path / "run", 6)
     assert summary(whole)["trajectories"] == summary(tmp_path / "run")["trajectories"]
+
+
+def test_more_trajectories_run_in_new_batches_and_equal_the_one_go_run(tmp_path, whole):
+    """A run of 3 trajectories in batches of 2, extended to 6 trajectories (batches of 2)
+    and the long length at once: the first three continue from their ends, the new ones run
+    in new batches (3, then 4-5), and every file equals the one-go run's (Tully's trajectories
+    do not depend on their batch). The checkpoint keeps that layout, so a crash in the
+    extension resumes with it; fewer trajectories are refused."""
+    whole, _ = whole
+    run_ensemble(tully(tmp_path, "run", SHORT, n_traj=3, batch_size=2), log=None)
+    with pytest.raises(Interrupted):
+        run_ensemble(
+            tully(tmp_path, "run", LONG, n_traj=6, batch_size=2),
+            extend=True,
+            structure=FailAfter(400),
+            log=None,
+        )
+    saved = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert [tuple(b) for b in saved["layout"]] == [(0, 2), (2, 1), (3, 2), (5, 1)]
+    run_ensemble(tully(tmp_path, "run", LONG, n_traj=6, batch_size=2), log=None)
+    assert_same_run(whole, tmp_path / "run", 6)
+    assert summary(tmp_path / "run")["n_traj"] == 6
+    with pytest.raises(ValueError, match="6 trajectories, more than the 5"):
+        run_ensemble(tully(tmp_path, "run", LONG + 10, n_traj=5), extend=True, log=None)
