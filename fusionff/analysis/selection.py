@@ -8,6 +8,10 @@ A run on a committee potential (``potential: {model: [a.fff, b.fff]}``) records 
 picks frames in two passes, both keeping frames of one trajectory at least
 ``min_separation_fs`` apart (neighbouring frames carry nearly the same information):
 
+0. **hops** (with ``hops=True``): for every accepted hop, the last written frame at or before
+   its step (within ``write_every`` steps of the hop geometry): the labels there say whether
+   the reference's states are as close where the trajectories hop as the model's are. These
+   frames are taken first, regardless of separation, and count for the separation below;
 1. **spread**: the ``n_spread`` frames of largest committee spread, taken in decreasing order
    of spread, each only if it is far enough from every frame already taken in its trajectory.
    The spread is ``"force"``: the force spread of the frame's active state, eV/Angstrom (what
@@ -25,7 +29,7 @@ Angstrom, atomic numbers; why each frame was picked in its info line), the input
 ``fusionff label``.
 
 Command line: ``python -m fusionff.analysis.selection RUN_DIR QUEUE.xyz --n-spread 100
---min-separation-fs 10 --max-gap 0.3``.
+--min-separation-fs 10 --max-gap 0.3 [--hops]``.
 """
 
 from __future__ import annotations
@@ -52,7 +56,8 @@ class SelectedFrame:
     """One picked frame: trajectory ``trajectory`` (its run index), frame ``frame`` of its
     file (step ``step``, ``time_fs`` fs), the trajectory's ``status``, its ``spread`` (unit
     of :attr:`Selection.spread`; NaN without a committee) and smallest adjacent-state
-    ``gap_ev`` (eV), and ``reasons``: "spread", "gap" or both."""
+    ``gap_ev`` (eV), and ``reasons``: "hop", "spread", "gap" (a hop frame may also be one of
+    the others)."""
 
     trajectory: int
     frame: int
@@ -189,6 +194,7 @@ def select_frames(
     max_gap: float | None = None,
     n_gap: int | None = None,
     spread: str = "force",
+    hops: bool = False,
 ) -> Selection:
     """Pick frames of the run in ``run_dir`` to label (see the module docstring).
 
@@ -201,6 +207,7 @@ def select_frames(
         n_gap: frames to take by gap at most (None: all that qualify).
         spread: "force" (eV/Angstrom, of the active state) or "energy" (eV, largest over
             the states).
+        hops: first take the frame of every accepted hop (pass 0 of the module docstring).
 
     Returns:
         the :class:`Selection` (positions in Angstrom).
@@ -229,17 +236,26 @@ def select_frames(
         gaps.append(_smallest_gap(t.energies))
         finite.append(np.isfinite(t.energies).all(axis=1) & np.isfinite(t.total_energy))
         status += [t.status] * len(t.time)
+    offsets = np.cumsum([0] + [len(t.time) for t in trajectories])
     group, time, frame, step, spreads, gaps, finite = (
         np.concatenate(a) for a in (group, time, frame, step, spreads, gaps, finite)
     )
     taken: dict = {}
     chosen: dict[int, list[str]] = {}
+    if hops:
+        for t, first in zip(trajectories, offsets, strict=False):
+            for hop in t.hops:
+                before = np.flatnonzero(t.step <= hop.step)
+                if before.size:
+                    i = int(first + before[-1])
+                    chosen.setdefault(i, ["hop"])
+                    taken.setdefault(group[i], []).append(time[i])
     if n_spread > 0:
         ok = finite & np.isfinite(spreads)
         candidates = np.flatnonzero(ok)
         order = candidates[np.argsort(-spreads[ok], kind="stable")]
         for i in pick_separated(group, time, order, min_separation_fs, n_spread, taken):
-            chosen[i] = ["spread"]
+            chosen.setdefault(i, []).append("spread")
     if max_gap is not None:
         ok = finite & (gaps < max_gap)
         candidates = np.flatnonzero(ok)
@@ -277,6 +293,7 @@ def select_frames(
         "min_separation_fs": min_separation_fs,
         "max_gap_ev": max_gap,
         "n_gap": n_gap,
+        "hops": hops,
     }
     return Selection(Path(run_dir), numbers, positions, frames, spread, settings)
 
@@ -296,15 +313,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-gap", type=float, help="eV: also frames with a gap below it")
     parser.add_argument("--n-gap", type=int, help="frames by gap at most (default: all)")
     parser.add_argument("--spread", choices=SPREADS, default="force")
+    parser.add_argument("--hops", action="store_true", help="first the frame of every accepted hop")
     args = parser.parse_args(argv)
     selection = select_frames(
-        args.run_dir, args.n_spread, args.min_separation_fs, args.max_gap, args.n_gap, args.spread
+        args.run_dir,
+        args.n_spread,
+        args.min_separation_fs,
+        args.max_gap,
+        args.n_gap,
+        args.spread,
+        args.hops,
     )
     selection.write_xyz(args.output)
-    by = {r: sum(r in f.reasons for f in selection.frames) for r in ("spread", "gap")}
+    by = {r: sum(r in f.reasons for f in selection.frames) for r in ("hop", "spread", "gap")}
     print(
-        f"{args.output}: {len(selection.frames)} frames ({by['spread']} by spread, "
-        f"{by['gap']} by gap)"
+        f"{args.output}: {len(selection.frames)} frames ({by['hop']} at hops, {by['spread']} "
+        f"by spread, {by['gap']} by gap)"
     )
     return 0
 

@@ -188,3 +188,20 @@ def test_a_run_without_spreads_selects_by_gap_only(run_dir):
     with pytest.raises(ValueError, match="not a committee run"):
         select_frames(path, n_spread=1, min_separation_fs=1.0)
     assert len(select_frames(path, n_spread=0, min_separation_fs=0.0, max_gap=0.1).frames) == 4
+
+
+def test_hop_frames_come_first_and_count_for_the_separation(run_dir):
+    """hops=True: the frame of each accepted hop (trajectory 0 hops 1 -> 0 at step 8,
+    trajectory 1 1 -> 0 at step 4) is taken first, marked "hop"; the spread pass then skips
+    (1, 5) (1 fs from the hop frame (1, 4)) and takes (0, 3). Without hops=True the summary's
+    hops change nothing."""
+    path, _ = run_dir
+    summary = json.loads((path / "summary.json").read_text())
+    for entry, step in zip(summary["trajectories"], (8, 4), strict=True):
+        entry["hops"] = [{"time_fs": step * DT_FS, "step": step, "from": 1, "to": 0}]
+    (path / "summary.json").write_text(json.dumps(summary))
+    selection = select_frames(path, n_spread=1, min_separation_fs=2.0, hops=True)
+    assert _picked(selection) == [(0, 8, "hop"), (1, 4, "hop"), (0, 3, "spread")]
+    assert selection.settings["hops"] is True
+    plain = select_frames(path, n_spread=2, min_separation_fs=2.0)
+    assert _picked(plain) == [(0, 3, "spread"), (1, 5, "spread")]
