@@ -335,3 +335,33 @@ def test_barrier_table_compares_each_labelled_frame_with_the_models(tmp_path):
     write(tmp_path / "queue.xyz", frames)
     with pytest.raises(ValueError, match="frame 0 is not the geometry of .* row 0"):
         trap.barrier_table(tmp_path / "queue.xyz", tmp_path / "labels.h5", [])
+
+
+hop_check = load_script("data/stilbene/r3/hop_check.py")
+
+
+def test_hop_check_geometry_measures_the_twist_and_the_planarity():
+    """On the planar-ish cis reference the |C(ipso)-C=C-C(ipso)| dihedral is small and both
+    central angle sums are near 360 degrees; rotating one half of the molecule (the atoms
+    closer to the second central carbon) rigidly by 90 degrees about the C=C axis changes the
+    dihedral by 90 degrees and leaves both angle sums unchanged."""
+    from ase.io import read
+
+    reference = "data/stilbene/r2/cis-6-31g.xyz"
+    dihedral, neighbours = hop_check.central_atoms(reference)
+    positions = read(reference).positions
+    angle, sum_b, sum_c = hop_check.geometry(positions, dihedral, neighbours)
+    assert angle < 15.0 and sum_b == pytest.approx(360.0, abs=1.0) and sum_c > 359.0
+    b, c = positions[dihedral[1]], positions[dihedral[2]]
+    axis = (c - b) / np.linalg.norm(c - b)
+    half = np.linalg.norm(positions - c, axis=1) < np.linalg.norm(positions - b, axis=1)
+    theta = np.radians(90.0)
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    rotation = np.eye(3) + np.sin(theta) * k + (1 - np.cos(theta)) * k @ k
+    twisted = positions.copy()
+    twisted[half] = (positions[half] - c) @ rotation.T + c
+    angle90, sum_b90, sum_c90 = hop_check.geometry(twisted, dihedral, neighbours)
+    assert angle90 == pytest.approx(90.0 + angle, abs=1e-6) or angle90 == pytest.approx(
+        90.0 - angle, abs=1e-6
+    )
+    assert (sum_b90, sum_c90) == pytest.approx((sum_b, sum_c), abs=1e-9)
