@@ -140,6 +140,24 @@ def _state_to_plain(state: SurfaceHoppingState) -> dict[str, torch.Tensor | None
     return {k: None if v is None else v.cpu() for k, v in vars(state).items()}
 
 
+RESUME_KEYS = ("state", "steps_done", "reached_at", "initial", "frames", "hops")
+"""What a batch continues from (:func:`_resume_point`)."""
+
+
+def _resume_point(state, steps_done: int, stop, initial: list, files: list) -> dict[str, Any]:
+    """A batch at step ``steps_done``, as plain data on the CPU: its state, the stop
+    criterion's times, the initial-condition records, and the frames and hop rows its files
+    hold (cut back to these on continuing)."""
+    return {
+        "state": _state_to_plain(state),
+        "steps_done": steps_done,
+        "reached_at": stop.reached_at.cpu(),
+        "initial": initial,
+        "frames": [f.n_frames for f in files],
+        "hops": [len(f.hops) for f in files],
+    }
+
+
 @dataclass
 class _WorkerSetup:
     """What a worker needs, besides the batch index, to run any batch of an ensemble exactly
@@ -275,10 +293,9 @@ class _Ensemble:
         self.layout = layout + default_layout(c.n_traj - n_old, c.batch_size, n_old)
         self.ends = dict(saved["ends"])
         if saved.get("state") is not None:  # the batch in progress continues as it was
-            self.ends[saved["batch"]] = {
-                key: saved[key]
-                for key in ("state", "steps_done", "reached_at", "initial", "frames", "hops")
-            } | {"n_steps": saved["n_steps"]}
+            self.ends[saved["batch"]] = {key: saved[key] for key in RESUME_KEYS} | {
+                "n_steps": saved["n_steps"]
+            }
         (self.out / "summary.json").unlink(missing_ok=True)
         (self.out / "config.yaml").write_text(yaml.safe_dump(self.resolved, sort_keys=False))
         start = {"batch": 0, "complete": False, "records": saved["records"], "state": None}
@@ -383,17 +400,8 @@ class _Ensemble:
         def after_chunk(state, steps_done, stop, initial, recorder, seconds) -> None:
             in_parallel([f.flush for f in files])
             self.save_checkpoint(
-                {
-                    "batch": batch,
-                    "complete": False,
-                    "records": records,
-                    "state": _state_to_plain(state),
-                    "steps_done": steps_done,
-                    "reached_at": stop.reached_at.cpu(),
-                    "initial": initial,
-                    "frames": [f.n_frames for f in files],
-                    "hops": [len(f.hops) for f in files],
-                }
+                {"batch": batch, "complete": False, "records": records}
+                | _resume_point(state, steps_done, stop, initial, files)
             )
             self.progress(batch, self.n_batches, steps_done, state, recorder.take_count(), seconds)
 
@@ -488,15 +496,7 @@ class _Ensemble:
             )
             steps_done += chunk
             after_chunk(state, steps_done, stop, initial, recorder, time.perf_counter() - tick)
-        end = {
-            "state": _state_to_plain(state),
-            "steps_done": steps_done,
-            "reached_at": stop.reached_at.cpu(),
-            "initial": initial,
-            "frames": [f.n_frames for f in files],
-            "hops": [len(f.hops) for f in files],
-            "n_steps": c.n_steps,
-        }
+        end = _resume_point(state, steps_done, stop, initial, files) | {"n_steps": c.n_steps}
         state = run(state, self.structure, c.dynamics, 0, final=True)
         recorder.finish(state)
         records = [
