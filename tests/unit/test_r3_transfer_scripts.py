@@ -365,3 +365,48 @@ def test_hop_check_geometry_measures_the_twist_and_the_planarity():
         90.0 - angle, abs=1e-6
     )
     assert (sum_b90, sum_c90) == pytest.approx((sum_b, sum_c), abs=1e-9)
+
+
+consistency = load_script("data/stilbene/r3/label_consistency.py")
+
+
+def test_label_consistency_holds_for_conservative_labels_in_any_orientation():
+    """Two states of springs between all pairs of 5 atoms (E_s = sum k_ij (r_ij - d_ij)^2, a
+    rotation-invariant surface, forces its exact gradient): for a second structure 0.002 A
+    away, rotated and shifted, the superposition undoes the rotation (RMSD at most the
+    unrotated one) and the trapezoid work matches the energy difference to 1e-3 of it (third
+    order in the step); a force label with its sign flipped on one atom of S1 breaks S1 only."""
+    rng = np.random.default_rng(5)
+    n, s = 5, 2
+    k = rng.uniform(1.0, 3.0, size=(s, n, n))
+    d = rng.uniform(1.0, 2.0, size=(n, n))
+
+    def label(x):
+        diff = x[:, None] - x[None]
+        r = np.linalg.norm(diff, axis=-1) + np.eye(n)
+        stretch = np.triu(r - d, 1)
+        e = np.array([(k[m] * stretch**2).sum() for m in range(s)])
+        f = np.zeros((n, s, 3))
+        for m in range(s):
+            w = np.triu(2 * k[m] * stretch / r, 1)
+            w = w + w.T
+            f[:, m] = -(w[:, :, None] * diff).sum(1)
+        return e, f
+
+    xa = rng.normal(size=(n, 3))
+    xb = xa + 0.002 * rng.normal(size=(n, 3))
+    ea, fa = label(xa)
+    eb, fb = label(xb)
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    q *= np.sign(np.linalg.det(q))
+    x = np.stack([xa, xb @ q.T + 3.0])
+    f = np.stack([fa, np.einsum("nsj,ij->nsi", fb, q)])
+    e = np.stack([ea, eb])
+    (pair,) = consistency.close_pairs(x, f, e, max_rmsd=1.0)
+    direct = np.sqrt((((xb - xb.mean(0)) - (xa - xa.mean(0))) ** 2).sum(-1).mean())
+    assert 0 < pair["rmsd"] <= direct + 1e-12
+    assert np.abs(pair["mismatch"]).max() < 1e-3 * np.abs(pair["energy_difference"]).max()
+    f[1, 0, 1] *= -1.0
+    (broken,) = consistency.close_pairs(x, f, e, max_rmsd=1.0)
+    assert abs(broken["mismatch"][1]) > 10 * abs(pair["mismatch"][1])
+    assert broken["mismatch"][0] == pair["mismatch"][0]
