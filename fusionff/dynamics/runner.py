@@ -783,21 +783,28 @@ def _run_on_pool(ensemble: _Ensemble, pool: TaskPool, batches: range, records: l
             raise
 
 
-def _resume_note(saved: dict[str, Any], config: RunConfig, checkpoint: Path) -> str:
-    """What a resumed run continues from: batch, step and time, trajectories done."""
-    layout = saved.get("layout") or default_layout(config.n_traj, config.batch_size, 0)
-    n_batches = len(layout)
-    batch, done = saved["batch"], len(saved["records"])
-    if saved.get("state") is None:  # between batches
-        where = f"batch {batch + 1}/{n_batches} from its start"
-    else:
+def _resume_note(saved: dict[str, Any], ensemble: _Ensemble, checkpoint: Path) -> str:
+    """What a resumed run continues from: batch (from its start, from its end in a shorter
+    run, or at a step), time, trajectories done."""
+    c = ensemble.config
+    batch, n_batches = saved["batch"], ensemble.n_batches
+    done = sum(count for _, count in ensemble.layout[:batch])
+    end = ensemble.ends.get(batch)
+    if saved.get("state") is not None:
         step = saved["steps_done"]
         where = (
-            f"batch {batch + 1}/{n_batches} at step {step}/{config.n_steps} "
-            f"({step * config.dynamics.dt:g} fs)"
+            f"batch {batch + 1}/{n_batches} at step {step}/{c.n_steps} "
+            f"({step * c.dynamics.dt:g} fs)"
         )
+    elif end is not None and end["n_steps"] < c.n_steps:
+        where = (
+            f"batch {batch + 1}/{n_batches} from its end in a shorter run (step "
+            f"{end['steps_done']}/{c.n_steps})"
+        )
+    else:
+        where = f"batch {batch + 1}/{n_batches} from its start"
     return (
-        f"resuming from {checkpoint}: {where}; {done} of {config.n_traj} trajectories done "
+        f"resuming from {checkpoint}: {where}; {done} of {c.n_traj} trajectories done "
         "(--restart starts afresh)"
     )
 
@@ -856,7 +863,8 @@ def run_ensemble(
             flush=True,
         )
         if saved is not None:
-            print(_resume_note(saved, config, ensemble.out / "checkpoint.pt"), file=log, flush=True)
+            note = _resume_note(saved, ensemble, ensemble.out / "checkpoint.pt")
+            print(note, file=log, flush=True)
     records = [] if saved is None else list(saved["records"])
     first = 0 if saved is None else saved["batch"]
     n_batches = ensemble.n_batches

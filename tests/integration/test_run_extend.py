@@ -12,6 +12,7 @@ and a plain rerun at another length are refused with a message that says what to
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 import torch
@@ -166,3 +167,13 @@ def test_more_trajectories_run_in_new_batches_and_equal_the_one_go_run(tmp_path,
     assert summary(tmp_path / "run")["n_traj"] == 6
     with pytest.raises(ValueError, match="6 trajectories, more than the 5"):
         run_ensemble(tully(tmp_path, "run", LONG + 10, n_traj=5), extend=True, log=None)
+
+
+def test_an_extension_says_what_it_continues(tmp_path, capsys):
+    """The log of an extension names the lengths and trajectory counts, and the batch it
+    continues from its end in the shorter run (not 'from its start')."""
+    run_ensemble(tully(tmp_path, "run", SHORT), log=None)
+    run_ensemble(tully(tmp_path, "run", LONG, n_traj=8), extend=True, log=sys.stderr)
+    err = capsys.readouterr().err
+    assert "extending" in err and "from 130 to 400 steps" in err and "from 6 to 8" in err
+    assert "batch 1/3 from its end in a shorter run (step 130/400); 0 of 8" in err
