@@ -294,11 +294,15 @@ class _Ensemble:
         self.ends = dict(saved["ends"])
         if saved.get("state") is not None:  # the batch in progress continues as it was
             self.ends[saved["batch"]] = {key: saved[key] for key in RESUME_KEYS} | {
-                "n_steps": saved["n_steps"]
+                "n_steps": saved["n_steps"],
+                "finished": False,
             }
         (self.out / "summary.json").unlink(missing_ok=True)
         (self.out / "config.yaml").write_text(yaml.safe_dump(self.resolved, sort_keys=False))
-        start = {"batch": 0, "complete": False, "records": saved["records"], "state": None}
+        first = 0  # batches finished at this length already (only trajectories were added)
+        while first < len(layout) and self._finished_here(first):
+            first += 1
+        start = {"batch": first, "complete": False, "records": saved["records"], "state": None}
         self.save_checkpoint(start)
         if self.log is not None:
             print(
@@ -408,6 +412,13 @@ class _Ensemble:
         new, self.ends[batch] = self.simulate(batch, files, saved, after_chunk)
         _replace_records(records, new)
         self.batch_done(batch, records)
+
+    def _finished_here(self, batch: int) -> bool:
+        """Whether batch ``batch`` ended at this run's length (nothing to continue)."""
+        end = self.ends.get(batch)
+        return (
+            end is not None and end.get("finished", True) and end["n_steps"] == self.config.n_steps
+        )
 
     def continuation(self, batch: int) -> dict[str, Any] | None:
         """What a worker needs to continue batch ``batch`` from its end in a shorter run

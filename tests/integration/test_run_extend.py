@@ -177,3 +177,23 @@ def test_an_extension_says_what_it_continues(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "extending" in err and "from 130 to 400 steps" in err and "from 6 to 8" in err
     assert "batch 1/3 from its end in a shorter run (step 130/400); 0 of 8" in err
+
+
+def test_adding_trajectories_only_runs_the_new_batches(tmp_path, capsys):
+    """A finished run of 4 trajectories (batches of 2) given 2 more at the same length: the
+    log says it starts at batch 3 with 4 done, the extension evaluates the potential exactly
+    as often as the new batch needs (the one-go run's calls less the short run's), and the
+    files equal the one-go run's."""
+    whole_calls = evaluations(tully(tmp_path, "whole", LONG, n_traj=6, batch_size=2))
+    short_calls = evaluations(tully(tmp_path, "run", LONG, n_traj=4, batch_size=2))
+    capsys.readouterr()
+    counter = FailAfter(10**9)
+    run_ensemble(
+        tully(tmp_path, "run", LONG, n_traj=6, batch_size=2),
+        extend=True,
+        structure=counter,
+        log=sys.stderr,
+    )
+    assert 10**9 - counter.calls == whole_calls - short_calls
+    assert "batch 3/3 from its start; 4 of 6 trajectories done" in capsys.readouterr().err
+    assert_same_run(tmp_path / "whole", tmp_path / "run", 6)
