@@ -253,8 +253,8 @@ class _Ensemble:
                 )
             elif extend:
                 hint = (
-                    "; --extend needs a run of the same config at a shorter length, made with "
-                    "fusionff 0.x from 2026-12-05 on (earlier checkpoints keep no final states)"
+                    "; --extend needs a run of the same config, shorter or with fewer "
+                    "trajectories, made since 2026-12-05 (older checkpoints keep no final states)"
                     if "base_sha256" not in saved
                     else "; --extend changes only the length and adds trajectories (time_fs "
                     "or n_steps, n_traj, batch_size)"
