@@ -56,19 +56,15 @@ def split_metrics(run: Path, models: list) -> dict:
     (one model: its own)."""
     from fusionff.train.cli import run_data_files
     from fusionff.train.data import load_training_data
-    from fusionff.train.evaluate import Predictions, metrics_of, predict
+    from fusionff.train.evaluate import mean_predictions, metrics_of, predict
     from fusionff.train.metrics import compute_metrics
     from fusionff.train.split import read_split
 
     data = load_training_data(run_data_files(run), models[0].r_max)  # SHA-256 checked
     split_rows = read_split(run / "split.json", data)
 
-    def mean_prediction(rows: np.ndarray) -> Predictions:
-        each = [predict(m, data, rows, batch_size=16, couplings=False) for m in models]
-        return Predictions(
-            sum(p.energies.double().cpu() for p in each) / len(each),
-            sum(p.forces.double().cpu() for p in each) / len(each),
-        )
+    def mean_prediction(rows: np.ndarray):
+        return mean_predictions([predict(m, data, rows, 16, couplings=False) for m in models])
 
     test = split_rows["test"]
     pred = mean_prediction(test)

@@ -243,7 +243,7 @@ def select_frames(
     taken: dict = {}
     chosen: dict[int, list[str]] = {}
     if hops:
-        for t, first in zip(trajectories, offsets, strict=False):
+        for t, first in zip(trajectories, offsets[:-1], strict=True):
             for hop in t.hops:
                 before = np.flatnonzero(t.step <= hop.step)
                 if before.size:

@@ -110,6 +110,15 @@ def evaluate(
     return metrics_of(data, indices, predict(model, data, indices, batch_size))
 
 
+def mean_predictions(each: list[Predictions]) -> Predictions:
+    """The members' mean energies and forces, in float64 on the CPU (one member: its own
+    predictions); couplings are left out (members' couplings carry signs of their own)."""
+    return Predictions(
+        torch.stack([p.energies.double().cpu() for p in each]).mean(0),
+        torch.stack([p.forces.double().cpu() for p in each]).mean(0),
+    )
+
+
 def evaluate_committee(
     models: list[MultiStateMACE],
     data: TrainingData,
@@ -124,10 +133,6 @@ def evaluate_committee(
         check_compatible(model, data)
     indices = np.arange(len(data)) if indices is None else np.asarray(indices)
     each = [predict(model, data, indices, batch_size, couplings=False) for model in models]
-    mean = Predictions(
-        torch.stack([p.energies.cpu() for p in each]).mean(0),
-        torch.stack([p.forces.cpu() for p in each]).mean(0),
-    )
-    return metrics_of(data, indices, mean) | {
+    return metrics_of(data, indices, mean_predictions(each)) | {
         "members": [metrics_of(data, indices, p) for p in each]
     }
