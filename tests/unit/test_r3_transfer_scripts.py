@@ -410,3 +410,56 @@ def test_label_consistency_holds_for_conservative_labels_in_any_orientation():
     (broken,) = consistency.close_pairs(x, f, e, max_rmsd=1.0)
     assert abs(broken["mismatch"][1]) > 10 * abs(pair["mismatch"][1])
     assert broken["mismatch"][0] == pair["mismatch"][0]
+
+
+probe = load_script("data/stilbene/r3/state_average_probe.py")
+
+
+def test_state_average_probe_gaps_and_s1_shift_on_hand_values():
+    """Hand values (eV): gaps of both averages, the gap from S1 to the state the larger one
+    adds, and how far the larger average moves S1 relative to S0; a pair of averages with the
+    wrong state counts is refused."""
+    fewer = np.array([[-10.0, -8.0], [-9.0, -7.5]])
+    more = np.array([[-10.1, -8.0, -7.6], [-9.0, -7.8, -6.0]])
+    rows = probe.compare(fewer, more)
+    np.testing.assert_allclose(rows["gap_fewer"], [2.0, 1.5])
+    np.testing.assert_allclose(rows["gap_more"], [2.1, 1.2])
+    np.testing.assert_allclose(rows["gap_above"], [0.4, 1.8])
+    np.testing.assert_allclose(rows["s1_shift"], [0.1, -0.3])
+    with pytest.raises(ValueError, match="states of FEWER"):
+        probe.compare(more, fewer)
+
+
+def test_state_average_probe_refuses_files_of_different_structures(tmp_path, capsys):
+    """Row i of both files must be the same structure: a moved atom stops the comparison with
+    both file names; the same positions give one table row per structure."""
+    from fusionff.data.dataset import MultiStateDataset
+    from fusionff.data.structure import Structure
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(2, 4, 3))
+
+    def write(path, n_states, positions):
+        with MultiStateDataset.create(path, n_states, method="test") as out:
+            out.extend(
+                Structure(
+                    numbers=np.array([6, 6, 1, 1]),
+                    positions=p,
+                    energies=np.arange(n_states, dtype=float) + i,
+                    forces=np.zeros((4, n_states, 3)),
+                    energy_mask=np.ones(n_states, bool),
+                    force_mask=np.ones(n_states, bool),
+                )
+                for i, p in enumerate(positions)
+            )
+
+    write(tmp_path / "sa2.h5", 2, x)
+    write(tmp_path / "sa3.h5", 3, x)
+    assert probe.main([str(tmp_path / "sa2.h5"), str(tmp_path / "sa3.h5")]) == 0
+    table = [line for line in capsys.readouterr().out.splitlines() if line[:3].strip().isdigit()]
+    assert len(table) == 2
+    moved = x.copy()
+    moved[1, 2] += 0.01
+    write(tmp_path / "moved.h5", 3, moved)
+    with pytest.raises(SystemExit, match="sa2.h5 and .*moved.h5: positions differ"):
+        probe.main([str(tmp_path / "sa2.h5"), str(tmp_path / "moved.h5")])

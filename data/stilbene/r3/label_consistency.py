@@ -99,9 +99,10 @@ def main(argv=None) -> int:
     print(f"{len(x)} labelled structures, {len(pairs)} pairs below {args.max_rmsd} A")
     for p in pairs[: args.show]:
         m = p["mismatch"]
+        states = " ".join(f"S{s} {v:+.4f}" for s, v in enumerate(m))
         print(
             f"{p['rmsd']:.3f} A  {where[p['a']]} {where[p['b']]}  smaller gap "
-            f"{p['smaller_gap']:.2f} eV  mismatch S0 {m[0]:+.4f} S1 {m[1]:+.4f} eV"
+            f"{p['smaller_gap']:.2f} eV  mismatch {states} eV"
         )
     for lo, hi in GAP_BINS:
         for limit in (0.05, args.max_rmsd):
