@@ -22,6 +22,8 @@ _EXPORTS = {
     "read_run": "fusionff.analysis.run",
     "Run": "fusionff.analysis.run",
     "Trajectory": "fusionff.analysis.run",
+    "TrajectoryRecord": "fusionff.analysis.run",
+    "read_records": "fusionff.analysis.run",
     "population_curves": "fusionff.analysis.populations",
     "fit_decay": "fusionff.analysis.lifetime",
     "Proportion": "fusionff.analysis.intervals",

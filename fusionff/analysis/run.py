@@ -8,8 +8,11 @@ The layout written by the ensemble runner (all of this module's knowledge of it)
 
 (as written by :mod:`fusionff.dynamics.runner`). Each summary entry has ``index``, ``seed``,
 ``initial_state``, ``final_state``, ``status``, ``hops`` [{time_fs, step, from, to}],
-``n_frustrated``, ``final_time_fs``, optionally ``frustrated_hops`` (same fields) and ``file``
-(default ``traj_<index:05d>.h5md``).
+``n_frustrated``, ``final_time_fs``, optionally ``frustrated_hops`` (same fields), ``flag`` and
+``flag_time_fs`` (why and when, fs, the run flagged it; runs from before 2026-12-05 have only
+``flag``) and ``file`` (default ``traj_<index:05d>.h5md``). The summary alone
+(:func:`read_records`) is enough for hop statistics and first passages, so a run's
+``summary.json`` kept without its trajectory files can still be pooled.
 The number of states is the summary's ``n_states`` when given, else the width of the
 trajectories' energies; the time step ``dt_fs``, else ``config.dynamics.dt``.
 
@@ -71,14 +74,10 @@ class Hop:
     target: int
 
 
-@dataclass
-class Trajectory:
-    """One trajectory: its summary entry and its per-frame observables.
-
-    ``time`` (n,) fs and ``step`` (n,) are the observable frames; ``active_state`` (n,) int,
-    ``energies`` (n, S) eV, ``populations`` (n, S) electronic |c|^2, ``kinetic_energy`` and
-    ``total_energy`` (n,) eV.
-    """
+@dataclass(kw_only=True)
+class TrajectoryRecord:
+    """One trajectory as its run's summary entry records it, without frames: hops (times in
+    fs), status, final time fs, and the flag."""
 
     index: int
     seed: int | None
@@ -90,14 +89,6 @@ class Trajectory:
     frustrated_hops: list[Hop] | None
     """The frustrated attempts when the summary lists them (the runner does), else None."""
     final_time_fs: float
-    path: Path
-    time: np.ndarray
-    step: np.ndarray
-    active_state: np.ndarray
-    energies: np.ndarray
-    populations: np.ndarray
-    kinetic_energy: np.ndarray
-    total_energy: np.ndarray
     flag: str | None = None
     """Why the run flagged the trajectory (its committee spread), or None."""
     flag_time_fs: float | None = None
@@ -106,6 +97,25 @@ class Trajectory:
     @property
     def failed(self) -> bool:
         return self.status in FAILED_STATUSES
+
+
+@dataclass(kw_only=True)
+class Trajectory(TrajectoryRecord):
+    """One trajectory: its summary entry and its per-frame observables.
+
+    ``time`` (n,) fs and ``step`` (n,) are the observable frames; ``active_state`` (n,) int,
+    ``energies`` (n, S) eV, ``populations`` (n, S) electronic |c|^2, ``kinetic_energy`` and
+    ``total_energy`` (n,) eV.
+    """
+
+    path: Path
+    time: np.ndarray
+    step: np.ndarray
+    active_state: np.ndarray
+    energies: np.ndarray
+    populations: np.ndarray
+    kinetic_energy: np.ndarray
+    total_energy: np.ndarray
 
 
 @dataclass
@@ -210,32 +220,80 @@ def _hops(rows: list[dict], where: str) -> list[Hop]:
         raise ValueError(f"{where}: a hop without {err}") from None
 
 
-def read_trajectory(run_dir: Path, entry: dict, n_states: int) -> Trajectory:
-    """One trajectory from its summary ``entry`` and its H5MD file."""
+def _entry_path(run_dir: Path, entry: dict, index: int) -> Path:
+    return run_dir / entry["file"] if "file" in entry else trajectory_path(run_dir, index)
+
+
+def read_record(run_dir: Path, entry: dict) -> TrajectoryRecord:
+    """One trajectory from its summary ``entry`` alone. A flagged entry without
+    ``flag_time_fs`` (a run from before 2026-12-05) takes the flag time from its H5MD file,
+    and is refused, naming the file, when that is absent."""
     where = f"{run_dir / 'summary.json'}: trajectory {entry.get('index', '?')}"
     index = int(_require(entry, "index", where))
     status = str(_require(entry, "status", where))
     if status not in STATUSES:
         raise ValueError(f"{where}: unknown status {status!r} (known: {', '.join(STATUSES)})")
-    hops = _hops(_require(entry, "hops", where), where)
     frustrated = entry.get("frustrated_hops")
-    path = run_dir / entry["file"] if "file" in entry else trajectory_path(run_dir, index)
-    if not path.is_file():
-        raise FileNotFoundError(f"{where}: trajectory file {path} not found")
-    obs = _read_observables(path, n_states)
-    return Trajectory(
+    flag, flag_time = entry.get("flag"), entry.get("flag_time_fs")
+    if flag is not None and flag_time is None:
+        path = _entry_path(run_dir, entry, index)
+        if not path.is_file():
+            raise ValueError(
+                f"{where}: flagged ({flag}) without flag_time_fs in the summary, and its "
+                f"trajectory file {path}, which has the time, is absent"
+            )
+        with h5py.File(path, "r") as f:
+            flag_time = f["parameters"].attrs.get("flag_time") if "parameters" in f else None
+        if flag_time is None:
+            raise ValueError(f"{where}: flagged ({flag}), but {path} has no parameters/flag_time")
+    return TrajectoryRecord(
         index=index,
         seed=entry.get("seed"),
         initial_state=int(_require(entry, "initial_state", where)),
         final_state=int(_require(entry, "final_state", where)),
         status=status,
-        hops=hops,
+        hops=_hops(_require(entry, "hops", where), where),
         n_frustrated=int(_require(entry, "n_frustrated", where)),
         frustrated_hops=None if frustrated is None else _hops(frustrated, where),
         final_time_fs=float(_require(entry, "final_time_fs", where)),
-        path=path,
-        **obs,
+        flag=None if flag is None else str(flag),
+        flag_time_fs=None if flag_time is None else float(flag_time),
     )
+
+
+def read_trajectory(run_dir: Path, entry: dict, n_states: int) -> Trajectory:
+    """One trajectory from its summary ``entry`` and its H5MD file (whose flag counts)."""
+    where = f"{run_dir / 'summary.json'}: trajectory {entry.get('index', '?')}"
+    index = int(_require(entry, "index", where))
+    path = _entry_path(run_dir, entry, index)
+    if not path.is_file():
+        raise FileNotFoundError(f"{where}: trajectory file {path} not found")
+    obs = _read_observables(path, n_states)
+    record = read_record(run_dir, entry | {"flag": None})  # the flag comes from the file
+    fields = {name: getattr(record, name) for name in record.__dataclass_fields__}
+    return Trajectory(**(fields | {"path": path} | obs))
+
+
+def _summary_entries(run_dir: Path) -> tuple[Path, dict, list[dict]]:
+    summary_path = run_dir / "summary.json"
+    if not summary_path.is_file():
+        raise FileNotFoundError(
+            f"{run_dir}: no summary.json (not a run directory, or the run has not finished)"
+        )
+    summary = json.loads(summary_path.read_text())
+    entries = _require(summary, "trajectories", str(summary_path))
+    if not entries:
+        raise ValueError(f"{summary_path}: no trajectories")
+    return summary_path, summary, entries
+
+
+def read_records(run_dir: str | Path) -> list[TrajectoryRecord]:
+    """Every trajectory of a run directory from its ``summary.json`` alone (failed ones
+    included; no trajectory file is read unless a flag time is missing): what first passages
+    and hop counts need, from runs whose frames were not kept."""
+    run_dir = Path(run_dir)
+    _, _, entries = _summary_entries(run_dir)
+    return [read_record(run_dir, entry) for entry in entries]
 
 
 def _n_states_of_file(path: Path) -> int:
@@ -249,15 +307,7 @@ def read_run(run_dir: str | Path, include_failed: bool = False) -> Run:
     """Read a run directory. Trajectories with a status in :data:`FAILED_STATUSES` go to
     ``Run.excluded`` unless ``include_failed``."""
     run_dir = Path(run_dir)
-    summary_path = run_dir / "summary.json"
-    if not summary_path.is_file():
-        raise FileNotFoundError(
-            f"{run_dir}: no summary.json (not a run directory, or the run has not finished)"
-        )
-    summary = json.loads(summary_path.read_text())
-    entries = _require(summary, "trajectories", str(summary_path))
-    if not entries:
-        raise ValueError(f"{summary_path}: no trajectories")
+    _, summary, entries = _summary_entries(run_dir)
     config = summary.get("config") or {}
     n_states = summary.get("n_states")
     if n_states is None:

@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy.stats import chi2, norm
 
-from fusionff.analysis.run import FAILED_STATUSES, Trajectory
+from fusionff.analysis.run import FAILED_STATUSES, TrajectoryRecord
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ def _failures(status: list[str], censored: np.ndarray) -> dict[str, int]:
     return dict(sorted(chosen.items()))
 
 
-def observation_end(trajectory: Trajectory) -> float:
+def observation_end(trajectory: TrajectoryRecord) -> float:
     """Until when ``trajectory`` was watched, fs: its last time, or the time the run flagged it
     (whichever is earlier). A trajectory flagged for its committee spread that ran on is thus
     censored at the flag too: after it, the models disagree beyond the run's limits, and
@@ -81,7 +81,7 @@ def observation_end(trajectory: Trajectory) -> float:
 
 
 def first_passages(
-    trajectories: Sequence[Trajectory],
+    trajectories: Sequence[TrajectoryRecord],
     source: int = 1,
     target: int = 0,
     ends: dict[int, float] | None = None,
@@ -311,7 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     first-passage rate of one or several runs pooled (e.g. the same input with other seeds)."""
     import argparse
 
-    from fusionff.analysis.run import read_run
+    from fusionff.analysis.run import read_records
 
     parser = argparse.ArgumentParser(
         prog="python -m fusionff.analysis.survival",
@@ -319,7 +319,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "runs pooled: the Kaplan-Meier survival and a constant-hazard lifetime after t0 "
         "(every started trajectory counted; failed ones censored where the run stopped them).",
     )
-    parser.add_argument("runs", nargs="+", help="run directories (with summary.json)")
+    parser.add_argument(
+        "runs",
+        nargs="+",
+        help="run directories; only their summary.json is read, so a run kept as its "
+        "summary alone (a copy of the analysis folder) pools too",
+    )
     parser.add_argument("--t0", type=float, default=0.0, help="onset, fs (default 0)")
     parser.add_argument("--source", type=int, default=1, help="starting state (default 1)")
     parser.add_argument("--target", type=int, default=0, help="target state (default 0)")
@@ -334,8 +339,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     parts = []
     for directory in args.runs:
-        run = read_run(directory, include_failed=True)
-        part = first_passages(run.trajectories, args.source, args.target)
+        part = first_passages(read_records(directory), args.source, args.target)
         print(f"{directory}: {constant_hazard(part, args.t0).describe()}")
         parts.append(part)
     data = combine(parts)

@@ -39,12 +39,14 @@ class FrameBuffer:
         """Every hop row (step, time, from_state, to_state, frustrated), as in the file."""
         self.last_step = -1
         self.flag: str | None = None
+        self.flag_time_fs: float | None = None
         self._flag: tuple[str, float] | None = None
         self._prefix = prefix
         self._before = (0, 0)  # frames and hop rows in the file before this buffer's
         if prefix is not None:
             self.hops = [tuple(row) for row in prefix["hops"]]
             self.last_step, self.flag = prefix["last_step"], prefix["flag"]
+            self.flag_time_fs = prefix.get("flag_time_fs")
             self._before = (prefix["n_frames"], len(self.hops))
 
     @property
@@ -63,14 +65,15 @@ class FrameBuffer:
     def create(self, parameters: dict[str, Any]) -> None:
         self.parameters = dict(parameters)
         self._frames, self.hops, self.final, self.last_step = [], [], {}, -1
-        self.flag, self._flag = None, None
+        self.flag, self.flag_time_fs, self._flag = None, None, None
 
     def add_frame(self, step: int, time: float, **series: np.ndarray) -> None:
         self._frames.append({"step": step, "time": time, **series})
         self.last_step = step
 
     def set_flag(self, reason: str, time_fs: float) -> None:
-        self.flag, self._flag = reason, (reason, float(time_fs))
+        self.flag, self.flag_time_fs = reason, float(time_fs)
+        self._flag = (reason, self.flag_time_fs)
 
     def add_hop(self, step: int, time: float, source: int, target: int, frustrated: bool) -> None:
         self.hops.append((int(step), float(time), int(source), int(target), int(frustrated)))

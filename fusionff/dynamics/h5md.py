@@ -152,7 +152,9 @@ class TrajectoryFile:
         """Step of the last frame (on disk or buffered); -1 before the first."""
         self.flag: str | None = None
         """Why the trajectory was flagged (its committee spread), or None."""
-        self._flag_time: float | None = None
+        self.flag_time_fs: float | None = None
+        """When it was flagged, fs (the time of a frame), or None."""
+        self._flag_time: float | None = None  # a flag not yet written
 
     @property
     def n_frames(self) -> int:
@@ -192,7 +194,7 @@ class TrajectoryFile:
                 f["parameters"].attrs[key] = value
         self._frames, self._hops, self.hops = [], [], []
         self.n_frames_on_disk, self.last_step = 0, -1
-        self.flag, self._flag_time = None, None
+        self.flag, self.flag_time_fs, self._flag_time = None, None, None
 
     def resume(self, n_frames: int, n_hops: int) -> None:
         """Cut the file back to its first ``n_frames`` frames and ``n_hops`` hop rows (those a
@@ -226,6 +228,7 @@ class TrajectoryFile:
                 attrs.pop("flag", None)
                 attrs.pop("flag_time", None)
             self.flag = None if "flag" not in attrs else str(attrs["flag"])
+            self.flag_time_fs = None if self.flag is None else float(attrs["flag_time"])
             self._flag_time = None
         self._frames, self._hops = [], []
         self.n_frames_on_disk = n_frames
@@ -239,7 +242,8 @@ class TrajectoryFile:
     def set_flag(self, reason: str, time_fs: float) -> None:
         """Flag the trajectory (written with the next flush): ``reason`` text, at ``time_fs``
         fs (the time of a frame)."""
-        self.flag, self._flag_time = reason, float(time_fs)
+        self.flag, self.flag_time_fs = reason, float(time_fs)
+        self._flag_time = self.flag_time_fs
 
     def add_hop(self, step: int, time: float, source: int, target: int, frustrated: bool) -> None:
         """Buffer one hop attempt (a hop, or a frustrated one)."""

@@ -434,7 +434,13 @@ class _Ensemble:
             f = self.trajectory_file(i)
             f.resume(n_frames, n_hops)
             prefixes.append(
-                {"n_frames": n_frames, "hops": f.hops, "last_step": f.last_step, "flag": f.flag}
+                {
+                    "n_frames": n_frames,
+                    "hops": f.hops,
+                    "last_step": f.last_step,
+                    "flag": f.flag,
+                    "flag_time_fs": f.flag_time_fs,
+                }
             )
         return {"end": end, "files": prefixes}
 
@@ -572,6 +578,7 @@ class _Ensemble:
             "n_hops": int(state.n_hops[k]),
             "n_frustrated": int(state.n_frustrated[k]),
             "flag": f.flag,
+            "flag_time_fs": f.flag_time_fs,
             "hops": hops,
             "frustrated_hops": frustrated,
             "final_populations": (c.real**2 + c.imag**2).tolist(),

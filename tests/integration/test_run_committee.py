@@ -22,6 +22,7 @@ from ase.io import read
 
 from fusionff import save_model
 from fusionff.analysis import AnalysisOptions, analyze_run, format_report, read_run
+from fusionff.analysis.run import read_records
 from fusionff.analysis.selection import select_frames
 from fusionff.dynamics.ml import MLElectronicStructure
 from fusionff.dynamics.run_config import RunConfig
@@ -159,6 +160,7 @@ def test_a_limit_below_the_spread_flags_that_trajectory_only(inputs, reference, 
             continue
         assert record["flag"] == reason and mine["attrs"]["flag"] == reason
         assert mine["attrs"]["flag_time"] == pytest.approx(flag_time)
+        assert record["flag_time_fs"] == mine["attrs"]["flag_time"]
         if action == "flag":
             assert record["status"] == "ok"
             np.testing.assert_array_equal(mine["position"], s["position"])
@@ -170,6 +172,10 @@ def test_a_limit_below_the_spread_flags_that_trajectory_only(inputs, reference, 
     run = read_run(inputs / name)
     excluded = [t.index for t in run.excluded]
     assert excluded == ([] if action == "flag" else [flagged])
+    # the summary alone gives the same records (flag time included) as the files
+    full = sorted(run.trajectories + run.excluded, key=lambda t: t.index)
+    for record, t in zip(read_records(inputs / name), full, strict=True):
+        assert all(getattr(record, f) == getattr(t, f) for f in record.__dataclass_fields__)
     report = format_report(analyze_run(run, AnalysisOptions(products=False)))
     assert f"committee-spread: {flagged}" in report
     assert f"trajectory {flagged}: {reason}" in report

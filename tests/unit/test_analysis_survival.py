@@ -250,3 +250,54 @@ def test_piecewise_rates_agree_under_a_constant_hazard_and_show_an_onset():
     assert onset.events == 0
     assert early.tau_fs == pytest.approx(2000.0, rel=0.06)
     assert late.tau_fs == pytest.approx(2000.0, rel=0.06)
+
+
+def test_first_passages_from_the_summary_alone_equal_those_from_the_files(tmp_path, capsys):
+    """A run kept as its summary.json only (trajectory files deleted, as in an archived
+    analysis folder): read_records gives every trajectory's hops, status, times and flag as
+    read_run does, so the survival command's numbers do not change."""
+    from fusionff.analysis.run import read_records
+    from fusionff.analysis.survival import main
+
+    write_synthetic_run(tmp_path / "run", n_traj=24, tau_fs=300.0, t0_fs=100.0, seed=4)
+    run = read_run(tmp_path / "run", include_failed=True)
+    assert main([str(tmp_path / "run"), "--t0", "100"]) == 0
+    with_files = capsys.readouterr().out
+    for path in (tmp_path / "run").glob("*.h5md"):
+        path.unlink()
+    records = read_records(tmp_path / "run")
+    assert len(records) == len(run.trajectories) == 24
+    for record, t in zip(records, run.trajectories, strict=True):
+        assert all(getattr(record, f) == getattr(t, f) for f in record.__dataclass_fields__)
+    assert main([str(tmp_path / "run"), "--t0", "100"]) == 0
+    assert capsys.readouterr().out == with_files
+    with pytest.raises(FileNotFoundError, match="trajectory file"):
+        read_run(tmp_path / "run")
+
+
+def test_a_legacy_flag_without_its_time_in_the_summary_needs_the_file(tmp_path):
+    """Summaries written before 2026-12-05 have a flag but no flag_time_fs: the time comes
+    from the trajectory file, and without that file the record is refused with the file's
+    name (a flagged trajectory's observation ends at its flag: guessing would bias the rate)."""
+    import json
+
+    import h5py
+
+    from fusionff.analysis.run import read_records
+
+    write_synthetic_run(tmp_path / "run", n_traj=3, tau_fs=300.0, t0_fs=100.0, seed=1)
+    summary_path = tmp_path / "run" / "summary.json"
+    summary = json.loads(summary_path.read_text())
+    entry = summary["trajectories"][1]
+    entry["flag"] = "committee force spread 2.1 eV/A"
+    entry.pop("flag_time_fs", None)
+    summary_path.write_text(json.dumps(summary))
+    name = entry.get("file", "traj_00001.h5md")
+    with h5py.File(tmp_path / "run" / name, "a") as f:
+        f.require_group("parameters").attrs["flag_time"] = 123.5
+    records = read_records(tmp_path / "run")
+    assert (records[1].flag, records[1].flag_time_fs) == (entry["flag"], 123.5)
+    assert records[0].flag is None and records[0].flag_time_fs is None
+    (tmp_path / "run" / name).unlink()
+    with pytest.raises(ValueError, match=f"trajectory 1: flagged .*{name}, which has the time"):
+        read_records(tmp_path / "run")
