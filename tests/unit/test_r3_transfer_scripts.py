@@ -463,3 +463,34 @@ def test_state_average_probe_refuses_files_of_different_structures(tmp_path, cap
     write(tmp_path / "moved.h5", 3, moved)
     with pytest.raises(SystemExit, match="sa2.h5 and .*moved.h5: positions differ"):
         probe.main([str(tmp_path / "sa2.h5"), str(tmp_path / "moved.h5")])
+
+
+third = load_script("data/stilbene/r3/third_state_probe.py")
+
+
+def test_third_state_probe_reads_row_ranges_and_refuses_bad_ones():
+    """``FILE`` means every row, ``FILE:START-STOP`` rows START..STOP-1; anything else is
+    refused with the spec in the message."""
+    assert third.parse_rows("a.h5") == ("a.h5", None, None)
+    assert third.parse_rows("dir/a.h5:3-10") == ("dir/a.h5", 3, 10)
+    for bad in ("a.h5:3", "a.h5:x-4", "a.h5:5-5"):
+        with pytest.raises(ValueError, match="--rows"):
+            third.parse_rows(bad)
+
+
+def test_third_state_probe_gaps_and_count_on_hand_values():
+    """Hand values (eV): S1-S0 and S2-S1 of the SA-3 energies, the stored SA-2 gap and the
+    change between them; the table counts points with S2 within 0.5 eV of S1 and lists a
+    failed point with its reason."""
+    geometry = {"dihedral_deg": 95.0, "angle_sum_C1_deg": 350.0, "angle_sum_C2_deg": 359.0}
+    near = {"E_eV": [-10.0, -7.0, -6.8], "sa2_E_eV": [-10.1, -7.6], **geometry}
+    far = {"E_eV": [-10.0, -5.0, -1.0], **geometry}
+    s = third.point_summary(near)
+    assert s["gap10_eV"] == pytest.approx(3.0) and s["gap21_eV"] == pytest.approx(0.2)
+    assert s["sa2_gap10_eV"] == pytest.approx(2.5)
+    assert s["gap10_change_eV"] == pytest.approx(0.5)
+    assert "sa2_gap10_eV" not in third.point_summary(far)
+    assert third.point_summary({"failed": "guard"}) == {}
+    text = third.table({"a": near, "b": far, "c": {"failed": "pi weight below 0.1"}})
+    assert text.splitlines()[-1] == "1 of 2 points have S2 within 0.5 eV of S1"
+    assert "c  failed: pi weight below 0.1" in text
