@@ -494,3 +494,7 @@ def test_third_state_probe_gaps_and_count_on_hand_values():
     text = third.table({"a": near, "b": far, "c": {"failed": "pi weight below 0.1"}})
     assert text.splitlines()[-1] == "1 of 2 points have S2 within 0.5 eV of S1"
     assert "c  failed: pi weight below 0.1" in text
+    # with a cis_FC point, S1 relative to its S1 (SA-3) and to SA-2's FC S1 where given
+    fc = {"E_eV": [-12.0, -6.0, -1.0], **geometry}
+    lines = third.table({"cis_FC": fc, "a": near}, sa2_fc=[-12.0, -6.5]).splitlines()
+    assert lines[2].split()[-2:] == ["-1.000", "-1.100"]  # -7.0 - -6.0, -7.6 - -6.5

@@ -78,10 +78,16 @@ def point_summary(point: dict) -> dict:
     return out
 
 
-def table(points: dict, near_eV: float = 0.5) -> str:
-    """One line per point (name, twist, C1/C2 angle sums, gaps), then how many points have S2
-    within ``near_eV`` of S1."""
-    lines = ["point  dihedral  C1/C2 angle sums  S1-S0 (SA-3)  S2-S1  S1-S0 (SA-2)"]
+def table(points: dict, near_eV: float = 0.5, sa2_fc: list[float] | None = None) -> str:
+    """One line per point (name, twist, C1/C2 angle sums, gaps; with a ``cis_FC`` point, S1
+    relative to the FC S1 at SA-3, and at SA-2 where the point has SA-2 energies and
+    ``sa2_fc``, SA-2's energies at cis_FC, is given), then how many points have S2 within
+    ``near_eV`` of S1."""
+    fc = points.get("cis_FC", {}).get("E_eV")
+    lines = [
+        "point  dihedral  C1/C2 angle sums  S1-S0 (SA-3)  S2-S1  S1-S0 (SA-2)"
+        "  S1 - FC S1 (SA-3, SA-2)"
+    ]
     near, ok = 0, 0
     for name, p in points.items():
         if "E_eV" not in p:
@@ -91,9 +97,12 @@ def table(points: dict, near_eV: float = 0.5) -> str:
         ok += 1
         near += s["gap21_eV"] < near_eV
         sa2 = f"{s['sa2_gap10_eV']:.3f}" if "sa2_gap10_eV" in s else "-"
+        rel = "" if fc is None else f"  {p['E_eV'][1] - fc[1]:+.3f}"
+        if fc is not None and sa2_fc is not None and "sa2_E_eV" in p:
+            rel += f" {p['sa2_E_eV'][1] - sa2_fc[1]:+.3f}"
         lines.append(
             f"{name}  {p['dihedral_deg']:7.1f}  {p['angle_sum_C1_deg']:6.1f}/"
-            f"{p['angle_sum_C2_deg']:6.1f}  {s['gap10_eV']:7.3f}  {s['gap21_eV']:7.3f}  {sa2}"
+            f"{p['angle_sum_C2_deg']:6.1f}  {s['gap10_eV']:7.3f}  {s['gap21_eV']:7.3f}  {sa2}{rel}"
         )
     lines.append(f"{near} of {ok} points have S2 within {near_eV} eV of S1")
     return "\n".join(lines)
@@ -113,10 +122,15 @@ def main(argv=None) -> int:
     parser.add_argument("--basis", default="6-31G")
     parser.add_argument("--timeout", type=float, default=3600.0, help="s per OpenMolcas job")
     parser.add_argument("--summary", action="store_true", help="print --out's table and stop")
+    parser.add_argument(
+        "--sa2-fc", type=float, nargs=2, metavar=("E0", "E1"),
+        help="SA-2 energies (eV) at cis_FC, for the SA-2 column of S1 relative to the FC S1 "
+        "(e.g. basis-probe.json's 6-31G cis_FC)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     results = json.loads(args.out.read_text()) if args.out.exists() else {"points": {}}
     if args.summary:
-        print(table(results["points"]))
+        print(table(results["points"], sa2_fc=args.sa2_fc))
         return 0
     from ase.io import read
 
@@ -152,7 +166,7 @@ def main(argv=None) -> int:
         done[name] = point
         args.out.write_text(json.dumps(results, indent=1))
         print(name, json.dumps(point_summary(point)), point.get("failed", ""), flush=True)
-    print(table(done))
+    print(table(done, sa2_fc=args.sa2_fc))
     return 0
 
 
