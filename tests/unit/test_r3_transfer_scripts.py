@@ -498,3 +498,34 @@ def test_third_state_probe_gaps_and_count_on_hand_values():
     fc = {"E_eV": [-12.0, -6.0, -1.0], **geometry}
     lines = third.table({"cis_FC": fc, "a": near}, sa2_fc=[-12.0, -6.5]).splitlines()
     assert lines[2].split()[-2:] == ["-1.000", "-1.100"]  # -7.0 - -6.0, -7.6 - -6.5
+
+
+s1_frames = load_script("data/stilbene/r3/s1_frames.py")
+
+
+def test_s1_frames_take_the_frame_nearest_each_time_while_on_s1(tmp_path):
+    """On a synthetic run (S1 until a hop, then S0): one frame per trajectory and time at
+    which the trajectory has not ended and is on S1, at the frame nearest that time, with the
+    positions of that frame and the time and model gap in its info."""
+    from fusionff.analysis.run import read_run
+    from tests.fixtures.analysis.synthetic_run import write_synthetic_run
+
+    write_synthetic_run(tmp_path / "run", n_traj=6, tau_fs=150.0, t0_fs=20.0, seed=3)
+    times = [30.0, 120.0, 260.0]
+    frames = s1_frames.sample(tmp_path / "run", times)
+    expected = []
+    for t in read_run(tmp_path / "run", include_failed=True).trajectories:
+        for when in times:
+            if when <= t.time[-1]:
+                k = int(np.argmin(np.abs(t.time - when)))
+                if t.active_state[k] == 1:
+                    gap = t.energies[k, 1] - t.energies[k, 0]
+                    expected.append((t.index, float(t.time[k]), gap))
+    got = [(a.info["trajectory"], a.info["time_fs"], a.info["model_gap_ev"]) for a in frames]
+    assert got == expected and 0 < len(got) < 6 * len(times)
+    first = read_run(tmp_path / "run").trajectories[frames[0].info["trajectory"]]
+    from fusionff.analysis.run import read_positions
+
+    k = int(np.argmin(np.abs(first.time - frames[0].info["time_fs"])))
+    _, x = read_positions(first.path, list(range(len(frames[0]))), [k])
+    np.testing.assert_array_equal(frames[0].positions, x[0])

@@ -1,7 +1,8 @@
 """Where does the third state of the (2,2) space come near S1? SA-3 energies at R3 geometries.
 
     OMP_NUM_THREADS=1 HDF5_USE_FILE_LOCKING=FALSE python data/stilbene/r3/third_state_probe.py \\
-        [--geometry NAME=PATH ...] [--rows FILE[:START-STOP] ...] [--out third-state-probe.json]
+        [--geometry NAME=PATH ...] [--frames XYZ ...] [--rows FILE[:START-STOP] ...] \\
+        [--out third-state-probe.json]
 
 R3 is SA-2-CASSCF(2,2)/6-31G: the state average holds S0 and S1 only, while the (2,2) space
 has three singlet roots. Where the third comes near S1 (the two zwitterionic states of a
@@ -118,6 +119,10 @@ def main(argv=None) -> int:
         "--rows", action="append", default=[], metavar="FILE[:START-STOP]",
         help="ok rows of a labelled R3 file (its SA-2 energies are kept for comparison)",
     )  # fmt: skip
+    parser.add_argument(
+        "--frames", action="append", default=[], metavar="FILE",
+        help="every frame of an xyz/extxyz file (named FILE:index)",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=HERE / "third-state-probe.json")
     parser.add_argument("--basis", default="6-31G")
     parser.add_argument("--timeout", type=float, default=3600.0, help="s per OpenMolcas job")
@@ -139,11 +144,14 @@ def main(argv=None) -> int:
 
     todo = []
     named = dict(item.split("=", 1) for item in args.geometry)
-    if not named and not args.rows:
+    if not named and not args.rows and not args.frames:
         named = dict(DEFAULT_GEOMETRIES)
     for name, path in named.items():
         atoms = read(path)
         todo.append((name, atoms.numbers, atoms.positions, None, str(path)))
+    for path in args.frames:
+        for i, atoms in enumerate(read(path, index=":")):
+            todo.append((f"{Path(path).name}:{i}", atoms.numbers, atoms.positions, None, path))
     for spec in args.rows:
         todo += [(name, z, x, e, name) for name, z, x, e in labelled_rows(spec)]
     backend = MolcasCasscfBackend(
