@@ -26,14 +26,9 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+sys.path[:0] = [str(HERE), str(HERE.parent)]
+from basis_probe import DEFAULT_GEOMETRIES  # noqa: E402  (R3's landmarks: cis FC, crossing, P*)
 from r2_crossing import describe_geometry  # noqa: E402
-
-DEFAULT_GEOMETRIES = {
-    "cis_FC": HERE.parent / "r2" / "cis-6-31g.xyz",
-    "R3_crossing": HERE.parent / "r2" / "crossing-6-31g.xyz",
-    "P_star": HERE / "s1-trap" / "p-star-r3.xyz",
-}
 
 
 def parse_rows(spec: str) -> tuple[str, int | None, int | None]:
