@@ -529,3 +529,56 @@ def test_s1_frames_take_the_frame_nearest_each_time_while_on_s1(tmp_path):
     k = int(np.argmin(np.abs(first.time - frames[0].info["time_fs"])))
     _, x = read_positions(first.path, list(range(len(frames[0]))), [k])
     np.testing.assert_array_equal(frames[0].positions, x[0])
+
+
+def test_sa3_reference_relaxes_on_s1_of_a_three_state_calculator(tmp_path, monkeypatch):
+    """``reference_part(n_states=3)``: the calculator is built with three states and its own
+    orbital store, S1 is relaxed from the start (the double well's minimum x0 = 1 from x0 =
+    0.5), the geometry goes to ``p-star-r3-sa3.xyz`` and the energies are relative to the
+    probe's SA-3 S1 at cis_FC and at R3's crossing (hand values); a probe without them is
+    refused by name."""
+    import json
+
+    from ase.io import read, write
+
+    import fusionff.labeling.calculator as calculators
+
+    made = {}
+
+    class FakeCasscf(_DoubleWell):
+        def __init__(self, active_atoms, n_states, basis, couplings, orbital_store):
+            super().__init__()
+            made.update(n_states=n_states, basis=basis, store=orbital_store)
+
+        def calculate(self, atoms, properties=None, system_changes=None):
+            super().calculate(atoms)
+            e = self.results["energies"]
+            f = self.results["state_forces"]
+            self.results = {
+                "energies": np.append(e, e[1] + 0.1),
+                "state_forces": np.concatenate([f, f[1:]]),
+            }
+
+    monkeypatch.setattr(calculators, "CasscfCalculator", FakeCasscf)
+    monkeypatch.setattr(trap, "GEOMETRIES", tmp_path / "geometries")
+    monkeypatch.setattr(trap, "_geometry", lambda positions: {})  # stilbene angles: 3 atoms here
+    (tmp_path / "geometries").mkdir()
+    start = tmp_path / "start.xyz"
+    write(start, _three_atoms(0.5))
+    probe = tmp_path / "probe.json"
+    points = {"cis_FC": {"E_eV": [-5.0, 3.0, 4.0]}, "R3_crossing": {"E_eV": [0.2, 0.5, 5.0]}}
+    probe.write_text(json.dumps({"points": points}))
+    out = trap.reference_part(
+        start, tmp_path / "work", tmp_path / "sa3.orbitals", 0.01, 200, n_states=3, probe=probe
+    )
+    assert made == {"n_states": 3, "basis": "6-31G", "store": str(tmp_path / "sa3.orbitals")}
+    assert out["n_states"] == 3 and out["relaxed"]["converged"]
+    assert out["at_start"]["S1_eV"] == pytest.approx((0.25 - 1.0) ** 2 - 3.0)
+    assert out["relaxed"]["S1_eV"] == pytest.approx(-3.0, abs=1e-4)
+    assert out["R3_crossing_S1_eV"] == pytest.approx(-2.5)
+    assert out["S1_minimum_below_R3_crossing_eV"] == pytest.approx(0.5, abs=1e-4)
+    relaxed = read(tmp_path / "geometries" / "p-star-r3-sa3.xyz")
+    assert relaxed.positions[0] == pytest.approx([1.0, 0.0, 0.0], abs=0.01)
+    probe.write_text(json.dumps({"points": {"cis_FC": points["cis_FC"]}}))
+    with pytest.raises(ValueError, match="no SA-3 energies at R3_crossing"):
+        trap.reference_part(start, tmp_path / "w2", tmp_path / "o", 0.01, 5, 3, probe)

@@ -3,6 +3,7 @@ crossing, on the models and at R3 itself.
 
     python data/stilbene/r3/s1_trap.py MODEL [MODEL ...] --runs RUN_DIR [--starts 4]
     python data/stilbene/r3/s1_trap.py MODEL --runs RUN_DIR --reference --work runs/r3_trap
+    python data/stilbene/r3/s1_trap.py --reference --reference-states 3 --work runs/r3_trap_sa3
 
 Why: on the snapshot-6 models cis trajectories twist within about 50 fs and then stay on S1
 for 600 fs; where they pass R3's crossing region R3's own gap is about 1 eV
@@ -170,27 +171,55 @@ def model_part(model: str, runs: list[Path], starts: int, tag: str) -> dict:
     return out
 
 
-def reference_part(start: Path, work: Path, store: Path, fmax: float, steps: int) -> dict:
+def reference_part(
+    start: Path,
+    work: Path,
+    store: Path,
+    fmax: float,
+    steps: int,
+    n_states: int = 2,
+    probe: Path | None = None,
+) -> dict:
     """Step 3 of the module docstring: R3 at ``start`` and relaxed on its S1 from there,
-    each structure starting from the orbitals of the nearest geometry in ``store``."""
+    each structure starting from the orbitals of the nearest geometry in ``store``.
+
+    ``n_states=3`` relaxes on S1 of SA-3-CASSCF(2,2)/6-31G instead (the third root of the
+    (2,2) space lies near S1 in R3's trap: README, "A third state at the twisted minimum"),
+    written as ``p-star-r3-sa3``; its FC S1 and its S1 at R3's crossing geometry come from
+    ``probe`` (``third_state_probe.py``'s JSON, points ``cis_FC`` and ``R3_crossing``)."""
     from fusionff.data import stilbene as sb
     from fusionff.labeling.calculator import CasscfCalculator
 
-    criteria = json.loads(CRITERIA.read_text())
-    fc_s1 = criteria["cis_S0_minimum"]["E_S1_eV"]
-    crossing_s1 = criteria["crossing"]["sigma_15"]["E_S1_eV"]
+    if n_states == 2:
+        criteria = json.loads(CRITERIA.read_text())
+        fc_s1 = criteria["cis_S0_minimum"]["E_S1_eV"]
+        crossing_s1 = criteria["crossing"]["sigma_15"]["E_S1_eV"]
+        name = "p-star-r3"
+    elif n_states == 3:
+        if probe is None or not probe.exists():
+            raise FileNotFoundError(f"SA-3 reference energies: no probe file {probe}")
+        points = json.loads(probe.read_text())["points"]
+        missing = [k for k in ("cis_FC", "R3_crossing") if "E_eV" not in points.get(k, {})]
+        if missing:
+            raise ValueError(f"{probe}: no SA-3 energies at {', '.join(missing)}")
+        fc_s1 = points["cis_FC"]["E_eV"][1]
+        crossing_s1 = points["R3_crossing"]["E_eV"][1]
+        name = "p-star-r3-sa3"
+    else:
+        raise ValueError(f"n_states must be 2 or 3, got {n_states}")
     work.mkdir(parents=True, exist_ok=True)
     casscf = CasscfCalculator(
-        (sb.C1, sb.C2), n_states=2, basis="6-31G", couplings=False,
+        (sb.C1, sb.C2), n_states=n_states, basis="6-31G", couplings=False,
         orbital_store=str(store),
     )  # fmt: skip
     atoms = read(start)
-    info = optimise(atoms, OnState(casscf, 1), work, "p-star-r3", fmax, steps)
-    with open(work / "p-star-r3.energies.jsonl") as handle:
-        first = json.loads(handle.readline())["E_eV"]  # R3 at the model's minimum
-    write(GEOMETRIES / "p-star-r3.xyz", Atoms(atoms.numbers, atoms.positions))
+    info = optimise(atoms, OnState(casscf, 1), work, name, fmax, steps)
+    with open(work / f"{name}.energies.jsonl") as handle:
+        first = json.loads(handle.readline())["E_eV"]  # the level at the start geometry
+    write(GEOMETRIES / f"{name}.xyz", Atoms(atoms.numbers, atoms.positions))
     return {
         "start": str(start.relative_to(HERE)) if start.is_relative_to(HERE) else str(start),
+        "n_states": n_states,
         "at_start": {"gap_eV": float(first[1] - first[0]), "S1_eV": float(first[1] - fc_s1)},
         "relaxed": {
             "converged": info["converged"],
@@ -261,6 +290,15 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", type=Path, nargs="+", default=[], help="run directories")
     parser.add_argument("--starts", type=int, default=4, help="trajectories to relax from")
     parser.add_argument("--reference", action="store_true", help="also relax P* at R3")
+    parser.add_argument(
+        "--reference-states", type=int, choices=(2, 3), default=2,
+        help="3: relax P* on S1 of SA-3-CASSCF(2,2)/6-31G from R3's P* (no model needed; "
+        "orbitals in WORK/sa3.orbitals, energies relative to the probe's, see --probe)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--probe", type=Path, default=HERE / "third-state-probe.json",
+        help="third_state_probe.py's results: SA-3 at cis_FC and R3_crossing",
+    )  # fmt: skip
     parser.add_argument("--work", type=Path, default=Path("runs/r3_trap"))
     parser.add_argument(
         "--orbital-store", type=Path, default=HERE.parent / "stilbene-r3.orbitals",
@@ -284,14 +322,20 @@ def main(argv=None) -> int:
         return 0
     if args.models and not args.runs:
         parser.error("--runs is needed to relax S1 minima from trajectories")
-    if args.reference and not args.models:
+    if args.reference and args.reference_states == 2 and not args.models:
         parser.error("--reference starts from the first model's S1 minimum: give a model")
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
     for k, model in enumerate(args.models):
         tag = Path(model).parent.name or f"model{k}"
         results.setdefault("models", {})[tag] = model_part(model, args.runs, args.starts, tag)
         args.out.write_text(json.dumps(results, indent=1))
-    if args.reference:
+    if args.reference and args.reference_states == 3:
+        results["R3_SA3"] = reference_part(
+            GEOMETRIES / "p-star-r3.xyz", args.work, args.work / "sa3.orbitals", args.fmax,
+            args.steps, n_states=3, probe=args.probe,
+        )  # fmt: skip
+        args.out.write_text(json.dumps(results, indent=1))
+    elif args.reference:
         first = Path(args.models[0]).parent.name or "model0"
         results["R3"] = reference_part(
             GEOMETRIES / f"p-star-{first}.xyz", args.work, args.orbital_store, args.fmax, args.steps
