@@ -68,7 +68,8 @@ class CrossingPenalty(Calculator):
     """The penalty function of the S1/S0 crossing search as an ASE calculator: ``energy``
     F = (E0 + E1)/2 + sigma dE^2 / (|dE| + alpha) in eV, dE = E1 - E0, alpha = ``ALPHA_EV``
     (0.02 Hartree), ``sigma`` dimensionless; ``forces`` -dF/dx (N, 3) eV/Angstrom;
-    ``energies`` (E0, E1) eV. ``inner``: a two-state calculator as for :class:`OnState`."""
+    ``energies`` (E0, E1) eV. ``inner``: a calculator of two or more states as for
+    :class:`OnState` (S0 and S1 are used; an SA-3 calculator's S2 only shapes its orbitals)."""
 
     implemented_properties = ["energy", "forces"]
 
@@ -79,7 +80,8 @@ class CrossingPenalty(Calculator):
     def calculate(self, atoms=None, properties=None, system_changes=all_changes):
         super().calculate(atoms, properties or ["energy"], system_changes)
         self.inner.calculate(self.atoms, ["energy"], all_changes)
-        (e0, e1), (f0, f1) = self.inner.results["energies"], self.inner.results["state_forces"]
+        energies, forces = self.inner.results["energies"], self.inner.results["state_forces"]
+        (e0, e1), (f0, f1) = energies[:2], forces[:2]
         # |gap|: a potential whose states are separate readouts can put S1 below S0; the
         # penalty then still pulls the two together (for the reference, gap >= 0 always)
         gap, a = e1 - e0, ALPHA_EV
@@ -162,15 +164,25 @@ def main(argv=None) -> int:
         action="store_true",
         help="start from R2's cis minimum and crossing (cis-r2.xyz, crossing-r2.xyz)",
     )
+    parser.add_argument(
+        "--n-states", type=int, choices=(2, 3), default=2,
+        help="states in the average (3: SA-3; the records and geometries get '-sa3')",
+    )  # fmt: skip
+    parser.add_argument(
+        "--crossing-start", type=Path,
+        help="xyz to start the crossing search from (e.g. r2/crossing-6-31g.xyz, R3's)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     tag = "r2" if args.basis.upper() == "STO-3G" else args.basis.lower()
+    if args.n_states == 3:
+        tag += "-sa3"
     out_path = criteria_path(tag)
     results = json.loads(out_path.read_text()) if out_path.exists() else {}
     results["basis"] = args.basis
     casscf = CasscfCalculator(
         (sb.C1, sb.C2),
-        n_states=2,
+        n_states=args.n_states,
         basis=args.basis,
         couplings=False,
         orbital_store=str(args.work / "orbitals"),
@@ -182,7 +194,9 @@ def main(argv=None) -> int:
         write(HERE / "r2" / f"cis-{tag}.xyz", Atoms(atoms.numbers, atoms.positions))
         out_path.write_text(json.dumps(results, indent=1))
     if args.only in (None, "crossing"):
-        if args.start_from_r2:
+        if args.crossing_start is not None:
+            start = read(args.crossing_start).positions
+        elif args.start_from_r2:
             start = read(HERE / "r2" / "crossing-r2.xyz").positions
         else:
             start = sb.set_torsion(sb.cis_stilbene(torsion=90.0).positions, 90.0)

@@ -582,3 +582,29 @@ def test_sa3_reference_relaxes_on_s1_of_a_three_state_calculator(tmp_path, monke
     probe.write_text(json.dumps({"points": {"cis_FC": points["cis_FC"]}}))
     with pytest.raises(ValueError, match="no SA-3 energies at R3_crossing"):
         trap.reference_part(start, tmp_path / "w2", tmp_path / "o", 0.01, 5, 3, probe)
+
+
+def test_crossing_penalty_uses_s0_and_s1_of_a_three_state_calculator():
+    """The crossing search's penalty (r2_crossing.CrossingPenalty) on a three-state
+    calculator equals the penalty on the same calculator cut to S0 and S1: the third state
+    (SA-3's S2) does not enter it."""
+    penalty_of = trap.CrossingPenalty
+
+    class TwoOfThree(_DoubleWell):
+        def __init__(self, keep):
+            super().__init__()
+            self.keep = keep
+
+        def calculate(self, atoms, properties=None, system_changes=None):
+            super().calculate(atoms)
+            e, f = self.results["energies"], self.results["state_forces"]
+            e, f = np.append(e, e[1] + 0.05), np.concatenate([f, 2.0 * f[1:]])
+            self.results = {"energies": e[: self.keep], "state_forces": f[: self.keep]}
+
+    atoms = _three_atoms(0.4, 0.2)
+    results = []
+    for keep in (2, 3):
+        atoms.calc = penalty_of(TwoOfThree(keep), 15.0)
+        results.append((atoms.get_potential_energy(), atoms.get_forces().copy()))
+    assert results[1][0] == results[0][0]
+    np.testing.assert_array_equal(results[1][1], results[0][1])
