@@ -40,7 +40,7 @@ class FrameBuffer:
         self.last_step = -1
         self.flag: str | None = None
         self.flag_time_fs: float | None = None
-        self._flag: tuple[str, float] | None = None
+        self._flag_set = False  # flagged in this buffer (a prefix's flag is in the file)
         self._prefix = prefix
         self._before = (0, 0)  # frames and hop rows in the file before this buffer's
         if prefix is not None:
@@ -65,15 +65,14 @@ class FrameBuffer:
     def create(self, parameters: dict[str, Any]) -> None:
         self.parameters = dict(parameters)
         self._frames, self.hops, self.final, self.last_step = [], [], {}, -1
-        self.flag, self.flag_time_fs, self._flag = None, None, None
+        self.flag, self.flag_time_fs, self._flag_set = None, None, False
 
     def add_frame(self, step: int, time: float, **series: np.ndarray) -> None:
         self._frames.append({"step": step, "time": time, **series})
         self.last_step = step
 
     def set_flag(self, reason: str, time_fs: float) -> None:
-        self.flag, self.flag_time_fs = reason, float(time_fs)
-        self._flag = (reason, self.flag_time_fs)
+        self.flag, self.flag_time_fs, self._flag_set = reason, float(time_fs), True
 
     def add_hop(self, step: int, time: float, source: int, target: int, frustrated: bool) -> None:
         self.hops.append((int(step), float(time), int(source), int(target), int(frustrated)))
@@ -94,7 +93,7 @@ class FrameBuffer:
             "time": [r["time"] for r in frames],
             "series": {name: np.stack([np.asarray(r[name]) for r in frames]) for name in names},
             "hops": list(self.hops[self._before[1] :]),
-            "flag": self._flag,
+            "flag": (self.flag, self.flag_time_fs) if self._flag_set else None,
             "after": None if self._prefix is None else self._before,
         }
 

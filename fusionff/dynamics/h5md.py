@@ -154,7 +154,7 @@ class TrajectoryFile:
         """Why the trajectory was flagged (its committee spread), or None."""
         self.flag_time_fs: float | None = None
         """When it was flagged, fs (the time of a frame), or None."""
-        self._flag_time: float | None = None  # a flag not yet written
+        self._flag_pending = False  # a flag set since the last flush, not yet in the file
 
     @property
     def n_frames(self) -> int:
@@ -194,7 +194,7 @@ class TrajectoryFile:
                 f["parameters"].attrs[key] = value
         self._frames, self._hops, self.hops = [], [], []
         self.n_frames_on_disk, self.last_step = 0, -1
-        self.flag, self.flag_time_fs, self._flag_time = None, None, None
+        self.flag, self.flag_time_fs, self._flag_pending = None, None, False
 
     def resume(self, n_frames: int, n_hops: int) -> None:
         """Cut the file back to its first ``n_frames`` frames and ``n_hops`` hop rows (those a
@@ -229,7 +229,7 @@ class TrajectoryFile:
                 attrs.pop("flag_time", None)
             self.flag = None if "flag" not in attrs else str(attrs["flag"])
             self.flag_time_fs = None if self.flag is None else float(attrs["flag_time"])
-            self._flag_time = None
+            self._flag_pending = False
         self._frames, self._hops = [], []
         self.n_frames_on_disk = n_frames
 
@@ -242,8 +242,7 @@ class TrajectoryFile:
     def set_flag(self, reason: str, time_fs: float) -> None:
         """Flag the trajectory (written with the next flush): ``reason`` text, at ``time_fs``
         fs (the time of a frame)."""
-        self.flag, self.flag_time_fs = reason, float(time_fs)
-        self._flag_time = self.flag_time_fs
+        self.flag, self.flag_time_fs, self._flag_pending = reason, float(time_fs), True
 
     def add_hop(self, step: int, time: float, source: int, target: int, frustrated: bool) -> None:
         """Buffer one hop attempt (a hop, or a frustrated one)."""
@@ -254,7 +253,7 @@ class TrajectoryFile:
     def flush(self, final: dict[str, Any] | None = None) -> None:
         """Append the buffered frames and hops; ``final`` attributes mark a finished run.
         Nothing to write (a stopped trajectory at a later checkpoint): the file is left alone."""
-        if not (self._frames or self._hops or self._flag_time is not None or final):
+        if not (self._frames or self._hops or self._flag_pending or final):
             return
         with h5_transaction(self.path) as f:
             if self._frames:
@@ -277,10 +276,10 @@ class TrajectoryFile:
                 columns = list(zip(*self._hops, strict=True))
                 for (name, (dtype, _)), column in zip(HOP_COLUMNS.items(), columns, strict=True):
                     _append(f["parameters/hops"][name], np.array(column, dtype=dtype))
-            if self._flag_time is not None:
+            if self._flag_pending:
                 f["parameters"].attrs["flag"] = self.flag
-                f["parameters"].attrs["flag_time"] = self._flag_time
-                self._flag_time = None
+                f["parameters"].attrs["flag_time"] = self.flag_time_fs
+                self._flag_pending = False
             for key, value in (final or {}).items():
                 f["parameters"].attrs[key] = value
         self.n_frames_on_disk += len(self._frames)

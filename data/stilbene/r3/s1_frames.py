@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 from ase import Atoms
-from ase.io import write
+from ase.io import read, write
 
 from fusionff.analysis.run import read_positions, read_run
 
@@ -25,7 +25,7 @@ from fusionff.analysis.run import read_positions, read_run
 def sample(run_dir: str | Path, times: list[float], state: int = 1) -> list[Atoms]:
     """Frames (see the module docstring), trajectory by trajectory, times in order."""
     run = read_run(run_dir, include_failed=True)
-    numbers = None
+    numbers = read(run.topology).numbers
     frames = []
     for t in run.trajectories:
         chosen = []
@@ -37,10 +37,6 @@ def sample(run_dir: str | Path, times: list[float], state: int = 1) -> list[Atom
                 chosen.append(k)
         if not chosen:
             continue
-        if numbers is None:
-            from ase.io import read
-
-            numbers = read(run.topology).numbers
         _, positions = read_positions(t.path, list(range(len(numbers))), chosen)
         for k, x in zip(chosen, positions, strict=True):
             atoms = Atoms(numbers=numbers, positions=x)

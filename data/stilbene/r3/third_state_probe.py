@@ -108,7 +108,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
         "--geometry", action="append", default=[], metavar="NAME=PATH",
-        help="named geometries (xyz); default with no --rows: cis_FC, R3_crossing, P_star",
+        help="named geometries (xyz); default without --rows or --frames: R3's landmarks",
     )  # fmt: skip
     parser.add_argument(
         "--rows", action="append", default=[], metavar="FILE[:START-STOP]",
