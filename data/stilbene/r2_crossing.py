@@ -31,7 +31,7 @@ import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
 from ase.io import Trajectory, read, write
-from ase.optimize import BFGS
+from ase.optimize import BFGS, FIRE
 
 from fusionff.data import stilbene as sb
 from fusionff.labeling.calculator import CasscfCalculator
@@ -102,10 +102,20 @@ def _log_energies(calc, path: Path) -> None:
         handle.write(json.dumps(record) + "\n")
 
 
-def optimise(atoms: Atoms, calc, work: Path, name: str, fmax: float, steps: int) -> dict:
+def optimise(
+    atoms: Atoms,
+    calc,
+    work: Path,
+    name: str,
+    fmax: float,
+    steps: int,
+    maxstep: float = 0.1,
+    optimizer: str = "bfgs",
+) -> dict:
     """Minimise ``calc``'s energy (:class:`OnState` or :class:`CrossingPenalty`) over
-    ``atoms``' positions (Angstrom, changed in place) with BFGS (steps of at most 0.1
-    Angstrom) until the largest force is below ``fmax`` eV/Angstrom or ``steps`` steps in all
+    ``atoms``' positions (Angstrom, changed in place) with ``optimizer`` ("bfgs" or "fire",
+    steps of at most ``maxstep`` Angstrom per atom) until the largest force is below ``fmax``
+    eV/Angstrom or ``steps`` steps in all
     are done, continuing from the last frame of ``work/<name>.traj`` if it exists; each step
     goes to that trajectory and its state energies (eV) to ``work/<name>.energies.jsonl``.
     Returns whether it converged, the steps in all, the seconds of this call, and E_S0, E_S1
@@ -119,7 +129,8 @@ def optimise(atoms: Atoms, calc, work: Path, name: str, fmax: float, steps: int)
     atoms.calc = calc
     t0 = time.perf_counter()
     with Trajectory(traj_path, "a") as traj:
-        opt = BFGS(atoms, logfile=str(work / f"{name}.log"), maxstep=0.1)
+        kind = {"bfgs": BFGS, "fire": FIRE}[optimizer]
+        opt = kind(atoms, logfile=str(work / f"{name}.log"), maxstep=maxstep)
         opt.attach(traj.write, interval=1, atoms=atoms)
         opt.attach(_log_energies, interval=1, calc=calc, path=work / f"{name}.energies.jsonl")
         converged = opt.run(fmax=fmax, steps=max(0, steps - done))
@@ -172,6 +183,12 @@ def main(argv=None) -> int:
         "--crossing-start", type=Path,
         help="xyz to start the crossing search from (e.g. r2/crossing-6-31g.xyz, R3's)",
     )  # fmt: skip
+    parser.add_argument(
+        "--maxstep", type=float, default=0.1,
+        help="largest step of one atom, Angstrom (0.1 found R2's and R3's crossings; the SA-3 "
+        "search oscillated at 0.1)",
+    )  # fmt: skip
+    parser.add_argument("--optimizer", choices=("bfgs", "fire"), default="bfgs")
     args = parser.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     tag = "r2" if args.basis.upper() == "STO-3G" else args.basis.lower()
@@ -211,6 +228,8 @@ def main(argv=None) -> int:
                 f"crossing-sigma{sigma:g}",
                 args.fmax,
                 args.steps,
+                args.maxstep,
+                args.optimizer,
             )
         results["crossing"] = info | describe_geometry(atoms.positions)
         write(HERE / "r2" / f"crossing-{tag}.xyz", Atoms(atoms.numbers, atoms.positions))
