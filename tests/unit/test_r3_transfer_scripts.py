@@ -608,3 +608,64 @@ def test_crossing_penalty_uses_s0_and_s1_of_a_three_state_calculator():
         results.append((atoms.get_potential_energy(), atoms.get_forces().copy()))
     assert results[1][0] == results[0][0]
     np.testing.assert_array_equal(results[1][1], results[0][1])
+
+
+third_errors = load_script("data/stilbene/r3/third_state_errors.py")
+
+
+def test_third_state_errors_match_rows_to_probe_points_and_group_by_s2(tmp_path):
+    """Three labelled rows (ok, ok, failed) of a file made from a queue the probe was run on
+    (``--alias``): each ok row gets the model's errors as the calculator gives them and its
+    probe point's S2 - S1; the failed row and a row without a probe point are skipped; the
+    groups average the rows with S2 within 0.5 eV of S1 and the rest."""
+    from ase import Atoms
+
+    from fusionff import save_model
+    from fusionff.calculator import FusionCalculator
+    from fusionff.data.dataset import MultiStateDataset, Structure
+    from tests.conftest import small_model
+
+    numbers = np.array([6, 6, 1, 1])
+    base = np.array([[0.0, 0.0, 0.0], [1.34, 0.0, 0.0], [-0.6, 0.9, 0.0], [1.9, 0.9, 0.1]])
+    rng = np.random.default_rng(0)
+
+    def label(k, status="ok"):
+        ok = status == "ok"
+        return Structure(
+            numbers=numbers, positions=base + 0.05 * k,
+            energies=np.array([-1.0, 2.0 + k]) if ok else np.full(2, np.nan),
+            forces=rng.normal(size=(4, 2, 3)) if ok else np.full((4, 2, 3), np.nan),
+            energy_mask=np.full(2, ok), force_mask=np.full(2, ok), status=status,
+            error="" if ok else "guard",
+        )  # fmt: skip
+
+    labels = [label(0), label(1), label(2, "failed"), label(3)]
+    with MultiStateDataset.create(tmp_path / "labels.h5", 2) as data:
+        data.extend(labels)
+    save_model(small_model(fusion=True, n_states=2), tmp_path / "m.fff")
+    points = {
+        "queue.xyz:0": {"E_eV": [-1.0, 2.0, 2.3], "dihedral_deg": 90.0},  # S2 - S1 0.3: near
+        "queue.xyz:1": {"E_eV": [-1.0, 3.0, 6.0], "dihedral_deg": 120.0},  # 3.0: far
+        "queue.xyz:2": {"E_eV": [-1.0, 3.0, 6.0], "dihedral_deg": 120.0},  # label failed
+        "queue.xyz:3": {"failed": "guard"},  # probe failed
+    }
+    assert third_errors.probe_key("d/labels.h5", 3, {"labels.h5": "queue.xyz"}) == "queue.xyz:3"
+    rows = third_errors.row_errors(
+        [str(tmp_path / "m.fff")], [str(tmp_path / "labels.h5")], points,
+        {"labels.h5": "queue.xyz"},
+    )  # fmt: skip
+    assert [r["label"] for r in rows] == ["labels.h5:0", "labels.h5:1"]
+    assert [r["sa3_gap21_eV"] for r in rows] == pytest.approx([0.3, 3.0])
+    calc = FusionCalculator(str(tmp_path / "m.fff"), device="cpu")
+    for row, k in zip(rows, (0, 1), strict=True):
+        calc.calculate(Atoms(numbers, labels[k].positions))
+        e = calc.results["energies"] - labels[k].energies
+        assert row["energy_error_eV"] == pytest.approx(e.tolist())
+        assert row["gap_error_eV"] == pytest.approx(e[1] - e[0])
+        f = np.abs(calc.results["state_forces"] - labels[k].forces.transpose(1, 0, 2))
+        assert row["force_mae_eV_A"] == pytest.approx(f.mean(axis=(1, 2)).tolist())
+    groups = third_errors.group_means(rows, 0.5)
+    assert groups["near"]["n"] == 1 and groups["far"]["n"] == 1
+    assert groups["near"]["S1_energy_mae_eV"] == pytest.approx(abs(rows[0]["energy_error_eV"][1]))
+    assert groups["far"]["S0_force_mae_eV_A"] == pytest.approx(rows[1]["force_mae_eV_A"][0])
+    assert third_errors.group_means(rows[:1], 0.5)["far"] == {"n": 0}
