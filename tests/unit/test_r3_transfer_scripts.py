@@ -669,3 +669,6 @@ def test_third_state_errors_match_rows_to_probe_points_and_group_by_s2(tmp_path)
     assert groups["near"]["S1_energy_mae_eV"] == pytest.approx(abs(rows[0]["energy_error_eV"][1]))
     assert groups["far"]["S0_force_mae_eV_A"] == pytest.approx(rows[1]["force_mae_eV_A"][0])
     assert third_errors.group_means(rows[:1], 0.5)["far"] == {"n": 0}
+    index, s0, s1 = groups["near"]["worst_S1_atoms"][0]  # the atom of largest S1 force error
+    assert s1 == pytest.approx(max(rows[0]["atom_force_mae_eV_A"][1]))
+    assert s0 == pytest.approx(rows[0]["atom_force_mae_eV_A"][0][index])

@@ -81,6 +81,7 @@ def row_errors(models: list[str], specs: list[str], points: dict, aliases: dict)
                         "energy_error_eV": errors["energy_error"],
                         "gap_error_eV": errors["energy_error"][1] - errors["energy_error"][0],
                         "force_mae_eV_A": errors["force_mae"],
+                        "atom_force_mae_eV_A": errors["atom_force_mae"],
                     }
                 )
     return rows
@@ -88,7 +89,8 @@ def row_errors(models: list[str], specs: list[str], points: dict, aliases: dict)
 
 def group_means(rows: list[dict], near_eV: float) -> dict[str, dict]:
     """Mean absolute errors over the rows with S2 - S1 below ``near_eV`` ("near") and the rest
-    ("far"): count, |S0| and |S1| energy error, |gap| error (eV), S0 and S1 force MAE (eV/A)."""
+    ("far"): count, |S0| and |S1| energy error, |gap| error (eV), S0 and S1 force MAE (eV/A),
+    and the four atoms with the largest S1 force MAE over the group as (index, S0, S1) eV/A."""
     out = {}
     for group, keep in (("near", True), ("far", False)):
         chosen = [r for r in rows if (r["sa3_gap21_eV"] < near_eV) == keep]
@@ -97,6 +99,8 @@ def group_means(rows: list[dict], near_eV: float) -> dict[str, dict]:
             continue
         energy = np.abs([r["energy_error_eV"] for r in chosen]).mean(axis=0)
         force = np.mean([r["force_mae_eV_A"] for r in chosen], axis=0)
+        atoms = np.mean([r["atom_force_mae_eV_A"] for r in chosen], axis=0)  # (S, N)
+        worst = np.argsort(-atoms[1])[:4]
         out[group] = {
             "n": len(chosen),
             "S0_energy_mae_eV": float(energy[0]),
@@ -104,6 +108,7 @@ def group_means(rows: list[dict], near_eV: float) -> dict[str, dict]:
             "gap_mae_eV": float(np.mean([abs(r["gap_error_eV"]) for r in chosen])),
             "S0_force_mae_eV_A": float(force[0]),
             "S1_force_mae_eV_A": float(force[1]),
+            "worst_S1_atoms": [(int(i), float(atoms[0, i]), float(atoms[1, i])) for i in worst],
         }
     return out
 
@@ -145,7 +150,8 @@ def main(argv=None) -> int:
             f"{name} (S2-S1 {'<' if name == 'near' else '>='} {args.near} eV): {g['n']} rows; "
             f"|dE| S0 / S1 {g['S0_energy_mae_eV']:.3f} / {g['S1_energy_mae_eV']:.3f} eV, "
             f"|d gap| {g['gap_mae_eV']:.3f} eV, force MAE {g['S0_force_mae_eV_A']:.3f} / "
-            f"{g['S1_force_mae_eV_A']:.3f} eV/A"
+            f"{g['S1_force_mae_eV_A']:.3f} eV/A; worst S1 atoms (index: S0 / S1 eV/A) "
+            + ", ".join(f"{i}: {a:.3f} / {b:.3f}" for i, a, b in g["worst_S1_atoms"])
         )
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "groups": groups}, indent=1))
