@@ -222,3 +222,23 @@ def _indices(record: dict, data: TrainingData, path) -> dict[str, np.ndarray]:
             raise ValueError(f"{path}: {key} structure {missing[0]} is not usable in the data")
         split[key] = np.array([position[i] for i in record[key]], dtype=np.int64)
     return split
+
+
+def split_rows(path: str | os.PathLike, subset: str) -> list[tuple[str, int]]:
+    """The structures of ``subset`` ("train", "validation" or "test") of the split stored at
+    ``path`` (a run's split.json, or the run's directory) as (dataset file, row in that file)
+    pairs, in the split's order; reads no dataset file."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "split.json"
+    if subset not in SPLITS:
+        raise ValueError(f"{path}: no subset {subset!r}; choose one of {SPLITS}")
+    record = json.loads(path.read_text())
+    starts = np.cumsum([0] + [f["n_structures"] for f in record["files"]])
+    out = []
+    for i in record[subset]:
+        k = int(np.searchsorted(starts, i, side="right")) - 1
+        if not 0 <= k < len(record["files"]):
+            raise ValueError(f"{path}: {subset} structure {i} lies beyond its files' rows")
+        out.append((record["files"][k]["path"], int(i - starts[k])))
+    return out

@@ -478,6 +478,19 @@ def test_third_state_probe_reads_row_ranges_and_refuses_bad_ones():
             third.parse_rows(bad)
 
 
+def test_third_state_probe_takes_a_runs_split_as_single_row_specs(tmp_path):
+    """``RUN_DIR[:SUBSET]``: one ``FILE:ROW-ROW+1`` spec per structure of the subset (default
+    test), rows counted from the start of each file of the stored split."""
+    import json
+
+    files = [{"path": "a.h5", "n_structures": 3}, {"path": "b.h5", "n_structures": 2}]
+    record = {"files": files, "train": [0, 1, 3], "validation": [2], "test": [4]}
+    (tmp_path / "split.json").write_text(json.dumps(record))
+    assert third.split_specs(str(tmp_path)) == ["b.h5:1-2"]
+    assert third.split_specs(f"{tmp_path}:train") == ["a.h5:0-1", "a.h5:1-2", "b.h5:0-1"]
+    assert third.parse_rows(third.split_specs(f"{tmp_path}:validation")[0]) == ("a.h5", 2, 3)
+
+
 def test_third_state_probe_gaps_and_count_on_hand_values():
     """Hand values (eV): S1-S0 and S2-S1 of the SA-3 energies, the stored SA-2 gap and the
     change between them; the table counts points with S2 within 0.5 eV of S1 and lists a

@@ -13,7 +13,7 @@ from fusionff.data.graph import build_graph
 from fusionff.data.structure import Structure
 from fusionff.train.config import SplitConfig
 from fusionff.train.data import load_training_data
-from fusionff.train.split import load_or_create_split, random_split, split_sizes
+from fusionff.train.split import load_or_create_split, random_split, split_rows, split_sizes
 from fusionff.train.statistics import average_num_neighbors, fit_e0s, scale_and_shift
 
 E0_TRUE = {1: (-13.1, -12.7), 6: (-1030.4, -1029.9), 7: (-1480.2, -1479.6), 8: (-2041.0, -2040.3)}
@@ -169,6 +169,32 @@ def test_several_files_are_joined(tmp_path):
     assert data.file_rows == [6, 5] and len(data) == 7
     assert data.ids.tolist() == [0, 1, 2, 3, 6, 7, 8]
     assert data.describe(5) == f"{tmp_path / 'b.h5'}: structure 1"
+
+
+def test_split_rows_name_the_file_and_row_of_each_structure(tmp_path):
+    """A stored split over two files read back as (file, row) pairs: the same file and row as
+    the training data's own description of each structure, for every subset; a run directory
+    or its split.json; an unknown subset or a row past the files is refused by name."""
+    write_composition_dataset(tmp_path / "a.h5", n=12, seed=1)
+    write_composition_dataset(tmp_path / "b.h5", n=9, seed=2)
+    paths = [tmp_path / "a.h5", tmp_path / "b.h5"]
+    data = load_training_data(paths, 3.0)
+    files = [
+        {"path": str(p), "sha256": str(k), "n_structures": n}
+        for k, (p, n) in enumerate(zip(paths, data.file_rows, strict=True))
+    ]
+    split = load_or_create_split(tmp_path / "split.json", data, SplitConfig(), 0, files)
+    for subset, indices in split.items():
+        rows = split_rows(tmp_path, subset)
+        assert [f"{f}: structure {r}" for f, r in rows] == [data.describe(i) for i in indices]
+    assert split_rows(tmp_path / "split.json", "test") == split_rows(tmp_path, "test")
+    with pytest.raises(ValueError, match="no subset 'tests'"):
+        split_rows(tmp_path, "tests")
+    record = json.loads((tmp_path / "split.json").read_text())
+    record["test"].append(sum(data.file_rows))
+    (tmp_path / "split.json").write_text(json.dumps(record))
+    with pytest.raises(ValueError, match=f"test structure {sum(data.file_rows)} lies beyond"):
+        split_rows(tmp_path, "test")
 
 
 def test_split_extends_to_added_files(tmp_path):

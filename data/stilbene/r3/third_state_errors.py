@@ -1,7 +1,8 @@
 """Are the models worse where the third state comes near S1? Errors beside SA-3's S2 - S1.
 
     HDF5_USE_FILE_LOCKING=FALSE python data/stilbene/r3/third_state_errors.py MODEL [MODEL ...] \\
-        --rows FILE[:START-STOP] [--rows ...] [--alias LABELS.h5=QUEUE.xyz ...] \\
+        --rows FILE[:START-STOP] [--rows ...] [--split RUN_DIR[:SUBSET]] \\
+        [--alias LABELS.h5=QUEUE.xyz ...] \\
         [--probe data/stilbene/r3/third-state-probe.json] [--near 0.5] [--json OUT]
 
 For every ok row of the labelled R3 files (SA-2-CASSCF(2,2)/6-31G) that the third-state probe
@@ -27,7 +28,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
-from third_state_probe import parse_rows  # noqa: E402
+from third_state_probe import parse_rows, split_specs  # noqa: E402
 from worst_structures import structure_errors  # noqa: E402
 
 PROBE = HERE / "third-state-probe.json"
@@ -116,7 +117,11 @@ def group_means(rows: list[dict], near_eV: float) -> dict[str, dict]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("models", nargs="+", help="model files (.fff); more than one: a committee")
-    parser.add_argument("--rows", action="append", required=True, help="FILE[:START-STOP]")
+    parser.add_argument("--rows", action="append", default=[], help="FILE[:START-STOP]")
+    parser.add_argument(
+        "--split", action="append", default=[], metavar="RUN_DIR[:SUBSET]",
+        help="the rows of a training run's split (default subset: test), as --rows",
+    )  # fmt: skip
     parser.add_argument("--alias", action="append", default=[], help="LABELS.h5=QUEUE.xyz")
     parser.add_argument("--probe", type=Path, default=PROBE)
     parser.add_argument("--near", type=float, default=0.5, help="eV")
@@ -128,6 +133,9 @@ def main(argv=None) -> int:
         if not sep or not label or not queue:
             parser.error(f"--alias {alias!r}: expected LABELS.h5=QUEUE.xyz")
         aliases[Path(label).name] = Path(queue).name
+    args.rows += [row for spec in args.split for row in split_specs(spec)]
+    if not args.rows:
+        parser.error("give --rows or --split")
     points = json.loads(args.probe.read_text())["points"]
     rows = row_errors(args.models, args.rows, points, aliases)
     if not rows:

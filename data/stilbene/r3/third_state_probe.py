@@ -2,7 +2,7 @@
 
     OMP_NUM_THREADS=1 HDF5_USE_FILE_LOCKING=FALSE python data/stilbene/r3/third_state_probe.py \\
         [--geometry NAME=PATH ...] [--frames XYZ ...] [--rows FILE[:START-STOP] ...] \\
-        [--out third-state-probe.json]
+        [--split RUN_DIR[:SUBSET] ...] [--out third-state-probe.json]
 
 R3 is SA-2-CASSCF(2,2)/6-31G: the state average holds S0 and S1 only, while the (2,2) space
 has three singlet roots. Where the third comes near S1 (the two zwitterionic states of a
@@ -43,6 +43,15 @@ def parse_rows(spec: str) -> tuple[str, int | None, int | None]:
     if not 0 <= start < stop:
         raise ValueError(f"--rows {spec!r}: need 0 <= START < STOP")
     return path, start, stop
+
+
+def split_specs(spec: str) -> list[str]:
+    """``RUN_DIR[:SUBSET]`` (a training run and one of its subsets, default test) -> one
+    ``FILE:ROW-ROW+1`` row spec per structure of that subset of the run's stored split."""
+    from fusionff.train.split import split_rows
+
+    run, _, subset = spec.partition(":")
+    return [f"{path}:{row}-{row + 1}" for path, row in split_rows(run, subset or "test")]
 
 
 def labelled_rows(spec: str) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
@@ -115,6 +124,10 @@ def main(argv=None) -> int:
         help="ok rows of a labelled R3 file (its SA-2 energies are kept for comparison)",
     )  # fmt: skip
     parser.add_argument(
+        "--split", action="append", default=[], metavar="RUN_DIR[:SUBSET]",
+        help="the rows of a training run's split (default subset: test), as --rows",
+    )  # fmt: skip
+    parser.add_argument(
         "--frames", action="append", default=[], metavar="FILE",
         help="every frame of an xyz/extxyz file (named FILE:index)",
     )  # fmt: skip
@@ -139,6 +152,7 @@ def main(argv=None) -> int:
 
     todo = []
     named = dict(item.split("=", 1) for item in args.geometry)
+    args.rows += [row for spec in args.split for row in split_specs(spec)]
     if not named and not args.rows and not args.frames:
         named = dict(DEFAULT_GEOMETRIES)
     for name, path in named.items():
