@@ -685,3 +685,21 @@ def test_third_state_errors_match_rows_to_probe_points_and_group_by_s2(tmp_path)
     index, s0, s1 = groups["near"]["worst_S1_atoms"][0]  # the atom of largest S1 force error
     assert s1 == pytest.approx(max(rows[0]["atom_force_mae_eV_A"][1]))
     assert s0 == pytest.approx(rows[0]["atom_force_mae_eV_A"][0][index])
+
+
+def test_sa3_crossing_depth_is_relative_to_the_probes_fc_s1(tmp_path):
+    """Hand values (eV): the crossing's S1 at sigma 15 minus the probe's SA-3 FC S1, and P*'s
+    depth below it (P*'s S1 is already relative to that FC S1); the record keeps its keys."""
+    import json
+
+    geometry = {"dihedral_deg": 112.0, "angle_sum_C1_deg": 311.0, "angle_sum_C2_deg": 360.0}
+    criteria = {"crossing": {"sigma_15": {"E_S1_eV": -100.75, "gap_eV": 0.01}} | geometry}
+    (tmp_path / "criteria.json").write_text(json.dumps(criteria))
+    probe = {"points": {"cis_FC": {"E_eV": [-106.0, -100.0, -95.0]}}}
+    (tmp_path / "probe.json").write_text(json.dumps(probe))
+    sa3 = {"n_states": 3, "relaxed": {"S1_eV": -1.25}}
+    out = trap.sa3_crossing_part(sa3, tmp_path / "criteria.json", tmp_path / "probe.json")
+    assert out["SA3_crossing_S1_eV"] == pytest.approx(-0.75)
+    assert out["S1_minimum_below_SA3_crossing_eV"] == pytest.approx(0.5)
+    assert out["SA3_crossing_gap_eV"] == 0.01 and out["SA3_crossing_geometry"] == geometry
+    assert out["n_states"] == 3 and out["relaxed"] == sa3["relaxed"]

@@ -233,6 +233,24 @@ def reference_part(
     }
 
 
+def sa3_crossing_part(sa3: dict, criteria: Path, probe: Path) -> dict:
+    """SA-3's own S1/S0 crossing beside its P*: ``sa3`` (the ``R3_SA3`` record of
+    :func:`reference_part` with ``n_states=3``) with ``SA3_crossing_S1_eV``, the S1 energy of
+    the crossing search's last geometry at sigma 15 (``criteria``, ``r2_crossing.py
+    --n-states 3``'s record) relative to the probe's SA-3 FC S1 (as ``sa3``'s energies are),
+    ``S1_minimum_below_SA3_crossing_eV`` and the crossing's geometry added. Computes nothing."""
+    record = json.loads(criteria.read_text())["crossing"]
+    fc_s1 = json.loads(probe.read_text())["points"]["cis_FC"]["E_eV"][1]
+    crossing_s1 = record["sigma_15"]["E_S1_eV"] - fc_s1
+    geometry = {k: record[k] for k in ("dihedral_deg", "angle_sum_C1_deg", "angle_sum_C2_deg")}
+    return sa3 | {
+        "SA3_crossing_S1_eV": crossing_s1,
+        "SA3_crossing_gap_eV": record["sigma_15"]["gap_eV"],
+        "SA3_crossing_geometry": geometry,
+        "S1_minimum_below_SA3_crossing_eV": crossing_s1 - sa3["relaxed"]["S1_eV"],
+    }
+
+
 def queue_frames(folder: Path) -> list[Atoms]:
     """A labelling queue over the barrier: R3's S1 minimum (``p-star-r3.xyz``, if there) and
     the inner images of every model's S1 path (``path-*.xyz``, in file-name order), each frame's
@@ -299,6 +317,11 @@ def main(argv=None) -> int:
         "--probe", type=Path, default=HERE / "third-state-probe.json",
         help="third_state_probe.py's results: SA-3 at cis_FC and R3_crossing",
     )  # fmt: skip
+    parser.add_argument(
+        "--sa3-crossing", type=Path, metavar="CRITERIA",
+        help="add SA-3's own crossing (r2_crossing.py --n-states 3's record, e.g. "
+        "../r2/criteria-6-31g-sa3.json) to the R3_SA3 record of --out; computes nothing",
+    )  # fmt: skip
     parser.add_argument("--work", type=Path, default=Path("runs/r3_trap"))
     parser.add_argument(
         "--orbital-store", type=Path, default=HERE.parent / "stilbene-r3.orbitals",
@@ -315,6 +338,14 @@ def main(argv=None) -> int:
         help="compare the barrier queue's R3 labels with the models (no relaxations)",
     )  # fmt: skip
     args = parser.parse_args(argv)
+    if args.sa3_crossing:
+        results = json.loads(args.out.read_text())
+        if "R3_SA3" not in results:
+            parser.error(f"{args.out} has no R3_SA3 record: run --reference-states 3 first")
+        results["R3_SA3"] = sa3_crossing_part(results["R3_SA3"], args.sa3_crossing, args.probe)
+        args.out.write_text(json.dumps(results, indent=1))
+        print(json.dumps(results["R3_SA3"], indent=1))
+        return 0
     if args.check:
         rows = barrier_table(args.check[0], args.check[1], args.models)
         for row in rows:
