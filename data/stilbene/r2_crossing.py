@@ -115,9 +115,9 @@ def optimise(
     """Minimise ``calc``'s energy (:class:`OnState` or :class:`CrossingPenalty`) over
     ``atoms``' positions (Angstrom, changed in place) with ``optimizer`` ("bfgs" or "fire",
     steps of at most ``maxstep`` Angstrom per atom) until the largest force is below ``fmax``
-    eV/Angstrom or ``steps`` steps in all
-    are done, continuing from the last frame of ``work/<name>.traj`` if it exists; each step
-    goes to that trajectory and its state energies (eV) to ``work/<name>.energies.jsonl``.
+    eV/Angstrom or ``steps`` steps in all are done, continuing from the last frame of
+    ``work/<name>.traj`` if it exists; each step goes to that trajectory and its state energies
+    (eV) to ``work/<name>.energies.jsonl``.
     Returns whether it converged, the steps in all, the seconds of this call, and E_S0, E_S1
     and their gap in eV at the last geometry."""
     traj_path = work / f"{name}.traj"
