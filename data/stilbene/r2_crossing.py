@@ -14,6 +14,14 @@ R2's crossing (``cis-r2.xyz``, ``crossing-r2.xyz``) to save steps; results go to
 
     python data/stilbene/r2_crossing.py --basis 6-31G --start-from-r2 --work runs/r3_criteria
 
+At SA-3 (``--n-states 3``: the records and geometries get "-sa3"), from R3's crossing; at
+BFGS steps of up to 0.1 Angstrom this search oscillated, at 0.03 it converged (21 + 15 steps,
+about 2 minutes each on one thread)::
+
+    python data/stilbene/r2_crossing.py --basis 6-31G --n-states 3 --only crossing \
+        --crossing-start data/stilbene/r2/crossing-6-31g.xyz \
+        --work data/stilbene/r3/crossing-sa3 --maxstep 0.03
+
 Crossing search: minimise F = (E0 + E1)/2 + sigma dE^2 / (dE + alpha) (Levine, Coe, Martinez,
 J. Phys. Chem. B 112, 405 (2008)), sigma 3.5 then 15, alpha 0.02 Hartree, with BFGS; no
 constraint keeps the hydrogens in place, so the search reports where it ends (dihedral,
