@@ -5,7 +5,7 @@
 
 First prints the force MAE of each element and the atoms with the largest force MAE over the
 subset (where in the molecule the error sits). Then for every usable structure of RUN_DIR's
-split (split.json: its files, in order, and the global structure indices of each subset), worst
+split (split.json, read by ``fusionff.train.split.split_rows``), worst
 first by the larger of the two states' force MAE: the file and row, the per-state force MAE
 (eV/A, mean over atoms and components), the largest force error of any atom (eV/A), the energy
 errors of S0, S1 and of the gap (eV, after removing the subset's mean energy error of each
@@ -28,21 +28,21 @@ from ase import Atoms
 
 from fusionff.calculator import FusionCalculator
 from fusionff.data.dataset import MultiStateDataset
+from fusionff.train.split import split_rows
 
 
 def per_structure_errors(model: str, run_dir: str, subset: str) -> list[dict]:
     """Errors of ``model`` on each usable structure of ``subset`` of ``run_dir``'s split."""
-    split = json.loads((Path(run_dir) / "split.json").read_text())
-    wanted = set(split[subset])
+    by_file: dict[str, list[int]] = {}
+    for path, row in split_rows(run_dir, subset):
+        by_file.setdefault(path, []).append(row)
     calc = FusionCalculator(model, device="cpu")
     rows: list[dict] = []
-    index = 0  # global structure index over the split's files, in order
-    for entry in split["files"]:
-        with MultiStateDataset.open(entry["path"]) as ds:
-            for row in range(len(ds)):
-                structure, i = ds[row], index
-                index += 1
-                if i not in wanted or structure.status != "ok":
+    for path, wanted in by_file.items():
+        with MultiStateDataset.open(path) as ds:
+            for row in sorted(wanted):
+                structure = ds[row]
+                if structure.status != "ok":
                     continue
                 atoms = Atoms(numbers=structure.numbers, positions=structure.positions)
                 calc.calculate(atoms, ["energies"])
@@ -54,7 +54,7 @@ def per_structure_errors(model: str, run_dir: str, subset: str) -> list[dict]:
                 )
                 meta = structure.meta
                 rows.append(
-                    {"file": entry["path"], "row": row, "index": i, **row_errors}
+                    {"file": path, "row": row, **row_errors}
                     | {"numbers": structure.numbers.tolist()}
                     | {"start": meta.get("start", ""), "pi": meta.get("active_pi_weights", [])}
                 )
