@@ -28,7 +28,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
-from third_state_probe import parse_rows, split_specs  # noqa: E402
+from third_state_probe import labelled_rows, split_specs  # noqa: E402
 from worst_structures import structure_errors  # noqa: E402
 
 PROBE = HERE / "third-state-probe.json"
@@ -49,42 +49,34 @@ def row_errors(models: list[str], specs: list[str], points: dict, aliases: dict)
     from ase import Atoms
 
     from fusionff.calculator import FusionCalculator
-    from fusionff.data.dataset import MultiStateDataset
 
     torch.set_num_threads(1)
     calc = FusionCalculator(models if len(models) > 1 else models[0], device="cpu")
     rows = []
     for spec in specs:
-        path, start, stop = parse_rows(spec)
-        with MultiStateDataset.open(path) as data:
-            stop = len(data) if stop is None else min(stop, len(data))
-            for i in range(start or 0, stop):
-                key = probe_key(path, i, aliases)
-                point = points.get(key, {})
-                entry = data[i]
-                if entry.status != "ok" or "E_eV" not in point:
-                    continue
-                calc.calculate(Atoms(entry.numbers, entry.positions))
-                errors = structure_errors(
-                    calc.results["energies"],
-                    calc.results["state_forces"],
-                    entry.energies,
-                    entry.forces,
-                )
-                sa3 = point["E_eV"]
-                rows.append(
-                    {
-                        "label": f"{Path(path).name}:{i}",
-                        "probe": key,
-                        "dihedral_deg": point.get("dihedral_deg"),
-                        "sa3_gap21_eV": sa3[2] - sa3[1],
-                        "reference_gap_eV": errors["reference_gap"],
-                        "energy_error_eV": errors["energy_error"],
-                        "gap_error_eV": errors["energy_error"][1] - errors["energy_error"][0],
-                        "force_mae_eV_A": errors["force_mae"],
-                        "atom_force_mae_eV_A": errors["atom_force_mae"],
-                    }
-                )
+        for path, i, entry in labelled_rows(spec):
+            key = probe_key(path, i, aliases)
+            point = points.get(key, {})
+            if "E_eV" not in point:
+                continue
+            calc.calculate(Atoms(entry.numbers, entry.positions))
+            errors = structure_errors(
+                calc.results["energies"], calc.results["state_forces"], entry.energies, entry.forces
+            )
+            sa3 = point["E_eV"]
+            rows.append(
+                {
+                    "label": f"{Path(path).name}:{i}",
+                    "probe": key,
+                    "dihedral_deg": point.get("dihedral_deg"),
+                    "sa3_gap21_eV": sa3[2] - sa3[1],
+                    "reference_gap_eV": errors["reference_gap"],
+                    "energy_error_eV": errors["energy_error"],
+                    "gap_error_eV": errors["energy_error"][1] - errors["energy_error"][0],
+                    "force_mae_eV_A": errors["force_mae"],
+                    "atom_force_mae_eV_A": errors["atom_force_mae"],
+                }
+            )
     return rows
 
 

@@ -54,8 +54,9 @@ def split_specs(spec: str) -> list[str]:
     return [f"{path}:{row}-{row + 1}" for path, row in split_rows(run, subset or "test")]
 
 
-def labelled_rows(spec: str) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
-    """(name "file:row", numbers, positions, stored energies) of the ok rows of ``spec``."""
+def labelled_rows(spec: str) -> list[tuple[str, int, object]]:
+    """(file, row, Structure) of each ok row of ``spec`` (``FILE[:START-STOP]``); the probe
+    names the row "<file name>:<row>"."""
     from fusionff.data.dataset import MultiStateDataset
 
     path, start, stop = parse_rows(spec)
@@ -65,8 +66,7 @@ def labelled_rows(spec: str) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarr
         for i in range(start or 0, stop):
             entry = ds[i]
             if entry.status == "ok" and entry.energies is not None:
-                name = f"{Path(path).name}:{i}"
-                out.append((name, entry.numbers, entry.positions, entry.energies))
+                out.append((path, i, entry))
     return out
 
 
@@ -162,7 +162,9 @@ def main(argv=None) -> int:
         for i, atoms in enumerate(read(path, index=":")):
             todo.append((f"{Path(path).name}:{i}", atoms.numbers, atoms.positions, None, path))
     for spec in args.rows:
-        todo += [(name, z, x, e, name) for name, z, x, e in labelled_rows(spec)]
+        for path, i, s in labelled_rows(spec):
+            name = f"{Path(path).name}:{i}"
+            todo.append((name, s.numbers, s.positions, s.energies, name))
     backend = MolcasCasscfBackend(
         (sb.C1, sb.C2), basis=args.basis, couplings=False, timeout=args.timeout
     )
