@@ -50,12 +50,19 @@ class SplitConfig:
 
     An ``int`` is a number of structures, a ``float`` a fraction of the usable structures
     (``1`` is one structure, ``1.0`` all of them).
+
+    ``train_subsample`` (a fraction in (0, 1]) trains on part of the training split and leaves
+    the split itself (``split.json``), validation and test as they are: a learning curve on
+    a fixed test set. The part is the first ``floor(fraction * n_train)`` (at least one) of a
+    permutation of the training split seeded by the split seed, so a smaller fraction's
+    structures lie inside a larger one's (:func:`fusionff.train.split.train_subsample`).
     """
 
     train: int | float = 0.8
     validation: int | float = 0.1
     test: int | float = 0.1
     seed: int | None = None  # None: the run's seed
+    train_subsample: float = 1.0
 
 
 @dataclass
@@ -280,6 +287,11 @@ class TrainConfig:
         for key, ok, message in rules:
             if not ok:
                 raise ConfigError(f"{key}: {message} (got {_value(self, key)!r})")
+        subsample = self.split.train_subsample
+        if not 0.0 < subsample <= 1.0:
+            raise ConfigError(
+                f"split.train_subsample: must be a fraction in (0, 1] (got {subsample!r})"
+            )
         fractions = [getattr(self.split, k) for k in ("train", "validation", "test")]
         if sum(f for f in fractions if isinstance(f, float)) > 1.0 + 1e-9:
             raise ConfigError(f"split: fractions add up to more than 1 ({fractions})")

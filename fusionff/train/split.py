@@ -72,6 +72,22 @@ def random_split(
     return out
 
 
+def train_subsample(
+    split: dict[str, np.ndarray], fraction: float, seed: int
+) -> dict[str, np.ndarray]:
+    """``split`` with its training part cut to ``floor(fraction * n_train)`` structures (at
+    least one), validation and test unchanged: the first of a permutation of the training
+    split seeded by ``seed`` (sorted), so that smaller fractions take nested subsets."""
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"train_subsample must be a fraction in (0, 1], got {fraction!r}")
+    train = np.asarray(split["train"])
+    if fraction == 1.0:
+        return dict(split)
+    keep = max(1, math.floor(fraction * len(train) + 1e-9))
+    order = np.random.default_rng(seed).permutation(len(train))
+    return dict(split) | {"train": np.sort(train[order[:keep]])}
+
+
 def load_or_create_split(
     path: str | os.PathLike,
     data: TrainingData,

@@ -71,7 +71,7 @@ from fusionff.train.loss import (
 )
 from fusionff.train.metrics import format_metrics
 from fusionff.train.pretrained import copy_matching_parameters, describe, fine_tune_model_keys
-from fusionff.train.split import load_or_create_split, split_was_extended
+from fusionff.train.split import load_or_create_split, split_was_extended, train_subsample
 from fusionff.train.statistics import model_config_for
 
 RESUMABLE_CHANGES = (
@@ -183,6 +183,13 @@ class Trainer:
                 released,
             )
         )
+        n_train = len(self.split["train"])
+        self.split = train_subsample(self.split, config.split.train_subsample, split_seed)
+        if len(self.split["train"]) < n_train:
+            self._say(
+                f"training on {len(self.split['train'])} of the {n_train} structures of the "
+                f"training split (split.train_subsample {config.split.train_subsample})"
+            )
         checkpoint_path = self.output / "checkpoint.pt"
         checkpoint = load_checkpoint(checkpoint_path) if checkpoint_path.exists() else None
         if new_stage and checkpoint is None:

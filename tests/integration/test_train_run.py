@@ -14,7 +14,7 @@ import torch
 
 from fusionff import load_model
 from fusionff.models.io import read_header
-from fusionff.train.config import TrainConfig
+from fusionff.train.config import ConfigError, TrainConfig
 from fusionff.train.data import file_sha256
 from fusionff.train.toy import write_toy_dataset
 from fusionff.train.trainer import Trainer
@@ -411,6 +411,29 @@ def test_excluded_labels_are_trained_and_tested_on_nowhere(toy, tmp_path):
 class _Terminal(io.StringIO):
     def isatty(self):
         return True
+
+
+def test_train_subsample_trains_on_part_and_keeps_the_stored_split(toy, tmp_path):
+    """split.train_subsample 0.5 trains on half the training split (the log and metrics say
+    so) and writes the same split.json as a full run, so both test on the same structures;
+    a fraction outside (0, 1] is refused by the config."""
+    full = Trainer(tiny_config(toy, tmp_path / "full", max_epochs=1), log=io.StringIO())
+    full.fit()
+    log = io.StringIO()
+    split = {"train": 0.6, "validation": 0.2, "test": 0.2, "train_subsample": 0.5}
+    half = Trainer(tiny_config(toy, tmp_path / "half", max_epochs=1, split=split), log=log)
+    half.fit()
+    n_train = len(full.split["train"])
+    assert len(half.split["train"]) == n_train // 2
+    assert set(half.split["train"]) <= set(full.split["train"])
+    assert np.array_equal(half.split["test"], full.split["test"])
+    assert f"training on {n_train // 2} of the {n_train} structures" in log.getvalue()
+    stored = [json.loads((tmp_path / d / "split.json").read_text()) for d in ("full", "half")]
+    assert all(stored[0][k] == stored[1][k] for k in ("train", "validation", "test"))
+    metrics = json.loads((tmp_path / "half" / "metrics.json").read_text())
+    assert metrics["split"]["train"] == n_train // 2
+    with pytest.raises(ConfigError, match="split.train_subsample"):
+        tiny_config(toy, tmp_path / "bad", split={"train_subsample": 0.0})
 
 
 def test_progress_bar_on_a_terminal_only(toy, tmp_path):

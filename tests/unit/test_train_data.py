@@ -13,7 +13,13 @@ from fusionff.data.graph import build_graph
 from fusionff.data.structure import Structure
 from fusionff.train.config import SplitConfig
 from fusionff.train.data import load_training_data
-from fusionff.train.split import load_or_create_split, random_split, split_rows, split_sizes
+from fusionff.train.split import (
+    load_or_create_split,
+    random_split,
+    split_rows,
+    split_sizes,
+    train_subsample,
+)
 from fusionff.train.statistics import average_num_neighbors, fit_e0s, scale_and_shift
 
 E0_TRUE = {1: (-13.1, -12.7), 6: (-1030.4, -1029.9), 7: (-1480.2, -1479.6), 8: (-2041.0, -2040.3)}
@@ -143,6 +149,28 @@ def test_random_split_is_seeded_and_disjoint():
     assert not np.array_equal(a["train"], c["train"])
     joined = np.concatenate(list(a.values()))
     assert len(set(joined.tolist())) == joined.size
+
+
+def test_train_subsample_takes_nested_parts_of_the_training_split_only():
+    """A learning curve's subsets: floor(fraction * n_train) training structures (at least
+    one), drawn from the training split alone, nested (a smaller fraction's inside a larger
+    one's) and seeded; validation and test are the same arrays; 1.0 changes nothing."""
+    split = random_split(200, SplitConfig(), seed=0)
+    n_train = len(split["train"])
+    parts = {f: train_subsample(split, f, seed=7) for f in (0.01, 0.25, 0.5, 1.0)}
+    assert [len(parts[f]["train"]) for f in (0.01, 0.25, 0.5)] == [1, n_train // 4, n_train // 2]
+    assert np.array_equal(parts[1.0]["train"], split["train"])
+    for part in parts.values():
+        assert set(part["train"]) <= set(split["train"])
+        assert np.all(np.diff(part["train"]) > 0)
+        for key in ("validation", "test"):
+            assert np.array_equal(part[key], split[key])
+    assert set(parts[0.25]["train"]) <= set(parts[0.5]["train"])
+    assert np.array_equal(train_subsample(split, 0.5, seed=7)["train"], parts[0.5]["train"])
+    assert not np.array_equal(train_subsample(split, 0.5, seed=8)["train"], parts[0.5]["train"])
+    for bad in (0.0, -0.5, 1.5):
+        with pytest.raises(ValueError, match="train_subsample"):
+            train_subsample(split, bad, seed=7)
 
 
 def test_split_is_stored_reused_and_checked(tmp_path, comp_data):
