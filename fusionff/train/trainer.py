@@ -7,7 +7,7 @@ A run lives in its output directory::
     history.jsonl         one JSON record per epoch
     train.log             the progress lines and the final metrics table
     model.fff             the final model (best EMA weights by validation loss)
-    metrics.json          validation and test metrics of the final model
+    metrics.json          train, validation and test metrics of the final model
     learning_curve.png    losses and per-state validation MAEs against the epoch
 
 ``Trainer(config).fit()`` starts a run, or continues it from ``checkpoint.pt`` when there is
@@ -569,7 +569,7 @@ class Trainer:
     def _finish(self) -> TrainResult:
         model = self.final_model()
         metrics = {}
-        for key in ("validation", "test"):
+        for key in ("train", "validation", "test"):  # train: over- or underfitting shows
             indices = self.split[key]
             if len(indices):
                 metrics[key] = metrics_of(self.data, indices, self._predict(model, indices))

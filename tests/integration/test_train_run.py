@@ -432,6 +432,7 @@ def test_train_subsample_trains_on_part_and_keeps_the_stored_split(toy, tmp_path
     assert all(stored[0][k] == stored[1][k] for k in ("train", "validation", "test"))
     metrics = json.loads((tmp_path / "half" / "metrics.json").read_text())
     assert metrics["split"]["train"] == n_train // 2
+    assert metrics["train"]["n_structures"] == n_train // 2  # the part trained on
     with pytest.raises(ConfigError, match="split.train_subsample"):
         tiny_config(toy, tmp_path / "bad", split={"train_subsample": 0.0})
 
