@@ -31,7 +31,11 @@
 #                             trained in CPU sessions since 2026-12-04;
 #                             TRAIN_CONFIG=potentials/stilbene-r2-large.yaml is the capacity
 #                             check, l = 3 and three layers from scratch on its split, to
-#                             compare with the wide model's history epoch by epoch); it continues
+#                             compare with the wide model's history epoch by epoch;
+#                             TRAIN_CONFIG=potentials/training/stilbene-r3-transferwide-snapshot-10-fit0.1/train.yaml
+#                             is R3's fit check: can the wide model fit the forces of 52
+#                             structures given hundreds of epochs? Score the unpacked run with
+#                             data/stilbene/r3/fit_check.py RUN --weights last); it continues
 #                             from the committed checkpoint of the recipe's output directory if
 #                             one exists. The tar holds that directory (minus its checkpoint
 #                             when it is over 40 MB); unpack it under potentials/training/.
