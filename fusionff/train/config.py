@@ -55,7 +55,8 @@ class SplitConfig:
     the split itself (``split.json``), validation and test as they are: a learning curve on
     a fixed test set. The part is the first ``floor(fraction * n_train)`` (at least one) of a
     permutation of the training split seeded by the split seed, so a smaller fraction's
-    structures lie inside a larger one's (:func:`fusionff.train.split.train_subsample`).
+    structures lie inside a larger one's (:func:`fusionff.train.split.train_subsample`). A
+    run continued on added files draws its part anew from the extended training split.
     """
 
     train: int | float = 0.8
