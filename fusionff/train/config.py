@@ -238,6 +238,12 @@ class TrainConfig:
         config.check()
         return config
 
+    @property
+    def split_seed(self) -> int:
+        """The seed of the random split (and of ``split.train_subsample``): ``split.seed``, or
+        the run's seed when that is unset."""
+        return self.split.seed if self.split.seed is not None else self.seed
+
     def to_dict(self) -> dict[str, Any]:
         """Plain-python form (round-trips through :meth:`from_dict`)."""
         return dataclasses.asdict(self)

@@ -167,7 +167,7 @@ class Trainer:
             {"path": p, "sha256": file_sha256(p), "n_structures": n}
             for p, n in zip(self.data.paths, self.data.file_rows, strict=True)
         ]
-        split_seed = config.split.seed if config.split.seed is not None else config.seed
+        split_seed = config.split_seed
         extended = split_was_extended(self.output / "split.json", self.files)
         # (file, matched structures, unmatched labels) of each list, for the log
         excluded, self.excluded = self._listed_labels(config.exclude)

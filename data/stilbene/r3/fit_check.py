@@ -51,8 +51,7 @@ def fit_check(run: str | os.PathLike, weights: str = "last") -> dict:
     model, config, facts = run_model(run, weights)
     data = load_training_data(config.data, model.r_max)
     split = read_split(run / "split.json", data)
-    seed = config.split.seed if config.split.seed is not None else config.seed
-    split = train_subsample(split, config.split.train_subsample, seed)
+    split = train_subsample(split, config.split.train_subsample, config.split_seed)
     result = {
         "run": str(run),
         "weights": weights,

@@ -39,23 +39,21 @@ for FRACTION in "$@"; do
     grep -q "train_subsample: $FRACTION" "$SUB" || { echo "$SUB: no split line to extend" >&2; exit 1; }
     "$PYTHON" -m fusionff.cli train "$SUB" > "$SNAP/train-transfer-sub$FRACTION.log" 2>&1
 done
-# The full run predates train metrics in metrics.json: its training-split errors from eval
-"$PYTHON" -m fusionff.cli eval "$FULL/model.fff" --run "$FULL" --subset train \
-    --json "$SNAP/learning-curve-full-train.json" > /dev/null
-"$PYTHON" - "$FULL" "$SNAP/learning-curve-full-train.json" "$@" > "$OUT" <<'PY'
+# Runs trained before metrics.json held training-split errors: those from eval
+FULL_TRAIN="$SNAP/learning-curve-full-train.json"
+if ! grep -q '"train": {' "$FULL/metrics.json"; then
+    "$PYTHON" -m fusionff.cli eval "$FULL/model.fff" --run "$FULL" --subset train \
+        --json "$FULL_TRAIN" > /dev/null
+fi
+"$PYTHON" - "$FULL" "$FULL_TRAIN" "$@" > "$OUT" <<'PY'
 import json, sys
+from fusionff.train.cli import member_line
 full, full_train, fractions = sys.argv[1], sys.argv[2], sys.argv[3:]
-def fmt(block):
-    if block is None:
-        return "-"
-    e = "/".join(f"{s['energy_mae']:.0f}" for s in block["states"])
-    f = "/".join(f"{s['force_mae']:.0f}" for s in block["states"])
-    return f"{e} meV, {f} meV/A, gap {block['gaps'][0]['mae']:.0f} meV"
 print("fraction | trained on | epochs (best) | train split part trained on | test split")
 for fraction, run in [("1", full)] + [(f, f"{full}-sub{f}") for f in fractions]:
     m = json.load(open(f"{run}/metrics.json"))
-    train = m.get("train") or (json.load(open(full_train)) if run == full else None)
+    train = m.get("train") or json.load(open(full_train))
     print(f"{fraction} | {m['split']['train']} | {m['epochs']} ({m['best_epoch']}) | "
-          f"{fmt(train)} | {fmt(m['test'])}")
+          f"{member_line(train)} | {member_line(m['test'])}")
 PY
 cat "$OUT"
