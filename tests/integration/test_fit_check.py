@@ -6,17 +6,10 @@ from __future__ import annotations
 import io
 import json
 
-import numpy as np
 import pytest
-import torch
 
-from fusionff.data.dataset import MultiStateDataset
-from fusionff.data.structure import Structure
-from fusionff.models.io import load_model
 from fusionff.train.config import TrainConfig
-from fusionff.train.data import load_training_data
-from fusionff.train.evaluate import evaluate
-from fusionff.train.toy import toy_energies, write_toy_dataset
+from fusionff.train.toy import write_toy_dataset
 from fusionff.train.trainer import Trainer
 from tests.conftest import load_script
 
@@ -59,56 +52,3 @@ def test_last_weights_are_the_checkpoints_last_epoch(half_run):
     result = fit_check.fit_check(run, "last")
     assert result["epoch"] == trainer.epoch == 3
     assert result["trained"]["n_structures"] == len(trainer.split["train"])
-
-
-def _one_molecule(path, n=12, seed=3):
-    """n jittered copies of one four-atom toy molecule (C, H, O, H), labelled with the toy
-    model; structure 4 has no S1 forces."""
-    rng = np.random.default_rng(seed)
-    numbers = np.array([6, 1, 8, 1])
-    base = np.array([[0.0, 0.0, 0.0], [1.1, 0.0, 0.0], [-0.4, 1.3, 0.0], [-0.3, 1.9, 0.8]])
-    structures = []
-    for k in range(n):
-        x = torch.tensor(base + rng.normal(scale=0.05, size=base.shape), requires_grad=True)
-        energies = toy_energies(numbers, x)
-        forces = torch.stack(
-            [-torch.autograd.grad(energies[s], x, retain_graph=True)[0] for s in (0, 1)], dim=1
-        )
-        structures.append(
-            Structure(
-                numbers=numbers,
-                positions=x.detach().numpy(),
-                energies=energies.detach().numpy(),
-                forces=forces.numpy(),
-                energy_mask=np.array([True, True]),
-                force_mask=np.array([True, k != 4]),
-            )
-        )
-    with MultiStateDataset.create(path, 2, method="toy", provenance={}) as ds:
-        ds.extend(structures)
-
-
-def test_per_atom_force_errors_average_to_the_force_mae(half_run, tmp_path):
-    """On structures of one molecule, the per-atom force MAEs averaged over the atoms equal
-    evaluate()'s force MAE of each state (every structure has the same number of atoms), and a
-    structure without S1 forces is left out of S1 only."""
-    run, trainer = half_run
-    _one_molecule(tmp_path / "mol.h5")
-    model = load_model(run / "model.fff")
-    data = load_training_data([tmp_path / "mol.h5"], model.r_max)
-    everything = np.arange(len(data))
-    table = fit_check.per_atom_force_mae(model, data, everything)
-    assert table.shape == (4, 2)
-    metrics = evaluate(model, data, everything)
-    for s in (0, 1):
-        assert table[:, s].mean() == pytest.approx(metrics["states"][s]["force_mae"], rel=1e-9)
-    assert metrics["states"][1]["n_forces"] == len(data) - 1
-    only_unlabelled = fit_check.per_atom_force_mae(model, data, np.array([4]))
-    assert np.isfinite(only_unlabelled[:, 0]).all() and np.isnan(only_unlabelled[:, 1]).all()
-
-
-def test_per_atom_needs_one_atom_order(half_run):
-    """The toy run's structures differ in their elements: --per-atom says which one differs."""
-    run, _ = half_run
-    with pytest.raises(ValueError, match="toy.h5: structure .* per-atom errors need one atom"):
-        fit_check.fit_check(run, "best", per_atom=True)
