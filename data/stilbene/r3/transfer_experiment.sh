@@ -29,7 +29,7 @@ TAG=$(basename "$SNAP")
 TRANSFER=potentials/training/stilbene-r3-transfer-$TAG
 [ ! -e "$TRANSFER/checkpoint.pt" ] || { echo "$TRANSFER exists: a finished experiment" >&2; exit 1; }
 PREVIOUS=$(ls -d potentials/training/stilbene-r3-transfer-snapshot-* 2>/dev/null | sort -V \
-    | grep -vx "$TRANSFER" | tail -n 1 || true)
+    | grep -E -- '-snapshot-[0-9]+$' | grep -vx "$TRANSFER" | tail -n 1 || true)  # not -fit0.1 etc.
 # KINDS: which runs (default all three; the transfer run comes first, the others copy its split)
 KINDS=${KINDS:-transfer transferwide scratch}
 for KIND in $KINDS; do mkdir -p "potentials/training/stilbene-r3-$KIND-$TAG"; done
