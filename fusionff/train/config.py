@@ -187,8 +187,10 @@ class TrainConfig:
         seed: initial weights and batch order (and the split unless ``split.seed`` is set).
         init_from: a model file (``*.fff``) whose parameters start a fresh run where their name
             and shape match (fine-tuning); reference energies, scale and shift still come from
-            this run's data (:mod:`fusionff.train.pretrained`). A resumed run continues from its
-            checkpoint and does not read it.
+            this run's data (:mod:`fusionff.train.pretrained`). A deeper model (more
+            ``num_layers`` than the file's) grows the file's network: its inserted layers start
+            as identities, so it starts from the file's energies and forces. A resumed run
+            continues from its checkpoint and does not read it.
     """
 
     data: list[str]

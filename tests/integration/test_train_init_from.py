@@ -143,3 +143,30 @@ def test_resumed_run_continues_from_its_checkpoint_not_the_file(toy, pretrained,
     Trainer(config(toy, tmp_path / "plain", None)).fit()
     with pytest.raises(ValueError, match="init_from: None -> "):
         Trainer(config(toy, tmp_path / "plain", pretrained, max_epochs=2))
+
+
+def test_a_deeper_run_starts_from_the_file_it_grows(toy, tmp_path):
+    """A two-layer run, then a fresh three-layer run with init_from its model file on the same
+    data and split (so the same e0, scale and shift): before any step the grown model's
+    energies and forces on the validation structures equal the file's to round-off, its log
+    names the inserted layer, and after training it has moved away from the file."""
+    two = {**TINY_MODEL, "num_layers": 2, "fusion": True}
+    first = Trainer(TrainConfig.from_dict(tiny_training(toy, tmp_path / "two", model=two)))
+    file = first.fit().model_path
+    (tmp_path / "three").mkdir()
+    (tmp_path / "three" / "split.json").write_text((tmp_path / "two" / "split.json").read_text())
+    raw = tiny_training(toy, tmp_path / "three", model={**two, "num_layers": 3}, max_epochs=2)
+    grown = Trainer(TrainConfig.from_dict({**raw, "init_from": str(file)}))
+
+    source = MultiStateMACE(config=ModelConfig.from_dict(read_header(file)["config"]))
+    source.load_state_dict(torch.load(file, weights_only=True)["weights"])
+    graph = grown.data.graph(np.asarray(grown.split["validation"]), torch.float64, "cpu")
+    theirs, ours = source.double()(graph), grown.model(graph)
+    torch.testing.assert_close(ours["energies"], theirs["energies"], rtol=0, atol=1e-9)
+    torch.testing.assert_close(ours["forces"], theirs["forces"], rtol=0, atol=1e-9)
+    log = (tmp_path / "three" / "train.log").read_text()
+    assert "layer 1 inserted, starts as the identity" in log
+
+    grown.fit()
+    after = grown.model(graph)["energies"]
+    assert not torch.allclose(after, theirs["energies"])
