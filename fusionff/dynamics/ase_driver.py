@@ -198,9 +198,14 @@ class SurfaceHopping(MolecularDynamics):
             )
         if status == Status.OUT_OF_DOMAIN:
             domain = self.config.domain
+            apart = (
+                f", or an atom farther than {domain.dissociation_distance} Angstrom from all others"
+                if domain.dissociation_distance is not None
+                else ""
+            )
             raise RuntimeError(
                 f"trajectory stopped at step {int(s.step[0])}: {status.name} (an atom pair of "
-                f"{domain.pairs} closer than {domain.min_distance} Angstrom: "
+                f"{domain.pairs} closer than {domain.min_distance} Angstrom{apart}: "
                 f"{domain.description or 'outside the reference domain'})"
             )
         if status != Status.RUNNING:

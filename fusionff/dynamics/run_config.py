@@ -379,6 +379,7 @@ UNITS = {
     "dynamics.max_energy_drift": "eV",
     "dynamics.max_state_inversion": "eV",
     "dynamics.domain.min_distance": "Angstrom",
+    "dynamics.domain.dissociation_distance": "Angstrom",
     "initial_conditions.energy_window": "eV",
     "initial_conditions.x0": "bohr",
     "initial_conditions.k": "a.u. of momentum",

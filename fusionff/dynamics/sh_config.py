@@ -45,7 +45,8 @@ class SurfaceHoppingConfig:
             below E_k by more than this (states out of order: a defect of the potential) is
             flagged STATE_ORDER and stopped.
         domain: where trajectories leave the reference's domain (atom pairs closer than a
-            distance): such a trajectory is flagged OUT_OF_DOMAIN and stopped
+            distance, or optionally an atom far from all others): such a trajectory is
+            flagged OUT_OF_DOMAIN and stopped
             (:class:`~fusionff.dynamics.domain.DomainLimits`); None: no check.
         committee: limits on the spread of a committee potential (several models): a
             trajectory above them is flagged, and with ``action: stop`` stopped

@@ -58,7 +58,8 @@ class Status(IntEnum):
     outside their data; adiabatic energies are ordered by definition)."""
     OUT_OF_DOMAIN = 7
     """The geometry left the reference's domain: an atom pair of ``dynamics.domain`` came
-    closer than its ``min_distance`` (:mod:`fusionff.dynamics.domain`)."""
+    closer than its ``min_distance``, or an atom got farther than its
+    ``dissociation_distance`` from every other (:mod:`fusionff.dynamics.domain`)."""
     POTENTIAL_FAILED = 8
     """The potential gave no finite energies or forces at a finite geometry: a reference
     program's calculation failed there (e.g. OpenMolcas's active-space guard; the run's log
