@@ -35,7 +35,12 @@
 #                             TRAIN_CONFIG=potentials/training/stilbene-r3-transferwide-snapshot-10-fit0.1/train.yaml
 #                             is R3's fit check: can the wide model fit the forces of 52
 #                             structures given hundreds of epochs? Score the unpacked run with
-#                             data/stilbene/r3/fit_check.py RUN --weights last); it continues
+#                             data/stilbene/r3/fit_check.py RUN --weights last);
+#                             TRAIN_CONFIG=potentials/stilbene-r3-l3.yaml and
+#                             potentials/stilbene-r3-scratchwide.yaml are R3's angular-capacity
+#                             pair (l = 3 against l = 2, from scratch on snapshot 11; a third
+#                             layer was ruled out on CPU): the same minutes each, two calls;
+#                             it continues
 #                             from the committed checkpoint of the recipe's output directory if
 #                             one exists. The tar holds that directory (minus its checkpoint
 #                             when it is over 40 MB); unpack it under potentials/training/.
