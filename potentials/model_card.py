@@ -50,10 +50,43 @@ def sampling_stages(paths: list[str], ids: np.ndarray) -> np.ndarray | None:
     return np.array(stages)[ids]
 
 
-def split_metrics(run: Path, models: list) -> dict:
-    """Metrics on the stored split of ``run`` (test: whole split, near-intersection subsets,
-    sampling stages; and the training split) of the mean of ``models``' energies and forces
-    (one model: its own)."""
+def seen_structures(run: Path) -> set[tuple[str, str, int]]:
+    """(file path, file SHA-256, row) of every structure ``run`` trained or validated on."""
+    from fusionff.train.split import split_rows
+
+    record = json.loads((run / "split.json").read_text())
+    sha = {f["path"]: f["sha256"] for f in record["files"]}
+    return {
+        (path, sha[path], row)
+        for subset in ("train", "validation")
+        for path, row in split_rows(run, subset)
+    }
+
+
+def check_unseen(test_run: Path, run: Path) -> int:
+    """Raise ValueError naming the structures if ``run`` trained or validated on any structure
+    of ``test_run``'s test split (same file path, same SHA-256, same row); else return how many
+    test structures were checked. Lets a model be scored on another run's test split."""
+    from fusionff.train.split import split_rows
+
+    record = json.loads((test_run / "split.json").read_text())
+    sha = {f["path"]: f["sha256"] for f in record["files"]}
+    test = [(path, sha[path], row) for path, row in split_rows(test_run, "test")]
+    seen = seen_structures(run)
+    overlap = [f"{path} row {row}" for path, digest, row in test if (path, digest, row) in seen]
+    if overlap:
+        raise ValueError(
+            f"{run} trained or validated on {len(overlap)} structure(s) of {test_run}'s test "
+            f"split ({', '.join(overlap[:5])}{', ...' if len(overlap) > 5 else ''}): its errors "
+            "there would not be test errors"
+        )
+    return len(test)
+
+
+def split_metrics(run: Path, models: list, train_run: Path | None = None) -> dict:
+    """Metrics of the mean of ``models``' energies and forces (one model: its own) on the
+    stored test split of ``run`` (whole split, near-intersection subsets, sampling stages) and
+    on the training split of ``train_run`` (default ``run``)."""
     from fusionff.train.cli import run_data_files
     from fusionff.train.data import load_training_data
     from fusionff.train.evaluate import mean_predictions, metrics_of, predict
@@ -96,21 +129,29 @@ def split_metrics(run: Path, models: list) -> dict:
     for stage in STAGES.values() if stages is not None else ():
         rows = stages == stage
         out[f"stage_{stage}"] = metrics(rows) if rows.any() else None
+    if train_run is not None and train_run != run:
+        data = load_training_data(run_data_files(train_run), models[0].r_max)
+        split_rows = read_split(train_run / "split.json", data)
     train = split_rows["train"]
     out["train"] = metrics_of(data, train, mean_prediction(train))
     return out
 
 
-def evaluate_run(run: Path) -> dict:
-    """Test-split metrics (whole split and near-intersection subsets) of ``run/model.fff``."""
+def evaluate_run(run: Path, test_run: Path | None = None) -> dict:
+    """Metrics of ``run/model.fff`` on the test split of ``test_run`` (default ``run``; another
+    run's only where ``run`` never trained or validated on it, :func:`check_unseen`) and on
+    ``run``'s own training split."""
     from fusionff.models.io import load_model
 
+    test_run = run if test_run is None else test_run
+    if test_run != run:
+        check_unseen(test_run, run)
     model = load_model(run / "model.fff", device="cpu")
     split = json.loads((run / "split.json").read_text())
     summary = json.loads((run / "metrics.json").read_text())
     n_params = sum(p.numel() for p in model.parameters())
     return {
-        "metrics": split_metrics(run, [model]),
+        "metrics": split_metrics(test_run, [model], train_run=run),
         "n_parameters": int(n_params),
         "dtype": str(model.dtype).replace("torch.", ""),
         "epochs": summary["epochs"],
@@ -124,12 +165,15 @@ def evaluate_run(run: Path) -> dict:
 
 def evaluate_committee(runs: list[Path]) -> dict:
     """:func:`evaluate_run`'s metrics for the mean of the runs' models (parameters summed;
-    epochs and training time are the members')."""
+    epochs and training time are the members'), on the first run's test and training splits;
+    a member with another split must not have trained or validated on that test split."""
     from fusionff.models.io import load_model
 
-    splits = [json.loads((run / "split.json").read_text()) for run in runs]
-    if any(split != splits[0] for split in splits[1:]):
-        raise ValueError(f"{', '.join(map(str, runs))}: the runs' split.json differ")
+    for run in runs[1:]:
+        if json.loads((run / "split.json").read_text()) != json.loads(
+            (runs[0] / "split.json").read_text()
+        ):
+            check_unseen(runs[0], run)
     models = [load_model(run / "model.fff", device="cpu") for run in runs]
     return {
         "metrics": split_metrics(runs[0], models),
@@ -242,7 +286,14 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     second = args.second_name or f"{args.name}-plain"
     runs = {args.labels[0]: args.fusion_run, args.labels[1]: args.plain_run}
-    results = {k: evaluate_run(v) for k, v in runs.items() if (v / "model.fff").exists()}
+    results = {
+        k: evaluate_run(v, test_run=args.fusion_run)
+        for k, v in runs.items()
+        if (v / "model.fff").exists()
+    }
+    same_split = args.labels[1] not in results or json.loads(
+        (args.fusion_run / "split.json").read_text()
+    ) == json.loads((args.plain_run / "split.json").read_text())
     if args.committee:
         results["committee (mean of both)"] = evaluate_committee(list(runs.values()))
     (HERE / f"{args.name}.metrics.json").write_text(json.dumps(results, indent=1) + "\n")
@@ -262,7 +313,15 @@ def main(argv=None) -> int:
         "",
         f"- Data: {', '.join(f['path'] for f in first['data'])} "
         f"({sum(f['n_structures'] for f in first['data'])} structures); split "
-        f"{first['split']} (same split for both models).",
+        f"{first['split']} "
+        + (
+            "(same split for both models)."
+            if same_split
+            else f"of the first model; the second (`{args.plain_run}`) was trained on its own "
+            f"split {results[args.labels[1]]['split']} and is scored on the first model's test "
+            "split, none of whose structures it trained or validated on (checked); its "
+            "training-split row is its own training split, the committee's the first model's."
+        ),
         f"- Architecture: `{json.dumps(config['model'])}`; weights {first['dtype']}.",
         f"- Stage 1 (`{args.name}.yaml`): loss `{json.dumps(config['loss'])}`; optimiser "
         f"`{json.dumps(config['optimizer'])}`, schedule `{json.dumps(config['schedule'])}`, "

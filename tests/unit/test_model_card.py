@@ -1,0 +1,60 @@
+"""potentials/model_card.py scores a model on another run's test split only where that model
+never trained or validated on it (check_unseen): read from the runs' split.json alone."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def card():
+    spec = importlib.util.spec_from_file_location("model_card", ROOT / "potentials/model_card.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(folder: Path, files: list[tuple[str, str, int]], train, validation, test) -> Path:
+    folder.mkdir()
+    record = {
+        "files": [{"path": p, "sha256": h, "n_structures": n} for p, h, n in files],
+        "train": train,
+        "validation": validation,
+        "test": test,
+    }
+    (folder / "split.json").write_text(json.dumps(record))
+    return folder
+
+
+def test_a_run_with_an_extended_split_may_score_its_predecessor(tmp_path, card):
+    """The newer run (files a, b; test rows a:1, b:2) and an older run trained on file a alone
+    whose training and validation rows avoid a:1: 2 test structures checked, no error."""
+    newer = _run(tmp_path / "new", [("a.h5", "x", 4), ("b.h5", "y", 3)], [0, 2, 4], [3], [1, 6])
+    older = _run(tmp_path / "old", [("a.h5", "x", 4)], [0, 2], [3], [1])
+    assert card.check_unseen(newer, older) == 2
+
+
+def test_a_model_that_trained_on_a_test_structure_is_refused_by_name(tmp_path, card):
+    """The older run validated on a:1, a test structure of the newer run: refused, and the
+    message names the file and row."""
+    newer = _run(tmp_path / "new", [("a.h5", "x", 4), ("b.h5", "y", 3)], [0, 2, 4], [3], [1, 6])
+    older = _run(tmp_path / "old", [("a.h5", "x", 4)], [0, 2], [1], [3])
+    with pytest.raises(ValueError, match=r"1 structure\(s\).*a\.h5 row 1"):
+        card.check_unseen(newer, older)
+    trained = _run(tmp_path / "trained", [("b.h5", "y", 3)], [2], [0], [1])  # b:2 = newer's 6
+    with pytest.raises(ValueError, match=r"b\.h5 row 2"):
+        card.check_unseen(newer, trained)
+
+
+def test_the_same_path_with_other_contents_is_another_file(tmp_path, card):
+    """A run whose file a.h5 had another SHA-256 trained on other data: a:1 there is not the
+    newer run's test structure a:1."""
+    newer = _run(tmp_path / "new", [("a.h5", "x", 4)], [0, 2], [3], [1])
+    other = _run(tmp_path / "other", [("a.h5", "z", 4)], [1, 2], [0], [3])
+    assert card.check_unseen(newer, other) == 1
