@@ -703,3 +703,40 @@ def test_sa3_crossing_depth_is_relative_to_the_probes_fc_s1(tmp_path):
     assert out["S1_minimum_below_SA3_crossing_eV"] == pytest.approx(0.5)
     assert out["SA3_crossing_gap_eV"] == 0.01 and out["SA3_crossing_geometry"] == geometry
     assert out["n_states"] == 3 and out["relaxed"] == sa3["relaxed"]
+
+
+def test_bond_stretch_finds_the_hydrogen_farthest_from_any_heavy_atom():
+    """Methane with one C-H at 1.9 A and the others at 1.09 A, plus a second carbon 1.5 A
+    away: the stretched hydrogen and its carbon are named with that distance; no hydrogens,
+    or no heavy atoms, is refused."""
+    stretch = load_script("data/stilbene/r3/bond_stretch_errors.py")
+    numbers = np.array([6, 1, 1, 1, 1, 6])
+    positions = np.array(
+        [[0, 0, 0], [1.09, 0, 0], [0, 1.09, 0], [0, 0, 1.09], [-1.9, 0, 0], [0, 0, -1.5]], float
+    )
+    assert stretch.most_stretched_hydrogen(numbers, positions) == (4, 0, pytest.approx(1.9))
+    positions[4] = [-1.2, 0, -2.5]  # now nearer the second carbon (1.56 A) than the first
+    h, heavy, d = stretch.most_stretched_hydrogen(numbers, positions)
+    assert (h, heavy) == (4, 5) and d == pytest.approx(np.hypot(1.2, 1.0))
+    with pytest.raises(ValueError, match="hydrogens and heavy atoms"):
+        stretch.most_stretched_hydrogen(np.array([6, 6]), positions[:2])
+
+
+def test_bond_stretch_row_gives_signed_errors_and_the_hydrogen_force_error():
+    """Hand values: a model 1.5 eV below the label in S0 and 0.2 above in S1, whose force on
+    the stretched hydrogen differs by (3, 4, 0) eV/A in S0 only; the label's forces are
+    stored atom-major (N, S, 3). A failed row keeps its error and has no model numbers."""
+    stretch = load_script("data/stilbene/r3/bond_stretch_errors.py")
+    numbers = np.array([6, 1, 1])
+    positions = np.array([[0, 0, 0], [1.1, 0, 0], [0, 1.8, 0]], float)
+    label_f = np.zeros((3, 2, 3))
+    model_f = np.zeros((2, 3, 3))
+    model_f[0, 2] = [3.0, 4.0, 0.0]
+    row = stretch.row_report(
+        numbers, positions, "ok", [-10.0, -6.0], label_f, "", {"m": ([-11.5, -5.8], model_f)}
+    )
+    assert (row["hydrogen"], row["heavy_atom"]) == (2, 0)
+    assert row["models"]["m"]["energy_error_eV"] == pytest.approx([-1.5, 0.2])
+    assert row["models"]["m"]["hydrogen_force_error_eV_per_A"] == pytest.approx([5.0, 0.0])
+    failed = stretch.row_report(numbers, positions, "failed", [np.nan] * 2, label_f, "guard", {})
+    assert failed["error"] == "guard" and "models" not in failed
