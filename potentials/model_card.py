@@ -8,7 +8,9 @@ From the repository root, after ``fusionff train potentials/stilbene-r1.yaml`` a
     python potentials/model_card.py --copy               # also copy the model files here
 
 It evaluates both models (EMA weights of their best validation epoch, as saved in
-``model.fff``) on their stored test split, on the whole test split and on the subsets near
+``model.fff``) on the first model's stored test split (the second model's split may differ
+only where it never trained or validated on those structures: ``check_unseen``), on the
+whole test split and on the subsets near
 the S1/S0 intersection (reference gap below 0.5 eV and below 1 eV) and per stage of the
 dataset recipe (wigner, twist, seam, meci samples; active: frames of surface-hopping
 trajectories chosen by active learning), counts parameters,
