@@ -65,6 +65,11 @@ def seen_structures(run: Path) -> set[tuple[str, str, int]]:
     }
 
 
+def same_split(a: Path, b: Path) -> bool:
+    """Whether runs ``a`` and ``b`` stored the same ``split.json``."""
+    return json.loads((a / "split.json").read_text()) == json.loads((b / "split.json").read_text())
+
+
 def check_unseen(test_run: Path, run: Path) -> int:
     """Raise ValueError naming the structures if ``run`` trained or validated on any structure
     of ``test_run``'s test split (same file path, same SHA-256, same row); else return how many
@@ -172,9 +177,7 @@ def evaluate_committee(runs: list[Path]) -> dict:
     from fusionff.models.io import load_model
 
     for run in runs[1:]:
-        if json.loads((run / "split.json").read_text()) != json.loads(
-            (runs[0] / "split.json").read_text()
-        ):
+        if not same_split(runs[0], run):
             check_unseen(runs[0], run)
     models = [load_model(run / "model.fff", device="cpu") for run in runs]
     return {
@@ -293,9 +296,7 @@ def main(argv=None) -> int:
         for k, v in runs.items()
         if (v / "model.fff").exists()
     }
-    same_split = args.labels[1] not in results or json.loads(
-        (args.fusion_run / "split.json").read_text()
-    ) == json.loads((args.plain_run / "split.json").read_text())
+    one_split = args.labels[1] not in results or same_split(args.fusion_run, args.plain_run)
     if args.committee:
         results["committee (mean of both)"] = evaluate_committee(list(runs.values()))
     (HERE / f"{args.name}.metrics.json").write_text(json.dumps(results, indent=1) + "\n")
@@ -318,7 +319,7 @@ def main(argv=None) -> int:
         f"{first['split']} "
         + (
             "(same split for both models)."
-            if same_split
+            if one_split
             else f"of the first model; the second (`{args.plain_run}`) was trained on its own "
             f"split {results[args.labels[1]]['split']} and is scored on the first model's test "
             "split, none of whose structures it trained or validated on (checked); its "

@@ -73,7 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    potentials = {m.stem: Potential(m, device="cpu") for m in args.models}
+    # a training run's model.fff is named by its run directory
+    names = [m.parent.name if m.stem == "model" else m.stem for m in args.models]
+    potentials = {n: Potential(m, device="cpu") for n, m in zip(names, args.models, strict=True)}
     rows = []
     with MultiStateDataset.open(args.data) as ds:
         for i in range(len(ds)):
