@@ -324,6 +324,33 @@ def test_new_stage_changes_optimisation_settings_and_resumes_identically(toy, tm
     assert meta["stages"] == a["stages"]
 
 
+def test_new_stage_with_an_added_file_extends_the_split_from_the_best_weights(toy, tmp_path):
+    """How a shipped run continues on the next data snapshot: a new stage whose config adds a
+    data file and raises max_epochs starts from stage 1's best weights, extends the split
+    (old structures keep their subset, the new file's rows are spread over all three) and
+    trains on the extended training split."""
+    extra = tmp_path / "extra.h5"
+    write_toy_dataset(extra, n=20, seed=5)
+    out = tmp_path / "run"
+    Trainer(tiny_config(toy, out, max_epochs=2)).fit()
+    old = json.loads((out / "split.json").read_text())
+    best = _state(out)["best_weights"]
+    config = tiny_config(toy, out, max_epochs=4, optimizer={"lr": 0.003})
+    config.data = [str(toy), str(extra)]
+    log = io.StringIO()
+    trainer = Trainer(config, log=log, new_stage=True)
+    assert "split extended" in log.getvalue() and "stage 2" in log.getvalue()
+    assert all(torch.equal(trainer.model.state_dict()[k], v) for k, v in best.items())
+    new = json.loads((out / "split.json").read_text())
+    rows_first_file = old["files"][0]["n_structures"]
+    for key in ("train", "validation", "test"):
+        assert [i for i in new[key] if i < rows_first_file] == old[key]
+        assert any(i >= rows_first_file for i in new[key])  # the added file in every subset
+    assert len(trainer.split["train"]) == len(new["train"]) > len(old["train"])
+    result = trainer.fit()
+    assert [r["stage"] for r in result.history] == [1, 1, 2, 2]
+
+
 def test_new_stage_refuses_model_changes_and_needs_a_checkpoint(toy, tmp_path):
     """A new stage may not change the model (it continues the same weights), and there must
     be a first stage to continue."""
