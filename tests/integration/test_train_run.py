@@ -236,6 +236,16 @@ def test_time_limit_ends_invocation_with_model_and_resumes(toy, tmp_path):
     assert second.epoch == 2  # one more epoch per invocation under this limit
 
 
+def _assert_split_extended(old: dict, out) -> dict:
+    """The run's split.json after a data file was added: the first file's structures keep the
+    subset they had in ``old``. Returns the new split."""
+    new = json.loads((out / "split.json").read_text())
+    rows_first_file = old["files"][0]["n_structures"]
+    for key in ("train", "validation", "test"):
+        assert [i for i in new[key] if i < rows_first_file] == old[key]
+    return new
+
+
 def test_continuing_with_an_added_file_extends_the_split(toy, tmp_path):
     """A run continued with a second data file keeps its epochs and weights, trains on the
     extended split (old structures keep their split) and restarts best-loss tracking, since
@@ -252,10 +262,8 @@ def test_continuing_with_an_added_file_extends_the_split(toy, tmp_path):
     second = Trainer(config, log=log)
     assert second.epoch == 2 and second.best_loss == float("inf")
     assert "split extended" in log.getvalue()
-    new = json.loads((out / "split.json").read_text())
-    rows_first_file = old["files"][0]["n_structures"]
+    _assert_split_extended(old, out)
     for key in ("train", "validation", "test"):
-        assert [i for i in new[key] if i < rows_first_file] == old[key]
         assert len(second.split[key]) > len(first.split[key])
     second.fit()
     assert second.epoch == 3 and second.best_epoch == 3
@@ -341,10 +349,9 @@ def test_new_stage_with_an_added_file_extends_the_split_from_the_best_weights(to
     trainer = Trainer(config, log=log, new_stage=True)
     assert "split extended" in log.getvalue() and "stage 2" in log.getvalue()
     assert all(torch.equal(trainer.model.state_dict()[k], v) for k, v in best.items())
-    new = json.loads((out / "split.json").read_text())
+    new = _assert_split_extended(old, out)
     rows_first_file = old["files"][0]["n_structures"]
     for key in ("train", "validation", "test"):
-        assert [i for i in new[key] if i < rows_first_file] == old[key]
         assert any(i >= rows_first_file for i in new[key])  # the added file in every subset
     assert len(trainer.split["train"]) == len(new["train"]) > len(old["train"])
     result = trainer.fit()
