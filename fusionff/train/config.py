@@ -134,7 +134,8 @@ class ScheduleConfig:
     """Learning-rate schedule, stepped once per epoch.
 
     ``plateau``: multiply by ``factor`` after ``patience`` epochs without a lower validation
-    loss; ``cosine``: cosine decay to ``min_lr`` over ``max_epochs``; ``exponential``: multiply
+    loss; ``cosine``: cosine decay to ``min_lr`` over ``max_epochs`` (in a new stage, over the
+    stage's epochs: from its start to ``max_epochs``); ``exponential``: multiply
     by ``gamma`` every epoch; ``none``: constant.
     """
 

@@ -22,9 +22,10 @@ names the signal); running the config again continues from that checkpoint.
 ``Trainer(config, new_stage=True)`` (``fusionff train --new-stage``) continues a run with other
 optimisation settings (loss, optimizer, schedule, batch size, EMA decay, force mask): a new
 *stage*, as in MACE's second, energy-weighted stage. The stage starts from the best EMA
-weights so far, with a fresh optimizer and schedule and a fresh best validation loss (the
-loss is another function now); model, split and seed stay. History records carry their
-stage, and the checkpoint lists each stage's start and changed settings.
+weights so far, with a fresh optimizer and schedule (a cosine spans the stage's own epochs,
+from its start to ``max_epochs``) and a fresh best validation loss (the loss is another
+function now); model, split and seed stay. History records carry their stage, and the
+checkpoint lists each stage's start and changed settings.
 
 Under ``torchrun`` every rank builds a ``Trainer`` and trains shards of each (global) batch;
 the run is the one-process run up to rounding, and rank 0 alone writes the files above (see
@@ -550,6 +551,8 @@ class Trainer:
             self.ema.model.load_state_dict(self.best_weights)
         self.best_loss, self.bad_epochs, self.stopped_early = math.inf, 0, False
         self.best_weights = None
+        # the fresh schedule spans this stage's epochs (a cosine ends at min_lr at max_epochs)
+        self.scheduler = _scheduler(self.config, self.optimizer, first_epoch=self.epoch)
         stage = {"stage": len(self.stages) + 1, "after_epoch": self.epoch, "changes": changes}
         self.stages.append(stage)
         what = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changes.items()) or "none"
@@ -688,7 +691,9 @@ def _optimizer(config: TrainConfig, model: MultiStateMACE) -> torch.optim.Optimi
     return cls(model.parameters(), lr=o.lr, weight_decay=o.weight_decay)
 
 
-def _scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer):
+def _scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer, first_epoch: int = 0):
+    """The configured schedule; a cosine spans the epochs after ``first_epoch`` (a stage's
+    start) up to ``max_epochs``."""
     s = config.schedule
     if s.name == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -696,7 +701,7 @@ def _scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer):
         )
     if s.name == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(
-            optimizer, T_max=max(config.max_epochs, 1), eta_min=s.min_lr
+            optimizer, T_max=max(config.max_epochs - first_epoch, 1), eta_min=s.min_lr
         )
     if s.name == "exponential":
         return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=s.gamma)

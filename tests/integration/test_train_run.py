@@ -332,6 +332,21 @@ def test_new_stage_changes_optimisation_settings_and_resumes_identically(toy, tm
     assert meta["stages"] == a["stages"]
 
 
+def test_new_stage_cosine_spans_the_stage_epochs(toy, tmp_path):
+    """A new stage's cosine decays from its rate to min_lr over the stage's own epochs (from
+    its start to max_epochs), not over the whole run: each stage-2 epoch trains at the cosine
+    value for its place in the stage, and the rate after the last is min_lr."""
+    lr, min_lr = 0.004, 1.0e-4
+    Trainer(tiny_config(toy, tmp_path, max_epochs=2)).fit()
+    stage2 = {"optimizer": {"lr": lr}, "schedule": {"name": "cosine", "min_lr": min_lr}}
+    trainer = Trainer(tiny_config(toy, tmp_path, max_epochs=6, **stage2), new_stage=True)
+    result = trainer.fit()
+    used = [r["lr"] for r in result.history if r["stage"] == 2]
+    expected = [min_lr + (lr - min_lr) * (1 + math.cos(math.pi * k / 4)) / 2 for k in range(4)]
+    assert used == pytest.approx(expected, rel=1e-12)
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(min_lr, rel=1e-12)
+
+
 def test_new_stage_with_an_added_file_extends_the_split_from_the_best_weights(toy, tmp_path):
     """How a shipped run continues on the next data snapshot: a new stage whose config adds a
     data file and raises max_epochs starts from stage 1's best weights, extends the split
