@@ -21,6 +21,7 @@ reads training times and epochs from ``metrics.json`` and writes ``<name>.md`` a
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import shutil
 from pathlib import Path
@@ -243,20 +244,37 @@ def table(results: dict[str, dict]) -> list[str]:
     return lines
 
 
+def first_stage(config: dict, stages: list[dict]) -> tuple[dict, bool]:
+    """Stage 1's settings from a recipe: where the recipe holds a later stage's settings (a run
+    continued with --new-stage from the same file), each changed key set back to its value
+    before that stage. Returns the settings and whether any were set back."""
+    config, undone = copy.deepcopy(config), False
+    for stage in reversed(stages[1:]):
+        for key, (before, after) in stage["changes"].items():
+            *path, last = key.split(".")
+            node = config
+            for part in path:
+                node = node.setdefault(part, {})
+            if node.get(last) == after:
+                node[last], undone = before, True
+    return config, undone
+
+
 def stage_lines(name: str, results: dict[str, dict]) -> list[str]:
     """One line per training stage after the first: where it began in each run and what it
     changed (from the runs' metrics.json)."""
     lines = []
     first = next(iter(results.values()))
-    for k, stage in enumerate(first["stages"][1:], start=2):
+    for k, stage in enumerate(first.get("stages", [])[1:], start=2):
         starts = ", ".join(
-            f"{label.split(' ')[0]} after epoch {r['stages'][k - 1]['after_epoch']}"
+            f"{label.removesuffix(' (shipped)')} after epoch {r['stages'][k - 1]['after_epoch']}"
             for label, r in results.items()
-            if len(r["stages"]) >= k
+            if len(r.get("stages", [])) >= k  # runs from before stages were recorded have none
         )
         changes = "; ".join(f"{key} {a} -> {b}" for key, (a, b) in stage["changes"].items())
+        config = f"`{name}.stage{k}.yaml`, " if (HERE / f"{name}.stage{k}.yaml").exists() else ""
         lines.append(
-            f"- Stage {k} (`{name}.stage{k}.yaml`, `fusionff train ... --new-stage`; {starts}): "
+            f"- Stage {k} ({config}`fusionff train ... --new-stage`; {starts}): "
             f"{changes or 'no settings changed'}."
         )
     return lines
@@ -306,6 +324,8 @@ def main(argv=None) -> int:
             shutil.copy(args.plain_run / "model.fff", HERE / f"{second}.fff")
     config = yaml.safe_load((HERE / f"{args.name}.yaml").read_text())
     first = next(iter(results.values()))
+    stage1, set_back = first_stage(config, first.get("stages", []))
+    undone = " with the later stages' changes undone" if set_back else ""
     lines = [
         f"# Model card: `{args.name}.fff`",
         "",
@@ -326,9 +346,10 @@ def main(argv=None) -> int:
             "training-split row is its own training split, the committee's the first model's."
         ),
         f"- Architecture: `{json.dumps(config['model'])}`; weights {first['dtype']}.",
-        f"- Stage 1 (`{args.name}.yaml`): loss `{json.dumps(config['loss'])}`; optimiser "
-        f"`{json.dumps(config['optimizer'])}`, schedule `{json.dumps(config['schedule'])}`, "
-        f"batch {config['batch_size']}, EMA {config['ema_decay']}.",
+        f"- Stage 1 (`{args.name}.yaml`{undone}): loss `{json.dumps(stage1['loss'])}`; "
+        f"optimiser `{json.dumps(stage1['optimizer'])}`, schedule "
+        f"`{json.dumps(stage1['schedule'])}`, batch {stage1['batch_size']}, EMA "
+        f"{stage1['ema_decay']}.",
         *stage_lines(args.name, results),
         "- Errors are measured on every label of the test split, including force labels a "
         "stage left out of training (`mask_forces_above`).",

@@ -58,3 +58,38 @@ def test_the_same_path_with_other_contents_is_another_file(tmp_path, card):
     newer = _run(tmp_path / "new", [("a.h5", "x", 4)], [0, 2], [3], [1])
     other = _run(tmp_path / "other", [("a.h5", "z", 4)], [1, 2], [0], [3])
     assert card.check_unseen(newer, other) == 1
+
+
+def test_stage_lines_skip_runs_without_stages_and_name_only_existing_stage_files(card):
+    """A run from before stages were recorded (no 'stages' in its metrics) gives no start, and
+    a stage whose settings live in the recipe itself (no NAME.stageK.yaml beside the card) is
+    not sent to a file that does not exist."""
+    stages = [
+        {"stage": 1, "after_epoch": 0, "changes": {}},
+        {"stage": 2, "after_epoch": 100, "changes": {"optimizer.lr": [0.001, 0.0005]}},
+    ]
+    results = {"C = 48 (shipped)": {"stages": stages}, "C = 12": {}}
+    (line,) = card.stage_lines("no-such-potential", results)
+    assert line == (
+        "- Stage 2 (`fusionff train ... --new-stage`; C = 48 after epoch 100): "
+        "optimizer.lr 0.001 -> 0.0005."
+    )
+    assert card.stage_lines("no-such-potential", {"C = 12": {}}) == []
+
+
+def test_first_stage_settings_are_recovered_from_a_later_stage_recipe(card):
+    """A recipe continued with --new-stage holds stage 2's rate (5e-4 after 1e-3) and epochs:
+    stage 1's rate comes back; a recipe that is stage 1 itself (R1's, with stage files beside
+    it) is left as it is."""
+    stages = [
+        {"stage": 1, "after_epoch": 0, "changes": {}},
+        {"stage": 2, "after_epoch": 100, "changes": {"optimizer.lr": [0.001, 0.0005]}},
+    ]
+    later = {"optimizer": {"name": "adam", "lr": 0.0005}, "batch_size": 8}
+    assert card.first_stage(later, stages) == (
+        {"optimizer": {"name": "adam", "lr": 0.001}, "batch_size": 8},
+        True,
+    )
+    assert later["optimizer"]["lr"] == 0.0005  # the recipe itself is not changed
+    itself = {"optimizer": {"name": "adam", "lr": 0.001}, "batch_size": 8}
+    assert card.first_stage(itself, stages) == (itself, False)
