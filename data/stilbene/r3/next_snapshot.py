@@ -1,0 +1,125 @@
+"""Freeze the next R3 snapshot and set up the shipped run's continuation on it, in one step.
+
+    HDF5_USE_FILE_LOCKING=FALSE python data/stilbene/r3/next_snapshot.py 14 \\
+        --rows al7:0:54 transfer:375:420 \\
+        --from-run potentials/training/stilbene-r3-cleanwide-snapshot-13 --epochs 30 --lr 5e-4
+
+does what the snapshot-13 continuation did by hand (twelfth session): for each QUEUE:START:STOP
+it copies rows START..STOP-1 of ``data/stilbene/stilbene-r3-QUEUE.h5`` into
+``data/stilbene/r3/snapshot-K/stilbene-r3-QUEUE-rowsSTART-(STOP-1).h5`` (``freeze_rows.py``),
+copies the run directory to ``...-snapshot-K`` (the name's ``snapshot-N`` replaced), and
+writes its ``train.yaml``: the new files added to the data list, ``output`` pointed at the
+copy, ``max_epochs`` raised by ``--epochs`` and the rate set to ``--lr`` (a cosine then spans
+the new stage's epochs). It starts nothing; it prints the command that does:
+``fusionff train NEW_RUN/train.yaml --new-stage`` once (the best weights, a fresh optimiser and
+schedule, the split extended by the new files), then the same without ``--new-stage`` to
+continue. It refuses to overwrite a snapshot folder or a run directory that exists, and a queue
+range the queue does not hold yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import yaml
+
+from fusionff.data.dataset import MultiStateDataset
+
+ROOT = Path(__file__).resolve().parents[3]
+QUEUES = ROOT / "data/stilbene"
+SNAPSHOTS = ROOT / "data/stilbene/r3"
+
+
+def _freeze_module():
+    path = ROOT / "data/stilbene/r2/freeze_rows.py"
+    spec = importlib.util.spec_from_file_location("freeze_rows", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def parse_rows(text: str) -> tuple[str, int, int]:
+    """``QUEUE:START:STOP`` -> (queue, start, stop), STOP exclusive."""
+    match = re.fullmatch(r"([a-z0-9]+):(\d+):(\d+)", text)
+    if match is None or int(match[2]) >= int(match[3]):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected QUEUE:START:STOP with START < STOP")
+    return match[1], int(match[2]), int(match[3])
+
+
+def next_run_name(run: Path, snapshot: int) -> Path:
+    """``...-snapshot-N`` -> ``...-snapshot-K`` beside it."""
+    name, n = re.subn(r"snapshot-\d+$", f"snapshot-{snapshot}", run.name)
+    if n != 1:
+        raise ValueError(f"{run}: the run directory's name does not end in snapshot-N")
+    return run.with_name(name)
+
+
+def continuation_config(
+    config: dict, new_files: list[str], output: str, epochs: int, lr: float
+) -> dict:
+    """The run's config with the new files, output, ``max_epochs`` raised and the rate set."""
+    out = dict(config)
+    out["data"] = [*config["data"], *(f for f in new_files if f not in config["data"])]
+    out["output"] = output
+    out["max_epochs"] = int(config["max_epochs"]) + epochs
+    out["optimizer"] = {**config["optimizer"], "lr": lr}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("snapshot", type=int, help="the new snapshot's number K")
+    parser.add_argument("--rows", type=parse_rows, nargs="+", required=True)
+    parser.add_argument("--from-run", type=Path, required=True, help="the run to continue")
+    parser.add_argument("--epochs", type=int, default=30, help="epochs of the new stage")
+    parser.add_argument("--lr", type=float, default=5e-4, help="the new stage's first rate")
+    args = parser.parse_args(argv)
+
+    folder = SNAPSHOTS / f"snapshot-{args.snapshot}"
+    run = args.from_run.resolve()
+    new_run = next_run_name(run, args.snapshot)
+    for existing in (folder, new_run):
+        if existing.exists():
+            sys.exit(f"{existing} exists already; remove it or choose another snapshot number")
+    config = yaml.safe_load((run / "train.yaml").read_text())
+    for queue, start, stop in args.rows:  # check every range before writing anything
+        with MultiStateDataset.open(QUEUES / f"stilbene-r3-{queue}.h5") as source:
+            if stop > len(source):
+                sys.exit(
+                    f"stilbene-r3-{queue}.h5 holds {len(source)} rows; rows {start}-{stop - 1} "
+                    "asked for"
+                )
+    freeze = _freeze_module()
+    folder.mkdir(parents=True)
+    new_files = []
+    for queue, start, stop in args.rows:
+        dst = folder / f"stilbene-r3-{queue}-rows{start}-{stop - 1}.h5"
+        freeze.freeze(str(QUEUES / f"stilbene-r3-{queue}.h5"), start, stop, str(dst))
+        new_files.append(str(dst.relative_to(ROOT)))
+        print(f"{dst.relative_to(ROOT)}: rows {start}-{stop - 1} of stilbene-r3-{queue}.h5")
+    shutil.copytree(run, new_run)
+    rel_run = str(new_run.relative_to(ROOT))
+    updated = continuation_config(config, new_files, rel_run, args.epochs, args.lr)
+    header = (
+        f"# {run.name} continued on snapshot {args.snapshot} as a new stage "
+        f"(data/stilbene/r3/next_snapshot.py): its checkpoint, split and history copied here,\n"
+        f"# the data list grown by snapshot {args.snapshot}'s files (the split extends), "
+        f"max_epochs {config['max_epochs']} -> {updated['max_epochs']}, rate {args.lr}.\n"
+        f"# Once: fusionff train {rel_run}/train.yaml --new-stage; then without --new-stage.\n"
+    )
+    (new_run / "train.yaml").write_text(header + yaml.safe_dump(updated, sort_keys=False))
+    print(
+        f"{rel_run}/train.yaml written; start the stage with\n"
+        f"  OMP_NUM_THREADS=1 nohup fusionff train {rel_run}/train.yaml --new-stage "
+        f"> train-s{args.snapshot}.out 2>&1 &"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
