@@ -254,8 +254,8 @@ def first_stage(config: dict, stages: list[dict]) -> tuple[dict, bool]:
             *path, last = key.split(".")
             node = config
             for part in path:
-                node = node.setdefault(part, {})
-            if node.get(last) == after:
+                node = node.get(part) if isinstance(node, dict) else None
+            if isinstance(node, dict) and node.get(last) == after:
                 node[last], undone = before, True
     return config, undone
 
@@ -272,9 +272,9 @@ def stage_lines(name: str, results: dict[str, dict]) -> list[str]:
             if len(r.get("stages", [])) >= k  # runs from before stages were recorded have none
         )
         changes = "; ".join(f"{key} {a} -> {b}" for key, (a, b) in stage["changes"].items())
-        config = f"`{name}.stage{k}.yaml`, " if (HERE / f"{name}.stage{k}.yaml").exists() else ""
+        where = f"`{name}.stage{k}.yaml`, " if (HERE / f"{name}.stage{k}.yaml").exists() else ""
         lines.append(
-            f"- Stage {k} ({config}`fusionff train ... --new-stage`; {starts}): "
+            f"- Stage {k} ({where}`fusionff train ... --new-stage`; {starts}): "
             f"{changes or 'no settings changed'}."
         )
     return lines
