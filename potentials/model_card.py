@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from fusionff.train.report import stage_changes_text
+
 HERE = Path(__file__).resolve().parent
 GAPS = (0.5, 1.0)
 STAGES = {"w": "wigner", "t": "twist", "s": "seam", "m": "meci", "a": "active"}
@@ -271,7 +273,7 @@ def stage_lines(name: str, results: dict[str, dict]) -> list[str]:
             for label, r in results.items()
             if len(r.get("stages", [])) >= k  # runs from before stages were recorded have none
         )
-        changes = "; ".join(f"{key} {a} -> {b}" for key, (a, b) in stage["changes"].items())
+        changes = stage_changes_text(stage["changes"], quote=False, sep="; ")
         where = f"`{name}.stage{k}.yaml`, " if (HERE / f"{name}.stage{k}.yaml").exists() else ""
         lines.append(
             f"- Stage {k} ({where}`fusionff train ... --new-stage`; {starts}): "

@@ -28,6 +28,24 @@ def append_history(record: dict[str, Any], path: str | os.PathLike) -> None:
         f.write(json.dumps(record) + "\n")
 
 
+def stage_changes_text(changes: dict[str, list[Any]], quote: bool = True, sep: str = ", ") -> str:
+    """A new stage's changed settings ``{key: [before, after]}`` as one line, ``sep`` between
+    them: ``key before -> after`` (``repr`` of the values with ``quote``), the data list as the
+    number of files and those added (+) and removed (-); "" without changes."""
+    parts = []
+    for key, (before, after) in changes.items():
+        if key == "data":
+            before, after = before or [], after or []
+            files = [f"+{f}" for f in after if f not in before]
+            files += [f"-{f}" for f in before if f not in after]
+            parts.append(f"data {len(before)} -> {len(after)} files ({' '.join(files)})")
+        elif quote:
+            parts.append(f"{key} {before!r} -> {after!r}")
+        else:
+            parts.append(f"{key} {before} -> {after}")
+    return sep.join(parts)
+
+
 def epoch_record(
     epoch: int, train_loss: float, val_loss: float, lr: float, seconds: float, metrics: dict
 ) -> dict[str, Any]:

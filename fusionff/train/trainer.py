@@ -20,8 +20,9 @@ progress is dropped, the run goes back to its last checkpoint, and ``model.fff``
 names the signal); running the config again continues from that checkpoint.
 
 ``Trainer(config, new_stage=True)`` (``fusionff train --new-stage``) continues a run with other
-optimisation settings (loss, optimizer, schedule, batch size, EMA decay, force mask): a new
-*stage*, as in MACE's second, energy-weighted stage. The stage starts from the best EMA
+optimisation settings (loss, optimizer, schedule, batch size, EMA decay, force mask) or on
+more data files (the next data snapshot, with or without other settings): a new *stage*, as
+in MACE's second, energy-weighted stage. The stage starts from the best EMA
 weights so far, with a fresh optimizer and schedule (a cosine spans the stage's own epochs,
 from its start to ``max_epochs``) and a fresh best validation loss (the loss is another
 function now); model, split and seed stay. History records carry their stage, and the
@@ -204,8 +205,8 @@ class Trainer:
             stage_changes = self._check_continuation(checkpoint["config"], new_stage)
             if new_stage and not stage_changes:
                 raise ValueError(
-                    f"{checkpoint_path}: the config changes no stage setting, so there is no new "
-                    "stage to begin; continue the run without --new-stage"
+                    f"{checkpoint_path}: the config changes no stage setting and no data file, "
+                    "so there is no new stage to begin; continue the run without --new-stage"
                 )
             model_config = ModelConfig.from_dict(checkpoint["model_config"])
         else:
@@ -518,11 +519,13 @@ class Trainer:
                 f"{self.output / 'checkpoint.pt'} belongs to a run with other settings "
                 f"({details}); {hint}"
             )
-        return {
-            k: [before.get(k), now.get(k)]
-            for k in differ
-            if k.split(".")[0] in STAGE_CHANGES and k.split(".")[0] not in RESUMABLE_CHANGES
-        }
+        # what a new stage changes: its optimisation settings and, when files were added or
+        # removed, the data (a continuation on the next data snapshot with the same settings
+        # is a stage too: fresh optimiser and schedule from the best weights)
+        stage_keys = set(STAGE_CHANGES) - set(RESUMABLE_CHANGES)
+        if new_stage:
+            stage_keys.add("data")
+        return {k: [before.get(k), now.get(k)] for k in differ if k.split(".")[0] in stage_keys}
 
     def _restore(self, state: dict[str, Any], new_stage: bool = False) -> None:
         self.model.load_state_dict(state["model"])
@@ -555,7 +558,7 @@ class Trainer:
         self.scheduler = _scheduler(self.config, self.optimizer, first_epoch=self.epoch)
         stage = {"stage": len(self.stages) + 1, "after_epoch": self.epoch, "changes": changes}
         self.stages.append(stage)
-        what = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changes.items()) or "none"
+        what = report.stage_changes_text(changes) or "none"
         self._say(
             f"stage {stage['stage']} from the best weights of epoch {self.best_epoch} (fresh "
             f"optimizer, schedule and best validation loss); changed settings: {what}"

@@ -373,6 +373,34 @@ def test_new_stage_with_an_added_file_extends_the_split_from_the_best_weights(to
     assert [r["stage"] for r in result.history] == [1, 1, 2, 2]
 
 
+def test_a_new_stage_may_only_add_data_files_and_cannot_begin_twice(toy, tmp_path):
+    """The next data snapshot with the same settings is a stage of its own (fresh optimiser
+    and schedule from the best weights): allowed, recorded as a data change, logged by the
+    file added; once it has begun, --new-stage with the same config is refused (it would
+    restart the stage) and a plain continuation goes on."""
+    extra = tmp_path / "extra.h5"
+    write_toy_dataset(extra, n=20, seed=5)
+    out = tmp_path / "run"
+    Trainer(tiny_config(toy, out, max_epochs=2)).fit()
+    with pytest.raises(ValueError, match="no stage setting and no data file"):
+        Trainer(tiny_config(toy, out, max_epochs=3), new_stage=True)
+    config = tiny_config(toy, out, max_epochs=3)
+    config.data = [str(toy), str(extra)]
+    log = io.StringIO()
+    trainer = Trainer(config, log=log, new_stage=True)
+    assert f"data 1 -> 2 files (+{extra})" in log.getvalue()
+    trainer.fit()
+    assert _state(out)["stages"][1] == {
+        "stage": 2,
+        "after_epoch": 2,
+        "changes": {"data": [[str(toy)], [str(toy), str(extra)]]},
+    }
+    with pytest.raises(ValueError, match="no new stage to begin"):
+        Trainer(config, new_stage=True)
+    config.max_epochs = 4
+    assert Trainer(config).fit().history[-1]["stage"] == 2
+
+
 def test_new_stage_refuses_model_changes_and_needs_a_checkpoint(toy, tmp_path):
     """A new stage may not change the model (it continues the same weights), and there must
     be a first stage to continue."""

@@ -93,3 +93,22 @@ def test_first_stage_settings_are_recovered_from_a_later_stage_recipe(card):
     assert later["optimizer"]["lr"] == 0.0005  # the recipe itself is not changed
     itself = {"optimizer": {"name": "adam", "lr": 0.001}, "batch_size": 8}
     assert card.first_stage(itself, stages) == (itself, False)
+
+
+def test_a_stage_on_more_data_files_is_shown_by_the_files_added_and_undone_for_stage_1(card):
+    """A stage that only added data files (the next snapshot, the same settings) is described
+    by the number of files and the added ones, not by both lists; stage 1's settings get the
+    data list back as it was before that stage."""
+    stages = [
+        {"stage": 1, "after_epoch": 0, "changes": {}},
+        {"stage": 2, "after_epoch": 100, "changes": {"optimizer.lr": [0.001, 0.0005]}},
+        {"stage": 3, "after_epoch": 130, "changes": {"data": [["a.h5"], ["a.h5", "b.h5"]]}},
+    ]
+    lines = card.stage_lines("no-such-potential", {"C = 48 (shipped)": {"stages": stages}})
+    assert lines[1] == (
+        "- Stage 3 (`fusionff train ... --new-stage`; C = 48 after epoch 130): "
+        "data 1 -> 2 files (+b.h5)."
+    )
+    recipe = {"data": ["a.h5", "b.h5"], "optimizer": {"lr": 0.0005}}
+    stage_1 = {"data": ["a.h5"], "optimizer": {"lr": 0.001}}
+    assert card.first_stage(recipe, stages) == (stage_1, True)
