@@ -302,15 +302,26 @@ def main(argv=None) -> int:
     parser.add_argument("--copy", action="store_true", help="copy model.fff files here")
     parser.add_argument("--notes", type=Path, help="markdown appended to the card")
     parser.add_argument(
+        "--member",
+        nargs=3,
+        action="append",
+        default=[],
+        metavar=("RUN", "LABEL", "STEM"),
+        help="a further committee member: its run directory, column title and file stem "
+        "(copied to STEM.fff with --copy); scored on the first run's test split, none of "
+        "whose structures it may have trained or validated on (checked); repeatable",
+    )
+    parser.add_argument(
         "--committee",
         action="store_true",
-        help="add a column: the two models as a committee (the mean of their energies and "
-        "forces, what the dynamics runs on), on the first run's split (both runs must have "
-        "the same split)",
+        help="add a column: the models as a committee (the mean of their energies and "
+        "forces, what the dynamics runs on), on the first run's split (another run's split "
+        "must avoid its test structures: checked)",
     )
     args = parser.parse_args(argv)
     second = args.second_name or f"{args.name}-plain"
     runs = {args.labels[0]: args.fusion_run, args.labels[1]: args.plain_run}
+    runs |= {label: Path(run) for run, label, _ in args.member}
     results = {
         k: evaluate_run(v, test_run=args.fusion_run)
         for k, v in runs.items()
@@ -318,12 +329,15 @@ def main(argv=None) -> int:
     }
     one_split = args.labels[1] not in results or same_split(args.fusion_run, args.plain_run)
     if args.committee:
-        results["committee (mean of both)"] = evaluate_committee(list(runs.values()))
+        both = "both" if len(runs) == 2 else f"all {len(runs)}"
+        results[f"committee (mean of {both})"] = evaluate_committee(list(runs.values()))
     (HERE / f"{args.name}.metrics.json").write_text(json.dumps(results, indent=1) + "\n")
     if args.copy:
         shutil.copy(args.fusion_run / "model.fff", HERE / f"{args.name}.fff")
         if (args.plain_run / "model.fff").exists():
             shutil.copy(args.plain_run / "model.fff", HERE / f"{second}.fff")
+        for run, _, stem in args.member:
+            shutil.copy(Path(run) / "model.fff", HERE / f"{stem}.fff")
     config = yaml.safe_load((HERE / f"{args.name}.yaml").read_text())
     first = next(iter(results.values()))
     stage1, set_back = first_stage(config, first.get("stages", []))
@@ -346,6 +360,12 @@ def main(argv=None) -> int:
             f"split {results[args.labels[1]]['split']} and is scored on the first model's test "
             "split, none of whose structures it trained or validated on (checked); its "
             "training-split row is its own training split, the committee's the first model's."
+        )
+        + "".join(
+            f" Committee member `{stem}.fff` (`{run}`) was trained on its own split "
+            f"{results[label]['split']} and is scored the same way (checked)."
+            for run, label, stem in args.member
+            if not same_split(args.fusion_run, Path(run))
         ),
         f"- Architecture: `{json.dumps(config['model'])}`; weights {first['dtype']}.",
         f"- Stage 1 (`{args.name}.yaml`{undone}): loss `{json.dumps(stage1['loss'])}`; "
