@@ -15,6 +15,15 @@ the new stage's epochs). It starts nothing; it prints the command that does:
 schedule, the split extended by the new files), then the same without ``--new-stage`` to
 continue. It refuses to overwrite a snapshot folder or a run directory that exists, and a queue
 range the queue does not hold yet.
+
+A second run continues on the same snapshot (a committee member, e.g. the partner) with
+``--reuse``: the snapshot's frozen files are taken as they are (each must exist with the rows
+asked for), nothing is frozen again. ``--config`` names the run's recipe where its directory
+holds no ``train.yaml`` (a run started from a recipe elsewhere, as the partner's)::
+
+    python data/stilbene/r3/next_snapshot.py 15 --rows al8:0:54 transfer:416:460 --reuse \
+        --from-run potentials/training/stilbene-r3-partner-snapshot-13 \
+        --config potentials/stilbene-r3-partner.yaml --epochs 30 --lr 5e-4
 """
 
 from __future__ import annotations
@@ -36,7 +45,7 @@ SNAPSHOTS = ROOT / "data/stilbene/r3"
 
 
 def _freeze_module():
-    path = ROOT / "data/stilbene/r2/freeze_rows.py"
+    path = Path(__file__).resolve().parents[1] / "r2/freeze_rows.py"
     spec = importlib.util.spec_from_file_location("freeze_rows", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -78,30 +87,59 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--from-run", type=Path, required=True, help="the run to continue")
     parser.add_argument("--epochs", type=int, default=30, help="epochs of the new stage")
     parser.add_argument("--lr", type=float, default=5e-4, help="the new stage's first rate")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="the run's recipe where its directory has no train.yaml (default RUN/train.yaml)",
+    )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="the snapshot folder exists (another run continued on it): take its frozen files "
+        "for the rows asked for instead of freezing them",
+    )
     args = parser.parse_args(argv)
 
     folder = SNAPSHOTS / f"snapshot-{args.snapshot}"
     run = args.from_run.resolve()
     new_run = next_run_name(run, args.snapshot)
-    for existing in (folder, new_run):
-        if existing.exists():
-            sys.exit(f"{existing} exists already; remove it or choose another snapshot number")
-    config = yaml.safe_load((run / "train.yaml").read_text())
-    for queue, start, stop in args.rows:  # check every range before writing anything
-        with MultiStateDataset.open(QUEUES / f"stilbene-r3-{queue}.h5") as source:
-            if stop > len(source):
-                sys.exit(
-                    f"stilbene-r3-{queue}.h5 holds {len(source)} rows; rows {start}-{stop - 1} "
-                    "asked for"
-                )
-    freeze = _freeze_module()
-    folder.mkdir(parents=True)
-    new_files = []
-    for queue, start, stop in args.rows:
-        dst = folder / f"stilbene-r3-{queue}-rows{start}-{stop - 1}.h5"
-        freeze.freeze(str(QUEUES / f"stilbene-r3-{queue}.h5"), start, stop, str(dst))
-        new_files.append(str(dst.relative_to(ROOT)))
-        print(f"{dst.relative_to(ROOT)}: rows {start}-{stop - 1} of stilbene-r3-{queue}.h5")
+    if new_run.exists():
+        sys.exit(f"{new_run} exists already; remove it or choose another snapshot number")
+    if folder.exists() and not args.reuse:
+        sys.exit(
+            f"{folder} exists already: give --reuse to continue another run on its files, or "
+            "choose another snapshot number"
+        )
+    if args.reuse and not folder.exists():
+        sys.exit(f"--reuse: {folder} does not exist; freeze the snapshot first (without --reuse)")
+    config_path = args.config or run / "train.yaml"
+    if not config_path.is_file():
+        sys.exit(f"{config_path} not found: name the run's recipe with --config")
+    config = yaml.safe_load(config_path.read_text())
+    frozen = [
+        folder / f"stilbene-r3-{queue}-rows{start}-{stop - 1}.h5"
+        for queue, start, stop in args.rows
+    ]
+    for (queue, start, stop), dst in zip(args.rows, frozen, strict=True):
+        # check every range before writing anything
+        source = dst if args.reuse else QUEUES / f"stilbene-r3-{queue}.h5"
+        if not source.is_file():
+            sys.exit(f"{source} not found")
+        with MultiStateDataset.open(source) as data:
+            n = len(data)
+        if args.reuse and n != stop - start:
+            sys.exit(f"{dst} holds {n} rows, not the {stop - start} of rows {start}-{stop - 1}")
+        if not args.reuse and stop > n:
+            sys.exit(f"{source.name} holds {n} rows; rows {start}-{stop - 1} asked for")
+    if not args.reuse:
+        freeze = _freeze_module()
+        folder.mkdir(parents=True)
+    for (queue, start, stop), dst in zip(args.rows, frozen, strict=True):
+        if not args.reuse:
+            freeze.freeze(str(QUEUES / f"stilbene-r3-{queue}.h5"), start, stop, str(dst))
+        verb = "taken as frozen" if args.reuse else "frozen"
+        print(f"{dst.relative_to(ROOT)}: rows {start}-{stop - 1} of stilbene-r3-{queue}.h5, {verb}")
+    new_files = [str(dst.relative_to(ROOT)) for dst in frozen]
     shutil.copytree(run, new_run)
     rel_run = str(new_run.relative_to(ROOT))
     updated = continuation_config(config, new_files, rel_run, args.epochs, args.lr)
@@ -116,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{rel_run}/train.yaml written; start the stage with\n"
         f"  OMP_NUM_THREADS=1 nohup fusionff train {rel_run}/train.yaml --new-stage "
-        f"> train-s{args.snapshot}.out 2>&1 &"
+        f"> train-{new_run.name}.out 2>&1 &"
     )
     return 0
 
