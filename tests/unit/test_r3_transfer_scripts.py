@@ -740,3 +740,12 @@ def test_bond_stretch_row_gives_signed_errors_and_the_hydrogen_force_error():
     assert row["models"]["m"]["hydrogen_force_error_eV_per_A"] == pytest.approx([5.0, 0.0])
     failed = stretch.row_report(numbers, positions, "failed", [np.nan] * 2, label_f, "guard", {})
     assert failed["error"] == "guard" and "models" not in failed
+
+
+def test_s1_trap_names_a_shipped_model_by_its_file_and_a_run_model_by_its_run():
+    """Two shipped models in potentials/ got one name ("potentials"), so the second's results
+    overwrote the first's; a run's model.fff keeps its run directory's name."""
+    assert trap.model_tag("potentials/stilbene-r3.fff") == "stilbene-r3"
+    assert trap.model_tag("potentials/stilbene-r3-partner.fff") == "stilbene-r3-partner"
+    run_model = "potentials/training/stilbene-r3-cleanwide-snapshot-14/model.fff"
+    assert trap.model_tag(run_model) == "stilbene-r3-cleanwide-snapshot-14"

@@ -55,6 +55,14 @@ CRITERIA = HERE.parent / "r2" / "criteria-6-31g.json"
 GEOMETRIES = HERE / "s1-trap"
 
 
+def model_tag(path: str | Path) -> str:
+    """A model's name in results and file names: its run directory's for a run's ``model.fff``
+    (``.../stilbene-r3-cleanwide-snapshot-14/model.fff``), else the file's stem
+    (``potentials/stilbene-r3-partner.fff`` -> ``stilbene-r3-partner``)."""
+    path = Path(path)
+    return path.parent.name if path.name == "model.fff" else path.stem
+
+
 def relax(atoms: Atoms, calc, fmax: float = 0.02, steps: int = 500) -> tuple[Atoms, bool, int]:
     """Minimise ``calc``'s energy (eV) over a copy of ``atoms`` (Angstrom) with BFGS, steps of
     at most 0.05 Angstrom, to a largest force below ``fmax`` eV/Angstrom. Returns the relaxed
@@ -278,7 +286,7 @@ def barrier_table(queue: Path, dataset: Path, models: list[str]) -> list[dict]:
 
     fc_s1 = json.loads(CRITERIA.read_text())["cis_S0_minimum"]["E_S1_eV"]
     frames = read(queue, index=":")
-    calcs = {Path(m).parent.name: FusionCalculator(m, device="cpu") for m in models}
+    calcs = {model_tag(m): FusionCalculator(m, device="cpu") for m in models}
     fc = read(FC)
     model_fc = {tag: _energies(calc, fc)[1] for tag, calc in calcs.items()}
     rows = []
@@ -357,7 +365,7 @@ def main(argv=None) -> int:
         parser.error("--reference starts from the first model's S1 minimum: give a model")
     results = json.loads(args.out.read_text()) if args.out.exists() else {}
     for k, model in enumerate(args.models):
-        tag = Path(model).parent.name or f"model{k}"
+        tag = model_tag(model) or f"model{k}"
         results.setdefault("models", {})[tag] = model_part(model, args.runs, args.starts, tag)
         args.out.write_text(json.dumps(results, indent=1))
     if args.reference and args.reference_states == 3:
@@ -367,7 +375,7 @@ def main(argv=None) -> int:
         )  # fmt: skip
         args.out.write_text(json.dumps(results, indent=1))
     elif args.reference:
-        first = Path(args.models[0]).parent.name or "model0"
+        first = model_tag(args.models[0]) or "model0"
         results["R3"] = reference_part(
             GEOMETRIES / f"p-star-{first}.xyz", args.work, args.orbital_store, args.fmax, args.steps
         )
