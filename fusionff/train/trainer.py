@@ -22,11 +22,11 @@ names the signal); running the config again continues from that checkpoint.
 ``Trainer(config, new_stage=True)`` (``fusionff train --new-stage``) continues a run with other
 optimisation settings (loss, optimizer, schedule, batch size, EMA decay, force mask) or on
 more data files (the next data snapshot, with or without other settings): a new *stage*, as
-in MACE's second, energy-weighted stage. The stage starts from the best EMA
-weights so far, with a fresh optimizer and schedule (a cosine spans the stage's own epochs,
-from its start to ``max_epochs``) and a fresh best validation loss (the loss is another
-function now); model, split and seed stay. History records carry their stage, and the
-checkpoint lists each stage's start and changed settings.
+in MACE's second, energy-weighted stage. The stage starts from the best EMA weights so far,
+with a fresh optimizer and schedule (a cosine spans the stage's own epochs, from its start to
+``max_epochs``) and a fresh best validation loss (the loss, or the validation set, is another
+now); model, split (extended by added files) and seed stay. History records carry their
+stage, and the checkpoint lists each stage's start and changed settings.
 
 Under ``torchrun`` every rank builds a ``Trainer`` and trains shards of each (global) batch;
 the run is the one-process run up to rounding, and rank 0 alone writes the files above (see
