@@ -131,19 +131,14 @@ def main(argv: list[str] | None = None) -> int:
     print("quantity        state  n    spearman  capture (chance)  median err/spread")
     for s in range(rows["force_spread"].shape[1]):
         entry = {"state": s}
-        for kind in ("force", "energy"):
-            score = signal(rows[f"{kind}_spread"][:, s], rows[f"{kind}_error"][:, s])
-            entry[kind] = score
-            print(
-                f"{kind:<15s} S{s}    {score['n']:<4d} {score['spearman']:8.2f}  "
-                f"{score['capture']:.2f} ({score['capture_chance']:.2f})       "
-                f"{score['median_error_over_spread']:.2f}"
-            )
+        quantities = [(kind, f"S{s}", kind, s) for kind in ("force", "energy")]
         if s > 0:
-            score = signal(rows["gap_spread"][:, s - 1], rows["gap_error"][:, s - 1])
-            entry["gap"] = score
+            quantities.append(("gap", f"S{s}-S0", "gap", s - 1))
+        for name, label, kind, column in quantities:
+            score = signal(rows[f"{kind}_spread"][:, column], rows[f"{kind}_error"][:, column])
+            entry[name] = score
             print(
-                f"{'gap':<15s} S{s}-S0 {score['n']:<4d} {score['spearman']:8.2f}  "
+                f"{name:<15s} {label:<6s} {score['n']:<4d} {score['spearman']:8.2f}  "
                 f"{score['capture']:.2f} ({score['capture_chance']:.2f})       "
                 f"{score['median_error_over_spread']:.2f}"
             )
