@@ -15,8 +15,10 @@ picks frames in two passes, both keeping frames of one trajectory at least
 1. **spread**: the ``n_spread`` frames of largest committee spread, taken in decreasing order
    of spread, each only if it is far enough from every frame already taken in its trajectory.
    The spread is ``"force"``: the force spread of the frame's active state, eV/Angstrom (what
-   ``dynamics.committee.max_force_std`` limits), or ``"energy"``: the largest energy spread
-   over the states, eV;
+   ``dynamics.committee.max_force_std`` limits), ``"force-max"``: the largest force spread
+   over the states, eV/Angstrom (on stilbene's held-out labels it catches the worst S1
+   energy and gap errors more often than the active state's: data/stilbene/r3/README.md), or
+   ``"energy"``: the largest energy spread over the states, eV;
 2. **gap**: frames whose smallest gap between adjacent states, min_j (E_j+1 - E_j) of the
    committee-mean energies (E_1 - E_0 with two states), eV, is below ``max_gap``, in
    increasing order of gap, with the same separation rule against everything taken (at most
@@ -46,8 +48,8 @@ from fusionff.analysis.run import LENGTH_UNITS, _unit, read_run
 
 __all__ = ["SelectedFrame", "Selection", "pick_separated", "select_frames", "SPREADS"]
 
-SPREADS = ("force", "energy")
-SPREAD_UNITS = {"force": "eV/Angstrom", "energy": "eV"}
+SPREADS = ("force", "force-max", "energy")
+SPREAD_UNITS = {"force": "eV/Angstrom", "force-max": "eV/Angstrom", "energy": "eV"}
 _FILE_UNITS = {"force": "eV Angstrom-1", "energy": "eV"}
 
 
@@ -163,17 +165,18 @@ def _smallest_gap(energies: np.ndarray) -> np.ndarray:
 
 def _spread_series(path: Path, kind: str, active: np.ndarray) -> np.ndarray | None:
     """(F,) the frame's spread of ``kind`` (module docstring), or None without spreads."""
-    name = f"observables/{kind}_std/value"
+    stored = "energy" if kind == "energy" else "force"
+    name = f"observables/{stored}_std/value"
     with h5py.File(path, "r") as f:
         if name not in f:
             return None
         value = f[name]
         unit = value.attrs.get("unit")
         unit = unit.decode() if isinstance(unit, bytes) else unit
-        if unit != _FILE_UNITS[kind]:
-            raise ValueError(f"{path}: {name} unit {unit!r}, expected {_FILE_UNITS[kind]!r}")
+        if unit != _FILE_UNITS[stored]:
+            raise ValueError(f"{path}: {name} unit {unit!r}, expected {_FILE_UNITS[stored]!r}")
         values = value[()]
-    if kind == "energy":
+    if kind in ("energy", "force-max"):
         return values.max(axis=1)
     return values[np.arange(len(values)), active]
 
@@ -205,8 +208,8 @@ def select_frames(
         max_gap: eV; also take frames whose smallest adjacent-state gap is below it (None:
             none by gap).
         n_gap: frames to take by gap at most (None: all that qualify).
-        spread: "force" (eV/Angstrom, of the active state) or "energy" (eV, largest over
-            the states).
+        spread: "force" (eV/Angstrom, of the active state), "force-max" (eV/Angstrom,
+            largest over the states) or "energy" (eV, largest over the states).
         hops: first take the frame of every accepted hop (pass 0 of the module docstring).
 
     Returns:
@@ -224,7 +227,7 @@ def select_frames(
         if values is None:
             if n_spread > 0:
                 raise ValueError(
-                    f"{t.path}: no observables/{spread}_std (not a committee run); "
+                    f"{t.path}: no observables/{spread.split('-')[0]}_std (not a committee run); "
                     "select with n_spread=0 (by gap only)"
                 )
             values = np.full(len(t.time), np.nan)

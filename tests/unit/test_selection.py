@@ -149,6 +149,18 @@ def test_energy_spread_is_the_largest_over_the_states(run_dir):
     assert [f.spread for f in selection.frames] == [0.5, 0.4]
 
 
+def test_force_max_spread_is_the_largest_force_spread_over_the_states(run_dir):
+    """spread="force-max": trajectory 0's frame 8 (inactive state 1.5 eV/Angstrom, active 0.7)
+    comes first; by the active state's spread it would come after 0.9, 0.85 and 0.8."""
+    path, _ = run_dir
+    selection = select_frames(path, n_spread=2, min_separation_fs=1.0, spread="force-max")
+    assert _picked(selection) == [(0, 8, "spread"), (0, 3, "spread")]
+    assert [f.spread for f in selection.frames] == [1.5, 0.9]
+    assert selection.to_dict()["spread_unit"] == "eV/Angstrom"
+    active = select_frames(path, n_spread=4, min_separation_fs=1.0)
+    assert _picked(active)[-1] == (0, 8, "spread")
+
+
 def test_queue_file_is_extended_xyz_that_label_reads(run_dir, tmp_path):
     """write_xyz: ase.io.read (what fusionff label uses) gets the positions (Angstrom),
     numbers and why each frame was picked."""
