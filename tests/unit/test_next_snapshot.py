@@ -108,3 +108,34 @@ def test_rows_the_queue_does_not_hold_are_refused_before_anything_is_written(tre
     assert not (root / "data/stilbene/r3/snapshot-3").exists()
     with pytest.raises(SystemExit, match="does not exist"):
         nxt.main(["3", "--rows", "q:0:2", "--from-run", str(wide), "--reuse"])
+
+
+def test_a_run_that_missed_a_snapshot_catches_up_with_files_of_both(tree):
+    """--reuse finds each frozen range in snapshot K's folder or an earlier one: the partner,
+    left at snapshot 1, continues on snapshot 3 with snapshot 2's rows and snapshot 3's; a range
+    frozen in no snapshot is still refused, and one frozen twice is ambiguous."""
+    root, wide, partner, recipe = tree
+    assert nxt.main(["2", "--rows", "q:0:2", "--from-run", str(wide)]) == 0
+    wide2 = wide.with_name("wide-snapshot-2")
+    assert nxt.main(["3", "--rows", "q:2:5", "--from-run", str(wide2)]) == 0
+    args = ["3", "--from-run", str(partner), "--reuse", "--config", str(recipe)]
+    with pytest.raises(SystemExit, match=r"snapshot-3/stilbene-r3-q-rows5-5\.h5 not found"):
+        nxt.main([*args, "--rows", "q:0:2", "q:5:6"])
+    assert nxt.main([*args, "--rows", "q:0:2", "q:2:5"]) == 0
+    written = yaml.safe_load((partner.with_name("partner-snapshot-3") / "train.yaml").read_text())
+    wide3 = yaml.safe_load((wide.with_name("wide-snapshot-3") / "train.yaml").read_text())
+    assert (
+        written["data"]
+        == wide3["data"]
+        == [
+            "old.h5",
+            "data/stilbene/r3/snapshot-2/stilbene-r3-q-rows0-1.h5",
+            "data/stilbene/r3/snapshot-3/stilbene-r3-q-rows2-4.h5",
+        ]
+    )
+    twice = root / "data/stilbene/r3/snapshot-1/stilbene-r3-q-rows0-1.h5"
+    twice.parent.mkdir()
+    twice.write_bytes((root / "data/stilbene/r3/snapshot-2/stilbene-r3-q-rows0-1.h5").read_bytes())
+    (root / "data/stilbene/r3/snapshot-4").mkdir()
+    with pytest.raises(SystemExit, match="several snapshots"):
+        nxt.main(["4", "--rows", "q:0:2", "--from-run", str(wide), "--reuse"])

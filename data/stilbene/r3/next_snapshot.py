@@ -18,11 +18,13 @@ range the queue does not hold yet.
 
 A second run continues on the same snapshot (a committee member, e.g. the partner) with
 ``--reuse``: the snapshot's frozen files are taken as they are (each must exist with the rows
-asked for), nothing is frozen again. ``--config`` names the run's recipe where its directory
-holds no ``train.yaml`` (a run started from a recipe elsewhere, as the partner's)::
+asked for), nothing is frozen again. A frozen file may also lie in an earlier snapshot's folder,
+so that a run that missed a snapshot catches up in one stage (name the rows of both).
+``--config`` names the run's recipe where its directory holds no ``train.yaml`` (a run started
+from a recipe elsewhere, as the partner's)::
 
-    python data/stilbene/r3/next_snapshot.py 15 --rows al8:0:54 transfer:416:460 --reuse \
-        --from-run potentials/training/stilbene-r3-partner-snapshot-13 \
+    python data/stilbene/r3/next_snapshot.py 15 --rows al7:0:54 transfer:375:416 al8:0:48 \
+        transfer:416:445 --reuse --from-run potentials/training/stilbene-r3-partner-snapshot-13 \
         --config potentials/stilbene-r3-partner.yaml --epochs 30 --lr 5e-4
 """
 
@@ -66,6 +68,25 @@ def next_run_name(run: Path, snapshot: int) -> Path:
     if n != 1:
         raise ValueError(f"{run}: the run directory's name does not end in snapshot-N")
     return run.with_name(name)
+
+
+def frozen_path(folder: Path, queue: str, start: int, stop: int, reuse: bool) -> Path:
+    """Where rows ``start..stop-1`` of ``queue`` are frozen: in ``folder`` (snapshot K); with
+    ``reuse``, also an earlier snapshot's folder when K's has no such file (exactly one may)."""
+    name = f"stilbene-r3-{queue}-rows{start}-{stop - 1}.h5"
+    if not reuse or (folder / name).is_file():
+        return folder / name
+    k = int(folder.name.rsplit("-", 1)[1])
+    earlier = sorted(
+        path
+        for path in folder.parent.glob(f"snapshot-*/{name}")
+        if re.fullmatch(r"snapshot-\d+", path.parent.name)
+        and int(path.parent.name.rsplit("-", 1)[1]) < k
+    )
+    if len(earlier) > 1:
+        found = ", ".join(str(p.parent.name) for p in earlier)
+        sys.exit(f"{name} is frozen in several snapshots ({found}); freeze each range once")
+    return earlier[0] if earlier else folder / name
 
 
 def continuation_config(
@@ -117,8 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit(f"{config_path} not found: name the run's recipe with --config")
     config = yaml.safe_load(config_path.read_text())
     frozen = [
-        folder / f"stilbene-r3-{queue}-rows{start}-{stop - 1}.h5"
-        for queue, start, stop in args.rows
+        frozen_path(folder, queue, start, stop, args.reuse) for queue, start, stop in args.rows
     ]
     for (queue, start, stop), dst in zip(args.rows, frozen, strict=True):
         # check every range before writing anything
