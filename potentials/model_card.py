@@ -263,22 +263,27 @@ def first_stage(config: dict, stages: list[dict]) -> tuple[dict, bool]:
 
 
 def stage_lines(name: str, results: dict[str, dict]) -> list[str]:
-    """One line per training stage after the first: where it began in each run and what it
-    changed (from the runs' metrics.json)."""
+    """One line per training stage after the first and per distinct change: where it began in
+    each run and what it changed (from the runs' metrics.json). Runs whose stage k changed
+    different settings (e.g. a committee member that caught up on two snapshots at once) get
+    a line of their own."""
     lines = []
-    first = next(iter(results.values()))
-    for k, stage in enumerate(first.get("stages", [])[1:], start=2):
-        starts = ", ".join(
-            f"{label.removesuffix(' (shipped)')} after epoch {r['stages'][k - 1]['after_epoch']}"
-            for label, r in results.items()
-            if len(r.get("stages", [])) >= k  # runs from before stages were recorded have none
-        )
-        changes = stage_changes_text(stage["changes"], quote=False, sep="; ")
+    n_stages = max(len(r.get("stages", [])) for r in results.values())
+    for k in range(2, n_stages + 1):
+        by_change: dict[str, list[str]] = {}
+        for label, r in results.items():
+            stages = r.get("stages", [])
+            if len(stages) < k:  # runs from before stages were recorded have none
+                continue
+            changes = stage_changes_text(stages[k - 1]["changes"], quote=False, sep="; ")
+            start = f"{label.removesuffix(' (shipped)')} after epoch {stages[k - 1]['after_epoch']}"
+            by_change.setdefault(changes, []).append(start)
         where = f"`{name}.stage{k}.yaml`, " if (HERE / f"{name}.stage{k}.yaml").exists() else ""
-        lines.append(
-            f"- Stage {k} ({where}`fusionff train ... --new-stage`; {starts}): "
-            f"{changes or 'no settings changed'}."
-        )
+        for changes, starts in by_change.items():
+            lines.append(
+                f"- Stage {k} ({where}`fusionff train ... --new-stage`; {', '.join(starts)}): "
+                f"{changes or 'no settings changed'}."
+            )
     return lines
 
 

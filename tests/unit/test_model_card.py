@@ -77,6 +77,36 @@ def test_stage_lines_skip_runs_without_stages_and_name_only_existing_stage_files
     assert card.stage_lines("no-such-potential", {"C = 12": {}}) == []
 
 
+def test_a_member_whose_stage_changed_other_settings_gets_a_line_of_its_own(card):
+    """The partner's stage 2 added data and set another rate; the first run's stage 2 only
+    halved its rate: two lines for stage 2, each naming its own run, and the first run's
+    stage 3 alone."""
+    first = [
+        {"stage": 1, "after_epoch": 0, "changes": {}},
+        {"stage": 2, "after_epoch": 100, "changes": {"optimizer.lr": [0.001, 0.0005]}},
+        {"stage": 3, "after_epoch": 130, "changes": {"data": [["a.h5"], ["a.h5", "b.h5"]]}},
+    ]
+    partner = [
+        {"stage": 1, "after_epoch": 0, "changes": {}},
+        {
+            "stage": 2,
+            "after_epoch": 90,
+            "changes": {"optimizer.lr": [0.002, 0.0005], "data": [["a.h5"], ["a.h5", "b.h5"]]},
+        },
+    ]
+    lines = card.stage_lines(
+        "no-such-potential", {"wide (shipped)": {"stages": first}, "partner": {"stages": partner}}
+    )
+    assert len(lines) == 3
+    assert lines[0].startswith("- Stage 2 (`fusionff train ... --new-stage`; wide after epoch 100)")
+    assert lines[1].startswith(
+        "- Stage 2 (`fusionff train ... --new-stage`; partner after epoch 90)"
+    )
+    assert "0.002 -> 0.0005" in lines[1] and "b.h5" in lines[1]
+    assert "0.002" not in lines[0] and "b.h5" not in lines[0]
+    assert lines[2].startswith("- Stage 3 (`fusionff train ... --new-stage`; wide after epoch 130)")
+
+
 def test_first_stage_settings_are_recovered_from_a_later_stage_recipe(card):
     """A recipe continued with --new-stage holds stage 2's rate (5e-4 after 1e-3) and epochs:
     stage 1's rate comes back; a recipe that is stage 1 itself (R1's, with stage files beside
