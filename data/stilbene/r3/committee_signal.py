@@ -69,7 +69,8 @@ def signal(spread: np.ndarray, error: np.ndarray, worst: float = 0.1, top: float
 
 
 def per_structure(models, data, indices: np.ndarray, batch_size: int) -> dict[str, np.ndarray]:
-    """Spreads and errors of each structure ``indices`` (rows: structures; columns: states)."""
+    """Spreads and errors of each structure ``indices`` (rows: structures; columns: states),
+    and ``energy_mean``, the committee's mean energies (eV)."""
     each = [predict(m, data, indices, batch_size, couplings=False) for m in models]
     energies = torch.stack([p.energies.double().cpu() for p in each]).numpy()  # (M, B, S)
     forces = torch.stack([p.forces.double().cpu() for p in each]).numpy()  # (M, n, S, 3)
@@ -86,6 +87,7 @@ def per_structure(models, data, indices: np.ndarray, batch_size: int) -> dict[st
         for key in ("force_spread", "force_error", "energy_spread", "energy_error")
     }
     mean_e = energies.mean(0)
+    out["energy_mean"] = mean_e
     out["energy_spread"][:] = energies.std(0)
     out["energy_error"][:] = np.where(e_mask, np.abs(mean_e - ref_e), np.nan)
     for b, (start, n) in enumerate(zip(starts, n_atoms, strict=True)):
@@ -100,6 +102,17 @@ def per_structure(models, data, indices: np.ndarray, batch_size: int) -> dict[st
     out["gap_spread"] = gaps.std(0)
     out["gap_error"] = np.where(gap_ok, np.abs(gaps.mean(0) - ref_gap), np.nan)
     return out
+
+
+def load_committee(paths: list[str], run: str):
+    """The models at ``paths``, the run's data (its files checked unchanged) and its split,
+    on one torch thread."""
+    torch.set_num_threads(1)
+    models = [load_model(path) for path in paths]
+    data = load_training_data(run_data_files(run), models[0].r_max)
+    for model in models:
+        check_compatible(model, data)
+    return models, data, read_split(Path(run) / "split.json", data)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,12 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if len(args.models) < 2:
         parser.error("a committee needs at least two models")
-    torch.set_num_threads(1)
-    models = [load_model(path) for path in args.models]
-    data = load_training_data(run_data_files(args.run), models[0].r_max)
-    for model in models:
-        check_compatible(model, data)
-    split = read_split(Path(args.run) / "split.json", data)
+    models, data, split = load_committee(args.models, args.run)
     indices = np.concatenate([np.asarray(split[s]) for s in args.subsets])
     rows = per_structure(models, data, indices, args.batch_size)
     result = {"models": args.models, "run": args.run, "subsets": args.subsets, "states": []}

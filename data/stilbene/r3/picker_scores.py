@@ -44,13 +44,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from committee_signal import per_structure, signal  # noqa: E402
-
-from fusionff.models.io import load_model  # noqa: E402
-from fusionff.train.cli import run_data_files  # noqa: E402
-from fusionff.train.data import load_training_data  # noqa: E402
-from fusionff.train.evaluate import check_compatible, predict  # noqa: E402
-from fusionff.train.split import read_split  # noqa: E402
+from committee_signal import load_committee, per_structure, signal  # noqa: E402
 
 TARGETS = {
     "force S0": ("force_error", 0),
@@ -143,22 +137,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if len(args.models) < 2:
         parser.error("a committee needs at least two models")
-    torch.set_num_threads(1)
-    models = [load_model(path) for path in args.models]
-    data = load_training_data(run_data_files(args.run), models[0].r_max)
-    for model in models:
-        check_compatible(model, data)
-    split = read_split(Path(args.run) / "split.json", data)
+    models, data, split = load_committee(args.models, args.run)
     held = np.concatenate([np.asarray(split[s]) for s in args.subsets])
     train = np.asarray(split["train"])
     rows = per_structure(models, data, held, args.batch_size)
-    mean_e = np.mean(
-        [
-            predict(m, data, held, args.batch_size, couplings=False).energies.double().numpy()
-            for m in models
-        ],
-        axis=0,
-    )
+    mean_e = rows["energy_mean"]
     first = models[0]
     ref_f = atom_features(first, data, train, args.layer, args.batch_size)
     held_f = atom_features(first, data, held, args.layer, args.batch_size)
