@@ -115,8 +115,10 @@ def load_committee(paths: list[str], run: str):
     return models, data, read_split(Path(run) / "split.json", data)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def committee_parser(description: str) -> argparse.ArgumentParser:
+    """The arguments every committee-on-held-out-labels script takes: models, --run,
+    --subsets, --batch-size, --json."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("models", nargs="+", help="the committee's model files (*.fff), 2 or more")
     parser.add_argument("--run", required=True, help="training run directory (its split.json)")
     parser.add_argument(
@@ -127,9 +129,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--json", help="write the numbers here")
+    return parser
+
+
+def parse_committee_args(parser: argparse.ArgumentParser, argv: list[str] | None):
+    """Parsed arguments; fewer than two models is an error."""
     args = parser.parse_args(argv)
     if len(args.models) < 2:
         parser.error("a committee needs at least two models")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_committee_args(committee_parser(__doc__.split("\n\n")[0]), argv)
     models, data, split = load_committee(args.models, args.run)
     indices = np.concatenate([np.asarray(split[s]) for s in args.subsets])
     rows = per_structure(models, data, indices, args.batch_size)

@@ -33,7 +33,6 @@ Units: eV, eV/Angstrom; novelty in the model's feature units (comparable within 
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import sys
@@ -44,7 +43,13 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from committee_signal import load_committee, per_structure, signal  # noqa: E402
+from committee_signal import (  # noqa: E402
+    committee_parser,
+    load_committee,
+    parse_committee_args,
+    per_structure,
+    signal,
+)
 
 TARGETS = {
     "force S0": ("force_error", 0),
@@ -122,21 +127,14 @@ def source_names(data, indices: np.ndarray) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("models", nargs="+", help="the committee's model files, 2 or more")
-    parser.add_argument("--run", required=True, help="training run directory (its split.json)")
-    parser.add_argument("--subsets", nargs="+", default=["test", "validation"])
+    parser = committee_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--layer", type=int, default=0, help="readout layer of the features")
     parser.add_argument(
         "--all-channels",
         action="store_true",
         help="novelty on every feature channel, not only the scalar ones",
     )
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--json", help="write the numbers here")
-    args = parser.parse_args(argv)
-    if len(args.models) < 2:
-        parser.error("a committee needs at least two models")
+    args = parse_committee_args(parser, argv)
     models, data, split = load_committee(args.models, args.run)
     held = np.concatenate([np.asarray(split[s]) for s in args.subsets])
     train = np.asarray(split["train"])
