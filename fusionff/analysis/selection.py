@@ -51,6 +51,7 @@ __all__ = ["SelectedFrame", "Selection", "pick_separated", "select_frames", "SPR
 SPREADS = ("force", "force-max", "energy")
 SPREAD_UNITS = {"force": "eV/Angstrom", "force-max": "eV/Angstrom", "energy": "eV"}
 _FILE_UNITS = {"force": "eV Angstrom-1", "energy": "eV"}
+_STORED = {"force": "force", "force-max": "force", "energy": "energy"}  # observables/<_>_std
 
 
 @dataclass
@@ -165,7 +166,7 @@ def _smallest_gap(energies: np.ndarray) -> np.ndarray:
 
 def _spread_series(path: Path, kind: str, active: np.ndarray) -> np.ndarray | None:
     """(F,) the frame's spread of ``kind`` (module docstring), or None without spreads."""
-    stored = "energy" if kind == "energy" else "force"
+    stored = _STORED[kind]
     name = f"observables/{stored}_std/value"
     with h5py.File(path, "r") as f:
         if name not in f:
@@ -227,7 +228,7 @@ def select_frames(
         if values is None:
             if n_spread > 0:
                 raise ValueError(
-                    f"{t.path}: no observables/{spread.split('-')[0]}_std (not a committee run); "
+                    f"{t.path}: no observables/{_STORED[spread]}_std (not a committee run); "
                     "select with n_spread=0 (by gap only)"
                 )
             values = np.full(len(t.time), np.nan)

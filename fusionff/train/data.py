@@ -176,14 +176,19 @@ class TrainingData:
             unmatched += not hits
         return np.array(sorted(found), dtype=np.int64), unmatched
 
-    def describe(self, i: int) -> str:
-        """'<file>: structure <k>' for structure ``i``."""
+    def source(self, i: int) -> tuple[str, int]:
+        """(file, row in that file) of structure ``i``."""
         row, k = int(self.ids[i]), 0
         for path, n in zip(self.paths, self.file_rows, strict=True):
             if row < k + n:
-                return f"{path}: structure {row - k}"
+                return str(path), row - k
             k += n
-        return f"structure {row}"  # pragma: no cover
+        raise IndexError(f"structure {i}: row {row} lies beyond the files' {k} rows")
+
+    def describe(self, i: int) -> str:
+        """'<file>: structure <k>' for structure ``i``."""
+        path, row = self.source(i)
+        return f"{path}: structure {row}"
 
     def labels(self, indices: np.ndarray, dtype: torch.dtype, device: torch.device) -> Labels:
         """The labels of structures ``indices`` as tensors."""

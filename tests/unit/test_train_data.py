@@ -197,6 +197,7 @@ def test_several_files_are_joined(tmp_path):
     assert data.file_rows == [6, 5] and len(data) == 7
     assert data.ids.tolist() == [0, 1, 2, 3, 6, 7, 8]
     assert data.describe(5) == f"{tmp_path / 'b.h5'}: structure 1"
+    assert data.source(5) == (str(tmp_path / "b.h5"), 1)
 
 
 def test_split_rows_name_the_file_and_row_of_each_structure(tmp_path):

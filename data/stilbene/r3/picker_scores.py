@@ -117,11 +117,9 @@ def novelty(
 def source_names(data, indices: np.ndarray) -> np.ndarray:
     """The queue each structure came from: its data file's name without the level prefix and
     row range (``stilbene-r3-al4-rows0-80.h5`` -> ``al4``)."""
-    offsets = np.concatenate([[0], np.cumsum(data.file_rows)])
     names = []
     for i in indices:
-        f = int(np.searchsorted(offsets, data.ids[i], side="right")) - 1
-        stem = Path(data.paths[f]).name
+        stem = Path(data.source(int(i))[0]).name
         names.append(re.sub(r"^stilbene-r\d-|-rows\d+-\d+|\.h5$", "", stem))
     return np.array(names)
 
