@@ -98,14 +98,27 @@ def build_structure(config: RunConfig, atoms: Atoms | None, device: torch.device
     return p.entry.build(p.options, atoms, device)
 
 
-def _potential_fingerprint(config: RunConfig) -> str:
-    """The potential's identity (its resolved spec less options that do not change results,
-    such as MOPAC's ``workers``) plus the SHA-256 of the files its kind names (a model file,
-    or a committee's list of them; one file gives the same fingerprint as before lists)."""
+def _potential_files(config: RunConfig) -> list[dict[str, str]]:
+    """The files the potential's kind names (a model file, or a committee's list of them),
+    each with the SHA-256 of its content: which models ran, exactly, whatever their paths
+    hold later. Files that do not exist are left out."""
     p = config.potential
     value = None if p.entry.content_option is None else getattr(p.options, p.entry.content_option)
     paths = [] if value is None else [value] if isinstance(value, str) else list(value)
-    digests = [hashlib.sha256(Path(q).read_bytes()).hexdigest() for q in paths if Path(q).exists()]
+    return [
+        {"path": str(q), "sha256": hashlib.sha256(Path(q).read_bytes()).hexdigest()}
+        for q in paths
+        if Path(q).exists()
+    ]
+
+
+def _potential_fingerprint(config: RunConfig, files: list[dict[str, str]] | None = None) -> str:
+    """The potential's identity (its resolved spec less options that do not change results,
+    such as MOPAC's ``workers``) plus the SHA-256 of the files its kind names (a model file,
+    or a committee's list of them; one file gives the same fingerprint as before lists);
+    ``files``: :func:`_potential_files` where the caller has it already."""
+    p = config.potential
+    digests = [f["sha256"] for f in (_potential_files(config) if files is None else files)]
     content = "" if not digests else digests[0] if len(digests) == 1 else digests
     spec = potential_identity(p.as_dict())
     return json.dumps({"potential": spec, "model_sha256": content}, sort_keys=True)
@@ -196,8 +209,10 @@ class _Ensemble:
         self.device = resolve_device(config.device)
         self.log = log
         self.resolved = config.as_dict()
+        self.potential_files = _potential_files(config) if setup is None else []
+        """The potential's files and their SHA-256 as this invocation found them (client only)."""
         if setup is None:
-            self.fingerprint = _potential_fingerprint(config)
+            self.fingerprint = _potential_fingerprint(config, self.potential_files)
             self.atoms = None if config.structure is None else read(config.structure)
         else:
             self.fingerprint, self.atoms = setup.fingerprint, setup.atoms
@@ -620,6 +635,7 @@ class _Ensemble:
             "format": SUMMARY_FORMAT,
             "version": 1,
             "config": self.resolved,
+            "potential_files": self.potential_files,
             "notes": notes,
             "units": {"time": "fs", "energy": "eV", "length": "Angstrom"},
             "n_traj": len(records),

@@ -12,6 +12,9 @@ them.
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import h5py
 import numpy as np
 import pytest
@@ -129,6 +132,17 @@ def test_recorded_spread_is_the_std_of_the_members_one_by_one(inputs, reference)
         np.testing.assert_allclose(s["force_std"], force_std, rtol=1e-12, atol=1e-14)
         assert s["energy_std"].min() > 0
         assert s["energy_unit"] == "eV" and s["force_unit"] == "eV Angstrom-1"
+
+
+def test_the_summary_names_each_member_file_by_its_content(inputs, reference):
+    """summary.json's potential_files lists the committee's files in order, each with the
+    SHA-256 of the bytes the run read: what ran, even after a path is overwritten."""
+    summary, _ = reference
+    files = summary["potential_files"]
+    assert [f["path"] for f in files] == [str(inputs / f"m{seed}.fff") for seed in (0, 1)]
+    for f in files:
+        assert f["sha256"] == hashlib.sha256(Path(f["path"]).read_bytes()).hexdigest()
+    assert files[0]["sha256"] != files[1]["sha256"]
 
 
 @pytest.mark.parametrize("kind, action", [("force", "flag"), ("force", "stop"), ("energy", "stop")])
