@@ -55,7 +55,7 @@
 #        r3snapshot.tar       with STAGES=r3snapshot and R3_SNAPSHOT=snapshot-K (a frozen snapshot
 #                             folder, committed): both fine-tuned R3 models of it, trained on the
 #                             GPU for R3_MINUTES (default 3) each, their test tables and landmark
-#                             checks, and preview-run.yaml pointed at them (unpack in the repo root)
+#                             checks (unpack in the repo root)
 #        r3preview.tar        with STAGES=r3preview: data/stilbene/r3/preview-run.yaml on cuda
 #                             (PREVIEW_TRAJ, default 256, of PREVIEW_FS fs, default 600),
 #                             its analysis (with the S1 -> S0 first-passage lifetime after
@@ -186,23 +186,21 @@ torch.cuda.get_device_name(0))"
         # R3_SNAPSHOT=snapshot-K (a frozen, committed data/stilbene/r3/snapshot-K folder): its
         # two fine-tuned R3 models (data/stilbene/r3/transfer_experiment.sh with KINDS="transfer
         # transferwide", R3_MINUTES each, default 3; the recipes' device: auto is cuda here),
-        # their test tables and landmark checks (CPU); a following r3preview stage runs on them
+        # their test tables and landmark checks (CPU); r3preview runs the shipped committee
+        # (preview-run.yaml names the shipped files), not these
         SNAP=data/stilbene/r3/${R3_SNAPSHOT:?set R3_SNAPSHOT=snapshot-K}
         TAG=$(basename "$SNAP")
         MINUTES=${R3_MINUTES:-3}
         KINDS="transfer transferwide" ZERO_SHOT=0 timeout "$(cap $((MINUTES * 120 + 360)))" \
             bash data/stilbene/r3/transfer_experiment.sh "$SNAP" "$MINUTES" \
             > "$LOGS/r3snapshot.out" 2>&1
-        sed -i "s#stilbene-r3-\(transfer\|transferwide\)-snapshot-[0-9]*/#stilbene-r3-\1-$TAG/#" \
-            data/stilbene/r3/preview-run.yaml
         tar -cf "$OUT/r3snapshot.tar" "$SNAP" "potentials/training/stilbene-r3-transfer-$TAG" \
             "potentials/training/stilbene-r3-transferwide-$TAG" "data/stilbene/r3/model-check-$TAG.json" \
-            potentials/stilbene-r3-transfer.yaml potentials/stilbene-r3-transferwide.yaml \
-            data/stilbene/r3/preview-run.yaml
+            potentials/stilbene-r3-transfer.yaml potentials/stilbene-r3-transferwide.yaml
     }
     stage_r3preview() {
-        # data/stilbene/r3/preview-run.yaml on cuda (the committee of a transfer snapshot's two
-        # R3 models; PREVIEW_TRAJ trajectories of PREVIEW_FS fs in one batch), its analysis and
+        # data/stilbene/r3/preview-run.yaml on cuda (the shipped committee of R3 models;
+        # PREVIEW_TRAJ trajectories of PREVIEW_FS fs in one batch), its analysis and
         # R3's first active-learning queue picked from it (committee spread and small gaps)
         timeout "$(cap "${PREVIEW_SECONDS:-300}")" python3 -m fusionff.cli run \
             data/stilbene/r3/preview-run.yaml --device "$DEV" --n-traj "${PREVIEW_TRAJ:-256}" \
