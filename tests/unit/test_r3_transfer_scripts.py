@@ -749,3 +749,63 @@ def test_s1_trap_names_a_shipped_model_by_its_file_and_a_run_model_by_its_run():
     assert trap.model_tag("potentials/stilbene-r3-partner.fff") == "stilbene-r3-partner"
     run_model = "potentials/training/stilbene-r3-cleanwide-snapshot-14/model.fff"
     assert trap.model_tag(run_model) == "stilbene-r3-cleanwide-snapshot-14"
+
+
+bridge_frames = load_script("data/stilbene/r3/bridge_frames.py")
+
+
+def test_bridge_frames_take_the_hop_frame_and_the_frames_nearest_each_target(tmp_path, monkeypatch):
+    """On a synthetic run whose hopped trajectories are marked out of the domain: only those
+    give frames; each gives its first frame at or after its last hop and, per target, the
+    frame after the hop whose bridge distance is nearest the target (each frame once), with
+    the time, hop time, distance and the model's S0/S1 energies of that frame."""
+    import json
+
+    from fusionff.analysis.run import read_positions, read_run
+    from tests.fixtures.analysis.synthetic_run import write_synthetic_run
+
+    write_synthetic_run(tmp_path / "run", n_traj=8, tau_fs=150.0, t0_fs=20.0, seed=5)
+    summary_path = tmp_path / "run" / "summary.json"
+    summary = json.loads(summary_path.read_text())
+    marked = [e["index"] for e in summary["trajectories"] if e["hops"]][:2]
+    assert len(marked) == 2
+    for e in summary["trajectories"]:
+        if e["index"] in marked:
+            e["status"] = "out-of-domain"
+    summary_path.write_text(json.dumps(summary))
+
+    # a rigid twist keeps the real bridge distance fixed: stand in a distance that varies
+    def distance(x):
+        return float(np.linalg.norm(x[3] - x[16]) / 3.0)
+
+    monkeypatch.setattr(bridge_frames, "hydrogen_bridge_distance", distance)
+    targets = [2.0, 1.8, 1.65]
+    frames = bridge_frames.sample(tmp_path / "run", targets)
+    run = read_run(tmp_path / "run", include_failed=True)
+    expected = []
+    for t in sorted(run.trajectories + run.excluded, key=lambda t: t.index):
+        if t.index not in marked:
+            continue
+        hop_time = t.hops[-1].time_fs
+        after = [k for k in range(len(t.time)) if t.time[k] >= hop_time - 1e-9]
+        _, x = read_positions(t.path, list(range(len(frames[0]))), after)
+        d = [distance(p) for p in x]
+        picks = {0} | {int(np.argmin([abs(v - g) for v in d])) for g in targets}
+        for j in sorted(picks):
+            k = after[j]
+            expected.append(
+                (t.index, float(t.time[k]), hop_time, round(d[j], 3), float(t.energies[k, 0]))
+            )
+    got = [
+        (
+            a.info["trajectory"],
+            a.info["time_fs"],
+            a.info["hop_time_fs"],
+            a.info["bridge_distance_a"],
+            a.info["model_e0_ev"],
+        )
+        for a in frames
+    ]
+    assert got == expected
+    assert {a.info["trajectory"] for a in frames} == set(marked)
+    assert len(frames) > 2  # more than the two hop frames: the targets picked frames too
