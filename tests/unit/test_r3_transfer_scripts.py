@@ -809,3 +809,26 @@ def test_bridge_frames_take_the_hop_frame_and_the_frames_nearest_each_target(tmp
     assert got == expected
     assert {a.info["trajectory"] for a in frames} == set(marked)
     assert len(frames) > 2  # more than the two hop frames: the targets picked frames too
+
+
+bridge_forces = load_script("data/stilbene/r3/bridge_forces.py")
+
+
+def test_bridge_forces_pick_the_nearer_hydrogen_and_sign_the_push_back():
+    """The bridging hydrogen is whichever of H1-C2 / H2-C1 is shorter (with its distance), and
+    a force along the hydrogen-to-carbon line counts positive, one away from it negative, a
+    perpendicular one zero."""
+    from fusionff.data.stilbene import C1, C2, H1, H2
+
+    x = np.zeros((26, 3))
+    x[C1], x[C2] = [0.0, 0.0, 0.0], [1.4, 0.0, 0.0]
+    x[H1], x[H2] = [-0.5, 1.0, 0.0], [1.4, 1.6, 0.0]  # H1-C2 2.28 A, H2-C1 2.13 A
+    h, c, d = bridge_forces.bridging_hydrogen(x)
+    assert (h, c) == (H2, C1) and d == pytest.approx(np.hypot(1.4, 1.6))
+    x[H1] = [1.0, 1.2, 0.0]  # now H1-C2 is 1.26 A
+    h, c, d = bridge_forces.bridging_hydrogen(x)
+    assert (h, c) == (H1, C2) and d == pytest.approx(np.hypot(0.4, 1.2))
+    u = (x[C2] - x[H1]) / np.linalg.norm(x[C2] - x[H1])
+    assert bridge_forces.along_bridge(2.0 * u, x, H1, C2) == pytest.approx(2.0)
+    assert bridge_forces.along_bridge(-3.0 * u, x, H1, C2) == pytest.approx(-3.0)
+    assert bridge_forces.along_bridge(np.array([0.0, 0.0, 5.0]), x, H1, C2) == pytest.approx(0.0)
