@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -204,6 +205,14 @@ class Potential:
             results.append(result)
             start += len(z)
         return results
+
+
+def model_tag(path: str | Path) -> str:
+    """A model file's name in results and file names: its run directory's for a training run's
+    ``model.fff`` (``.../stilbene-r3-cleanwide-snapshot-14/model.fff``), else the file's stem
+    (``potentials/stilbene-r3-partner.fff`` -> ``stilbene-r3-partner``)."""
+    path = Path(path)
+    return path.parent.name if path.name == "model.fff" else path.stem
 
 
 def committee_mean(members: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:

@@ -43,6 +43,7 @@ from r2_crossing import (
 
 from fusionff.calculator import FusionCalculator
 from fusionff.models.io import load_model
+from fusionff.potential import model_tag
 
 
 def _rmsd(a: np.ndarray, b: np.ndarray) -> float:
@@ -113,7 +114,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     # a training run's model.fff is named by its run directory
-    names = [m.parent.name if m.stem == "model" else m.stem for m in args.models]
+    names = [model_tag(m) for m in args.models]
     results = {
         n: check(m, args.fmax, args.steps, args.level)
         for n, m in zip(names, args.models, strict=True)

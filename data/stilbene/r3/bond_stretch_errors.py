@@ -65,7 +65,7 @@ def row_report(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from fusionff.potential import Potential
+    from fusionff.potential import Potential, model_tag
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("data", type=Path)
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     # a training run's model.fff is named by its run directory
-    names = [m.parent.name if m.stem == "model" else m.stem for m in args.models]
+    names = [model_tag(m) for m in args.models]
     potentials = {n: Potential(m, device="cpu") for n, m in zip(names, args.models, strict=True)}
     rows = []
     with MultiStateDataset.open(args.data) as ds:

@@ -45,7 +45,7 @@ def along_bridge(force: np.ndarray, positions: np.ndarray, hydrogen: int, carbon
 
 
 def main(argv: list[str] | None = None) -> int:
-    from fusionff.potential import Potential
+    from fusionff.potential import Potential, model_tag
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("data", type=Path)
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    names = [m.parent.name if m.stem == "model" else m.stem for m in args.models]
+    names = [model_tag(m) for m in args.models]
     potentials = {n: Potential(m, device="cpu") for n, m in zip(names, args.models, strict=True)}
     rows = []
     with MultiStateDataset.open(args.data) as ds:

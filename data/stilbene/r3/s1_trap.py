@@ -48,19 +48,12 @@ sys.path.insert(0, str(HERE.parent))
 from r2_crossing import CrossingPenalty, OnState, describe_geometry, optimise  # noqa: E402
 
 from fusionff.analysis.run import read_positions  # noqa: E402
+from fusionff.potential import model_tag  # noqa: E402
 
 FC = HERE.parent / "r2" / "cis-6-31g.xyz"
 CROSSING = HERE.parent / "r2" / "crossing-6-31g.xyz"
 CRITERIA = HERE.parent / "r2" / "criteria-6-31g.json"
 GEOMETRIES = HERE / "s1-trap"
-
-
-def model_tag(path: str | Path) -> str:
-    """A model's name in results and file names: its run directory's for a run's ``model.fff``
-    (``.../stilbene-r3-cleanwide-snapshot-14/model.fff``), else the file's stem
-    (``potentials/stilbene-r3-partner.fff`` -> ``stilbene-r3-partner``)."""
-    path = Path(path)
-    return path.parent.name if path.name == "model.fff" else path.stem
 
 
 def relax(atoms: Atoms, calc, fmax: float = 0.02, steps: int = 500) -> tuple[Atoms, bool, int]:
