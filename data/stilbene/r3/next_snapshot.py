@@ -101,6 +101,19 @@ def continuation_config(
     return out
 
 
+def stage_header(
+    from_name: str, snapshot: int, old_epochs: int, new_epochs: int, lr: float, rel_run: str
+) -> str:
+    """The comment on top of a continuation's train.yaml (``move_recipes.py`` reads it back)."""
+    return (
+        f"# {from_name} continued on snapshot {snapshot} as a new stage "
+        f"(data/stilbene/r3/next_snapshot.py): its checkpoint, split and history copied here,\n"
+        f"# the data list grown by snapshot {snapshot}'s files (the split extends), "
+        f"max_epochs {old_epochs} -> {new_epochs}, rate {lr}.\n"
+        f"# Once: fusionff train {rel_run}/train.yaml --new-stage; then without --new-stage.\n"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("snapshot", type=int, help="the new snapshot's number K")
@@ -163,12 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     shutil.copytree(run, new_run)
     rel_run = str(new_run.relative_to(ROOT))
     updated = continuation_config(config, new_files, rel_run, args.epochs, args.lr)
-    header = (
-        f"# {run.name} continued on snapshot {args.snapshot} as a new stage "
-        f"(data/stilbene/r3/next_snapshot.py): its checkpoint, split and history copied here,\n"
-        f"# the data list grown by snapshot {args.snapshot}'s files (the split extends), "
-        f"max_epochs {config['max_epochs']} -> {updated['max_epochs']}, rate {args.lr}.\n"
-        f"# Once: fusionff train {rel_run}/train.yaml --new-stage; then without --new-stage.\n"
+    header = stage_header(
+        run.name, args.snapshot, config["max_epochs"], updated["max_epochs"], args.lr, rel_run
     )
     (new_run / "train.yaml").write_text(header + yaml.safe_dump(updated, sort_keys=False))
     print(
