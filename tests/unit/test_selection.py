@@ -217,3 +217,58 @@ def test_hop_frames_come_first_and_count_for_the_separation(run_dir):
     assert selection.settings["hops"] is True
     plain = select_frames(path, n_spread=2, min_separation_fs=2.0)
     assert _picked(plain) == [(0, 3, "spread"), (1, 5, "spread")]
+
+
+def _set_hops(path, steps) -> None:
+    """Give trajectory i of the run one hop 1 -> 0 at steps[i] (None: no hop)."""
+    summary = json.loads((path / "summary.json").read_text())
+    for entry, step in zip(summary["trajectories"], steps, strict=True):
+        hops = [] if step is None else [{"time_fs": step * DT_FS, "step": step}]
+        entry["hops"] = [dict(h, **{"from": 1, "to": 0}) for h in hops]
+    (path / "summary.json").write_text(json.dumps(summary))
+
+
+def test_hot_ground_state_frames_are_skipped_by_gap_and_time_after_the_hop(run_dir):
+    """Trajectory 0's frame 8 is on the ground state at a 3.0 eV gap with force spread 0.7
+    (third by spread; the next is a 0.1 frame, (0, 0)). Its hop at step 4 puts it 4 fs after
+    the hop: with hot_ground_gap 2.0 eV it is skipped when hot_ground_after_fs is 3 fs and kept
+    at 5 fs; a gap threshold above 3.0 eV keeps it. It is the only frame skipped: the excited
+    state frames at the same gap (all of trajectory 1's but four) are not."""
+    path, _ = run_dir
+    _set_hops(path, (4, None))
+    plain = select_frames(path, n_spread=3, min_separation_fs=2.0)
+    assert (0, 8, "spread") in _picked(plain)
+    assert plain.settings["hot_ground_frames_skipped"] == 0
+    hot = select_frames(
+        path, n_spread=3, min_separation_fs=2.0, hot_ground_gap=2.0, hot_ground_after_fs=3.0
+    )
+    assert _picked(hot) == [(0, 3, "spread"), (1, 5, "spread"), (0, 0, "spread")]
+    assert hot.settings["hot_ground_frames_skipped"] == 1
+    assert hot.settings["hot_ground_gap_ev"] == 2.0
+    early = select_frames(
+        path, n_spread=3, min_separation_fs=2.0, hot_ground_gap=2.0, hot_ground_after_fs=5.0
+    )
+    assert _picked(early) == _picked(plain)
+    assert _picked(select_frames(path, 3, 2.0, hot_ground_gap=3.5)) == _picked(plain)
+
+
+def test_hop_frames_are_never_skipped_as_hot(run_dir):
+    """A hop frame on the ground state at a large gap is still taken first with hops=True;
+    without a hop the time counts from the trajectory's first frame (frame 8 is 8 fs in)."""
+    path, _ = run_dir
+    _set_hops(path, (8, None))
+    selection = select_frames(path, 1, 2.0, hops=True, hot_ground_gap=2.0)
+    assert _picked(selection)[0] == (0, 8, "hop")
+    _set_hops(path, (None, None))
+    late = select_frames(path, 3, 2.0, hot_ground_gap=2.0, hot_ground_after_fs=7.0)
+    assert (0, 8, "spread") not in _picked(late)
+    assert late.settings["hot_ground_frames_skipped"] == 1
+    assert (0, 8, "spread") in _picked(
+        select_frames(path, 3, 2.0, hot_ground_gap=2.0, hot_ground_after_fs=9.0)
+    )
+
+
+def test_negative_hot_after_is_an_error(run_dir):
+    path, _ = run_dir
+    with pytest.raises(ValueError, match="hot_ground_after_fs"):
+        select_frames(path, 1, 2.0, hot_ground_gap=2.0, hot_ground_after_fs=-1.0)
