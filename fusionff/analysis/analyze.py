@@ -44,7 +44,12 @@ from fusionff.analysis.populations import (
     per_trajectory,
     population_curves,
 )
-from fusionff.analysis.products import ProductStatistics, Thresholds, product_statistics
+from fusionff.analysis.products import (
+    ProductStatistics,
+    Thresholds,
+    excluded_bounds,
+    product_statistics,
+)
 from fusionff.analysis.run import Run
 from fusionff.analysis.survival import HazardEstimate, constant_hazard, first_passages
 
@@ -294,25 +299,25 @@ def _clean(value):
     return value
 
 
-def yield_bounds_all(a: Analysis) -> tuple[Proportion, Proportion] | None:
-    """The quantum yield of isomerisation as a fraction of *every* started trajectory, the
-    excluded (flagged) ones counted first as not isomerised (lower bound), then as isomerised
-    (upper bound); None without products or without excluded trajectories. The yield over the
-    analysed trajectories alone assumes the flagged ones would have ended like the rest; these
-    bounds assume nothing about them."""
+def yield_bounds_all(a: Analysis, of: str = "all") -> tuple[Proportion, Proportion] | None:
+    """The quantum yield of isomerisation as a fraction of *every* started trajectory (``of``
+    "all") or of those back on the ground state with the excluded counted as back there
+    ("decayed"), the excluded (flagged) ones counted first as not isomerised (lower bound),
+    then as isomerised (upper bound); None without products or without excluded trajectories.
+    The yield over the analysed trajectories alone assumes the flagged ones would have ended
+    like the rest; these bounds assume nothing about them
+    (:func:`~fusionff.analysis.products.excluded_bounds`)."""
     prod, n_excluded = a.products, len(a.run.excluded)
     if prod is None or not n_excluded:
         return None
-    n_all = len(prod.product) + n_excluded
-    isomerised = prod.quantum_yield.count
-    return Proportion.of(isomerised, n_all), Proportion.of(isomerised + n_excluded, n_all)
+    return excluded_bounds(prod, n_excluded)[of]
 
 
 def _products_dict(a: Analysis) -> dict | None:
     prod = a.products
     if prod is None:
         return None
-    bounds = yield_bounds_all(a)
+    bounds, decayed = yield_bounds_all(a), yield_bounds_all(a, "decayed")
     if a.ortho_distances is None:
         final_ortho = [None] * len(prod.product)
     else:
@@ -326,6 +331,10 @@ def _products_dict(a: Analysis) -> dict | None:
         "quantum_yield_all_started": None
         if bounds is None
         else {"lower": bounds[0].to_dict(), "upper": bounds[1].to_dict()},
+        "quantum_yield_decayed": prod.decayed_yield.to_dict(),
+        "quantum_yield_decayed_bounds": None
+        if decayed is None
+        else {"lower": decayed[0].to_dict(), "upper": decayed[1].to_dict()},
         "trajectories": [
             {
                 "index": t.index,
@@ -374,9 +383,11 @@ def analysis_to_dict(a: Analysis) -> dict:
       "DHP" key without DHP classification), ``quantum_yield`` (fraction, cis <-> trans only),
       ``quantum_yield_all_started`` ({lower, upper} fractions of every started trajectory, the
       excluded ones counted as not / as isomerised; null when none is excluded),
-      ``trajectories`` [{index, status, final_state, initial_dihedral_deg,
-      final_dihedral_deg, final_ortho_distance_angstrom (null without DHP classification),
-      start, product}];
+      ``quantum_yield_decayed`` (isomerised among those back on the ground state) and
+      ``quantum_yield_decayed_bounds`` (the same with the excluded counted as back, not / as
+      isomerised; null when none is excluded), ``trajectories`` [{index, status,
+      final_state, initial_dihedral_deg, final_dihedral_deg, final_ortho_distance_angstrom
+      (null without DHP classification), start, product}];
     * ``hops``: see :meth:`~fusionff.analysis.hops.HopStatistics.to_dict`;
     * ``diagnostics``: ``summary`` {min_gap_ev: {min, trajectory, median}, drift_ev: {max,
       trajectory, median}} over the analysed trajectories, ``flagged`` {status: [index]}
@@ -580,6 +591,16 @@ def format_report(a: Analysis) -> str:
             lines.append(
                 f"  of all {bounds[0].n} started, the {len(run.excluded)} excluded counted as not "
                 f"isomerised / as isomerised: {bounds[0].text()} to {bounds[1].text()}"
+            )
+        lines.append(
+            f"  of those back on S{a.options.ground_state} (the quantum yield once all have "
+            f"decayed, if products do not depend on when): {prod.decayed_yield.text()}"
+        )
+        decayed = yield_bounds_all(a, "decayed")
+        if decayed is not None:
+            lines.append(
+                f"  of those back, the {len(run.excluded)} excluded counted as back and not "
+                f"isomerised / isomerised: {decayed[0].text()} to {decayed[1].text()}"
             )
     hops = a.hops.to_dict()
     types = ", ".join(f"{t}: {c}" for t, c in hops["by_type"].items()) or "none"

@@ -13,12 +13,25 @@ is the fraction of the analysed trajectories that end as the other isomer (cis <
 DHP is not isomerisation); every product has its yield (branching ratio) too, each a
 :class:`~fusionff.analysis.intervals.Proportion` with its Clopper-Pearson 95% interval. A yield
 no trajectory reached is "not measured", with its upper bound.
+
+A run stopped while most trajectories are still excited gives a yield at its horizon, not the
+quantum yield. ``decayed_yield`` is the fraction isomerised among the trajectories back on the
+ground state: the quantum yield the ensemble approaches when every trajectory has decayed, if
+the products do not depend on when a trajectory decays (an assumption the data of one horizon
+cannot test: a caveat to state with it).
+
+Command line, pooling the products of runs already analysed (``fusionff analyze`` wrote
+``analysis.json``; runs of one input with other seeds, or of successive models, each listed):
+``python -m fusionff.analysis.products RUN_OR_ANALYSIS_DIR ...``.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -86,15 +99,18 @@ def classify(
 
 @dataclass
 class ProductStatistics:
-    """Per-trajectory starting isomer and product; yields of each product and of isomerisation.
-    ``names``: the products the classification could give (:data:`PRODUCTS`, or
-    :data:`WITHOUT_DHP` without ortho-ortho distances), the keys of ``yields``."""
+    """Per-trajectory starting isomer and product; yields of each product and of isomerisation
+    (of all analysed trajectories) and ``decayed_yield``, isomerisation among those back on
+    the ground state (module docstring). ``names``: the products the classification could
+    give (:data:`PRODUCTS`, or :data:`WITHOUT_DHP` without ortho-ortho distances), the keys
+    of ``yields``."""
 
     start: list[str]
     product: list[str]
     yields: dict[str, Proportion]
     quantum_yield: Proportion
     names: tuple[str, ...]
+    decayed_yield: Proportion
 
     @property
     def counts(self) -> dict[str, int]:
@@ -118,15 +134,104 @@ def product_statistics(
         classify(s, d, ground_state, thresholds, o)
         for s, d, o in zip(final_state, final_dihedral, ortho, strict=True)
     ]
-    isomerised = [
+    return statistics_of(start, product, names)
+
+
+def statistics_of(
+    start: Sequence[str], product: Sequence[str], names: tuple[str, ...] = PRODUCTS
+) -> ProductStatistics:
+    """The yields of trajectories already classified: starting isomers and products (names
+    of :data:`PRODUCTS`)."""
+    start, product = list(start), list(product)
+    if len(start) != len(product):
+        raise ValueError(f"{len(start)} starting isomers for {len(product)} products")
+    unknown = sorted(set(product) - set(names))
+    if unknown:
+        raise ValueError(f"unknown product(s) {unknown}; expected {names}")
+    isomerised = sum(
         p in ("cis", "trans") and s in ("cis", "trans") and p != s
         for s, p in zip(start, product, strict=True)
-    ]
+    )
     n = len(product)
     return ProductStatistics(
         start=start,
         product=product,
         yields={name: Proportion.of(product.count(name), n) for name in names},
-        quantum_yield=Proportion.of(sum(isomerised), n),
+        quantum_yield=Proportion.of(isomerised, n),
         names=names,
+        decayed_yield=Proportion.of(isomerised, n - product.count("S1")),
     )
+
+
+def _read_products(path: str | Path) -> tuple[Path, list[str], list[str], bool, int]:
+    """(analysis.json, starts, products, DHP classified, trajectories excluded from the
+    analysis) of an analysed run folder or file."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "analysis.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no analysis.json (run fusionff analyze first)")
+    products = json.loads(path.read_text()).get("products")
+    if not products:
+        raise ValueError(f"{path}: no products (the run was analysed without a dihedral)")
+    rows = products["trajectories"]
+    starts, ends = [r["start"] for r in rows], [r["product"] for r in rows]
+    excluded = json.loads(path.read_text())["counts"]["excluded"]
+    return path, starts, ends, "DHP" in products["counts"], int(excluded)
+
+
+def excluded_bounds(stats: ProductStatistics, n_excluded: int) -> dict[str, tuple]:
+    """Bounds that assume nothing about ``n_excluded`` trajectories left out of the analysis
+    (flagged or stopped): ``"all"``, isomerised of every started one, and ``"decayed"``,
+    isomerised of those back on the ground state with the excluded counted as back there;
+    each (lower, upper) with the excluded counted as not isomerised, then as isomerised. The
+    decayed bounds hold wherever the excluded ones were: iso/(D+X) <= iso/D <=
+    (iso+X)/(D+X)."""
+    iso, decayed = stats.quantum_yield.count, stats.decayed_yield.n
+    n_all = stats.quantum_yield.n + n_excluded
+    n_decayed = decayed + n_excluded
+    return {
+        "all": (Proportion.of(iso, n_all), Proportion.of(iso + n_excluded, n_all)),
+        "decayed": (Proportion.of(iso, n_decayed), Proportion.of(iso + n_excluded, n_decayed)),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m fusionff.analysis.products RUN_OR_ANALYSIS_DIR ...``: each run's products
+    and yields, then all pooled."""
+    parser = argparse.ArgumentParser(description="Pool the products of analysed runs.")
+    parser.add_argument("runs", nargs="+", help="folders with analysis.json, or the files")
+    args = parser.parse_args(argv)
+    starts, ends, with_dhp, excluded = [], [], True, 0
+    for run in args.runs:
+        path, s, e, dhp, x = _read_products(run)
+        with_dhp &= dhp
+        stats = statistics_of(s, e, PRODUCTS if dhp else WITHOUT_DHP)
+        print(f"{path.parent}: {_counts_text(stats, x)}")
+        starts += s
+        ends += e
+        excluded += x
+    pooled = statistics_of(starts, ends, PRODUCTS if with_dhp else WITHOUT_DHP)
+    print(f"pooled ({len(args.runs)} runs): {_counts_text(pooled, excluded)}")
+    print(f"  isomerised, of all analysed: {pooled.quantum_yield.text()}")
+    print(f"  isomerised, of those back on the ground state: {pooled.decayed_yield.text()}")
+    if excluded:
+        bounds = excluded_bounds(pooled, excluded)
+        for key, what in (("all", "of all started"), ("decayed", "of those back")):
+            low, high = bounds[key]
+            print(
+                f"  {what}, the {excluded} excluded counted as not isomerised / as isomerised: "
+                f"{low.text()} to {high.text()}"
+            )
+    return 0
+
+
+def _counts_text(stats: ProductStatistics, excluded: int) -> str:
+    return ", ".join(f"{p} {c}" for p, c in stats.counts.items()) + (
+        f"; isomerised {stats.quantum_yield.count} of {stats.quantum_yield.n} analysed"
+        f" ({excluded} excluded)"
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -5,6 +5,7 @@ photocyclisation product DHP by the ortho-ortho distance, on values and end to e
 
 from __future__ import annotations
 
+import json
 from itertools import product
 
 import h5py
@@ -23,8 +24,11 @@ from fusionff.analysis.products import (
     WITHOUT_DHP,
     Thresholds,
     classify,
+    excluded_bounds,
     isomer,
+    main,
     product_statistics,
+    statistics_of,
 )
 from fusionff.analysis.run import read_run
 from tests.fixtures.analysis.synthetic_run import write_synthetic_run
@@ -89,6 +93,7 @@ def test_product_statistics_direct():
     assert stats.product == ["cis", "trans", "trans", "S1", "twisted"]
     assert stats.quantum_yield.value == pytest.approx(2 / 5)
     assert stats.counts == {"cis": 1, "trans": 2, "twisted": 1, "S1": 1}
+    assert (stats.decayed_yield.count, stats.decayed_yield.n) == (2, 4)
 
 
 def test_no_isomerisation_gives_an_unmeasured_yield_with_upper_bound_not_zero():
@@ -220,3 +225,50 @@ def test_a_trajectory_ending_at_a_dhp_geometry_end_to_end(tmp_path):
         f"quantum yield of isomerisation: {stats.quantum_yield.text()} (cis <-> trans; DHP is "
         "not isomerisation)" in report
     )
+
+
+def test_decayed_yield_counts_isomerisation_among_those_back_on_the_ground_state():
+    """Of 10 cis starts, 6 stay on S1, 3 end trans, 1 cis: 3 of 10 isomerised, 3 of the 4
+    back on S0; with 2 excluded the bounds are 3/12 to 5/12 of all, 3/6 to 5/6 of those back,
+    and the analysed value 3/4 lies between the latter. Unknown products and mismatched
+    lengths are errors that name them."""
+    stats = statistics_of(["cis"] * 10, ["S1"] * 6 + ["trans"] * 3 + ["cis"])
+    assert (stats.quantum_yield.count, stats.quantum_yield.n) == (3, 10)
+    assert (stats.decayed_yield.count, stats.decayed_yield.n) == (3, 4)
+    assert stats.decayed_yield.low < 0.75 < stats.decayed_yield.high
+    bounds = excluded_bounds(stats, 2)
+    assert [(p.count, p.n) for p in bounds["all"]] == [(3, 12), (5, 12)]
+    assert [(p.count, p.n) for p in bounds["decayed"]] == [(3, 6), (5, 6)]
+    assert bounds["decayed"][0].value <= stats.decayed_yield.value <= bounds["decayed"][1].value
+    none_back = statistics_of(["cis"] * 3, ["S1"] * 3)
+    assert none_back.decayed_yield.n == 0 and none_back.decayed_yield.text() == "no trajectories"
+    with pytest.raises(ValueError, match="unknown product"):
+        statistics_of(["cis"], ["banana"])
+    with pytest.raises(ValueError, match="2 starting isomers for 1 products"):
+        statistics_of(["cis", "cis"], ["S1"])
+
+
+def test_pooling_command_adds_the_runs_products(tmp_path, capsys):
+    """Two analysed synthetic runs pooled from their analysis.json files: the pooled counts
+    are the sums of each run's, and the pooled yields are those of statistics_of on all the
+    trajectories together. A folder without analysis.json is an error that names it."""
+    folders = []
+    for k, n in enumerate((8, 6)):
+        run = tmp_path / f"run{k}"
+        write_synthetic_run(run, n_traj=n, tau_fs=50.0, seed=10 + k)
+        analysis = analyze_run(read_run(run), AnalysisOptions(**FAST))
+        out = tmp_path / f"analysis{k}"
+        out.mkdir()
+        (out / "analysis.json").write_text(json.dumps(analysis_to_dict(analysis)))
+        folders.append((out, analysis.products))
+    assert main([str(f) for f, _ in folders]) == 0
+    text = capsys.readouterr().out
+    starts = [s for _, p in folders for s in p.start]
+    ends = [e for _, p in folders for e in p.product]
+    pooled = statistics_of(starts, ends, folders[0][1].names)
+    assert "pooled (2 runs): " in text
+    assert f"of all analysed: {pooled.quantum_yield.text()}" in text
+    assert f"back on the ground state: {pooled.decayed_yield.text()}" in text
+    assert pooled.quantum_yield.n == 14
+    with pytest.raises(FileNotFoundError, match="no analysis.json"):
+        main([str(tmp_path / "run0")])

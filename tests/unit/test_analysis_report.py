@@ -237,11 +237,20 @@ def test_yield_over_all_started_bounds_the_excluded_both_ways(tmp_path):
     report = format_report(analysis)
     assert "of all 15 started, the 3 excluded counted as not isomerised / as isomerised: " in report
     assert f"({isomerised} of 15) to " in report and f"({isomerised + 3} of 15)" in report
+    products = analysis_to_dict(analysis)["products"]
+    back = products["quantum_yield_decayed"]
+    assert back["count"] == isomerised
+    assert back["n"] == len(analysis.products.product) - analysis.products.counts["S1"]
+    low, high = (products["quantum_yield_decayed_bounds"][k] for k in ("lower", "upper"))
+    assert (low["count"], low["n"]) == (isomerised, back["n"] + 3)
+    assert (high["count"], high["n"]) == (isomerised + 3, back["n"] + 3)
+    assert "of those back on S0 (the quantum yield once all have decayed" in report
 
     write_synthetic_run(tmp_path / "clean", n_traj=6, tau_fs=50.0, seed=3)
     clean = analyze_run(read_run(tmp_path / "clean"), FAST)
     assert analysis_to_dict(clean)["products"]["quantum_yield_all_started"] is None
     assert "of all" not in format_report(clean)
+    assert analysis_to_dict(clean)["products"]["quantum_yield_decayed_bounds"] is None
 
 
 def test_central_carbon_without_three_neighbours_is_not_measured(tmp_path):
