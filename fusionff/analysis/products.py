@@ -163,21 +163,50 @@ def statistics_of(
     )
 
 
-def _read_products(path: str | Path) -> tuple[Path, list[str], list[str], bool, int]:
-    """(analysis.json, starts, products, DHP classified, trajectories excluded from the
-    analysis) of an analysed run folder or file."""
+@dataclass
+class AnalysedProducts:
+    """The products of one analysed run: its ``analysis.json``, each analysed trajectory's
+    starting isomer, product and time of its last hop (fs; None without hops or when
+    ``summary.json`` is not beside it), whether DHP was classified, and how many trajectories
+    the analysis excluded."""
+
+    path: Path
+    start: list[str]
+    product: list[str]
+    last_hop_fs: list[float | None]
+    with_dhp: bool
+    excluded: int
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return PRODUCTS if self.with_dhp else WITHOUT_DHP
+
+
+def read_products(path: str | Path) -> AnalysedProducts:
+    """The :class:`AnalysedProducts` of an analysed run folder (or its ``analysis.json``)."""
     path = Path(path)
     if path.is_dir():
         path = path / "analysis.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no analysis.json (run fusionff analyze first)")
-    products = json.loads(path.read_text()).get("products")
+    analysis = json.loads(path.read_text())
+    products = analysis.get("products")
     if not products:
         raise ValueError(f"{path}: no products (the run was analysed without a dihedral)")
     rows = products["trajectories"]
-    starts, ends = [r["start"] for r in rows], [r["product"] for r in rows]
-    excluded = json.loads(path.read_text())["counts"]["excluded"]
-    return path, starts, ends, "DHP" in products["counts"], int(excluded)
+    last: dict[int, float | None] = {}
+    summary = path.parent / "summary.json"
+    if summary.is_file():
+        for t in json.loads(summary.read_text())["trajectories"]:
+            last[t["index"]] = t["hops"][-1]["time_fs"] if t.get("hops") else None
+    return AnalysedProducts(
+        path=path,
+        start=[r["start"] for r in rows],
+        product=[r["product"] for r in rows],
+        last_hop_fs=[last.get(r["index"]) for r in rows],
+        with_dhp="DHP" in products["counts"],
+        excluded=int(analysis["counts"]["excluded"]),
+    )
 
 
 def excluded_bounds(stats: ProductStatistics, n_excluded: int) -> dict[str, tuple]:
@@ -196,23 +225,55 @@ def excluded_bounds(stats: ProductStatistics, n_excluded: int) -> dict[str, tupl
     }
 
 
+def split_by_decay_time(
+    start: Sequence[str],
+    product: Sequence[str],
+    last_hop_fs: Sequence[float | None],
+    split_fs: float,
+) -> tuple[Proportion, Proportion, float]:
+    """Isomerisation among the trajectories back on the ground state whose last hop came
+    before ``split_fs`` fs, among those whose last hop came at or after it, and Fisher's
+    exact two-sided p-value that the two fractions are equal: a check of the assumption
+    behind ``decayed_yield`` (module docstring). A trajectory back on the ground state with
+    no recorded hop is an error."""
+    from scipy.stats import fisher_exact
+
+    counts = {True: [0, 0], False: [0, 0]}  # early?: [isomerised, not]
+    for s, p, t in zip(start, product, last_hop_fs, strict=True):
+        if p == "S1":
+            continue
+        if t is None:
+            raise ValueError(f"a {s} start ends as {p} with no hop time (summary.json missing?)")
+        isomerised = p in ("cis", "trans") and s in ("cis", "trans") and p != s
+        counts[t < split_fs][0 if isomerised else 1] += 1
+    early, late = counts[True], counts[False]
+    p_value = float(fisher_exact([early, late])[1]) if sum(early) and sum(late) else float("nan")
+    return Proportion.of(early[0], sum(early)), Proportion.of(late[0], sum(late)), p_value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m fusionff.analysis.products RUN_OR_ANALYSIS_DIR ...``: each run's products
-    and yields, then all pooled."""
+    """``python -m fusionff.analysis.products RUN_OR_ANALYSIS_DIR ... [--split-fs T]``: each
+    run's products and yields, then all pooled; with ``--split-fs``, the pooled yield among
+    those back on the ground state split by when they last hopped."""
     parser = argparse.ArgumentParser(description="Pool the products of analysed runs.")
     parser.add_argument("runs", nargs="+", help="folders with analysis.json, or the files")
+    parser.add_argument(
+        "--split-fs",
+        type=float,
+        help="also the yield among those back on the ground state, last hop before / after "
+        "this time (fs; needs summary.json beside each analysis.json)",
+    )
     args = parser.parse_args(argv)
-    starts, ends, with_dhp, excluded = [], [], True, 0
-    for run in args.runs:
-        path, s, e, dhp, x = _read_products(run)
-        with_dhp &= dhp
-        stats = statistics_of(s, e, PRODUCTS if dhp else WITHOUT_DHP)
-        print(f"{path.parent}: {_counts_text(stats, x)}")
-        starts += s
-        ends += e
-        excluded += x
-    pooled = statistics_of(starts, ends, PRODUCTS if with_dhp else WITHOUT_DHP)
-    print(f"pooled ({len(args.runs)} runs): {_counts_text(pooled, excluded)}")
+    runs = [read_products(run) for run in args.runs]
+    for run in runs:
+        stats = statistics_of(run.start, run.product, run.names)
+        print(f"{run.path.parent}: {_counts_text(stats, run.excluded)}")
+    start = [s for r in runs for s in r.start]
+    product = [p for r in runs for p in r.product]
+    excluded = sum(r.excluded for r in runs)
+    names = PRODUCTS if all(r.with_dhp for r in runs) else WITHOUT_DHP
+    pooled = statistics_of(start, product, names)
+    print(f"pooled ({len(runs)} runs): {_counts_text(pooled, excluded)}")
     print(f"  isomerised, of all analysed: {pooled.quantum_yield.text()}")
     print(f"  isomerised, of those back on the ground state: {pooled.decayed_yield.text()}")
     if excluded:
@@ -223,6 +284,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"  {what}, the {excluded} excluded counted as not isomerised / as isomerised: "
                 f"{low.text()} to {high.text()}"
             )
+    if args.split_fs is not None:
+        hops = [t for r in runs for t in r.last_hop_fs]
+        early, late, p_value = split_by_decay_time(start, product, hops, args.split_fs)
+        print(
+            f"  of those back, last hop before {args.split_fs:g} fs: {early.text()}; at or "
+            f"after: {late.text()}; Fisher exact p = {p_value:.2f}"
+        )
     return 0
 
 

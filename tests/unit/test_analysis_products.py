@@ -28,6 +28,7 @@ from fusionff.analysis.products import (
     isomer,
     main,
     product_statistics,
+    split_by_decay_time,
     statistics_of,
 )
 from fusionff.analysis.run import read_run
@@ -260,6 +261,7 @@ def test_pooling_command_adds_the_runs_products(tmp_path, capsys):
         out = tmp_path / f"analysis{k}"
         out.mkdir()
         (out / "analysis.json").write_text(json.dumps(analysis_to_dict(analysis)))
+        (out / "summary.json").write_text((run / "summary.json").read_text())
         folders.append((out, analysis.products))
     assert main([str(f) for f, _ in folders]) == 0
     text = capsys.readouterr().out
@@ -270,5 +272,24 @@ def test_pooling_command_adds_the_runs_products(tmp_path, capsys):
     assert f"of all analysed: {pooled.quantum_yield.text()}" in text
     assert f"back on the ground state: {pooled.decayed_yield.text()}" in text
     assert pooled.quantum_yield.n == 14
+    assert main([str(f) for f, _ in folders] + ["--split-fs", "1e9"]) == 0
+    split = capsys.readouterr().out  # every decay comes before 1e9 fs, none after
+    assert f"last hop before 1e+09 fs: {pooled.decayed_yield.text()}" in split
+    assert "at or after: no trajectories; Fisher exact p = nan" in split
     with pytest.raises(FileNotFoundError, match="no analysis.json"):
         main([str(tmp_path / "run0")])
+
+
+def test_split_by_decay_time_compares_early_and_late_decays():
+    """Five cis starts back on S0 (last hops at 100, 150, 300, 350, 400 fs: trans, trans,
+    cis, trans, cis) and one on S1: before 200 fs 2 of 2 isomerised, at or after it 1 of 3;
+    Fisher's exact p for [[2, 0], [1, 2]] is 0.4. A trajectory back on S0 without a hop time
+    is an error."""
+    start = ["cis"] * 6
+    product = ["trans", "trans", "cis", "trans", "cis", "S1"]
+    hops = [100.0, 150.0, 300.0, 350.0, 400.0, None]
+    early, late, p_value = split_by_decay_time(start, product, hops, 200.0)
+    assert (early.count, early.n, late.count, late.n) == (2, 2, 1, 3)
+    assert p_value == pytest.approx(0.4)
+    with pytest.raises(ValueError, match="no hop time"):
+        split_by_decay_time(["cis"], ["trans"], [None], 200.0)
