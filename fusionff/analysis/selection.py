@@ -29,10 +29,10 @@ Frames with non-finite energies, total energy or spread are never picked. With
 is the lowest, the smallest adjacent-state gap exceeds ``hot_ground_gap`` eV and the frame
 lies more than ``hot_ground_after_fs`` fs after the trajectory's latest hop (its first frame
 when it has none). On stilbene these are vibrationally hot S0 geometries after a hop where the
-reference's (2,2) active space loses its central pi character and the label fails: of the 56
-S0 frames that rounds al10-al14 picked by spread, 16 failed; a gap above 6.25 eV marks 13, 11
-of them failed, leaving 5 failures among the other 43 (data/stilbene/r3/README.md). Hop frames
-are never skipped.
+reference's (2,2) active space loses its central pi character and the label fails: of the 70
+S0 frames that rounds al10-al14 picked by spread, 17 failed; a gap above 6.25 eV marks 13, 11
+of them failed, leaving 6 failures among the other 57 (5.5 eV: 30 marked, 16 failed, 1 left;
+data/stilbene/r3/README.md). Hop frames are never skipped.
 
 :func:`pick_separated` is the greedy rule itself, for scores computed elsewhere (e.g. a
 committee evaluated after a run on one model). :meth:`Selection.write_xyz` writes the queue as
