@@ -17,12 +17,13 @@ no trajectory reached is "not measured", with its upper bound.
 A run stopped while most trajectories are still excited gives a yield at its horizon, not the
 quantum yield. ``decayed_yield`` is the fraction isomerised among the trajectories back on the
 ground state: the quantum yield the ensemble approaches when every trajectory has decayed, if
-the products do not depend on when a trajectory decays (an assumption the data of one horizon
-cannot test: a caveat to state with it).
+the products do not depend on when a trajectory decays: an assumption the data of one horizon
+can only check among the decays it saw (:func:`split_by_decay_time` compares early and late
+ones), a caveat to state with the number.
 
 Command line, pooling the products of runs already analysed (``fusionff analyze`` wrote
 ``analysis.json``; runs of one input with other seeds, or of successive models, each listed):
-``python -m fusionff.analysis.products RUN_OR_ANALYSIS_DIR ...``.
+``python -m fusionff.analysis.products RUN_OR_ANALYSIS_DIR ... [--split-fs FS]``.
 """
 
 from __future__ import annotations
@@ -148,10 +149,7 @@ def statistics_of(
     unknown = sorted(set(product) - set(names))
     if unknown:
         raise ValueError(f"unknown product(s) {unknown}; expected {names}")
-    isomerised = sum(
-        p in ("cis", "trans") and s in ("cis", "trans") and p != s
-        for s, p in zip(start, product, strict=True)
-    )
+    isomerised = sum(_isomerised(s, p) for s, p in zip(start, product, strict=True))
     n = len(product)
     return ProductStatistics(
         start=start,
@@ -161,6 +159,11 @@ def statistics_of(
         names=names,
         decayed_yield=Proportion.of(isomerised, n - product.count("S1")),
     )
+
+
+def _isomerised(start: str, product: str) -> bool:
+    """Whether a trajectory starting as ``start`` ended as the other isomer (cis <-> trans)."""
+    return product in ("cis", "trans") and start in ("cis", "trans") and product != start
 
 
 @dataclass
@@ -244,8 +247,7 @@ def split_by_decay_time(
             continue
         if t is None:
             raise ValueError(f"a {s} start ends as {p} with no hop time (summary.json missing?)")
-        isomerised = p in ("cis", "trans") and s in ("cis", "trans") and p != s
-        counts[t < split_fs][0 if isomerised else 1] += 1
+        counts[t < split_fs][0 if _isomerised(s, p) else 1] += 1
     early, late = counts[True], counts[False]
     p_value = float(fisher_exact([early, late])[1]) if sum(early) and sum(late) else float("nan")
     return Proportion.of(early[0], sum(early)), Proportion.of(late[0], sum(late)), p_value
