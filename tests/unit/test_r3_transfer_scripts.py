@@ -811,6 +811,39 @@ def test_bridge_frames_take_the_hop_frame_and_the_frames_nearest_each_target(tmp
     assert len(frames) > 2  # more than the two hop frames: the targets picked frames too
 
 
+def test_bridge_frames_without_a_hop_take_the_last_window(tmp_path, monkeypatch):
+    """A trajectory stopped out of the domain without a hop gives frames only with
+    without_hop_fs: per target the frame of its last W fs whose bridge distance is nearest
+    (no hop frame, no hop time), each with its active state."""
+    import json
+
+    from fusionff.analysis.run import read_positions, read_run
+    from tests.fixtures.analysis.synthetic_run import write_synthetic_run
+
+    write_synthetic_run(tmp_path / "run", n_traj=8, tau_fs=5000.0, t0_fs=20.0, seed=5)
+    summary_path = tmp_path / "run" / "summary.json"
+    summary = json.loads(summary_path.read_text())
+    stopped = [e["index"] for e in summary["trajectories"] if not e["hops"]][0]
+    summary["trajectories"][stopped]["status"] = "out-of-domain"
+    summary_path.write_text(json.dumps(summary))
+
+    def distance(x):
+        return float(np.linalg.norm(x[3] - x[16]) / 3.0)
+
+    monkeypatch.setattr(bridge_frames, "hydrogen_bridge_distance", distance)
+    assert bridge_frames.sample(tmp_path / "run", [2.0, 1.8]) == []
+    frames = bridge_frames.sample(tmp_path / "run", [2.0, 1.8], without_hop_fs=30.0)
+    run = read_run(tmp_path / "run", include_failed=True)
+    t = next(t for t in run.trajectories + run.excluded if t.index == stopped)
+    window = [k for k in range(len(t.time)) if t.time[k] >= t.time[-1] - 30.0 - 1e-9]
+    _, x = read_positions(t.path, list(range(len(frames[0]))), window)
+    d = [distance(p) for p in x]
+    picks = sorted({int(np.argmin([abs(v - g) for v in d])) for g in (2.0, 1.8)})
+    assert [a.info["time_fs"] for a in frames] == [float(t.time[window[j]]) for j in picks]
+    assert all("hop_time_fs" not in a.info for a in frames)
+    assert [a.info["state"] for a in frames] == [int(t.active_state[window[j]]) for j in picks]
+
+
 bridge_forces = load_script("data/stilbene/r3/bridge_forces.py")
 
 
