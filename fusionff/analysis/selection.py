@@ -55,7 +55,14 @@ import numpy as np
 
 from fusionff.analysis.run import LENGTH_UNITS, _unit, read_run
 
-__all__ = ["SelectedFrame", "Selection", "pick_separated", "select_frames", "SPREADS"]
+__all__ = [
+    "SelectedFrame",
+    "Selection",
+    "pick_separated",
+    "select_frames",
+    "time_since_hop",
+    "SPREADS",
+]
 
 SPREADS = ("force", "force-max", "energy")
 SPREAD_UNITS = {"force": "eV/Angstrom", "force-max": "eV/Angstrom", "energy": "eV"}
@@ -191,7 +198,7 @@ def _spread_series(path: Path, kind: str, active: np.ndarray) -> np.ndarray | No
     return values[np.arange(len(values)), active]
 
 
-def _since_hop(trajectory) -> np.ndarray:
+def time_since_hop(trajectory) -> np.ndarray:
     """(F,) fs from the trajectory's latest hop at or before each frame (from its first frame
     where no hop came before)."""
     t = trajectory.time
@@ -269,7 +276,7 @@ def select_frames(
         gaps.append(_smallest_gap(t.energies))
         finite.append(np.isfinite(t.energies).all(axis=1) & np.isfinite(t.total_energy))
         status += [t.status] * len(t.time)
-        since.append(_since_hop(t))
+        since.append(time_since_hop(t))
     offsets = np.cumsum([0] + [len(t.time) for t in trajectories])
     group, time, frame, step, spreads, gaps, finite, since = (
         np.concatenate(a) for a in (group, time, frame, step, spreads, gaps, finite, since)

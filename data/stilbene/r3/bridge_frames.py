@@ -90,7 +90,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     frames = sample(args.run_dir, args.targets, args.without_hop_fs)
     if not frames:
-        raise SystemExit(f"{args.run_dir}: no trajectory stopped out of the domain after a hop")
+        what = "" if args.without_hop_fs is not None else " after a hop"
+        raise SystemExit(f"{args.run_dir}: no trajectory stopped out of the domain{what}")
     write(args.output, frames, format="extxyz")
     print(f"{len(frames)} frames -> {Path(args.output)}")
     return 0

@@ -19,6 +19,7 @@ import h5py
 from ase.io import read
 
 from fusionff.analysis.run import read_run
+from fusionff.analysis.selection import time_since_hop
 
 HERE = Path(__file__).resolve().parent
 LABELS = HERE.parent  # data/stilbene
@@ -40,17 +41,17 @@ def rows(queue: str) -> list[dict]:
         info = atoms.info
         if info["run"] not in runs:
             run = read_run(info["run"], include_failed=True)
-            runs[info["run"]] = {t.index: t for t in run.trajectories}
+            runs[info["run"]] = {t.index: t for t in run.trajectories + run.excluded}
         t = runs[info["run"]][int(info["trajectory"])]
-        time = float(info["time_fs"])
-        hops = [h.time_fs for h in t.hops if h.time_fs <= time]
+        frame = int(info["frame"])
         out.append(
             {
                 "queue": queue,
                 "row": k,
                 "status": status[k],
-                "state": int(t.active_state[int(info["frame"])]),
-                "since_hop_fs": time - hops[-1] if hops else None,
+                "state": int(t.active_state[frame]),
+                # the rule --skip-hot-ground applies (from the first frame without a hop)
+                "since_hop_fs": float(time_since_hop(t)[frame]),
                 "gap_ev": float(info["model_gap_ev"]),
                 "reasons": info["reasons"],
             }
@@ -77,11 +78,7 @@ def main() -> None:
     print(f"ground-state frames not at a hop: {len(ground)}, {n_fail} failed")
     for gap in args.gaps:
         for after in args.after_fs:
-            marked = [
-                r
-                for r in ground
-                if r["gap_ev"] > gap and r["since_hop_fs"] is not None and r["since_hop_fs"] > after
-            ]
+            marked = [r for r in ground if r["gap_ev"] > gap and r["since_hop_fs"] > after]
             bad = sum(r["status"] != "ok" for r in marked)
             print(
                 f"  gap > {gap} eV, > {after:g} fs after the hop: {len(marked)} marked, "
