@@ -51,7 +51,14 @@ from fusionff.analysis.products import (
     product_statistics,
 )
 from fusionff.analysis.run import Run
-from fusionff.analysis.survival import HazardEstimate, constant_hazard, first_passages
+from fusionff.analysis.survival import (
+    HazardEstimate,
+    HazardHomogeneity,
+    constant_hazard,
+    first_passages,
+    hazard_homogeneity,
+    window_edges,
+)
 
 FITS = (("active", "delayed"), ("active", "exponential"), ("electronic", "delayed"))
 """(curve, model) pairs fitted: active-state fraction and mean |c|^2 of the decaying state."""
@@ -77,6 +84,9 @@ class AnalysisOptions:
     whose pair came closer (see :mod:`fusionff.analysis.domain`; None: the run's limit only).
     hazard_after_fs: the first-passage rate (:mod:`fusionff.analysis.survival`) counts
     passages and time at risk after this time, fs (the induction period left out).
+    hazard_edges_fs: the intervals (fs) on which one rate is tested against a rate of each
+    (:func:`~fusionff.analysis.survival.hazard_homogeneity`; None: ``hazard_intervals``
+    equal intervals from ``hazard_after_fs`` to the longest observation).
     """
 
     dihedral: Dihedral | None = None
@@ -93,6 +103,8 @@ class AnalysisOptions:
     seed: int = 0
     domain_min_distance: float | None = None
     hazard_after_fs: float = 0.0
+    hazard_edges_fs: tuple[float, ...] | None = None
+    hazard_intervals: int = 4
 
 
 @dataclass
@@ -130,6 +142,9 @@ class Analysis:
     """The constant-hazard rate of first passage from ``decay_state`` to the ground state,
     from every started trajectory, failed ones censored where they were stopped (None for
     scattering runs, or when no trajectory is watched past ``options.hazard_after_fs``)."""
+    first_passage_test: HazardHomogeneity | None = None
+    """Whether that one rate fits each interval of the window (None where
+    ``first_passage`` is, or without passages; a note says why)."""
 
 
 def _last_finite(values: np.ndarray, where: str, what: str = "dihedral") -> float:
@@ -215,6 +230,7 @@ def analyze_run(run: Run, options: AnalysisOptions | None = None) -> Analysis:
 
     fits = {}
     first_passage = None
+    first_passage_test = None
     if not run.scattering and decay_state != options.ground_state:
         passages = first_passages(
             run.trajectories + run.excluded,
@@ -226,6 +242,14 @@ def analyze_run(run: Run, options: AnalysisOptions | None = None) -> Analysis:
             first_passage = constant_hazard(passages, options.hazard_after_fs)
         except ValueError as err:
             notes.append(f"no first-passage rate: {err}")
+        if first_passage is not None:
+            try:
+                edges = options.hazard_edges_fs or window_edges(
+                    passages, options.hazard_after_fs, options.hazard_intervals
+                )
+                first_passage_test = hazard_homogeneity(passages, edges, seed=options.seed)
+            except ValueError as err:
+                notes.append(f"no constant-hazard test: {err}")
     if run.scattering:
         notes.append(
             "scattering run (Tully model): the final active state is transmission/reflection "
@@ -281,6 +305,7 @@ def analyze_run(run: Run, options: AnalysisOptions | None = None) -> Analysis:
         notes=notes,
         domain=domain,
         first_passage=first_passage,
+        first_passage_test=first_passage_test,
     )
 
 
@@ -375,6 +400,9 @@ def analysis_to_dict(a: Analysis) -> dict:
       ``events``, ``before_t0``, ``exposure_fs``, ``window_fs``, ``tau_fs`` with its exact
       ``tau_low_fs`` / ``tau_high_fs`` (null: unbounded), ``confidence``,
       ``censored_by_failure`` {status: count}; :mod:`fusionff.analysis.survival`);
+      ``first_passage_test`` (null without passages): whether that one rate fits each
+      interval (``edges_fs``, ``events``, ``exposure_fs``, likelihood ratio ``statistic``,
+      ``dof``, Monte Carlo ``p_value`` of ``n_draws`` draws, ``p_chi2``);
     * ``dihedral``: ``atoms``, ``source``, ``central_neighbours`` [[3 atoms], [3 atoms]]
       bonded to its two central carbons (null when their pyramidalisation is not measured;
       the notes say why); ``dhp``: ``ortho_atoms`` [[a1, a2], [b1, b2]] (null
@@ -434,6 +462,9 @@ def analysis_to_dict(a: Analysis) -> dict:
                 "fitted": any(fit.success for fit in a.fits.values()),
                 "fits": {name: fit.to_dict() for name, fit in a.fits.items()},
                 "first_passage": None if a.first_passage is None else a.first_passage.to_dict(),
+                "first_passage_test": (
+                    None if a.first_passage_test is None else a.first_passage_test.to_dict()
+                ),
             },
             "dihedral": {
                 "atoms": a.dihedral_atoms,
@@ -566,6 +597,8 @@ def format_report(a: Analysis) -> str:
     if a.first_passage is not None:
         states = f"S{a.decay_state} -> S{a.options.ground_state}"
         lines.append(f"{states} first passage {a.first_passage.describe()}")
+    if a.first_passage_test is not None:
+        lines.append(f"  {a.first_passage_test.describe()}")
     if prod is not None:
         i, j, k, m = a.dihedral_atoms
         lines.append(f"central dihedral: atoms {i} {j} {k} {m} ({a.dihedral_source})")

@@ -110,6 +110,14 @@ def add_analyze_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
         "time, fs, leaving the induction period out (default: 0)",
     )
     parser.add_argument(
+        "--hazard-edges",
+        type=float,
+        nargs="+",
+        metavar="FS",
+        help="test that one rate fits the passages on each interval between these times, fs "
+        "(default: four equal intervals from --hazard-after to the longest trajectory)",
+    )
+    parser.add_argument(
         "--n-boot-fit",
         type=int,
         default=d["n_boot_fit"],
@@ -149,6 +157,7 @@ def analyze_main(args: argparse.Namespace) -> int:
         seed=args.seed,
         domain_min_distance=args.domain_min_distance,
         hazard_after_fs=args.hazard_after,
+        hazard_edges_fs=tuple(args.hazard_edges) if args.hazard_edges else None,
     )
     run = read_run(args.run_dir, include_failed=options.include_failed)
     analysis = analyze_run(run, options)

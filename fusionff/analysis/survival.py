@@ -12,7 +12,7 @@ failed (out of the domain, blown up, ...). Censoring keeps what a failed traject
 assumes the failure says nothing about the decay that would have followed, which a
 demanding reader should check against the number of failures reported beside the rate.
 
-Two estimates:
+Two estimates and a test:
 
 * :func:`kaplan_meier`: the survival curve S(t) (the fraction still not having reached the
   target), with 95% pointwise intervals (Greenwood's variance on the log(-log) scale).
@@ -22,6 +22,11 @@ Two estimates:
   chi-square limits with the exposure held fixed). With no event, tau has a lower bound only.
   ``t0`` lets the induction period be left out (the time the molecule needs to reach the
   barrier's region); trajectories that decayed before it are left out of the rate, and counted.
+* :func:`hazard_homogeneity`: whether one rate fits every interval of a partition of the
+  window (:func:`piecewise_hazard`), a likelihood-ratio test with a Monte Carlo p-value. A
+  decay that comes in waves (an ensemble that reaches the crossing region together, misses,
+  and comes back a vibrational period later) fails it, and its "lifetime" is then only the
+  mean rate of the window watched: a longer or shorter run gives another number.
 
 Times are in fs. The estimates treat trajectories as independent samples, as surface-hopping
 ensembles are (each has its own initial condition and random stream).
@@ -306,6 +311,107 @@ def piecewise_hazard(
     ]
 
 
+@dataclass(frozen=True)
+class HazardHomogeneity:
+    """Whether one rate describes the passages on every interval of :func:`piecewise_hazard`
+    (see :func:`hazard_homogeneity`). ``edges_fs``: the interval bounds (fs); ``events`` and
+    ``exposure_fs``: passages and time at risk per interval; ``statistic``: the likelihood
+    ratio G of a rate per interval against one rate; ``dof``: intervals with time at risk,
+    minus one; ``p_value``: the chance of a G at least this large under one rate (Monte Carlo
+    with ``n_draws`` draws; the exposures held fixed); ``p_chi2``: the same from the
+    chi-square limit (too small where few passages are seen)."""
+
+    edges_fs: tuple[float, ...]
+    events: tuple[int, ...]
+    exposure_fs: tuple[float, ...]
+    statistic: float
+    dof: int
+    p_value: float
+    p_chi2: float
+    n_draws: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def describe(self) -> str:
+        """One line: the passages per interval, G and its p-value, and what it means."""
+        per = ", ".join(
+            f"{k} in ({a:g}, {b:g}]"
+            for k, a, b in zip(self.events, self.edges_fs, self.edges_fs[1:], strict=False)
+        )
+        verdict = (
+            "the hazard is not constant: a lifetime from one rate is the window's mean rate, "
+            "not a decay constant"
+            if self.p_value < 0.05
+            else "consistent with one rate"
+        )
+        return (
+            f"constant hazard? passages {per}: G = {self.statistic:.2f} on {self.dof} "
+            f"degrees of freedom, p = {self.p_value:.3g} ({self.n_draws} draws; chi-square "
+            f"{self.p_chi2:.3g}): {verdict}"
+        )
+
+
+def _likelihood_ratio(events: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """G = 2 sum k ln(k / m) over the last axis (0 where k = 0); ``events`` (..., n) counts,
+    ``expected`` (n,) their means under one rate (same total)."""
+    k = np.asarray(events, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(k > 0, k * np.log(k / expected), 0.0)
+    return 2.0 * terms.sum(axis=-1)
+
+
+def hazard_homogeneity(
+    data: FirstPassages, edges_fs: Sequence[float], n_draws: int = 20000, seed: int = 0
+) -> HazardHomogeneity:
+    """Test of one constant hazard over the intervals (edges[i], edges[i + 1]] (fs) against a
+    rate of its own on each (a piecewise-constant hazard). With exposures E_i and passages k_i
+    (K and E in all), the likelihood ratio is G = 2 sum k_i ln(k_i E / (K E_i)). Its p-value
+    is taken from the passages' distribution given K under one rate, multinomial with
+    probabilities E_i / E (the exposures held fixed, as :func:`constant_hazard`'s interval
+    holds them), by ``n_draws`` seeded draws: exact enough where the chi-square limit is not
+    (a handful of passages). Intervals nobody is watched in are left out. Raises ValueError
+    for fewer than two intervals with time at risk or no passage at all."""
+    pieces = piecewise_hazard(data, edges_fs)
+    events = np.array([p.events for p in pieces])
+    exposure = np.array([p.exposure_fs for p in pieces])
+    watched = exposure > 0
+    if watched.sum() < 2:
+        raise ValueError(
+            f"a constant-hazard test needs two intervals with time at risk; edges {list(edges_fs)}"
+            f" have {int(watched.sum())}"
+        )
+    total = int(events.sum())
+    if total == 0:
+        raise ValueError("a constant-hazard test needs at least one passage; none is seen")
+    share = exposure[watched] / exposure[watched].sum()
+    expected = total * share
+    statistic = float(_likelihood_ratio(events[watched], expected))
+    draws = np.random.default_rng(seed).multinomial(total, share, size=n_draws)
+    simulated = _likelihood_ratio(draws, expected)
+    # the observed G counts as one draw, so that p is never 0 (a conservative estimate)
+    p_value = float((1 + np.sum(simulated >= statistic - 1e-9)) / (n_draws + 1))
+    dof = int(watched.sum()) - 1
+    return HazardHomogeneity(
+        edges_fs=tuple(float(e) for e in edges_fs),
+        events=tuple(int(k) for k in events),
+        exposure_fs=tuple(float(e) for e in exposure),
+        statistic=statistic,
+        dof=dof,
+        p_value=p_value,
+        p_chi2=float(chi2.sf(statistic, dof)),
+        n_draws=int(n_draws),
+    )
+
+
+def window_edges(data: FirstPassages, t0_fs: float, n_intervals: int = 4) -> list[float]:
+    """``n_intervals`` equal intervals from ``t0_fs`` to the longest observation (fs)."""
+    end = float(data.time.max())
+    if not end > t0_fs:
+        raise ValueError(f"no trajectory is watched past t0 = {t0_fs:g} fs (longest: {end:g} fs)")
+    return [float(x) for x in np.linspace(t0_fs, end, n_intervals + 1)]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m fusionff.analysis.survival RUN_DIR [RUN_DIR ...] [--t0 FS]``: the
     first-passage rate of one or several runs pooled (e.g. the same input with other seeds)."""
@@ -348,6 +454,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for piece in piecewise_hazard(data, args.edges) if args.edges else []:
         end = piece.t0_fs + piece.window_fs
         print(f"  interval ending by {end:g} fs: {piece.describe()}")
+    if args.edges:
+        try:
+            print(f"  {hazard_homogeneity(data, args.edges).describe()}")
+        except ValueError as err:
+            print(f"  no constant-hazard test: {err}")
     km = kaplan_meier(data)
     for t, s, lo, hi, n in zip(km.time, km.survival, km.low, km.high, km.at_risk, strict=True):
         print(

@@ -1,8 +1,10 @@
 """First passage to S0 as survival data (fusionff.analysis.survival): the Kaplan-Meier curve and
 the constant-hazard lifetime against hand-computed values, the exact interval's coverage and
 the estimate's consistency on simulated exponential decays with censoring, which trajectories
-count as events and where failed ones are censored, and the rate in ``fusionff analyze``
-recovering a synthetic run's known hop times."""
+count as events and where failed ones are censored, the rate in ``fusionff analyze``
+recovering a synthetic run's known hop times, and the test of one rate against a rate per
+interval (by hand, its false-alarm rate on constant-hazard decays, its power on a decay in
+waves)."""
 
 from __future__ import annotations
 
@@ -20,8 +22,10 @@ from fusionff.analysis.survival import (
     combine,
     constant_hazard,
     first_passages,
+    hazard_homogeneity,
     kaplan_meier,
     piecewise_hazard,
+    window_edges,
 )
 from tests.fixtures.analysis.synthetic_run import write_synthetic_run
 
@@ -301,3 +305,88 @@ def test_a_legacy_flag_without_its_time_in_the_summary_needs_the_file(tmp_path):
     (tmp_path / "run" / name).unlink()
     with pytest.raises(ValueError, match=f"trajectory 1: flagged .*{name}, which has the time"):
         read_records(tmp_path / "run")
+
+
+def test_homogeneity_test_by_hand():
+    """Intervals (0, 200] and (200, 400] with 800 and 400 fs at risk. Passages 2 and 1 are
+    proportional to the exposures: G = 0 and p = 1. With the third passage moved to 180 fs
+    (exposures 780 and 250, share s = 780 / 1030 in the first): passages 3 and 0, G = 6
+    ln(1 / s) = 1.668; of the four ways 3 passages can fall (binomial in s), 3:0, 1:2 (G =
+    2.40) and 0:3 (G = 8.50) reach it, 2:1 (G = 0.12) does not, so the exact p is s^3 +
+    3 s (1 - s)^2 + (1 - s)^3 = 0.582, which the 20,000 seeded draws reproduce to 0.015
+    (about four of their standard errors)."""
+    data = passages(
+        [50, 150, 250, 350, 400],
+        [1, 1, 0, 1, 0],
+        ["stopped", "stopped", "out-of-domain", "stopped", "time-limit"],
+    )
+    even = hazard_homogeneity(data, [0, 200, 400])
+    assert even.events == (2, 1) and even.exposure_fs == (800.0, 400.0)
+    assert even.statistic == pytest.approx(0.0, abs=1e-12) and even.p_value == 1.0
+    assert even.dof == 1 and "consistent with one rate" in even.describe()
+    # the third passage moved from 350 into the first interval (at 180), the rest unchanged
+    skew = passages(
+        [50, 150, 180, 250, 400],
+        [1, 1, 1, 0, 0],
+        ["stopped", "stopped", "stopped", "out-of-domain", "time-limit"],
+    )
+    h = hazard_homogeneity(skew, [0, 200, 400])
+    assert h.events == (3, 0)
+    # exposures: (0, 200]: 50 + 150 + 180 + 200 + 200; (200, 400]: 50 + 200
+    assert h.exposure_fs == (780.0, 250.0)
+    share = 780.0 / 1030.0
+    assert h.statistic == pytest.approx(2 * 3 * math.log(1 / share))
+    exact = share**3 + 3 * share * (1 - share) ** 2 + (1 - share) ** 3  # all but 2:1
+    assert exact == pytest.approx(0.582, abs=5e-4)
+    assert h.p_value == pytest.approx(exact, abs=0.015)
+    assert h.p_chi2 == pytest.approx(chi2.sf(h.statistic, 1))
+    with pytest.raises(ValueError, match="at least one passage"):
+        hazard_homogeneity(passages([100, 200], [0, 0]), [0, 100, 200])
+
+
+def test_homogeneity_test_false_alarms_at_its_level_and_finds_waves():
+    """On 300 simulated ensembles of 64 trajectories with one rate (tau 2 ps after 100 fs,
+    watched to 1000 fs, 10% failing at random; about 20 passages each) and four equal
+    intervals, p < 0.05 in 2-9% of them (the test's level; a wrong expectation or a p taken
+    from the wrong tail moves this far off). An ensemble whose passages all fall within
+    (300, 450] fs, the waves of a coherent twist, is rejected with p < 0.001, and
+    window_edges splits (100, longest] into equal parts."""
+    rng = np.random.default_rng(5)
+    rejected = []
+    for _ in range(300):
+        data = simulate(rng, 64, 2000.0, 100.0, 1000.0, 0.1)
+        rejected.append(hazard_homogeneity(data, [100, 325, 550, 775, 1000]).p_value < 0.05)
+    assert 0.02 <= np.mean(rejected) <= 0.09
+    hop = rng.uniform(300.0, 450.0, 12)
+    waves = passages(np.concatenate([hop, np.full(52, 1000.0)]), [1] * 12 + [0] * 52)
+    edges = window_edges(waves, 100.0)
+    assert edges == [100.0, 325.0, 550.0, 775.0, 1000.0]
+    h = hazard_homogeneity(waves, edges)
+    assert h.p_value < 0.001 and "not constant" in h.describe()
+
+
+def test_analyze_and_the_command_test_one_rate(tmp_path, capsys):
+    """``fusionff analyze`` reports the test on four equal intervals from --hazard-after to
+    the longest trajectory (or on the edges given) in its report and analysis.json, with
+    passages that add up to the rate's; ``python -m fusionff.analysis.survival ... --edges``
+    prints it after the intervals' rates."""
+    from fusionff.analysis.survival import main
+
+    write_synthetic_run(tmp_path, n_traj=60, tau_fs=800.0, t0_fs=100.0, t_max_fs=400.0, seed=3)
+    a = analyze_run(read_run(tmp_path), AnalysisOptions(hazard_after_fs=100.0, n_boot_fit=10))
+    decay = analysis_to_dict(a)["decay"]
+    test = decay["first_passage_test"]
+    assert test["edges_fs"] == pytest.approx([100.0, 175.0, 250.0, 325.0, 400.0])
+    assert sum(test["events"]) == decay["first_passage"]["events"]
+    assert sum(test["exposure_fs"]) == pytest.approx(decay["first_passage"]["exposure_fs"])
+    assert "constant hazard? passages" in format_report(a)
+    given = analyze_run(
+        read_run(tmp_path),
+        AnalysisOptions(
+            hazard_after_fs=100.0, hazard_edges_fs=(100.0, 250.0, 400.0), n_boot_fit=10
+        ),
+    )
+    assert given.first_passage_test.edges_fs == (100.0, 250.0, 400.0)
+    assert main([str(tmp_path), "--t0", "100", "--edges", "100", "250", "400"]) == 0
+    out = capsys.readouterr().out
+    assert f"G = {given.first_passage_test.statistic:.2f}" in out
