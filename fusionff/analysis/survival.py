@@ -316,10 +316,10 @@ class HazardHomogeneity:
     """Whether one rate describes the passages on every interval of :func:`piecewise_hazard`
     (see :func:`hazard_homogeneity`). ``edges_fs``: the interval bounds (fs); ``events`` and
     ``exposure_fs``: passages and time at risk per interval; ``statistic``: the likelihood
-    ratio G of a rate per interval against one rate; ``dof``: intervals with time at risk,
-    minus one; ``p_value``: the chance of a G at least this large under one rate (Monte Carlo
-    with ``n_draws`` draws; the exposures held fixed); ``p_chi2``: the same from the
-    chi-square limit (too small where few passages are seen)."""
+    ratio G of a rate per interval against one rate; ``dof``: intervals minus one;
+    ``p_value``: the chance of a G at least this large under one rate (Monte Carlo with
+    ``n_draws`` draws; the exposures held fixed); ``p_chi2``: the same from the chi-square
+    limit (too small where few passages are seen)."""
 
     edges_fs: tuple[float, ...]
     events: tuple[int, ...]
@@ -345,10 +345,13 @@ class HazardHomogeneity:
             if self.p_value < 0.05
             else "consistent with one rate"
         )
+        if self.p_value * (self.n_draws + 1) < 1.5:  # no draw reached the observed G
+            p = f"p < {2 / (self.n_draws + 1):.1g} (no draw of {self.n_draws} reached it"
+        else:
+            p = f"p = {self.p_value:.3g} ({self.n_draws} draws"
         return (
             f"constant hazard? passages {per}: G = {self.statistic:.2f} on {self.dof} "
-            f"degrees of freedom, p = {self.p_value:.3g} ({self.n_draws} draws; chi-square "
-            f"{self.p_chi2:.3g}): {verdict}"
+            f"degrees of freedom, {p}; chi-square {self.p_chi2:.3g}): {verdict}"
         )
 
 
@@ -370,28 +373,24 @@ def hazard_homogeneity(
     is taken from the passages' distribution given K under one rate, multinomial with
     probabilities E_i / E (the exposures held fixed, as :func:`constant_hazard`'s interval
     holds them), by ``n_draws`` seeded draws: exact enough where the chi-square limit is not
-    (a handful of passages). Intervals nobody is watched in are left out. Raises ValueError
-    for fewer than two intervals with time at risk or no passage at all."""
+    (a handful of passages). Raises ValueError for fewer than two intervals, an interval that
+    no trajectory is watched in (:func:`piecewise_hazard`) or no passage at all."""
+    if len(edges_fs) < 3:
+        raise ValueError(f"a constant-hazard test needs two intervals or more; edges {edges_fs}")
     pieces = piecewise_hazard(data, edges_fs)
     events = np.array([p.events for p in pieces])
     exposure = np.array([p.exposure_fs for p in pieces])
-    watched = exposure > 0
-    if watched.sum() < 2:
-        raise ValueError(
-            f"a constant-hazard test needs two intervals with time at risk; edges {list(edges_fs)}"
-            f" have {int(watched.sum())}"
-        )
     total = int(events.sum())
     if total == 0:
         raise ValueError("a constant-hazard test needs at least one passage; none is seen")
-    share = exposure[watched] / exposure[watched].sum()
+    share = exposure / exposure.sum()
     expected = total * share
-    statistic = float(_likelihood_ratio(events[watched], expected))
+    statistic = float(_likelihood_ratio(events, expected))
     draws = np.random.default_rng(seed).multinomial(total, share, size=n_draws)
     simulated = _likelihood_ratio(draws, expected)
     # the observed G counts as one draw, so that p is never 0 (a conservative estimate)
     p_value = float((1 + np.sum(simulated >= statistic - 1e-9)) / (n_draws + 1))
-    dof = int(watched.sum()) - 1
+    dof = len(pieces) - 1
     return HazardHomogeneity(
         edges_fs=tuple(float(e) for e in edges_fs),
         events=tuple(int(k) for k in events),

@@ -347,15 +347,16 @@ def test_homogeneity_test_by_hand():
 def test_homogeneity_test_false_alarms_at_its_level_and_finds_waves():
     """On 300 simulated ensembles of 64 trajectories with one rate (tau 2 ps after 100 fs,
     watched to 1000 fs, 10% failing at random; about 20 passages each) and four equal
-    intervals, p < 0.05 in 2-9% of them (the test's level; a wrong expectation or a p taken
-    from the wrong tail moves this far off). An ensemble whose passages all fall within
-    (300, 450] fs, the waves of a coherent twist, is rejected with p < 0.001, and
-    window_edges splits (100, longest] into equal parts."""
+    intervals, p < 0.05 (2,000 draws each) in 2-9% of them (the test's level; a wrong
+    expectation or a p taken from the wrong tail moves this far off). An ensemble whose
+    passages all fall within (300, 450] fs, the waves of a coherent twist, is rejected with
+    p < 0.001, and window_edges splits (100, longest] into equal parts."""
     rng = np.random.default_rng(5)
     rejected = []
     for _ in range(300):
         data = simulate(rng, 64, 2000.0, 100.0, 1000.0, 0.1)
-        rejected.append(hazard_homogeneity(data, [100, 325, 550, 775, 1000]).p_value < 0.05)
+        test = hazard_homogeneity(data, [100, 325, 550, 775, 1000], n_draws=2000, seed=1)
+        rejected.append(test.p_value < 0.05)
     assert 0.02 <= np.mean(rejected) <= 0.09
     hop = rng.uniform(300.0, 450.0, 12)
     waves = passages(np.concatenate([hop, np.full(52, 1000.0)]), [1] * 12 + [0] * 52)
@@ -372,7 +373,7 @@ def test_analyze_and_the_command_test_one_rate(tmp_path, capsys):
     prints it after the intervals' rates."""
     from fusionff.analysis.survival import main
 
-    write_synthetic_run(tmp_path, n_traj=60, tau_fs=800.0, t0_fs=100.0, t_max_fs=400.0, seed=3)
+    write_synthetic_run(tmp_path, n_traj=24, tau_fs=800.0, t0_fs=100.0, t_max_fs=400.0, seed=3)
     a = analyze_run(read_run(tmp_path), AnalysisOptions(hazard_after_fs=100.0, n_boot_fit=10))
     decay = analysis_to_dict(a)["decay"]
     test = decay["first_passage_test"]
@@ -390,3 +391,17 @@ def test_analyze_and_the_command_test_one_rate(tmp_path, capsys):
     assert main([str(tmp_path), "--t0", "100", "--edges", "100", "250", "400"]) == 0
     out = capsys.readouterr().out
     assert f"G = {given.first_passage_test.statistic:.2f}" in out
+
+
+def test_homogeneity_test_refuses_what_it_cannot_test():
+    """One interval is no test; an interval past every observation names the time; a decay
+    no draw of the null reaches says p < 2 / (n + 1) rather than a p of its floor."""
+    data = passages([50, 150, 180, 250, 400], [1, 1, 1, 0, 0])
+    with pytest.raises(ValueError, match="two intervals or more"):
+        hazard_homogeneity(data, [0, 400])
+    with pytest.raises(ValueError, match="watched past t0 = 400"):
+        hazard_homogeneity(data, [0, 200, 400, 600])
+    waves = passages([310, 320, 330, 340] * 5 + [1000] * 40, [1] * 20 + [0] * 40)
+    h = hazard_homogeneity(waves, [100, 300, 500, 700, 900], n_draws=1000)
+    assert h.p_value == pytest.approx(1 / 1001)
+    assert "p < 0.002 (no draw of 1000 reached it" in h.describe()
