@@ -993,24 +993,42 @@ class MolcasCasscfBackend(ReferenceBackend):
         return self._result(out, n_atoms, n_states, time.perf_counter() - begin, how)
 
     def energies(
-        self, numbers: np.ndarray, positions: np.ndarray, n_states: int, ricd: bool = False
+        self,
+        numbers: np.ndarray,
+        positions: np.ndarray,
+        n_states: int,
+        ricd: bool = False,
+        orbitals: str | Path | None = None,
+        save_orbitals: str | Path | None = None,
     ) -> tuple[np.ndarray, dict]:
         """SA-CASSCF energies (eV, absolute) of S0 .. S(n_states-1) at one geometry (Angstrom),
-        RASSCF alone from a fresh start (RHF orbitals, active pair chosen as for any fresh
-        start) and checked by the active-space guard: no gradients, nothing followed and
-        nothing stored. Meant for comparing levels (another basis, RICD integrals with
-        ``ricd``) at fixed geometries for a fraction of a label's cost. Returns the energies
-        and what the job saw (``occupations``, ``pi_weights``, ``iterations``). Raises
-        :class:`MolcasError` naming the cause when the job or the guard fails."""
+        RASSCF alone, checked by the active-space guard: no gradients, nothing followed
+        automatically and nothing stored. Meant for comparing levels (another basis, RICD
+        integrals with ``ricd``) at fixed geometries for a fraction of a label's cost, and
+        for comparing starts: by default a fresh start (RHF orbitals, active pair chosen as
+        for any fresh start); ``orbitals`` (an INPORB file, e.g. ``save_orbitals`` of a
+        neighbouring geometry) starts RASSCF from those instead, as orbital following does.
+        ``save_orbitals``: copy the converged orbitals to this path (to carry a solution
+        along a path of geometries). Returns the energies and what the job saw
+        (``occupations``, ``pi_weights``, ``iterations``). Raises :class:`MolcasError`
+        naming the cause when the job or the guard fails."""
         numbers, positions = check_geometry(numbers, positions)
+        if orbitals is not None and not Path(orbitals).is_file():
+            raise MolcasError(f"start orbitals {orbitals}: no such file")
+        start = None if orbitals is None else Path(orbitals)
         integrals = Integrals(ricd=ricd)
         try:
-            out, folder = self._attempt(numbers, positions, n_states, None, False, integrals)
+            out, folder = self._attempt(numbers, positions, n_states, start, False, integrals)
         except _AttemptFailed as exc:
-            raise MolcasError(f"fresh-start RASSCF at {self.basis}: {exc}") from exc
+            what = "fresh-start RASSCF" if start is None else f"RASSCF from {start}"
+            raise MolcasError(f"{what} at {self.basis}: {exc}") from exc
         finally:
             integrals.close()
-        shutil.rmtree(folder, ignore_errors=True)
+        try:
+            if save_orbitals is not None:
+                shutil.copyfile(folder / "job.RasOrb", save_orbitals)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
         seen = {
             "occupations": np.round(out.occupations, 6).tolist(),
             "pi_weights": np.round(out.pi_weights, 6).tolist(),

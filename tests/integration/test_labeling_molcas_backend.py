@@ -552,3 +552,23 @@ def test_energies_alone_equal_the_label_energies_and_name_a_guard_failure():
     strict = MolcasCasscfBackend((0, 1), couplings=False, min_pi_weight=1.01)
     with pytest.raises(MolcasError, match="pi weight"):
         strict.energies(atoms.numbers, atoms.positions, N_STATES)
+
+
+def test_energies_carried_along_a_twist_from_saved_orbitals(tmp_path):
+    """A solution carried from 30 to 35 degrees of twist (``save_orbitals`` at 30, then
+    ``orbitals=`` at 35) has the energies of a fresh start at 35 degrees (1e-5 eV): far from
+    a crossing of solutions, following and a fresh start find the same SA-CASSCF minimum."""
+    from fusionff.labeling.molcas import MolcasCasscfBackend
+
+    backend = MolcasCasscfBackend((0, 1), couplings=False)
+    carried = tmp_path / "30.RasOrb"
+    first = twisted_ethylene(30.0)
+    backend.energies(first.numbers, first.positions, N_STATES, save_orbitals=carried)
+    assert carried.stat().st_size > 0
+    second = twisted_ethylene(35.0)
+    followed, seen = backend.energies(
+        second.numbers, second.positions, N_STATES, orbitals=carried
+    )
+    fresh, _ = backend.energies(second.numbers, second.positions, N_STATES)
+    np.testing.assert_allclose(followed, fresh, atol=1e-5)
+    assert min(seen["pi_weights"]) > 0.5

@@ -288,3 +288,27 @@ def test_energies_alone_raise_a_named_error_when_the_job_fails(tmp_path):
     backend, numbers, positions = _backend(tmp_path, broken=("fresh",))
     with pytest.raises(MolcasError, match="fresh-start RASSCF at STO-3G: .*scripted failure"):
         backend.energies(numbers, positions, 2)
+
+
+def test_energies_from_given_orbitals_start_there_and_can_save_the_solution(tmp_path):
+    """``energies(orbitals=...)`` starts RASSCF from that file (here the neighbour's solution,
+    not a fresh start) and ``save_orbitals`` keeps the converged orbitals, so that a
+    solution can be carried along a path; a missing start file is a named error."""
+    backend, numbers, positions = _backend(tmp_path)
+    saved = tmp_path / "carried.RasOrb"
+    energies, _ = backend.energies(
+        numbers, positions, 2, orbitals=tmp_path / "neighbour.RasOrb", save_orbitals=saved
+    )
+    assert backend.jobs == [("neighbour", False)]
+    np.testing.assert_allclose(energies, np.array(SOLUTIONS["neighbour"]) * HARTREE_TO_EV)
+    assert saved.read_text() == "neighbour"
+    backend.energies(numbers, positions, 2, orbitals=saved)
+    assert backend.jobs[-1] == ("neighbour", False)
+    with pytest.raises(MolcasError, match="start orbitals .*missing.RasOrb: no such file"):
+        backend.energies(numbers, positions, 2, orbitals=tmp_path / "missing.RasOrb")
+
+
+def test_energies_from_given_orbitals_name_the_start_when_the_job_fails(tmp_path):
+    backend, numbers, positions = _backend(tmp_path, broken=("neighbour",))
+    with pytest.raises(MolcasError, match="RASSCF from .*neighbour.RasOrb at STO-3G: .*scripted"):
+        backend.energies(numbers, positions, 2, orbitals=tmp_path / "neighbour.RasOrb")
