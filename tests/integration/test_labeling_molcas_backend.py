@@ -566,9 +566,7 @@ def test_energies_carried_along_a_twist_from_saved_orbitals(tmp_path):
     backend.energies(first.numbers, first.positions, N_STATES, save_orbitals=carried)
     assert carried.stat().st_size > 0
     second = twisted_ethylene(35.0)
-    followed, seen = backend.energies(
-        second.numbers, second.positions, N_STATES, orbitals=carried
-    )
+    followed, seen = backend.energies(second.numbers, second.positions, N_STATES, orbitals=carried)
     fresh, _ = backend.energies(second.numbers, second.positions, N_STATES)
     np.testing.assert_allclose(followed, fresh, atol=1e-5)
     assert min(seen["pi_weights"]) > 0.5
