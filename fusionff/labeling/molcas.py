@@ -362,18 +362,30 @@ class OrbitalStore:
                 with np.load(index) as entry:
                     self._known[index.stem] = (entry["numbers"], entry["positions"])
 
-    def nearest(self, numbers: np.ndarray, positions: np.ndarray) -> tuple[Path, float] | None:
+    def nearest(
+        self, numbers: np.ndarray, positions: np.ndarray, skip: np.ndarray | None = None
+    ) -> tuple[Path, float] | None:
         """The orbital file of the stored structure with the same atoms nearest to
-        ``positions`` (RMSD of raw positions, Angstrom) and that RMSD; None if there is none."""
+        ``positions`` (RMSD of raw positions, Angstrom) and that RMSD; None if there is none.
+        A structure at exactly the positions ``skip`` is passed over."""
         self._refresh()
         best = None
         for key, (stored_numbers, stored_positions) in self._known.items():
             if not np.array_equal(stored_numbers, numbers):
                 continue
+            if skip is not None and np.array_equal(stored_positions, skip):
+                continue
             rmsd = _rmsd(stored_positions, positions)
             if best is None or rmsd < best[1]:
                 best = (self.folder / f"{key}.RasOrb", rmsd)
         return best
+
+    def positions_of(self, orbitals: Path) -> np.ndarray | None:
+        """Positions (Angstrom) of the structure whose orbital file is ``orbitals``."""
+        self._refresh()
+        if Path(orbitals).parent != self.folder or Path(orbitals).stem not in self._known:
+            return None
+        return self._known[Path(orbitals).stem][1]
 
     def save(self, numbers: np.ndarray, positions: np.ndarray, orbitals: Path) -> None:
         """Store ``orbitals`` (an INPORB file) as those of this structure."""
@@ -419,16 +431,30 @@ class RecentOrbitals:
     def __setstate__(self, state: dict) -> None:
         self.__init__(state["capacity"])
 
-    def nearest(self, numbers: np.ndarray, positions: np.ndarray) -> tuple[Path, float] | None:
-        """Orbital file and RMSD (Angstrom) of the nearest remembered structure, or None."""
+    def nearest(
+        self, numbers: np.ndarray, positions: np.ndarray, skip: np.ndarray | None = None
+    ) -> tuple[Path, float] | None:
+        """Orbital file and RMSD (Angstrom) of the nearest remembered structure, or None;
+        a structure at exactly the positions ``skip`` is passed over."""
         with self._lock:
             best = None
             for stored_numbers, stored_positions, path in self._entries:
+                if skip is not None and np.array_equal(stored_positions, skip):
+                    continue
                 if np.array_equal(stored_numbers, numbers):
                     rmsd = _rmsd(stored_positions, positions)
                     if best is None or rmsd < best[1]:
                         best = (path, rmsd)
             return best
+
+    def positions_of(self, orbitals: Path) -> np.ndarray | None:
+        """Positions (Angstrom) of the remembered structure whose orbital file is
+        ``orbitals``."""
+        with self._lock:
+            for _, stored_positions, path in self._entries:
+                if path == Path(orbitals):
+                    return stored_positions
+        return None
 
     def save(self, numbers: np.ndarray, positions: np.ndarray, orbitals: Path) -> None:
         """Remember ``orbitals`` for this structure, forgetting the oldest beyond capacity."""
@@ -523,7 +549,12 @@ class MolcasCasscfBackend(ReferenceBackend):
             followed start can land on either; on stilbene it landed 1.7 eV too high in the
             average (S1 3.4 eV too high) while passing the guard (data/stilbene/r2/README.md).
             meta records both averages (eV); the gradient job must reproduce the chosen
-            average to :data:`SCREEN_TOLERANCE_EV`.
+            average to :data:`SCREEN_TOLERANCE_EV`. When one of the two starts fails (an
+            RHF that crashes, a guard failure), the orbitals of the next-nearest stored
+            neighbour are screened as well (meta start ``"second neighbour"``), so that the
+            label still rests on two starts: a followed start alone landed on a solution
+            0.67 eV too high in the average (S1 1.32 eV) at a stilbene geometry whose fresh
+            start crashed (data/stilbene/r3/README.md, twenty-second session).
         screen_integrals: ``"exact"``, or ``"ricd"``: the screening jobs (RASSCF alone, from
             both starts) run on OpenMolcas's RICD integrals, about 4x cheaper for stilbene at
             6-31G, and the exact gradient job starts from the orbitals of the lower RICD state
@@ -622,7 +653,10 @@ class MolcasCasscfBackend(ReferenceBackend):
         }
 
     def _starts_description(self) -> str:
-        screened = "followed and fresh RASSCF, the lower state average kept and its gradients"
+        screened = (
+            "followed and fresh RASSCF (the next-nearest neighbour's too when one of them "
+            "fails), the lowest state average kept and its gradients"
+        )
         if self.screen_integrals == "ricd":
             screened += " (screens on RICD integrals, gradients exact)"
         if self.both_starts:
@@ -708,20 +742,28 @@ class MolcasCasscfBackend(ReferenceBackend):
             )
         return log
 
-    def _start_orbitals(self, numbers, positions) -> tuple[Path | None, float]:
-        """The nearest followed orbitals (store or recent structures) and their RMSD."""
+    def _start_orbitals(
+        self, numbers, positions, skip: np.ndarray | None = None
+    ) -> tuple[Path | None, float]:
+        """The nearest followed orbitals (store or recent structures) and their RMSD,
+        passing over a structure at exactly the positions ``skip``."""
         candidates = []
         if self.store_folder is not None:
             if self._store is None:
                 self._store = OrbitalStore(self.store_folder)
-            found = self._store.nearest(numbers, positions)
+            found = self._store.nearest(numbers, positions, skip)
             if found is not None:
                 candidates.append(found)
-        found = self._recent.nearest(numbers, positions)
+        found = self._recent.nearest(numbers, positions, skip)
         if found is not None:
             candidates.append(found)
         candidates = [c for c in candidates if c[0].exists() and c[1] <= self.max_follow_rmsd]
         return min(candidates, key=lambda c: c[1]) if candidates else (None, float("inf"))
+
+    def _neighbour_positions(self, orbitals: Path) -> np.ndarray | None:
+        """Positions of the structure (store or recent) whose orbital file is ``orbitals``."""
+        found = self._store.positions_of(orbitals) if self._store is not None else None
+        return found if found is not None else self._recent.positions_of(orbitals)
 
     def _select_active(self, folder: Path, n_inactive: int, positions: np.ndarray):
         """Swaps (1-based) that bring the most pi-like frontier RHF orbitals to positions
@@ -960,6 +1002,16 @@ class MolcasCasscfBackend(ReferenceBackend):
                     screen_integrals,
                 )
             ]
+            if len(screens) == 1:  # one start failed: screen the next-nearest neighbour
+                first = self._neighbour_positions(start)
+                second, second_rmsd = self._start_orbitals(numbers, positions, skip=first)
+                if second is not None and first is not None:
+                    for out, _, folder in self._runs(
+                        numbers, positions, n_states, (second,), second_rmsd, False,
+                        messages, screen_integrals,
+                    ):  # fmt: skip
+                        how = {"start": "second neighbour", "follow_rmsd": round(second_rmsd, 4)}
+                        screens.append((float(np.mean(out.energies)), how, folder))
         finally:
             if ricd:
                 screen_integrals.close()

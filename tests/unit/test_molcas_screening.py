@@ -26,8 +26,9 @@ from fusionff.labeling.molcas import (
     parse_log,
 )
 
-# Hartree; state averages: neighbour (followed) -0.75, fresh -1.0
-SOLUTIONS = {"neighbour": [-1.0, -0.5], "fresh": [-1.1, -0.9]}
+# Hartree; state averages: neighbour (followed) -0.75, fresh -1.0, second (a farther
+# neighbour's solution) -0.9
+SOLUTIONS = {"neighbour": [-1.0, -0.5], "fresh": [-1.1, -0.9], "second": [-1.2, -0.6]}
 
 
 class ScriptedBackend(MolcasCasscfBackend):
@@ -116,6 +117,49 @@ def test_a_failed_start_leaves_the_other(tmp_path):
     assert result.ok and result.meta["start"] == "followed"
     assert "scripted failure of the fresh start" in result.meta["failed_start"]
     np.testing.assert_allclose(result.energies, np.array(SOLUTIONS["neighbour"]) * HARTREE_TO_EV)
+
+
+def _add_second_neighbour(backend, tmp_path, numbers, positions, shift=0.1):
+    second = tmp_path / "second.RasOrb"
+    second.write_text("second")
+    backend._recent.save(numbers, positions + shift, second)
+
+
+def test_a_failed_start_brings_in_the_next_nearest_neighbour(tmp_path):
+    """When the fresh start fails, the next-nearest neighbour's orbitals are screened too, so
+    the label still rests on two starts: its solution (lower average than the nearest
+    neighbour's) is kept and its gradients computed, with both averages and the failure in
+    meta."""
+    backend, numbers, positions = _backend(tmp_path, broken=("fresh",))
+    _add_second_neighbour(backend, tmp_path, numbers, positions)
+    result = backend.compute(numbers, positions, 2)
+    assert backend.jobs == [
+        ("neighbour", False), ("fresh", False), ("second", False), ("second", True),
+    ]  # fmt: skip
+    assert result.ok and result.meta["start"] == "second neighbour"
+    assert result.meta["follow_rmsd"] == pytest.approx(
+        0.1 * 3**0.5, abs=1e-4
+    )  # every coordinate +0.1
+    assert "scripted failure of the fresh start" in result.meta["failed_start"]
+    averages = result.meta["state_averages_eV"]
+    assert averages["followed"] == pytest.approx(-0.75 * HARTREE_TO_EV)
+    assert averages["second neighbour"] == pytest.approx(-0.9 * HARTREE_TO_EV)
+    np.testing.assert_allclose(result.energies, np.array(SOLUTIONS["second"]) * HARTREE_TO_EV)
+
+
+def test_the_next_nearest_neighbour_is_screened_only_when_a_start_fails(tmp_path):
+    """Both starts converge: two screens, as before, whatever other neighbours exist; and a
+    copy of the nearest neighbour (same positions, e.g. in the store and in memory) is not a
+    second start."""
+    backend, numbers, positions = _backend(tmp_path)
+    _add_second_neighbour(backend, tmp_path, numbers, positions)
+    backend.compute(numbers, positions, 2)
+    assert [job for job in backend.jobs if not job[1]] == [("neighbour", False), ("fresh", False)]
+    backend, numbers, positions = _backend(tmp_path, broken=("fresh",))
+    _add_second_neighbour(backend, tmp_path, numbers, positions, shift=0.05)  # the same place
+    result = backend.compute(numbers, positions, 2)
+    assert backend.jobs == [("neighbour", False), ("fresh", False), ("neighbour", True)]
+    assert result.ok and result.meta["start"] == "followed"
 
 
 def test_both_starts_failing_is_a_recorded_failure(tmp_path):
