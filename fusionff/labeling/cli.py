@@ -73,7 +73,8 @@ def add_label_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
         default=True,
         help="casscf: converge RASSCF from the followed and from fresh RHF orbitals and keep "
         "the solution of lower state-averaged energy, then compute its gradients (default; "
-        "about 1.1-1.5x the cost of one start). --no-both-starts follows alone, which on "
+        "about 1.1-1.5x the cost of one start; when one start fails, the next-nearest "
+        "neighbour's orbitals are screened too). --no-both-starts follows alone, which on "
         "stilbene can land on a solution 1.7 eV too high that passes the active-space guard",
     )
     parser.add_argument(
