@@ -980,8 +980,9 @@ class MolcasCasscfBackend(ReferenceBackend):
         return out, folder
 
     def _screened(self, numbers, positions, n_states, start, rmsd, begin, integrals) -> LabelResult:
-        """``both_starts``: RASSCF alone from the followed and from a fresh start, then the
-        gradients and couplings from the converged orbitals of the lower state average (the
+        """``both_starts``: RASSCF alone from the followed and from a fresh start (and from
+        the next-nearest neighbour's orbitals when one of the two fails), then the
+        gradients and couplings from the converged orbitals of the lowest state average (the
         screens on RICD integrals with ``screen_integrals="ricd"``, the gradients always on
         exact ones)."""
         n_atoms = len(numbers)
@@ -1002,10 +1003,10 @@ class MolcasCasscfBackend(ReferenceBackend):
                     screen_integrals,
                 )
             ]
-            if len(screens) == 1:  # one start failed: screen the next-nearest neighbour
-                first = self._neighbour_positions(start)
+            first = self._neighbour_positions(start) if len(screens) == 1 else None
+            if first is not None:  # one start failed: screen the next-nearest neighbour
                 second, second_rmsd = self._start_orbitals(numbers, positions, skip=first)
-                if second is not None and first is not None:
+                if second is not None:
                     for out, _, folder in self._runs(
                         numbers, positions, n_states, (second,), second_rmsd, False,
                         messages, screen_integrals,
