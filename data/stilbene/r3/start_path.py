@@ -37,6 +37,8 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+from label_consistency import superpose  # noqa: E402
 from r2_crossing import describe_geometry  # noqa: E402
 
 
@@ -56,17 +58,9 @@ def read_row(spec: str):
 
 def aligned_onto(moving: np.ndarray, fixed: np.ndarray) -> np.ndarray:
     """``moving`` (N, 3) rotated and translated onto ``fixed`` (least squares, proper
-    rotation: Kabsch)."""
-    a, b = moving - moving.mean(0), fixed - fixed.mean(0)
-    u, _, vt = np.linalg.svd(a.T @ b)
-    d = np.sign(np.linalg.det(u @ vt))
-    rotation = u @ np.diag([1.0, 1.0, d]) @ vt
-    return a @ rotation + fixed.mean(0)
-
-
-def kabsch_rmsd(a: np.ndarray, b: np.ndarray) -> float:
-    """RMSD (Angstrom) of two (N, 3) position arrays after optimal superposition."""
-    return float(np.sqrt(np.mean(np.sum((aligned_onto(a, b) - b) ** 2, axis=1))))
+    rotation: ``label_consistency.superpose``)."""
+    rotation, _ = superpose(fixed, moving)
+    return (moving - moving.mean(0)) @ rotation.T + fixed.mean(0)
 
 
 def nearest_labels(files, numbers, target, k: int, leave_out: str) -> list[str]:
@@ -82,7 +76,7 @@ def nearest_labels(files, numbers, target, k: int, leave_out: str) -> list[str]:
                     continue
                 if not np.array_equal(np.asarray(s.numbers), numbers):
                     continue
-                found.append((kabsch_rmsd(np.asarray(s.positions), target), spec))
+                found.append((superpose(target, np.asarray(s.positions))[1], spec))
     found.sort()
     return [spec for _, spec in found[:k]]
 
@@ -123,7 +117,7 @@ def main(argv=None) -> int:
     if args.models:
         from fusionff.potential import Potential
 
-        committee = Potential(args.models if len(args.models) > 1 else args.models[0])
+        committee = Potential(args.models)
 
     def model_energies(positions):
         if committee is None:
