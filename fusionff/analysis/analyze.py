@@ -54,9 +54,11 @@ from fusionff.analysis.run import Run
 from fusionff.analysis.survival import (
     HazardEstimate,
     HazardHomogeneity,
+    ReachedBy,
     constant_hazard,
     first_passages,
     hazard_homogeneity,
+    reached_by,
     window_edges,
 )
 
@@ -87,6 +89,9 @@ class AnalysisOptions:
     hazard_edges_fs: the intervals (fs) on which one rate is tested against a rate of each
     (:func:`~fusionff.analysis.survival.hazard_homogeneity`; None: ``hazard_intervals``
     equal intervals from ``hazard_after_fs`` to the longest observation).
+    reached_by_fs: the times (fs) at which the fraction of trajectories that reached the
+    ground state is reported (:func:`~fusionff.analysis.survival.reached_by`; a time no
+    trajectory is watched until is left out with a note).
     """
 
     dihedral: Dihedral | None = None
@@ -105,6 +110,7 @@ class AnalysisOptions:
     hazard_after_fs: float = 0.0
     hazard_edges_fs: tuple[float, ...] | None = None
     hazard_intervals: int = 4
+    reached_by_fs: tuple[float, ...] = (500.0,)
 
 
 @dataclass
@@ -145,6 +151,9 @@ class Analysis:
     first_passage_test: HazardHomogeneity | None = None
     """Whether that one rate fits each interval of the window (None where
     ``first_passage`` is, or without passages; a note says why)."""
+    reached: list[ReachedBy] = field(default_factory=list)
+    """The fraction that reached the ground state by each of ``options.reached_by_fs``
+    (empty for scattering runs)."""
 
 
 def _last_finite(values: np.ndarray, where: str, what: str = "dihedral") -> float:
@@ -231,6 +240,7 @@ def analyze_run(run: Run, options: AnalysisOptions | None = None) -> Analysis:
     fits = {}
     first_passage = None
     first_passage_test = None
+    reached: list[ReachedBy] = []
     if not run.scattering and decay_state != options.ground_state:
         passages = first_passages(
             run.trajectories + run.excluded,
@@ -238,6 +248,11 @@ def analyze_run(run: Run, options: AnalysisOptions | None = None) -> Analysis:
             options.ground_state,
             ends=None if domain is None else domain.exit_time_fs,
         )
+        for t in options.reached_by_fs:
+            try:
+                reached.append(reached_by(passages, t))
+            except ValueError as err:
+                notes.append(f"no fraction reached by {t:g} fs: {err}")
         try:
             first_passage = constant_hazard(passages, options.hazard_after_fs)
         except ValueError as err:
@@ -306,6 +321,7 @@ def analyze_run(run: Run, options: AnalysisOptions | None = None) -> Analysis:
         domain=domain,
         first_passage=first_passage,
         first_passage_test=first_passage_test,
+        reached=reached,
     )
 
 
@@ -402,7 +418,10 @@ def analysis_to_dict(a: Analysis) -> dict:
       ``censored_by_failure`` {status: count}; :mod:`fusionff.analysis.survival`);
       ``first_passage_test`` (null without passages): whether that one rate fits each
       interval (``edges_fs``, ``events``, ``exposure_fs``, likelihood ratio ``statistic``,
-      ``dof``, Monte Carlo ``p_value`` of ``n_draws`` draws, ``p_chi2``);
+      ``dof``, Monte Carlo ``p_value`` of ``n_draws`` draws, ``p_chi2``); ``reached``
+      [{``t_fs``, ``fraction``, ``low``, ``high``, ``events``, ``n``, ``censored``,
+      ``method``, ``bounds``, ``confidence``}]: the fraction that reached the ground state
+      by each time of ``options.reached_by_fs`` (:func:`~fusionff.analysis.survival.reached_by`);
     * ``dihedral``: ``atoms``, ``source``, ``central_neighbours`` [[3 atoms], [3 atoms]]
       bonded to its two central carbons (null when their pyramidalisation is not measured;
       the notes say why); ``dhp``: ``ortho_atoms`` [[a1, a2], [b1, b2]] (null
@@ -465,6 +484,7 @@ def analysis_to_dict(a: Analysis) -> dict:
                 "first_passage_test": (
                     None if a.first_passage_test is None else a.first_passage_test.to_dict()
                 ),
+                "reached": [r.to_dict() for r in a.reached],
             },
             "dihedral": {
                 "atoms": a.dihedral_atoms,
@@ -599,6 +619,9 @@ def format_report(a: Analysis) -> str:
         lines.append(f"{states} first passage {a.first_passage.describe()}")
     if a.first_passage_test is not None:
         lines.append(f"  {a.first_passage_test.describe()}")
+    for r in a.reached:
+        states = f"S{a.decay_state} -> S{a.options.ground_state}"
+        lines.append(f"{states} first passage {r.describe()}")
     if prod is not None:
         i, j, k, m = a.dihedral_atoms
         lines.append(f"central dihedral: atoms {i} {j} {k} {m} ({a.dihedral_source})")

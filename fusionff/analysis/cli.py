@@ -22,6 +22,7 @@ _DEFAULTS = {
     "cis_below": 90.0,
     "trans_above": 90.0,
     "dhp_below": 2.0,
+    "reached_by_fs": (500.0,),
 }  # the same as AnalysisOptions (a test checks), kept here so --help stays light
 
 
@@ -118,6 +119,15 @@ def add_analyze_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentP
         "(default: four equal intervals from --hazard-after to the longest trajectory)",
     )
     parser.add_argument(
+        "--reached-by",
+        type=float,
+        nargs="*",
+        default=list(d["reached_by_fs"]),
+        metavar="FS",
+        help="report the fraction of trajectories that reached the ground state by each of "
+        "these times, fs, with its 95%% interval (default: %(default)s; none: no such line)",
+    )
+    parser.add_argument(
         "--n-boot-fit",
         type=int,
         default=d["n_boot_fit"],
@@ -158,6 +168,7 @@ def analyze_main(args: argparse.Namespace) -> int:
         domain_min_distance=args.domain_min_distance,
         hazard_after_fs=args.hazard_after,
         hazard_edges_fs=tuple(args.hazard_edges) if args.hazard_edges else None,
+        reached_by_fs=tuple(args.reached_by),
     )
     run = read_run(args.run_dir, include_failed=options.include_failed)
     analysis = analyze_run(run, options)

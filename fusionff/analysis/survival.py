@@ -12,7 +12,7 @@ failed (out of the domain, blown up, ...). Censoring keeps what a failed traject
 assumes the failure says nothing about the decay that would have followed, which a
 demanding reader should check against the number of failures reported beside the rate.
 
-Two estimates and a test:
+Three estimates and a test:
 
 * :func:`kaplan_meier`: the survival curve S(t) (the fraction still not having reached the
   target), with 95% pointwise intervals (Greenwood's variance on the log(-log) scale).
@@ -22,6 +22,9 @@ Two estimates and a test:
   chi-square limits with the exposure held fixed). With no event, tau has a lower bound only.
   ``t0`` lets the induction period be left out (the time the molecule needs to reach the
   barrier's region); trajectories that decayed before it are left out of the rate, and counted.
+* :func:`reached_by`: the fraction that reached the target by a given time (a target such
+  as "a quarter within 500 fs"), exact where nothing was censored before it, else the
+  Kaplan-Meier complement with the censored ones counted either way beside it.
 * :func:`hazard_homogeneity`: whether one rate fits every interval of a partition of the
   window (:func:`piecewise_hazard`), a likelihood-ratio test with a Monte Carlo p-value. A
   decay that comes in waves (an ensemble that reaches the crossing region together, misses,
@@ -192,6 +195,105 @@ def kaplan_meier(data: FirstPassages, confidence: float = 0.95) -> SurvivalCurve
         high=np.asarray(high),
         at_risk=np.asarray(at_risk, dtype=int),
         events=np.asarray(events, dtype=int),
+    )
+
+
+@dataclass(frozen=True)
+class ReachedBy:
+    """The fraction of trajectories that reached the target state by ``t_fs`` (fs): their first
+    passage at or before it (see :func:`reached_by`). ``events``: passages by then; ``n``:
+    trajectories; ``censored``: those whose observation ended before ``t_fs`` without a
+    passage (outcome unknown). ``method`` "clopper-pearson" (no censoring: ``events`` of
+    ``n``, exact interval) or "kaplan-meier" (1 - S(t), Greenwood's interval on the
+    log(-log) scale); ``bounds``: the censored ones counted as not reached / as reached."""
+
+    t_fs: float
+    fraction: float
+    low: float
+    high: float
+    events: int
+    n: int
+    censored: int
+    method: str
+    bounds: tuple[float, float]
+    confidence: float
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["bounds"] = list(self.bounds)
+        return out
+
+    def describe(self) -> str:
+        """One line, as a report prints it."""
+        level = f"{100 * self.confidence:g}%"
+        head = (
+            f"by {self.t_fs:g} fs: {self.fraction:.3f} [{self.low:.3f}, {self.high:.3f}] ({level}"
+        )
+        if self.method == "clopper-pearson":
+            return f"{head}, Clopper-Pearson; {self.events} of {self.n})"
+        lo, hi = self.bounds
+        return (
+            f"{head}, Kaplan-Meier; {self.events} passages of {self.n}, {self.censored} "
+            f"watched less than {self.t_fs:g} fs without one: counted as not reached / as "
+            f"reached {lo:.3f} to {hi:.3f})"
+        )
+
+
+def reached_by(data: FirstPassages, t_fs: float, confidence: float = 0.95) -> ReachedBy:
+    """The fraction of ``data``'s trajectories whose first passage came at or before ``t_fs``
+    (fs): a target such as "a quarter of the trajectories reach S0 within 500 fs" read off
+    directly. Where every trajectory was watched until ``t_fs`` (or passed before it) the
+    fraction is a binomial proportion with its exact interval; where some were censored
+    earlier (failed, or a shorter run pooled in) it is 1 - S(t) of :func:`kaplan_meier`, and
+    ``bounds`` count the censored ones either way. Raises ValueError when no trajectory is
+    watched until ``t_fs`` without a passage before it and some were censored (nothing
+    measures the fraction then) or ``t_fs`` is negative."""
+    from fusionff.analysis.intervals import clopper_pearson
+
+    if not t_fs >= 0.0:
+        raise ValueError(f"reached-by time must be >= 0 fs, got {t_fs!r}")
+    n = len(data)
+    events = int(np.sum(data.event & (data.time <= t_fs)))
+    censored = int(np.sum(~data.event & (data.time < t_fs)))
+    bounds = (events / n, (events + censored) / n)
+    if censored == 0:
+        low, high = clopper_pearson(events, n, confidence)
+        return ReachedBy(
+            t_fs=float(t_fs),
+            fraction=events / n,
+            low=float(low),
+            high=float(high),
+            events=events,
+            n=n,
+            censored=0,
+            method="clopper-pearson",
+            bounds=bounds,
+            confidence=confidence,
+        )
+    watched = int(np.sum(data.time >= t_fs))
+    if watched == 0:
+        raise ValueError(
+            f"no trajectory is watched until {t_fs:g} fs (longest: {data.time.max():g} fs)"
+        )
+    curve = kaplan_meier(data, confidence)
+    i = int(np.searchsorted(curve.time, t_fs, side="right"))
+    if i == 0:  # no passage yet: bounded by the trajectories watched that long, as 0 of them
+        fraction, low = 0.0, 0.0
+        high = float(clopper_pearson(0, watched, confidence)[1])
+    else:
+        fraction = 1.0 - float(curve.survival[i - 1])
+        low, high = 1.0 - float(curve.high[i - 1]), 1.0 - float(curve.low[i - 1])
+    return ReachedBy(
+        t_fs=float(t_fs),
+        fraction=fraction,
+        low=low,
+        high=high,
+        events=events,
+        n=n,
+        censored=censored,
+        method="kaplan-meier",
+        bounds=bounds,
+        confidence=confidence,
     )
 
 
@@ -441,6 +543,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also the rate on each interval between these times, fs (pooled runs): "
         "whether the hazard is constant",
     )
+    parser.add_argument(
+        "--reached-by",
+        type=float,
+        nargs="+",
+        metavar="FS",
+        help="also the fraction (pooled runs) that reached the target by each of these times, "
+        "fs, with its 95%% interval",
+    )
     args = parser.parse_args(argv)
     parts = []
     for directory in args.runs:
@@ -458,6 +568,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  {hazard_homogeneity(data, args.edges).describe()}")
         except ValueError as err:
             print(f"  no constant-hazard test: {err}")
+    for t in args.reached_by or []:
+        try:
+            print(f"  reached S{args.target} {reached_by(data, t).describe()}")
+        except ValueError as err:
+            print(f"  no fraction reached by {t:g} fs: {err}")
     km = kaplan_meier(data)
     for t, s, lo, hi, n in zip(km.time, km.survival, km.low, km.high, km.at_risk, strict=True):
         print(

@@ -4,7 +4,8 @@ the estimate's consistency on simulated exponential decays with censoring, which
 count as events and where failed ones are censored, the rate in ``fusionff analyze``
 recovering a synthetic run's known hop times, and the test of one rate against a rate per
 interval (by hand, its false-alarm rate on constant-hazard decays, its power on a decay in
-waves)."""
+waves), and the fraction that reached S0 by a given time (exact without censoring, the
+Kaplan-Meier complement with it, by hand; in the report and the pooling command)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from fusionff.analysis.survival import (
     hazard_homogeneity,
     kaplan_meier,
     piecewise_hazard,
+    reached_by,
     window_edges,
 )
 from tests.fixtures.analysis.synthetic_run import write_synthetic_run
@@ -405,3 +407,77 @@ def test_homogeneity_test_refuses_what_it_cannot_test():
     h = hazard_homogeneity(waves, [100, 300, 500, 700, 900], n_draws=1000)
     assert h.p_value == pytest.approx(1 / 1001)
     assert "p < 0.002 (no draw of 1000 reached it" in h.describe()
+
+
+def test_reached_by_without_censoring_is_a_binomial_proportion():
+    """Every trajectory watched to 300 fs or past it: 3 passages at or before 300 fs of 8 is
+    3/8 with the exact (Clopper-Pearson) interval; a passage exactly at t counts; one after t
+    does not."""
+    from fusionff.analysis.intervals import clopper_pearson
+
+    data = passages(
+        [50.0, 120.0, 300.0, 310.0, 400.0, 400.0, 400.0, 400.0], [1, 1, 1, 1, 0, 0, 0, 0]
+    )
+    r = reached_by(data, 300.0)
+    low, high = clopper_pearson(3, 8)
+    assert (r.events, r.n, r.censored, r.method) == (3, 8, 0, "clopper-pearson")
+    assert r.fraction == 3 / 8 and (r.low, r.high) == pytest.approx((float(low), float(high)))
+    assert r.bounds == (3 / 8, 3 / 8)
+    assert "0.375" in r.describe() and "3 of 8" in r.describe()
+
+
+def test_reached_by_with_censoring_is_one_minus_kaplan_meier():
+    """Passages at 100 and 300 fs, censored at 200, 400 and 500 fs: by 350 fs the product
+    limit gives S = (4/5)(2/3), so the fraction is 1 - 8/15 = 7/15 with the complement of
+    the curve's interval; the one censored before 350 fs counted either way brackets it
+    between 2/5 and 3/5."""
+    data = passages([100.0, 200.0, 300.0, 400.0, 500.0], [1, 0, 1, 0, 0])
+    r = reached_by(data, 350.0)
+    curve = kaplan_meier(data)
+    assert r.method == "kaplan-meier" and (r.events, r.n, r.censored) == (2, 5, 1)
+    assert r.fraction == pytest.approx(7 / 15)
+    assert (r.low, r.high) == pytest.approx((1 - curve.high[1], 1 - curve.low[1]))
+    assert r.low < r.fraction < r.high
+    assert r.bounds == pytest.approx((2 / 5, 3 / 5))
+    assert "counted as not reached / as reached 0.400 to 0.600" in r.describe()
+
+
+def test_reached_by_before_any_passage_and_what_it_refuses():
+    """Before the first passage with censoring, the fraction is 0 and its upper end is that of
+    0 of the trajectories watched that long; a time nobody is watched until, or a negative
+    one, is refused with a message that names it."""
+    from fusionff.analysis.intervals import clopper_pearson
+
+    data = passages([100.0, 250.0, 300.0, 300.0], [0, 1, 0, 0])
+    r = reached_by(data, 200.0)
+    assert r.fraction == 0.0 and r.low == 0.0
+    assert r.high == pytest.approx(float(clopper_pearson(0, 3)[1]))
+    with pytest.raises(ValueError, match="no trajectory is watched until 400 fs"):
+        reached_by(data, 400.0)
+    with pytest.raises(ValueError, match="must be >= 0 fs"):
+        reached_by(data, -1.0)
+
+
+def test_analyze_and_the_command_report_the_fraction_reached(tmp_path, capsys):
+    """``fusionff analyze`` reports the fraction on S0 by each reached-by time in its report
+    and analysis.json (it equals the synthetic run's hops by then over all started, none
+    censored) and notes a time past the run; the pooling command prints the pooled one."""
+    from fusionff.analysis.survival import main
+
+    truth = write_synthetic_run(
+        tmp_path, n_traj=24, tau_fs=300.0, t0_fs=100.0, t_max_fs=400.0, seed=5
+    )
+    a = analyze_run(
+        read_run(tmp_path), AnalysisOptions(reached_by_fs=(250.0, 900.0), n_boot_fit=10)
+    )
+    hop = np.asarray(truth["hop_time"])
+    reached = analysis_to_dict(a)["decay"]["reached"]
+    assert len(reached) == 1 and reached[0]["t_fs"] == 250.0
+    assert reached[0]["events"] == int(np.sum(hop <= 250.0)) and reached[0]["n"] == 24
+    assert reached[0]["method"] == "clopper-pearson"
+    assert "S1 -> S0 first passage by 250 fs" in format_report(a)
+    assert any("no fraction reached by 900 fs" in note for note in a.notes)
+    assert main([str(tmp_path), str(tmp_path), "--reached-by", "250"]) == 0
+    out = capsys.readouterr().out
+    assert f"reached S0 by 250 fs: {np.sum(hop <= 250.0) / 24:.3f}" in out
+    assert f"{2 * np.sum(hop <= 250.0)} of 48" in out
