@@ -45,6 +45,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy.stats import chi2, norm
 
+from fusionff.analysis.intervals import clopper_pearson
 from fusionff.analysis.run import FAILED_STATUSES, TrajectoryRecord
 
 
@@ -248,41 +249,27 @@ def reached_by(data: FirstPassages, t_fs: float, confidence: float = 0.95) -> Re
     ``bounds`` count the censored ones either way. Raises ValueError when no trajectory is
     watched until ``t_fs`` without a passage before it and some were censored (nothing
     measures the fraction then) or ``t_fs`` is negative."""
-    from fusionff.analysis.intervals import clopper_pearson
-
     if not t_fs >= 0.0:
         raise ValueError(f"reached-by time must be >= 0 fs, got {t_fs!r}")
     n = len(data)
     events = int(np.sum(data.event & (data.time <= t_fs)))
     censored = int(np.sum(~data.event & (data.time < t_fs)))
-    bounds = (events / n, (events + censored) / n)
     if censored == 0:
-        low, high = clopper_pearson(events, n, confidence)
-        return ReachedBy(
-            t_fs=float(t_fs),
-            fraction=events / n,
-            low=float(low),
-            high=float(high),
-            events=events,
-            n=n,
-            censored=0,
-            method="clopper-pearson",
-            bounds=bounds,
-            confidence=confidence,
-        )
-    watched = int(np.sum(data.time >= t_fs))
-    if watched == 0:
-        raise ValueError(
-            f"no trajectory is watched until {t_fs:g} fs (longest: {data.time.max():g} fs)"
-        )
-    curve = kaplan_meier(data, confidence)
-    i = int(np.searchsorted(curve.time, t_fs, side="right"))
-    if i == 0:  # no passage yet: bounded by the trajectories watched that long, as 0 of them
-        fraction, low = 0.0, 0.0
-        high = float(clopper_pearson(0, watched, confidence)[1])
+        method, fraction = "clopper-pearson", events / n
+        low, high = (float(x) for x in clopper_pearson(events, n, confidence))
     else:
-        fraction = 1.0 - float(curve.survival[i - 1])
-        low, high = 1.0 - float(curve.high[i - 1]), 1.0 - float(curve.low[i - 1])
+        watched = int(np.sum(data.time >= t_fs))
+        if watched == 0:
+            raise ValueError(
+                f"no trajectory is watched until {t_fs:g} fs (longest: {data.time.max():g} fs)"
+            )
+        method, curve = "kaplan-meier", kaplan_meier(data, confidence)
+        i = int(np.searchsorted(curve.time, t_fs, side="right"))
+        if i == 0:  # no passage yet: bounded as 0 of the trajectories watched that long
+            fraction, low, high = 0.0, 0.0, float(clopper_pearson(0, watched, confidence)[1])
+        else:
+            fraction = 1.0 - float(curve.survival[i - 1])
+            low, high = 1.0 - float(curve.high[i - 1]), 1.0 - float(curve.low[i - 1])
     return ReachedBy(
         t_fs=float(t_fs),
         fraction=fraction,
@@ -291,8 +278,8 @@ def reached_by(data: FirstPassages, t_fs: float, confidence: float = 0.95) -> Re
         events=events,
         n=n,
         censored=censored,
-        method="kaplan-meier",
-        bounds=bounds,
+        method=method,
+        bounds=(events / n, (events + censored) / n),
         confidence=confidence,
     )
 
