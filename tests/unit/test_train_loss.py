@@ -129,7 +129,7 @@ def test_gap_loss_value_by_hand():
     e, r = energies.detach(), labels.energies
     err = (e[:, 1:] - e[:, :1]) - (r[:, 1:] - r[:, :1])
     expected = float((err[[0, 2], 0] ** 2).mean() + err[0, 1] ** 2)
-    assert float(gap_loss(energies, labels)) == pytest.approx(expected, rel=1e-12)
+    assert float(gap_loss(energies, labels).detach()) == pytest.approx(expected, rel=1e-12)
 
 
 def test_gap_loss_ignores_shared_shifts_and_masked_labels():
