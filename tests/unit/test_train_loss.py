@@ -154,7 +154,7 @@ def test_gap_loss_huber_and_one_state():
     err = (e[:, 1:] - e[:, :1]) - (r[:, 1:] - r[:, :1])
     delta = 0.05
     expected = float(robust_square(err[[0, 2], 0], delta).mean() + robust_square(err[0, 1], delta))
-    assert float(gap_loss(energies, labels, delta)) == pytest.approx(expected, rel=1e-12)
+    assert float(gap_loss(energies, labels, delta).detach()) == pytest.approx(expected, rel=1e-12)
     one = Labels(**vars(labels))
     one.energies, one.energy_mask = labels.energies[:, :1], labels.energy_mask[:, :1]
     assert float(gap_loss(energies[:, :1], one)) == 0.0
