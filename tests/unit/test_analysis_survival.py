@@ -481,3 +481,25 @@ def test_analyze_and_the_command_report_the_fraction_reached(tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"reached S0 by 250 fs: {np.sum(hop <= 250.0) / 24:.3f}" in out
     assert f"{2 * np.sum(hop <= 250.0)} of 48" in out
+
+
+def test_reached_by_is_consistent_and_covers_at_its_level():
+    """Simulated decays (tau 2 ps after a 100 fs onset, watched 600 fs): the true fraction on
+    S0 by 500 fs is 1 - exp(-0.2) = 0.181. With 10% of trajectories failing at random times
+    (the Kaplan-Meier path) the estimate on 20,000 trajectories is within 3% of it and the
+    95% interval of 400 ensembles of 96 holds it in 92-98.5% of them; with none failing (the
+    exact path) in 95-99.5% (Clopper-Pearson is conservative, never below its level)."""
+    rng = np.random.default_rng(12)
+    truth = 1.0 - math.exp(-400.0 / 2000.0)
+    big = reached_by(simulate(rng, 20_000, 2000.0, 100.0, 600.0, 0.1), 500.0)
+    assert big.method == "kaplan-meier" and big.fraction == pytest.approx(truth, rel=0.03)
+    for p_fail, method, low, high in (
+        (0.1, "kaplan-meier", 0.92, 0.985),
+        (0.0, "clopper-pearson", 0.95, 0.995),
+    ):
+        covered = []
+        for _ in range(400):
+            r = reached_by(simulate(rng, 96, 2000.0, 100.0, 600.0, p_fail), 500.0)
+            assert r.method == method
+            covered.append(r.low <= truth <= r.high)
+        assert low <= np.mean(covered) <= high, (method, np.mean(covered))
