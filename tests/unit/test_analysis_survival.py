@@ -5,7 +5,8 @@ count as events and where failed ones are censored, the rate in ``fusionff analy
 recovering a synthetic run's known hop times, and the test of one rate against a rate per
 interval (by hand, its false-alarm rate on constant-hazard decays, its power on a decay in
 waves), and the fraction that reached S0 by a given time (exact without censoring, the
-Kaplan-Meier complement with it, by hand; in the report and the pooling command)."""
+Kaplan-Meier complement with it, by hand and by coverage on simulated decays; in the report
+and the pooling command)."""
 
 from __future__ import annotations
 
