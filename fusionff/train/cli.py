@@ -100,6 +100,14 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
         help="leave out the force labels of a structure's state with an atom's force above "
         "this (eV/A), as a training run's mask_forces_above does",
     )
+    parser.add_argument(
+        "--gap-bins",
+        type=float,
+        nargs="+",
+        metavar="EV",
+        help="also the errors per bin of the reference gap E1 - E0 split at these increasing "
+        "gaps (eV), e.g. 0.5 4: the seam, the middle, a hot ground state",
+    )
     return parser
 
 
@@ -109,7 +117,7 @@ def eval_main(args: argparse.Namespace) -> int:
     from fusionff.models.io import load_model
     from fusionff.train.data import load_training_data
     from fusionff.train.evaluate import evaluate, evaluate_committee
-    from fusionff.train.metrics import format_metrics
+    from fusionff.train.metrics import format_metrics, summary_line
     from fusionff.train.report import write_json
     from fusionff.train.split import read_split
 
@@ -149,27 +157,15 @@ def eval_main(args: argparse.Namespace) -> int:
         masked = data.mask_forces_above(args.mask_forces_above)
         print(f"force labels left out (above {args.mask_forces_above} eV/A): {masked} per state")
     if len(models) == 1:
-        metrics = evaluate(model, data, indices, batch_size=args.batch_size)
+        metrics = evaluate(model, data, indices, args.batch_size, gap_edges=args.gap_bins)
     else:
-        metrics = evaluate_committee(models, data, indices, batch_size=args.batch_size)
+        metrics = evaluate_committee(models, data, indices, args.batch_size, args.gap_bins)
     print(format_metrics(metrics, title))
     for path, member in zip(model_paths, metrics.get("members", []), strict=False):
-        print(f"  member {path}: {member_line(member)}")
+        print(f"  member {path}: {summary_line(member)}")
     if args.json:
         write_json(metrics, args.json)
     return 0
-
-
-def member_line(metrics: dict) -> str:
-    """One line of a committee member's errors: energy and force MAE per state, gap MAE."""
-
-    def fmt(value) -> str:
-        return "-" if value is None else f"{value:.0f}"
-
-    energy = "/".join(fmt(s["energy_mae"]) for s in metrics["states"])
-    force = "/".join(fmt(s["force_mae"]) for s in metrics["states"])
-    gaps = "/".join(fmt(g["mae"]) for g in metrics["gaps"])
-    return f"energy MAE {energy} meV, force MAE {force} meV/A, gap MAE {gaps} meV"
 
 
 def run_data_files(run: str | Path) -> list[str]:

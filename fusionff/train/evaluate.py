@@ -66,8 +66,14 @@ def predict(
     )
 
 
-def metrics_of(data: TrainingData, indices: np.ndarray, predictions: Predictions) -> dict[str, Any]:
-    """:func:`compute_metrics` of predictions for the structures ``indices``."""
+def metrics_of(
+    data: TrainingData,
+    indices: np.ndarray,
+    predictions: Predictions,
+    gap_edges: list[float] | None = None,
+) -> dict[str, Any]:
+    """:func:`compute_metrics` of predictions for the structures ``indices`` (``gap_edges``:
+    also per bin of the reference gap, eV)."""
     atoms = data.atom_indices(indices)
     couplings = {}
     if predictions.nacs is not None and data.nacs is not None:
@@ -84,6 +90,7 @@ def metrics_of(data: TrainingData, indices: np.ndarray, predictions: Predictions
         predictions.forces.cpu().numpy(),
         data.forces[atoms],
         data.force_mask[indices],
+        gap_edges=gap_edges,
         **couplings,
     )
 
@@ -103,11 +110,13 @@ def evaluate(
     data: TrainingData,
     indices: np.ndarray | None = None,
     batch_size: int = 16,
+    gap_edges: list[float] | None = None,
 ) -> dict[str, Any]:
-    """Metrics of ``model`` on the structures ``indices`` of ``data`` (default: all)."""
+    """Metrics of ``model`` on the structures ``indices`` of ``data`` (default: all);
+    ``gap_edges`` (eV): also per bin of the reference gap."""
     check_compatible(model, data)
     indices = np.arange(len(data)) if indices is None else np.asarray(indices)
-    return metrics_of(data, indices, predict(model, data, indices, batch_size))
+    return metrics_of(data, indices, predict(model, data, indices, batch_size), gap_edges)
 
 
 def mean_predictions(each: list[Predictions]) -> Predictions:
@@ -124,15 +133,17 @@ def evaluate_committee(
     data: TrainingData,
     indices: np.ndarray | None = None,
     batch_size: int = 16,
+    gap_edges: list[float] | None = None,
 ) -> dict[str, Any]:
     """Metrics of a committee's mean energies and forces (what
     :class:`fusionff.dynamics.ml.MLElectronicStructure` gives the dynamics) on the structures
     ``indices`` of ``data``, with each member's own metrics under ``"members"``. Couplings are
-    not scored here (members' couplings carry signs of their own)."""
+    not scored here (members' couplings carry signs of their own); ``gap_edges`` (eV): the
+    committee's errors also per bin of the reference gap."""
     for model in models:
         check_compatible(model, data)
     indices = np.arange(len(data)) if indices is None else np.asarray(indices)
     each = [predict(model, data, indices, batch_size, couplings=False) for model in models]
-    return metrics_of(data, indices, mean_predictions(each)) | {
+    return metrics_of(data, indices, mean_predictions(each), gap_edges) | {
         "members": [metrics_of(data, indices, p) for p in each]
     }

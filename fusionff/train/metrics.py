@@ -3,7 +3,9 @@
 Per state: energy MAE/RMSE per structure and per atom (meV), force MAE/RMSE per Cartesian
 component (meV/Angstrom); per excited state s >= 1 the gap E_s - E_0 MAE/RMSE (meV); and the
 same for the "near-intersection" structures (reference E_1 - E_0 below a threshold, 0.5 eV by
-default) when there are any. Only labelled entries count; a metric without entries is None.
+default) when there are any, and, when asked, the same for bins of the reference gap
+(``gap_edges``: which gaps carry the error, e.g. the seam against a hot ground state). Only
+labelled entries count; a metric without entries is None.
 
 Couplings, when given: per pair i < j the phase-free MAE and RMSE (1/Angstrom) over the Cartesian
 components of every atom of the structures with labelled couplings, each structure's error
@@ -39,6 +41,7 @@ def compute_metrics(
     pred_nacs: np.ndarray | None = None,
     ref_nacs: np.ndarray | None = None,
     nac_mask: np.ndarray | None = None,
+    gap_edges: list[float] | None = None,
 ) -> dict[str, Any]:
     """Metrics of B structures (n atoms in all) and S states.
 
@@ -51,12 +54,16 @@ def compute_metrics(
         near_gap: threshold (eV) of the near-intersection subset; None to leave it out.
         pred_nacs, ref_nacs: (n, S, S, 3) 1/Angstrom couplings, or None.
         nac_mask: (B,) bool, True where the reference couplings are labelled.
+        gap_edges: increasing reference gaps E1 - E0 (eV) that split the structures with both
+            energies labelled into bins [-inf, e1), [e1, e2), ..., [ek, inf); None for none.
 
     Returns:
         ``{"n_structures", "states": [per state], "gaps": [per s >= 1],
         "couplings": [per pair i < j] (with couplings), "near_intersection": {...} (when
-        S >= 2 and a structure qualifies)}``; energies in meV, forces in meV/Angstrom,
-        couplings in 1/Angstrom.
+        S >= 2 and a structure qualifies), "by_gap": [{"gap_from_eV", "gap_to_eV", ...} per
+        bin, None for an open end] (with gap_edges; an empty bin has n_structures 0 and no other
+        keys)}``; energies
+        in meV, forces in meV/Angstrom, couplings in 1/Angstrom.
     """
     energy_mask = np.asarray(energy_mask, dtype=bool)
     force_mask = np.asarray(force_mask, dtype=bool)
@@ -93,26 +100,51 @@ def compute_metrics(
     with_nacs = pred_nacs is not None and ref_nacs is not None and nac_mask is not None
     if with_nacs:
         out["couplings"] = coupling_metrics(pred_nacs, ref_nacs, nac_mask, n_atoms)
-    if near_gap is not None and n_states >= 2:
-        ref = np.asarray(ref_energies)
-        near = energy_mask[:, 0] & energy_mask[:, 1] & (ref[:, 1] - ref[:, 0] < near_gap)
+    arrays = (pred_energies, ref_energies, energy_mask, n_atoms, pred_forces, ref_forces)
+    arrays += (force_mask, pred_nacs if with_nacs else None, ref_nacs, nac_mask)
+    ref = np.asarray(ref_energies)
+    both = energy_mask[:, 0] & energy_mask[:, 1] if n_states >= 2 else None
+    if near_gap is not None and both is not None:
+        near = both & (ref[:, 1] - ref[:, 0] < near_gap)
         if near.any():
-            atoms = np.repeat(near, n_atoms)
-            sub = compute_metrics(
-                np.asarray(pred_energies)[near],
-                ref[near],
-                energy_mask[near],
-                n_atoms[near],
-                np.asarray(pred_forces)[atoms],
-                np.asarray(ref_forces)[atoms],
-                force_mask[near],
-                near_gap=None,
-                pred_nacs=np.asarray(pred_nacs)[atoms] if with_nacs else None,
-                ref_nacs=np.asarray(ref_nacs)[atoms] if with_nacs else None,
-                nac_mask=np.asarray(nac_mask)[near] if with_nacs else None,
+            out["near_intersection"] = {"gap_below_eV": near_gap, **_subset(arrays, near)}
+    if gap_edges is not None:
+        edges = [float(e) for e in gap_edges]
+        if n_states < 2 or not edges or any(b <= a for a, b in zip(edges, edges[1:], strict=False)):
+            raise ValueError(
+                f"gap_edges must be increasing gaps (eV) of a model with two or more states, "
+                f"got {gap_edges} with {n_states} state(s)"
             )
-            out["near_intersection"] = {"gap_below_eV": near_gap, **sub}
+        gap = ref[:, 1] - ref[:, 0]
+        out["by_gap"] = []
+        for lo, hi in zip([None, *edges], [*edges, None], strict=True):
+            rows = both & (gap >= (-np.inf if lo is None else lo))
+            rows &= gap < (np.inf if hi is None else hi)
+            sub = _subset(arrays, rows) if rows.any() else {"n_structures": 0}
+            out["by_gap"].append({"gap_from_eV": lo, "gap_to_eV": hi, **sub})
     return out
+
+
+def _subset(arrays: tuple, rows: np.ndarray) -> dict[str, Any]:
+    """:func:`compute_metrics` of the structures ``rows`` (B,) bool, ``arrays`` its first ten
+    arguments (couplings None when left out), without a near-intersection subset."""
+    pe, re_, em, na, pf, rf, fm, pn, rn, nm = arrays
+    n_atoms = np.asarray(na)
+    atoms = np.repeat(rows, n_atoms)
+    with_nacs = pn is not None
+    return compute_metrics(
+        np.asarray(pe)[rows],
+        np.asarray(re_)[rows],
+        np.asarray(em)[rows],
+        n_atoms[rows],
+        np.asarray(pf)[atoms],
+        np.asarray(rf)[atoms],
+        np.asarray(fm)[rows],
+        near_gap=None,
+        pred_nacs=np.asarray(pn)[atoms] if with_nacs else None,
+        ref_nacs=np.asarray(rn)[atoms] if with_nacs else None,
+        nac_mask=np.asarray(nm)[rows] if with_nacs else None,
+    )
 
 
 def coupling_metrics(
@@ -167,7 +199,26 @@ def format_metrics(metrics: dict[str, Any], title: str = "") -> str:
             f"({near['n_structures']} structures)"
         )
         lines.extend(_table(near))
+    if metrics.get("by_gap"):
+        lines.append("by reference gap E1 - E0 (eV):")
+        for b in metrics["by_gap"]:
+            lo = "" if b["gap_from_eV"] is None else f"{b['gap_from_eV']:g} <= "
+            hi = "" if b["gap_to_eV"] is None else f" < {b['gap_to_eV']:g}"
+            line = summary_line(b) if b["n_structures"] else "-"
+            lines.append(f"  {lo}gap{hi}: {b['n_structures']} structures; {line}")
     return "\n".join(lines)
+
+
+def summary_line(metrics: dict[str, Any]) -> str:
+    """One line of :func:`compute_metrics`' result: energy and force MAE per state, gap MAE."""
+
+    def fmt(value) -> str:
+        return "-" if value is None else f"{value:.0f}"
+
+    energy = "/".join(fmt(s["energy_mae"]) for s in metrics["states"])
+    force = "/".join(fmt(s["force_mae"]) for s in metrics["states"])
+    gaps = "/".join(fmt(g["mae"]) for g in metrics["gaps"])
+    return f"energy MAE {energy} meV, force MAE {force} meV/A, gap MAE {gaps} meV"
 
 
 def _table(metrics: dict[str, Any]) -> list[str]:

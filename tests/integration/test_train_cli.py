@@ -86,6 +86,16 @@ def test_eval_cli_prints_metrics_table(trained, capsys):
     assert "S0 " in text and "S1-S0" in text and "near intersection" in text
     metrics = json.loads((tmp / "m.json").read_text())
     assert metrics["n_structures"] == 39 and len(metrics["states"]) == 2
+    assert "by_gap" not in metrics and "by reference gap" not in text
+    args = ["eval", str(tmp / "run" / "model.fff"), str(data), "--device", "cpu"]
+    assert main([*args, "--gap-bins", "0.5", "2", "--json", str(tmp / "bins.json")]) == 0
+    text = capsys.readouterr().out
+    bins = json.loads((tmp / "bins.json").read_text())["by_gap"]
+    assert [(b["gap_from_eV"], b["gap_to_eV"]) for b in bins] == [(None, 0.5), (0.5, 2), (2, None)]
+    assert sum(b["n_structures"] for b in bins) == metrics["gaps"][0]["n"]
+    assert "by reference gap E1 - E0 (eV):" in text and "  0.5 <= gap < 2: " in text
+    assert main([*args, "--gap-bins", "2", "1"]) == 1
+    assert "gap_edges must be increasing" in capsys.readouterr().err
 
 
 def test_eval_cli_masks_large_force_labels(trained, capsys):

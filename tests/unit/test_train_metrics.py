@@ -84,3 +84,45 @@ def test_table_lists_states_gaps_and_subset(arrays):
     assert "S0 " in text and "S1 " in text and "S1-S0" in text
     assert "near intersection: E1 - E0 < 0.5 eV (1 structures)" in text
     assert "20.00" in text
+
+
+def test_errors_per_reference_gap_bin():
+    """gap_edges bins the structures labelled in both states by reference E1 - E0 (the lower
+    edge inside a bin, the upper outside); each bin's metrics equal compute_metrics on that
+    bin's structures alone; an empty bin says so; a structure without S1 is in no bin; the
+    result is plain JSON and the table has a line per bin."""
+    ref_e = np.array([[0.0, 0.3], [0.0, 0.5], [0.0, 5.0], [1.0, 9.0], [0.0, 2.0]])
+    err = np.array([[0.01, 0.02], [0.03, -0.01], [0.2, -0.1], [0.5, 0.0], [0.04, 0.05]])
+    energy_mask = np.ones((5, 2), bool)
+    energy_mask[3, 1] = False  # no S1 label: in no gap bin
+    n_atoms = np.array([1, 2, 1, 1, 1])
+    rng = np.random.default_rng(0)
+    ref_f = rng.normal(size=(6, 2, 3))
+    pred_f = ref_f + 0.1 * rng.normal(size=(6, 2, 3))
+    args = (ref_e + err, ref_e, energy_mask, n_atoms, pred_f, ref_f, np.ones((5, 2), bool))
+    m = compute_metrics(*args, gap_edges=[0.5, 1.0, 4.0])
+    bins = m["by_gap"]
+    assert [(b["gap_from_eV"], b["gap_to_eV"]) for b in bins] == [
+        (None, 0.5),
+        (0.5, 1.0),
+        (1.0, 4.0),
+        (4.0, None),
+    ]
+    assert [b["n_structures"] for b in bins] == [1, 1, 1, 1]
+    assert bins[0]["states"][0]["energy_mae"] == pytest.approx(10.0)  # structure 0
+    assert bins[1]["gaps"][0]["mae"] == pytest.approx(40.0)  # structure 1: -0.01 - 0.03
+    assert bins[3]["states"][1]["energy_mae"] == pytest.approx(100.0)  # structure 2 only
+    alone = compute_metrics(
+        *(a[[1]] for a in args[:4]), pred_f[1:3], ref_f[1:3], args[6][[1]], near_gap=None
+    )
+    assert bins[1]["states"] == alone["states"] and bins[1]["gaps"] == alone["gaps"]
+    empty = compute_metrics(*args, gap_edges=[6.0, 7.0])["by_gap"][1]
+    assert empty == {"gap_from_eV": 6.0, "gap_to_eV": 7.0, "n_structures": 0}
+    json.dumps(m)
+    text = format_metrics(compute_metrics(*args, gap_edges=[6.0, 7.0]))
+    assert "  gap < 6: 4 structures; energy MAE" in text
+    assert "  6 <= gap < 7: 0 structures; -" in text and "  7 <= gap: 0 structures" in text
+    for bad in ([], [1.0, 1.0], [2.0, 1.0]):
+        with pytest.raises(ValueError, match="gap_edges must be increasing"):
+            compute_metrics(*args, gap_edges=bad)
+    assert "by_gap" not in compute_metrics(*args)

@@ -25,10 +25,10 @@ from fusionff.models.config import ModelConfig
 from fusionff.models.io import load_model
 from fusionff.models.multistate_mace import MultiStateMACE
 from fusionff.train.checkpoint import load_checkpoint
-from fusionff.train.cli import member_line
 from fusionff.train.config import TrainConfig
 from fusionff.train.data import load_training_data
 from fusionff.train.evaluate import evaluate
+from fusionff.train.metrics import summary_line
 from fusionff.train.split import read_split, train_subsample
 
 
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         n = result[key]["n_structures"]
         print(
             f"{args.run} ({args.weights} weights, epoch {result['epoch']}), {key} "
-            f"({n} structures): {member_line(result[key])}"
+            f"({n} structures): {summary_line(result[key])}"
         )
     if args.json:
         args.json.write_text(json.dumps(result, indent=1) + "\n")
