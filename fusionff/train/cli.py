@@ -117,12 +117,14 @@ def eval_main(args: argparse.Namespace) -> int:
     from fusionff.models.io import load_model
     from fusionff.train.data import load_training_data
     from fusionff.train.evaluate import evaluate, evaluate_committee
-    from fusionff.train.metrics import format_metrics, summary_line
+    from fusionff.train.metrics import check_gap_edges, format_metrics, summary_line
     from fusionff.train.report import write_json
     from fusionff.train.split import read_split
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.gap_bins is not None:
+        check_gap_edges(args.gap_bins)  # before any model or data is loaded
     model_paths = [f for f in args.files if f.endswith(".fff")]
     data_paths = [f for f in args.files if not f.endswith(".fff")]
     if not model_paths:

@@ -62,8 +62,7 @@ def compute_metrics(
         "couplings": [per pair i < j] (with couplings), "near_intersection": {...} (when
         S >= 2 and a structure qualifies), "by_gap": [{"gap_from_eV", "gap_to_eV", ...} per
         bin, None for an open end] (with gap_edges; an empty bin has n_structures 0 and no other
-        keys)}``; energies
-        in meV, forces in meV/Angstrom, couplings in 1/Angstrom.
+        keys)}``; energies in meV, forces in meV/Angstrom, couplings in 1/Angstrom.
     """
     energy_mask = np.asarray(energy_mask, dtype=bool)
     force_mask = np.asarray(force_mask, dtype=bool)
@@ -109,12 +108,7 @@ def compute_metrics(
         if near.any():
             out["near_intersection"] = {"gap_below_eV": near_gap, **_subset(arrays, near)}
     if gap_edges is not None:
-        edges = [float(e) for e in gap_edges]
-        if n_states < 2 or not edges or any(b <= a for a, b in zip(edges, edges[1:], strict=False)):
-            raise ValueError(
-                f"gap_edges must be increasing gaps (eV) of a model with two or more states, "
-                f"got {gap_edges} with {n_states} state(s)"
-            )
+        edges = check_gap_edges(gap_edges, n_states)
         gap = ref[:, 1] - ref[:, 0]
         out["by_gap"] = []
         for lo, hi in zip([None, *edges], [*edges, None], strict=True):
@@ -123,6 +117,18 @@ def compute_metrics(
             sub = _subset(arrays, rows) if rows.any() else {"n_structures": 0}
             out["by_gap"].append({"gap_from_eV": lo, "gap_to_eV": hi, **sub})
     return out
+
+
+def check_gap_edges(gap_edges, n_states: int = 2) -> list[float]:
+    """``gap_edges`` as floats (eV); ValueError unless they are increasing and there are two or
+    more states (bins of E1 - E0 need S1)."""
+    edges = [float(e) for e in gap_edges]
+    if n_states < 2 or not edges or any(b <= a for a, b in zip(edges, edges[1:], strict=False)):
+        raise ValueError(
+            f"gap_edges must be increasing gaps (eV) of a model with two or more states, "
+            f"got {list(gap_edges)} with {n_states} state(s)"
+        )
+    return edges
 
 
 def _subset(arrays: tuple, rows: np.ndarray) -> dict[str, Any]:
