@@ -99,22 +99,38 @@ def compute_metrics(
     with_nacs = pred_nacs is not None and ref_nacs is not None and nac_mask is not None
     if with_nacs:
         out["couplings"] = coupling_metrics(pred_nacs, ref_nacs, nac_mask, n_atoms)
-    arrays = (pred_energies, ref_energies, energy_mask, n_atoms, pred_forces, ref_forces)
-    arrays += (force_mask, pred_nacs if with_nacs else None, ref_nacs, nac_mask)
+    edges = None if gap_edges is None else check_gap_edges(gap_edges, n_states)
+    if n_states < 2 or (near_gap is None and edges is None):
+        return out
     ref = np.asarray(ref_energies)
-    both = energy_mask[:, 0] & energy_mask[:, 1] if n_states >= 2 else None
-    if near_gap is not None and both is not None:
-        near = both & (ref[:, 1] - ref[:, 0] < near_gap)
-        if near.any():
-            out["near_intersection"] = {"gap_below_eV": near_gap, **_subset(arrays, near)}
-    if gap_edges is not None:
-        edges = check_gap_edges(gap_edges, n_states)
-        gap = ref[:, 1] - ref[:, 0]
+    gap = ref[:, 1] - ref[:, 0]
+    both = energy_mask[:, 0] & energy_mask[:, 1]
+
+    def subset(rows: np.ndarray) -> dict[str, Any]:
+        """These metrics of the structures ``rows`` (B,) bool alone, without subsets."""
+        atoms = np.repeat(rows, n_atoms)
+        return compute_metrics(
+            np.asarray(pred_energies)[rows],
+            ref[rows],
+            energy_mask[rows],
+            n_atoms[rows],
+            np.asarray(pred_forces)[atoms],
+            np.asarray(ref_forces)[atoms],
+            force_mask[rows],
+            near_gap=None,
+            pred_nacs=np.asarray(pred_nacs)[atoms] if with_nacs else None,
+            ref_nacs=np.asarray(ref_nacs)[atoms] if with_nacs else None,
+            nac_mask=np.asarray(nac_mask)[rows] if with_nacs else None,
+        )
+
+    if near_gap is not None and (both & (gap < near_gap)).any():
+        out["near_intersection"] = {"gap_below_eV": near_gap, **subset(both & (gap < near_gap))}
+    if edges is not None:
         out["by_gap"] = []
         for lo, hi in zip([None, *edges], [*edges, None], strict=True):
             rows = both & (gap >= (-np.inf if lo is None else lo))
             rows &= gap < (np.inf if hi is None else hi)
-            sub = _subset(arrays, rows) if rows.any() else {"n_structures": 0}
+            sub = subset(rows) if rows.any() else {"n_structures": 0}
             out["by_gap"].append({"gap_from_eV": lo, "gap_to_eV": hi, **sub})
     return out
 
@@ -129,28 +145,6 @@ def check_gap_edges(gap_edges, n_states: int = 2) -> list[float]:
             f"got {list(gap_edges)} with {n_states} state(s)"
         )
     return edges
-
-
-def _subset(arrays: tuple, rows: np.ndarray) -> dict[str, Any]:
-    """:func:`compute_metrics` of the structures ``rows`` (B,) bool, ``arrays`` its first ten
-    arguments (couplings None when left out), without a near-intersection subset."""
-    pe, re_, em, na, pf, rf, fm, pn, rn, nm = arrays
-    n_atoms = np.asarray(na)
-    atoms = np.repeat(rows, n_atoms)
-    with_nacs = pn is not None
-    return compute_metrics(
-        np.asarray(pe)[rows],
-        np.asarray(re_)[rows],
-        np.asarray(em)[rows],
-        n_atoms[rows],
-        np.asarray(pf)[atoms],
-        np.asarray(rf)[atoms],
-        np.asarray(fm)[rows],
-        near_gap=None,
-        pred_nacs=np.asarray(pn)[atoms] if with_nacs else None,
-        ref_nacs=np.asarray(rn)[atoms] if with_nacs else None,
-        nac_mask=np.asarray(nm)[rows] if with_nacs else None,
-    )
 
 
 def coupling_metrics(
