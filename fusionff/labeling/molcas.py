@@ -49,6 +49,7 @@ import tempfile
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -74,6 +75,13 @@ eV/Angstrom (5 % of S1's along a random direction) and the couplings by 4 %; at 
 labels agree with RASSCF converged to 1e-7 to 1e-3 eV/Angstrom and 1e-4 1/Angstrom
 (tests/integration/test_labeling_molcas_backend.py). 1e-8 is below the noise floor, where
 RASSCF stops converging."""
+SCF_FALLBACK = ("Fermi = 1",)
+"""SCF keywords of a fresh start's second RHF attempt, made only where OpenMolcas's default SCF
+fails: Fermi aufbau (fractional occupations in the first iterations). At a twisted,
+pyramidalised stilbene geometry at 6-31G (RICD) the default SCF oscillated around a higher RHF
+solution for 78 iterations and stopped ("inconsistency in gradient", exit 250); with Fermi
+aufbau it converged in 27 iterations, 0.28 eV lower (data/stilbene/r3/README.md, twenty-fifth
+session). The label's meta records it as ``"rhf": "Fermi aufbau"``."""
 MIN_DISTANCE = 0.1
 """Angstrom; closer atoms fail the structure. OpenMolcas drops the repulsion of coinciding
 nuclei and returns finite labels for two atoms on one spot."""
@@ -205,6 +213,8 @@ class CasscfOutput:
         occupations: (2,) state-averaged natural occupations of the active orbitals.
         pi_weights: (2,) :func:`pi_weight` of the active orbitals.
         iterations: RASSCF macro-iterations.
+        rhf: "" or, for a fresh start whose default SCF failed, how its RHF was obtained
+            (``"Fermi aufbau"``, :data:`SCF_FALLBACK`).
     """
 
     energies: np.ndarray
@@ -214,6 +224,7 @@ class CasscfOutput:
     pi_weights: np.ndarray
     iterations: int
     first_average: float = float("nan")
+    rhf: str = ""
 
 
 def parse_log(
@@ -292,6 +303,7 @@ def job_input(
     scf_only: bool = False,
     gradients: bool = True,
     integrals: bool = True,
+    scf_keywords: tuple[str, ...] = (),
 ) -> str:
     """An OpenMolcas input: SA-``n_states``-CASSCF(2,2) gradients of every root (and couplings).
 
@@ -310,12 +322,14 @@ def job_input(
             screening job of :class:`MolcasCasscfBackend` with ``both_starts``.
         integrals: False: no GATEWAY and SEWARD steps, for a work directory that already
             holds this geometry's integrals (:func:`integrals_input`, copied in).
+        scf_keywords: lines added to the SCF step (e.g. :data:`SCF_FALLBACK`).
     """
     lines = integrals_input(xyz, basis).splitlines() if integrals else []
+    scf = ["&SCF", *(f"  {k}" for k in scf_keywords)]
     if scf_only:
-        return "\n".join([*lines, "&SCF", ""])
+        return "\n".join([*lines, *scf, ""])
     if orbitals is None:
-        lines.append("&SCF")
+        lines += scf
     lines += [
         "&RASSCF",
         "  Spin = 1",
@@ -839,21 +853,16 @@ class MolcasCasscfBackend(ReferenceBackend):
             "gradients": gradients,
             "integrals": integrals is None,
         }
-        if integrals is not None:
-            shutil.copytree(integrals.work(self, numbers, positions), folder / "work")
+
+        def fresh_work() -> None:  # the work directory as before any job (integrals only)
+            shutil.rmtree(folder / "work", ignore_errors=True)
+            if integrals is not None:
+                shutil.copytree(integrals.work(self, numbers, positions), folder / "work")
+
+        fresh_work()
+        rhf = ""
         if start is None:
-            (folder / "scf.input").write_text(
-                job_input(
-                    "geom.xyz",
-                    self.basis,
-                    n_states,
-                    n_inactive,
-                    scf_only=True,
-                    couplings=False,
-                    integrals=integrals is None,
-                )
-            )
-            self._run(folder, "scf.input")
+            rhf = self._fresh_scf(folder, n_states, n_inactive, integrals is None, fresh_work)
             alter = self._select_active(folder, n_inactive, positions)
             shutil.copyfile(folder / "job.ScfOrb", folder / "start.orb")
         else:
@@ -882,7 +891,43 @@ class MolcasCasscfBackend(ReferenceBackend):
             weights,
             int(match.group(1)) if match else -1,
             first_iteration_average(log),
+            rhf,
         )
+
+    def _fresh_scf(
+        self,
+        folder: Path,
+        n_states: int,
+        n_inactive: int,
+        integrals: bool,
+        fresh_work: Callable[[], None] = lambda: None,
+    ) -> str:
+        """The RHF of a fresh start (``folder / "job.ScfOrb"``): OpenMolcas's default SCF, and
+        where that fails, once more with :data:`SCF_FALLBACK` after ``fresh_work()`` has reset
+        the work directory (the failed SCF's files there would seed the second one). Returns
+        "" or "Fermi aufbau"; raises :class:`MolcasError` with both reasons when both fail."""
+        errors = []
+        for keywords, name in (((), ""), (SCF_FALLBACK, "Fermi aufbau")):
+            if keywords:
+                fresh_work()
+            (folder / "scf.input").write_text(
+                job_input(
+                    "geom.xyz",
+                    self.basis,
+                    n_states,
+                    n_inactive,
+                    scf_only=True,
+                    couplings=False,
+                    integrals=integrals,
+                    scf_keywords=keywords,
+                )
+            )
+            try:
+                self._run(folder, "scf.input")
+                return name
+            except MolcasError as exc:
+                errors.append(f"{name or 'default'} SCF: {exc}")
+        raise MolcasError("; ".join(errors))
 
     def _guard_problem(self, out: CasscfOutput) -> str:
         """Why the active space is not the intended one, "" when it is."""
@@ -960,7 +1005,10 @@ class MolcasCasscfBackend(ReferenceBackend):
             except _AttemptFailed as exc:
                 messages.append(f"{_how(orbitals)}: {exc}")
                 continue
-            yield out, _start_meta(orbitals, rmsd), folder
+            how = _start_meta(orbitals, rmsd)
+            if out.rhf:
+                how["rhf"] = out.rhf
+            yield out, how, folder
 
     def _attempt(self, numbers, positions, n_states, orbitals, gradients, integrals):
         """One job in a fresh temporary folder, checked by the guard: (output, folder); a

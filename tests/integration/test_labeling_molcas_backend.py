@@ -19,6 +19,7 @@ thresholds single-state energies can carry noise of 1e-5 eV (measured with SA-2)
 1e-3 Angstrom step turns into 5e-3 eV/Angstrom.
 """
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -570,3 +571,33 @@ def test_energies_carried_along_a_twist_from_saved_orbitals(tmp_path):
     fresh, _ = backend.energies(second.numbers, second.positions, N_STATES)
     np.testing.assert_allclose(followed, fresh, atol=1e-5)
     assert min(seen["pi_weights"]) > 0.5
+
+
+def test_the_scf_fallback_runs_and_reaches_the_default_rhf(tmp_path):
+    """OpenMolcas accepts the fresh start's second SCF (``SCF_FALLBACK``, tried only where the
+    default SCF fails), and on ethylene, where the default converges, both reach the same
+    RHF energy (Hartree, to 1e-8)."""
+    atoms = molecule("C2H4")
+    backend = MolcasCasscfBackend((0, 1), couplings=False)
+    energies = []
+    for k, keywords in enumerate(((), molcas.SCF_FALLBACK)):
+        folder = tmp_path / f"scf{k}"
+        folder.mkdir()
+        molcas._write_xyz(folder / "geom.xyz", atoms.numbers, atoms.positions)
+        (folder / "scf.input").write_text(
+            molcas.job_input(
+                "geom.xyz",
+                "STO-3G",
+                N_STATES,
+                7,
+                couplings=False,
+                scf_only=True,
+                scf_keywords=keywords,
+            )
+        )
+        log = backend._run(folder, "scf.input")
+        found = re.search(r"Total SCF energy\s+(-?\d+\.\d+)", log)
+        assert found, f"no SCF energy in the log of {keywords or 'the default SCF'}"
+        energies.append(float(found.group(1)))
+    assert "Fermi" in (tmp_path / "scf1" / "scf.input").read_text()
+    assert abs(energies[0] - energies[1]) < 1e-8

@@ -16,6 +16,7 @@ from ase.build import molecule
 from fusionff.labeling.molcas import (
     HARTREE_TO_EV,
     RICD_SCREEN_TOLERANCE_EV,
+    SCF_FALLBACK,
     SCREEN_TOLERANCE_EV,
     CasscfOutput,
     MolcasCasscfBackend,
@@ -42,6 +43,7 @@ class ScriptedBackend(MolcasCasscfBackend):
         drift: float = 0.0,
         relax: float = 0.0,
         broken: tuple[str, ...] = (),
+        fresh_rhf: str = "",
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
@@ -50,6 +52,7 @@ class ScriptedBackend(MolcasCasscfBackend):
         self.drift = drift  # Hartree added to the energies of a gradient job
         self.relax = relax  # Hartree a gradient job's RASSCF lowers the average from its start
         self.broken = broken  # solutions whose jobs fail
+        self.fresh_rhf = fresh_rhf  # how a fresh start's RHF was obtained ("": default SCF)
 
     def _job(self, folder, numbers, positions, n_states, start, gradients=True, integrals=None):
         solution = "fresh" if start is None else Path(start).read_text()
@@ -74,6 +77,7 @@ class ScriptedBackend(MolcasCasscfBackend):
             np.array([0.6, 0.6]),
             iterations=5,
             first_average=first,
+            rhf=self.fresh_rhf if start is None else "",
         )
 
 
@@ -356,3 +360,62 @@ def test_energies_from_given_orbitals_name_the_start_when_the_job_fails(tmp_path
     backend, numbers, positions = _backend(tmp_path, broken=("neighbour",))
     with pytest.raises(MolcasError, match="RASSCF from .*neighbour.RasOrb at STO-3G: .*scripted"):
         backend.energies(numbers, positions, 2, orbitals=tmp_path / "neighbour.RasOrb")
+
+
+class ScriptedScf(MolcasCasscfBackend):
+    """``_run`` records each input and fails the SCF without :data:`SCF_FALLBACK` (as
+    OpenMolcas's default SCF crashed at a twisted stilbene geometry), and with it too when
+    ``fallback_fails``."""
+
+    def __init__(self, fallback_fails: bool = False, default_fails: bool = True):
+        super().__init__((0, 1), couplings=False)
+        self.inputs: list[str] = []
+        self.fallback_fails = fallback_fails
+        self.default_fails = default_fails
+
+    def _run(self, folder, input_name):
+        text = (folder / input_name).read_text()
+        self.inputs.append(text)
+        fallback = "Fermi" in text
+        if (fallback and self.fallback_fails) or (not fallback and self.default_fails):
+            raise MolcasError("OpenMolcas exited with 250: scripted SCF crash")
+        return ""
+
+
+def test_a_failed_default_scf_is_retried_with_fermi_aufbau(tmp_path):
+    """The fresh start's RHF: the default SCF input first; where it fails, the same input
+    with the fallback keywords in the SCF step, run after the work directory was reset once
+    (the failed SCF's files would seed the second), and the fresh start says so."""
+    backend = ScriptedScf()
+    resets = []
+    assert backend._fresh_scf(tmp_path, 2, 7, True, lambda: resets.append(1)) == "Fermi aufbau"
+    assert len(backend.inputs) == 2 and resets == [1]
+    first, second = backend.inputs
+    assert first.endswith("&SCF\n") and "&GATEWAY" in first
+    assert second.endswith("&SCF\n" + "".join(f"  {k}\n" for k in SCF_FALLBACK))
+    assert second.replace("".join(f"  {k}\n" for k in SCF_FALLBACK), "") == first
+
+
+def test_a_default_scf_that_converges_is_not_retried(tmp_path):
+    backend = ScriptedScf(default_fails=False)
+    resets = []
+    assert backend._fresh_scf(tmp_path, 2, 7, False, lambda: resets.append(1)) == ""
+    assert len(backend.inputs) == 1 and "&GATEWAY" not in backend.inputs[0] and not resets
+
+
+def test_both_scf_failures_are_named(tmp_path):
+    backend = ScriptedScf(fallback_fails=True)
+    with pytest.raises(
+        MolcasError, match="default SCF: .*scripted.*; Fermi aufbau SCF: .*scripted"
+    ):
+        backend._fresh_scf(tmp_path, 2, 7, True)
+
+
+def test_a_fresh_start_from_the_fallback_rhf_says_so_in_meta(tmp_path):
+    """The kept fresh solution's meta carries how its RHF was obtained."""
+    backend, numbers, positions = _backend(tmp_path, fresh_rhf="Fermi aufbau")
+    result = backend.compute(numbers, positions, 2)
+    assert result.ok and result.meta["start"] == "fresh"
+    assert result.meta["rhf"] == "Fermi aufbau"
+    plain, numbers, positions = _backend(tmp_path)
+    assert "rhf" not in plain.compute(numbers, positions, 2).meta
