@@ -78,10 +78,12 @@ RASSCF stops converging."""
 SCF_FALLBACK = ("Fermi = 1",)
 """SCF keywords of a fresh start's second RHF attempt, made only where OpenMolcas's default SCF
 fails: Fermi aufbau (fractional occupations in the first iterations). At a twisted,
-pyramidalised stilbene geometry at 6-31G (RICD) the default SCF oscillated around a higher RHF
+pyramidalised stilbene geometry at 6-31G the default SCF oscillated around a higher RHF
 solution for 78 iterations and stopped ("inconsistency in gradient", exit 250); with Fermi
-aufbau it converged in 27 iterations, 0.28 eV lower (data/stilbene/r3/README.md, twenty-fifth
-session). The label's meta records it as ``"rhf": "Fermi aufbau"``."""
+aufbau it converged in 26 iterations, 0.09 eV lower, and the fresh start from it reached the
+lower SA-CASSCF solution that the stored label, resting on followed orbitals alone, had missed
+(data/stilbene/r3/README.md, twenty-fifth session). The label's meta records it as ``"rhf":
+"Fermi aufbau"``."""
 MIN_DISTANCE = 0.1
 """Angstrom; closer atoms fail the structure. OpenMolcas drops the repulsion of coinciding
 nuclei and returns finite labels for two atoms on one spot."""
