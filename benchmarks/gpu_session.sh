@@ -38,7 +38,7 @@
 #                             data/stilbene/r3/fit_check.py RUN --weights last);
 #                             TRAIN_CONFIG=potentials/stilbene-r3-l3.yaml and
 #                             potentials/stilbene-r3-scratchwide.yaml are R3's angular-capacity
-#                             pair (l = 3 against l = 2, from scratch on snapshot 23; a third
+#                             pair (l = 3 against l = 2, from scratch on snapshot 24; a third
 #                             layer was ruled out on CPU): the same minutes each, two calls;
 #                             it continues
 #                             from the committed checkpoint of the recipe's output directory if
