@@ -906,8 +906,9 @@ class MolcasCasscfBackend(ReferenceBackend):
     ) -> str:
         """The RHF of a fresh start (``folder / "job.ScfOrb"``): OpenMolcas's default SCF, and
         where that fails, once more with :data:`SCF_FALLBACK` after ``fresh_work()`` has reset
-        the work directory (the failed SCF's files there would seed the second one). Returns
-        "" or "Fermi aufbau"; raises :class:`MolcasError` with both reasons when both fail."""
+        the work directory (at stilbene the retry failed again in the failed SCF's work
+        directory and converged in a reset one). Returns "" or "Fermi aufbau"; raises
+        :class:`MolcasError` with both reasons when both fail."""
         errors = []
         for keywords, name in (((), ""), (SCF_FALLBACK, "Fermi aufbau")):
             if keywords:
