@@ -865,3 +865,56 @@ def test_bridge_forces_pick_the_nearer_hydrogen_and_sign_the_push_back():
     assert bridge_forces.along_bridge(2.0 * u, x, H1, C2) == pytest.approx(2.0)
     assert bridge_forces.along_bridge(-3.0 * u, x, H1, C2) == pytest.approx(-3.0)
     assert bridge_forces.along_bridge(np.array([0.0, 0.0, 5.0]), x, H1, C2) == pytest.approx(0.0)
+
+
+relabel = load_script("data/stilbene/r3/relabel_check.py")
+
+
+def _labels(path, energies, status=None, metas=None):
+    """A minimal label file: status, energies (eV) and meta (JSON) per row."""
+    import h5py
+
+    n = len(energies)
+    with h5py.File(path, "w") as f:
+        f["status"] = np.array([s.encode() for s in (status or ["ok"] * n)], dtype=object)
+        f["energies"] = np.asarray(energies, dtype=float)
+        f["meta"] = np.array([m.encode() for m in (metas or ["{}"] * n)], dtype=object)
+
+
+def test_relabel_verdicts_split_at_the_tolerance():
+    assert relabel.verdict(-0.5) == "lower"
+    assert relabel.verdict(0.004) == "same" and relabel.verdict(-0.009) == "same"
+    assert relabel.verdict(0.02) == "higher"
+    assert relabel.verdict(-0.02, tolerance_ev=0.05) == "same"
+
+
+def test_relabel_check_compares_each_row_with_the_label_it_repeats(tmp_path):
+    """Three queued frames naming rows 1, 0 and 2 of a stored file; two relabelled: the first
+    0.5 eV lower in the state average (S1 1 eV lower: the stored label on a higher solution),
+    the second the same; the third is counted as not labelled yet."""
+    from ase import Atoms
+    from ase.io import write
+
+    stored = tmp_path / "stored.h5"
+    _labels(stored, [[-10.0, -6.0], [-10.0, -5.0], [-9.0, -4.0]])
+    frames = []
+    for row in (1, 0, 2):
+        atoms = Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.74]])
+        atoms.info = {"source": str(stored), "source_row": row}
+        frames.append(atoms)
+    queue = tmp_path / "queue.xyz"
+    write(queue, frames)
+    new = tmp_path / "new.h5"
+    meta = '{"start": "fresh", "rhf": "Fermi aufbau"}'
+    _labels(new, [[-10.0, -6.0], [-10.0, -6.0]], metas=[meta, '{"start": "followed"}'])
+    result = relabel.compare(queue, new)
+    first, second = result["rows"]
+    assert first["source"] == f"{stored}:1" and first["verdict"] == "lower"
+    assert first["state_average_difference_eV"] == pytest.approx(-0.5)
+    assert first["start"] == "fresh" and first["rhf"] == "Fermi aufbau"
+    assert second["verdict"] == "same" and second["rhf"] == ""
+    assert result["not_labelled_yet"] == 1
+    del frames[0].info["source"]
+    write(queue, frames)
+    with pytest.raises(ValueError, match="frame 0: no source"):
+        relabel.compare(queue, new)

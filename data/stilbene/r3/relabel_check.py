@@ -1,0 +1,122 @@
+"""Did a relabelling find another SA-CASSCF solution? Each relabelled structure against the label
+it was made from.
+
+    HDF5_USE_FILE_LOCKING=FALSE python data/stilbene/r3/relabel_check.py \\
+        data/stilbene/r3/recheck25.xyz data/stilbene/stilbene-r3-recheck25.h5 \\
+        --json data/stilbene/r3/recheck25-check.json
+
+A relabelling queue (``recheck25.xyz``: labels whose fresh start had crashed, relabelled once
+the fresh start retries its SCF with Fermi aufbau) names in each frame's info the label it
+repeats (``source``: an HDF5 file, ``source_row``: its row). For every relabelled row that is
+``ok`` this prints the stored and the new energies (eV), the difference of their state
+averages (new minus stored; SA-CASSCF minimises the state average, so a new average lower by
+more than ``--tolerance`` means the stored label sits on a higher solution), the new label's
+start (``fresh``, ``followed``, ``second neighbour``), how its RHF was obtained and whether
+its fresh start failed again, and a
+verdict: ``lower`` (the stored label is on a higher solution: leave it out of training and
+train the new row instead), ``same`` or ``higher`` (the relabel landed higher: keep the stored
+label). Frames not labelled yet are counted, not judged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+from ase.io import read
+
+DEFAULT_TOLERANCE_EV = 0.01
+"""eV; state averages closer than this are the same solution (the labels' exact-integral
+relaxation from their screened starts is a few meV)."""
+
+
+def verdict(difference_ev: float, tolerance_ev: float = DEFAULT_TOLERANCE_EV) -> str:
+    """``lower``, ``same`` or ``higher`` for a new-minus-stored state-average difference (eV)."""
+    if difference_ev < -tolerance_ev:
+        return "lower"
+    if difference_ev > tolerance_ev:
+        return "higher"
+    return "same"
+
+
+def _row(path: str, row: int) -> tuple[str, np.ndarray, dict]:
+    with h5py.File(path, "r") as f:
+        meta = f["meta"][row]
+        return (
+            f["status"][row].decode(),
+            np.asarray(f["energies"][row], dtype=float),
+            json.loads(meta.decode() if isinstance(meta, bytes) else meta or "{}"),
+        )
+
+
+def compare(queue: Path, relabelled: Path, tolerance_ev: float = DEFAULT_TOLERANCE_EV) -> dict:
+    """Rows of the comparison (see the module docstring) and the count of frames not labelled
+    yet; refuses a frame without ``source`` / ``source_row``."""
+    frames = read(queue, index=":")
+    with h5py.File(relabelled, "r") as f:
+        n_done = len(f["status"])
+    rows = []
+    for k, atoms in enumerate(frames[:n_done]):
+        if "source" not in atoms.info or "source_row" not in atoms.info:
+            raise ValueError(f"{queue} frame {k}: no source / source_row in its info line")
+        source, source_row = str(atoms.info["source"]), int(atoms.info["source_row"])
+        status, energies, meta = _row(str(relabelled), k)
+        stored_status, stored, _ = _row(source, source_row)
+        if status != "ok" or stored_status != "ok":
+            rows.append({"row": k, "source": f"{source}:{source_row}", "status": status})
+            continue
+        difference = float(np.mean(energies) - np.mean(stored))
+        rows.append(
+            {
+                "row": k,
+                "source": f"{source}:{source_row}",
+                "status": status,
+                "stored_eV": stored.tolist(),
+                "new_eV": energies.tolist(),
+                "state_average_difference_eV": difference,
+                "start": meta.get("start", ""),
+                "rhf": meta.get("rhf", ""),
+                "fresh_failed": "fresh" in meta.get("failed_start", ""),
+                "verdict": verdict(difference, tolerance_ev),
+            }
+        )
+    return {"rows": rows, "not_labelled_yet": len(frames) - n_done, "tolerance_eV": tolerance_ev}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("queue", type=Path, help="the relabelling queue (xyz)")
+    parser.add_argument("relabelled", type=Path, help="its labels (HDF5)")
+    parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE_EV, help="eV")
+    parser.add_argument("--json", type=Path, help="also write the rows here")
+    args = parser.parse_args(argv)
+    result = compare(args.queue, args.relabelled, args.tolerance)
+    for r in result["rows"]:
+        if r["status"] != "ok":
+            print(f"row {r['row']:3d} {r['source']}: {r['status']}")
+            continue
+        start = r["start"] + (f" ({r['rhf']})" if r["rhf"] else "")
+        print(
+            f"row {r['row']:3d} {r['source']}: stored {np.round(r['stored_eV'], 3).tolist()} "
+            f"new {np.round(r['new_eV'], 3).tolist()} "
+            f"average {r['state_average_difference_eV']:+.4f} eV  start {start}"
+            f"{'  fresh start failed' if r['fresh_failed'] else ''}  {r['verdict']}"
+        )
+    counts = {
+        v: sum(r.get("verdict") == v for r in result["rows"]) for v in ("lower", "same", "higher")
+    }
+    print(
+        f"{counts}; failed {sum(r['status'] != 'ok' for r in result['rows'])}; "
+        f"not labelled yet {result['not_labelled_yet']}"
+    )
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
