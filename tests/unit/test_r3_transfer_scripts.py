@@ -889,9 +889,10 @@ def test_relabel_verdicts_split_at_the_tolerance():
 
 
 def test_relabel_check_compares_each_row_with_the_label_it_repeats(tmp_path):
-    """Three queued frames naming rows 1, 0 and 2 of a stored file; two relabelled: the first
+    """Three queued frames naming rows 1, 0 and 2 of a stored file; two relabelled: frame 0
     0.5 eV lower in the state average (S1 1 eV lower: the stored label on a higher solution),
-    the second the same; the third is counted as not labelled yet."""
+    frame 1 the same; the third is counted as not labelled yet. The relabelled file holds
+    frame 1 first (rows in the order they finished, each naming its frame in meta)."""
     from ase import Atoms
     from ase.io import write
 
@@ -905,10 +906,11 @@ def test_relabel_check_compares_each_row_with_the_label_it_repeats(tmp_path):
     queue = tmp_path / "queue.xyz"
     write(queue, frames)
     new = tmp_path / "new.h5"
-    meta = '{"start": "fresh", "rhf": "Fermi aufbau"}'
-    _labels(new, [[-10.0, -6.0], [-10.0, -6.0]], metas=[meta, '{"start": "followed"}'])
+    metas = ['{"start": "followed", "source_index": 1}']
+    metas.append('{"start": "fresh", "rhf": "Fermi aufbau", "source_index": 0}')
+    _labels(new, [[-10.0, -6.0], [-10.0, -6.0]], metas=metas)
     result = relabel.compare(queue, new)
-    first, second = result["rows"]
+    second, first = result["rows"]
     assert first["source"] == f"{stored}:1" and first["verdict"] == "lower"
     assert first["state_average_difference_eV"] == pytest.approx(-0.5)
     assert first["start"] == "fresh" and first["rhf"] == "Fermi aufbau"

@@ -7,7 +7,8 @@ it was made from.
 
 A relabelling queue (``recheck25.xyz``: labels whose fresh start had crashed, relabelled once
 the fresh start retries its SCF with Fermi aufbau) names in each frame's info the label it
-repeats (``source``: an HDF5 file, ``source_row``: its row). For every relabelled row that is
+repeats (``source``: an HDF5 file, ``source_row``: its row); a relabelled row names its frame in
+meta (``source_index``: rows are stored in the order they finished). For every row that is
 ``ok`` this prints the stored and the new energies (eV), the difference of their state
 averages (new minus stored; SA-CASSCF minimises the state average, so a new average lower by
 more than ``--tolerance`` means the stored label sits on a higher solution), the new label's
@@ -60,11 +61,14 @@ def compare(queue: Path, relabelled: Path, tolerance_ev: float = DEFAULT_TOLERAN
     with h5py.File(relabelled, "r") as f:
         n_done = len(f["status"])
     rows = []
-    for k, atoms in enumerate(frames[:n_done]):
-        if "source" not in atoms.info or "source_row" not in atoms.info:
-            raise ValueError(f"{queue} frame {k}: no source / source_row in its info line")
-        source, source_row = str(atoms.info["source"]), int(atoms.info["source_row"])
+    for k in range(n_done):
         status, energies, meta = _row(str(relabelled), k)
+        # rows are stored in the order they finished; meta names the queue frame
+        frame = int(meta.get("source_index", k))
+        atoms = frames[frame]
+        if "source" not in atoms.info or "source_row" not in atoms.info:
+            raise ValueError(f"{queue} frame {frame}: no source / source_row in its info line")
+        source, source_row = str(atoms.info["source"]), int(atoms.info["source_row"])
         stored_status, stored, _ = _row(source, source_row)
         if status != "ok" or stored_status != "ok":
             rows.append({"row": k, "source": f"{source}:{source_row}", "status": status})
