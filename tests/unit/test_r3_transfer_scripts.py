@@ -870,15 +870,24 @@ def test_bridge_forces_pick_the_nearer_hydrogen_and_sign_the_push_back():
 relabel = load_script("data/stilbene/r3/relabel_check.py")
 
 
-def _labels(path, energies, status=None, metas=None):
-    """A minimal label file: status, energies (eV) and meta (JSON) per row."""
-    import h5py
+def _labels(path, energies, metas=None):
+    """A label file of H2 structures with these energies (eV) and meta dicts per row."""
+    from fusionff.data.dataset import MultiStateDataset
+    from fusionff.data.structure import Structure
 
-    n = len(energies)
-    with h5py.File(path, "w") as f:
-        f["status"] = np.array([s.encode() for s in (status or ["ok"] * n)], dtype=object)
-        f["energies"] = np.asarray(energies, dtype=float)
-        f["meta"] = np.array([m.encode() for m in (metas or ["{}"] * n)], dtype=object)
+    with MultiStateDataset.create(path, 2) as ds:
+        for k, e in enumerate(energies):
+            ds.append(
+                Structure(
+                    numbers=np.array([1, 1]),
+                    positions=np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 0.74]]),
+                    energies=np.asarray(e, dtype=float),
+                    forces=np.zeros((2, 2, 3)),
+                    energy_mask=None,
+                    force_mask=None,
+                    meta=(metas or [{}] * len(energies))[k],
+                )
+            )
 
 
 def test_relabel_verdicts_split_at_the_tolerance():
@@ -906,8 +915,8 @@ def test_relabel_check_compares_each_row_with_the_label_it_repeats(tmp_path):
     queue = tmp_path / "queue.xyz"
     write(queue, frames)
     new = tmp_path / "new.h5"
-    metas = ['{"start": "followed", "source_index": 1}']
-    metas.append('{"start": "fresh", "rhf": "Fermi aufbau", "source_index": 0}')
+    metas = [{"start": "followed", "source_index": 1}]
+    metas.append({"start": "fresh", "rhf": "Fermi aufbau", "source_index": 0})
     _labels(new, [[-10.0, -6.0], [-10.0, -6.0]], metas=metas)
     result = relabel.compare(queue, new)
     second, first = result["rows"]

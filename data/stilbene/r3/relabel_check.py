@@ -26,9 +26,10 @@ import json
 import sys
 from pathlib import Path
 
-import h5py
 import numpy as np
 from ase.io import read
+
+from fusionff.data.dataset import MultiStateDataset
 
 DEFAULT_TOLERANCE_EV = 0.01
 """eV; state averages closer than this are the same solution (the labels' exact-integral
@@ -44,51 +45,50 @@ def verdict(difference_ev: float, tolerance_ev: float = DEFAULT_TOLERANCE_EV) ->
     return "same"
 
 
-def _row(path: str, row: int) -> tuple[str, np.ndarray, dict]:
-    with h5py.File(path, "r") as f:
-        meta = f["meta"][row]
-        return (
-            f["status"][row].decode(),
-            np.asarray(f["energies"][row], dtype=float),
-            json.loads(meta.decode() if isinstance(meta, bytes) else meta or "{}"),
-        )
-
-
 def compare(queue: Path, relabelled: Path, tolerance_ev: float = DEFAULT_TOLERANCE_EV) -> dict:
     """Rows of the comparison (see the module docstring) and the count of frames not labelled
     yet; refuses a frame without ``source`` / ``source_row``."""
     frames = read(queue, index=":")
-    with h5py.File(relabelled, "r") as f:
-        n_done = len(f["status"])
+    with MultiStateDataset.open(relabelled) as new:
+        labels = list(new)
+    sources: dict[str, MultiStateDataset] = {}
     rows = []
-    for k in range(n_done):
-        status, energies, meta = _row(str(relabelled), k)
-        # rows are stored in the order they finished; meta names the queue frame
-        frame = int(meta.get("source_index", k))
-        atoms = frames[frame]
-        if "source" not in atoms.info or "source_row" not in atoms.info:
-            raise ValueError(f"{queue} frame {frame}: no source / source_row in its info line")
-        source, source_row = str(atoms.info["source"]), int(atoms.info["source_row"])
-        stored_status, stored, _ = _row(source, source_row)
-        if status != "ok" or stored_status != "ok":
-            rows.append({"row": k, "source": f"{source}:{source_row}", "status": status})
-            continue
-        difference = float(np.mean(energies) - np.mean(stored))
-        rows.append(
-            {
-                "row": k,
-                "source": f"{source}:{source_row}",
-                "status": status,
-                "stored_eV": stored.tolist(),
-                "new_eV": energies.tolist(),
-                "state_average_difference_eV": difference,
-                "start": meta.get("start", ""),
-                "rhf": meta.get("rhf", ""),
-                "fresh_failed": "fresh" in meta.get("failed_start", ""),
-                "verdict": verdict(difference, tolerance_ev),
-            }
-        )
-    return {"rows": rows, "not_labelled_yet": len(frames) - n_done, "tolerance_eV": tolerance_ev}
+    try:
+        for k, label in enumerate(labels):
+            # rows are stored in the order they finished; meta names the queue frame
+            frame = int(label.meta.get("source_index", k))
+            info = frames[frame].info
+            if "source" not in info or "source_row" not in info:
+                raise ValueError(f"{queue} frame {frame}: no source / source_row in its info line")
+            source, source_row = str(info["source"]), int(info["source_row"])
+            if source not in sources:
+                sources[source] = MultiStateDataset.open(source)
+            stored = sources[source][source_row]
+            row = {"row": k, "source": f"{source}:{source_row}", "status": label.status}
+            if label.status != "ok" or stored.status != "ok":
+                rows.append(row)
+                continue
+            difference = float(np.mean(label.energies) - np.mean(stored.energies))
+            rows.append(
+                row
+                | {
+                    "stored_eV": np.asarray(stored.energies).tolist(),
+                    "new_eV": np.asarray(label.energies).tolist(),
+                    "state_average_difference_eV": difference,
+                    "start": label.meta.get("start", ""),
+                    "rhf": label.meta.get("rhf", ""),
+                    "fresh_failed": "fresh" in label.meta.get("failed_start", ""),
+                    "verdict": verdict(difference, tolerance_ev),
+                }
+            )
+    finally:
+        for dataset in sources.values():
+            dataset.close()
+    return {
+        "rows": rows,
+        "not_labelled_yet": len(frames) - len(labels),
+        "tolerance_eV": tolerance_ev,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
