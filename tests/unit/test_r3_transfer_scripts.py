@@ -929,3 +929,37 @@ def test_relabel_check_compares_each_row_with_the_label_it_repeats(tmp_path):
     write(queue, frames)
     with pytest.raises(ValueError, match="frame 0: no source"):
         relabel.compare(queue, new)
+
+
+def test_relabel_exclusions_name_the_stored_labels_on_a_higher_solution(tmp_path):
+    """--exclude-out writes exactly the stored labels judged 'lower' (here stored row 1 of
+    three), and the training data's exclude matcher finds that one structure and no other."""
+    from ase import Atoms
+    from ase.io import read, write
+
+    from fusionff.train.data import load_training_data
+
+    stored = tmp_path / "stored.h5"
+    _labels(stored, [[-10.0, -6.0], [-10.0, -5.0], [-9.0, -4.0]])
+    frames = []
+    for row in (1, 2):
+        atoms = Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.74]])
+        atoms.info = {"source": str(stored), "source_row": row}
+        frames.append(atoms)
+    queue = tmp_path / "queue.xyz"
+    write(queue, frames)
+    new = tmp_path / "new.h5"
+    metas = [{"source_index": 0}, {"source_index": 1}]
+    _labels(new, [[-10.0, -6.0], [-9.0, -4.0]], metas=metas)
+    out = tmp_path / "snapshot" / "exclude.xyz"
+    assert relabel.main([str(queue), str(new), "--exclude-out", str(out)]) == 0
+    (written,) = read(out, index=":")
+    assert list(written.info["energies"]) == [-10.0, -5.0]
+    assert written.info["row"] == 1 and "0.5000 eV lower" in written.info["reason"]
+    found, unmatched = load_training_data([stored], r_max=3.0).find_labels(out)
+    assert found.tolist() == [1] and unmatched == 0
+    same = tmp_path / "same.h5"
+    _labels(same, [[-10.0, -5.0], [-9.0, -4.0]], metas=metas)
+    nothing = tmp_path / "none.xyz"
+    assert relabel.write_exclusions(relabel.compare(queue, same), same, nothing) == 0
+    assert not nothing.exists()

@@ -17,6 +17,14 @@ its fresh start failed again, and a
 verdict: ``lower`` (the stored label is on a higher solution: leave it out of training and
 train the new row instead), ``same`` or ``higher`` (the relabel landed higher: keep the stored
 label). Frames not labelled yet are counted, not judged.
+
+``--exclude-out FILE`` writes the stored labels judged ``lower`` as a label list for a training
+config's ``exclude`` (atoms, positions in Angstrom and the stored ``energies`` in eV, with the
+file, row and reason), so that the next snapshot trains the new row in their place::
+
+    HDF5_USE_FILE_LOCKING=FALSE python data/stilbene/r3/relabel_check.py \\
+        data/stilbene/r3/recheck25.xyz data/stilbene/stilbene-r3-recheck25.h5 \\
+        --exclude-out data/stilbene/r3/recheck25-higher-solution-labels.xyz
 """
 
 from __future__ import annotations
@@ -91,12 +99,48 @@ def compare(queue: Path, relabelled: Path, tolerance_ev: float = DEFAULT_TOLERAN
     }
 
 
+def write_exclusions(result: dict, relabelled: Path, path: Path) -> int:
+    """Write the stored labels of the ``lower`` rows of ``result`` (from :func:`compare`) to
+    ``path`` as an exclude list (extended XYZ: positions in Angstrom, info ``energies`` in eV,
+    ``source``, ``row``, ``reason``); returns how many. Writes nothing when there are none."""
+    from ase import Atoms
+    from ase.io import write
+
+    frames = []
+    for r in result["rows"]:
+        if r.get("verdict") != "lower":
+            continue
+        source, source_row = r["source"].rsplit(":", 1)
+        with MultiStateDataset.open(source) as stored_file:
+            stored = stored_file[int(source_row)]
+        atoms = Atoms(numbers=stored.numbers, positions=stored.positions)
+        atoms.info = {
+            "energies": np.asarray(stored.energies, dtype=float).tolist(),
+            "source": Path(source).name,
+            "row": int(source_row),
+            "reason": (
+                f"on a higher SA-CASSCF solution: {relabelled} row {r['row']} repeats it "
+                f"{-r['state_average_difference_eV']:.4f} eV lower in the state average"
+            ),
+        }
+        frames.append(atoms)
+    if frames:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write(path, frames, format="extxyz")
+    return len(frames)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("queue", type=Path, help="the relabelling queue (xyz)")
     parser.add_argument("relabelled", type=Path, help="its labels (HDF5)")
     parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE_EV, help="eV")
     parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument(
+        "--exclude-out",
+        type=Path,
+        help="write the stored labels judged 'lower' here, as a training config's exclude list",
+    )
     args = parser.parse_args(argv)
     result = compare(args.queue, args.relabelled, args.tolerance)
     for r in result["rows"]:
@@ -119,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.json:
         args.json.write_text(json.dumps(result, indent=1) + "\n")
+    if args.exclude_out:
+        n = write_exclusions(result, args.relabelled, args.exclude_out)
+        print(f"{n} stored label(s) to exclude" + (f": {args.exclude_out}" if n else ""))
     return 0
 
 
