@@ -153,3 +153,32 @@ def test_the_stage_header_is_read_back():
     )
     with pytest.raises(mv.MoveError, match="no header"):
         mv.stage_of("data: []\n", "x")
+
+
+def _add_exclude(root, rel: str, path: str) -> None:
+    """Append ``path`` to the exclude list of the run ``rel``'s train.yaml (header kept)."""
+    train = root / rel / "train.yaml"
+    text = train.read_text()
+    config = yaml.safe_load(text)
+    config["exclude"] = [*config["exclude"], path]
+    header = "".join(line for line in text.splitlines(keepends=True) if line.startswith("#"))
+    train.write_text(header + yaml.safe_dump(config, sort_keys=False))
+
+
+def test_an_exclude_list_added_by_the_stage_moves_into_the_recipes(tree):
+    """A stage that excluded one more label list (next_snapshot.py --exclude): the shipped recipe
+    and the GPU pair take the run's exclude list, the old entry keeping its inline comment; a
+    partner whose exclude list differs from the wide run's is refused, nothing written."""
+    root, _, runs, _ = tree
+    added = "data/stilbene/r3/recheck99-higher-solution-labels.xyz"
+    wide_rel, partner_rel = runs["cleanwide"][0], runs["partner"][0]
+    _add_exclude(root, wide_rel, added)
+    before = {name: (root / name).read_text() for name in FILES}
+    assert mv.main([wide_rel, "--partner-run", partner_rel, "--root", str(root)]) == 1
+    assert all((root / name).read_text() == before[name] for name in FILES)
+    _add_exclude(root, partner_rel, added)
+    assert mv.main([wide_rel, "--partner-run", partner_rel, "--root", str(root)]) == 0
+    for name in (FILES[0], FILES[2], FILES[3]):
+        text = (root / name).read_text()
+        assert yaml.safe_load(text)["exclude"][-1] == added, name
+        assert "out-of-domain-labels.xyz  # al5 row 16" in text, name

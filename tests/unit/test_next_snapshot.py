@@ -139,3 +139,14 @@ def test_a_run_that_missed_a_snapshot_catches_up_with_files_of_both(tree):
     (root / "data/stilbene/r3/snapshot-4").mkdir()
     with pytest.raises(SystemExit, match="several snapshots"):
         nxt.main(["4", "--rows", "q:0:2", "--from-run", str(wide), "--reuse"])
+
+
+def test_continuation_config_adds_exclude_lists_once():
+    """--exclude: new label lists follow the config's own (a single path or a list), each once;
+    without it the config's exclude is left as it was."""
+    config = {"data": ["a.h5"], "max_epochs": 1, "optimizer": {"lr": 1}, "exclude": "old.xyz"}
+    out = nxt.continuation_config(config, [], "run", 1, 1e-3, exclude=["new.xyz", "old.xyz"])
+    assert out["exclude"] == ["old.xyz", "new.xyz"] and config["exclude"] == "old.xyz"
+    assert nxt.continuation_config(config, [], "run", 1, 1e-3)["exclude"] == "old.xyz"
+    del config["exclude"]
+    assert nxt.continuation_config(config, [], "run", 1, 1e-3, ["n.xyz"])["exclude"] == ["n.xyz"]

@@ -6,13 +6,15 @@
 After a round ships (``next_snapshot.py``, the two stages trained, their ``model.fff`` copied into
 ``potentials/``), five files still name the previous snapshot; this script rewrites their
 mechanical parts from the two new runs' ``train.yaml`` (``tests/unit/
-test_r3_recipes_follow_shipped.py`` checks the result):
+test_r3_recipes_follow_shipped.py`` checks the result; the exclude lists follow the wide run's
+where it has one):
 
-* ``potentials/stilbene-r3.yaml``: the data list, ``output``, ``max_epochs``, the snapshot
-  number on its first line, and the optimiser / schedule comments (``stages 2-S``, the new
-  stage's epochs ``A-B``);
+* ``potentials/stilbene-r3.yaml``: the data and exclude lists, ``output``, ``max_epochs``, the
+  snapshot number on its first line, and the optimiser / schedule comments (``stages 2-S``, the
+  new stage's epochs ``A-B``);
 * ``potentials/stilbene-r3-l3.yaml`` and ``-scratchwide.yaml`` (the GPU capacity pair): the data
-  list, ``output`` (``...-snapshot-K``), the split-copy line and ``(cleanwide, snapshot K)``;
+  and exclude lists, ``output`` (``...-snapshot-K``), the split-copy line and ``(cleanwide,
+  snapshot K)``;
 * ``potentials/stilbene-r3-partner.yaml``: the three commands of its header that made the
   shipped stage (``next_snapshot.py K --rows ... --reuse``, the split copy, the first epoch);
   its rows are read back from the frozen files' names;
@@ -59,14 +61,14 @@ def sub_once(pattern: str, repl, text: str, where: str, flags: int = 0) -> str:
     return out
 
 
-def replace_data_block(text: str, files: list[str], where: str) -> str:
-    """Replace the list under ``data:`` with ``files``, one ``  - PATH`` line each; a path that was
-    listed before keeps its inline comment."""
+def replace_data_block(text: str, files: list[str], where: str, key: str = "data") -> str:
+    """Replace the list under ``KEY:`` (``data`` or ``exclude``) with ``files``, one ``  - PATH``
+    line each; a path that was listed before keeps its inline comment."""
     lines = text.splitlines(keepends=True)
     try:
-        start = next(i for i, line in enumerate(lines) if line.rstrip() == "data:")
+        start = next(i for i, line in enumerate(lines) if line.rstrip() == f"{key}:")
     except StopIteration:
-        raise MoveError(f"{where}: no 'data:' list") from None
+        raise MoveError(f"{where}: no '{key}:' list") from None
     end = start + 1
     comments: dict[str, str] = {}
     while end < len(lines) and lines[end].startswith("  - "):
@@ -76,9 +78,17 @@ def replace_data_block(text: str, files: list[str], where: str) -> str:
             comments[path.strip()] = entry[len(path.rstrip()) :]
         end += 1
     if end == start + 1:
-        raise MoveError(f"{where}: the 'data:' list is empty")
+        raise MoveError(f"{where}: the '{key}:' list is empty")
     block = [f"  - {path}{comments.get(path, '')}\n" for path in files]
     return "".join(lines[: start + 1] + block + lines[end:])
+
+
+def replace_exclude_block(text: str, config: dict, where: str) -> str:
+    """The ``exclude:`` list moved to the run's (a recipe keeps its list where the run has
+    none)."""
+    exclude = config.get("exclude") or []
+    exclude = [exclude] if isinstance(exclude, str) else list(exclude)
+    return replace_data_block(text, exclude, where, key="exclude") if exclude else text
 
 
 def rows_of(files: list[str], snapshot: int) -> list[str]:
@@ -106,6 +116,7 @@ def move_recipe(text: str, config: dict, where: str) -> tuple[str, tuple[int, in
         raise MoveError(f"{where}: max_epochs {old['max_epochs']} is not below the run's {last}")
     text = sub_once(r"\A(# Recipe of the shipped .*? snapshot )\d+", rf"\g<1>{k}", text, where)
     text = replace_data_block(text, config["data"], where)
+    text = replace_exclude_block(text, config, where)
     text = sub_once(r"^output: .*$", f"output: {config['output']}", text, where, re.M)
     text = sub_once(r"^max_epochs: \d+", f"max_epochs: {last}", text, where, re.M)
     text = sub_once(r"(# stages 2-)(\d+)", lambda m: f"{m[1]}{int(m[2]) + 1}", text, where)
@@ -120,6 +131,7 @@ def move_gpu_recipe(text: str, config: dict, shipped_run: str, where: str) -> st
     snapshot_of(old["output"])  # refuses an output not named ...-snapshot-N
     output = re.sub(r"snapshot-\d+$", f"snapshot-{k}", old["output"])
     text = replace_data_block(text, config["data"], where)
+    text = replace_exclude_block(text, config, where)
     text = sub_once(r"^output: .*$", f"output: {output}", text, where, re.M)
     text = sub_once(
         r"^#     cp \S+/split\.json \S+$",
@@ -189,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
             raise MoveError("a run's train.yaml names another output than its directory")
         if partner["data"] != wide["data"]:
             raise MoveError("the partner's data list differs from the wide run's")
+        if partner.get("exclude") != wide.get("exclude"):
+            raise MoveError("the partner's exclude list differs from the wide run's")
         texts = {
             name: (root / name).read_text() for name in (RECIPE, PARTNER, *GPU_PAIR, GPU_SCRIPT)
         }

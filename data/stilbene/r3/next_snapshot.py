@@ -13,8 +13,10 @@ copy, ``max_epochs`` raised by ``--epochs`` and the rate set to ``--lr`` (a cosi
 the new stage's epochs). It starts nothing; it prints the command that does:
 ``fusionff train NEW_RUN/train.yaml --new-stage`` once (the best weights, a fresh optimiser and
 schedule, the split extended by the new files), then the same without ``--new-stage`` to
-continue. It refuses to overwrite a snapshot folder or a run directory that exists, and a queue
-range the queue does not hold yet.
+continue. ``--exclude FILE`` adds label lists to the config's ``exclude`` (stored labels found
+on a higher solution, ``relabel_check.py --exclude-out``, whose relabelled rows the snapshot
+trains instead; give the partner the same). It refuses to overwrite a snapshot folder or a run
+directory that exists, and a queue range the queue does not hold yet.
 
 A second run continues on the same snapshot (a committee member, e.g. the partner) with
 ``--reuse``: the snapshot's frozen files are taken as they are (each must exist with the rows
@@ -90,11 +92,21 @@ def frozen_path(folder: Path, queue: str, start: int, stop: int, reuse: bool) ->
 
 
 def continuation_config(
-    config: dict, new_files: list[str], output: str, epochs: int, lr: float
+    config: dict,
+    new_files: list[str],
+    output: str,
+    epochs: int,
+    lr: float,
+    exclude: list[str] = (),
 ) -> dict:
-    """The run's config with the new files, output, ``max_epochs`` raised and the rate set."""
+    """The run's config with the new files, output, ``max_epochs`` raised and the rate set;
+    ``exclude`` (label lists, see ``TrainConfig.exclude``) is added to the config's own."""
     out = dict(config)
     out["data"] = [*config["data"], *(f for f in new_files if f not in config["data"])]
+    if exclude:
+        old = config.get("exclude") or []
+        old = [old] if isinstance(old, str) else list(old)
+        out["exclude"] = [*old, *(f for f in exclude if f not in old)]
     out["output"] = output
     out["max_epochs"] = int(config["max_epochs"]) + epochs
     out["optimizer"] = {**config["optimizer"], "lr": lr}
@@ -132,6 +144,13 @@ def main(argv: list[str] | None = None) -> int:
         help="the snapshot folder exists (another run continued on it): take its frozen files "
         "for the rows asked for instead of freezing them",
     )
+    parser.add_argument(
+        "--exclude",
+        nargs="+",
+        default=[],
+        help="label lists (extended XYZ, repository paths) to add to the config's exclude: "
+        "stored labels found on a higher solution (relabel_check.py --exclude-out)",
+    )
     args = parser.parse_args(argv)
 
     folder = SNAPSHOTS / f"snapshot-{args.snapshot}"
@@ -149,6 +168,9 @@ def main(argv: list[str] | None = None) -> int:
     config_path = args.config or run / "train.yaml"
     if not config_path.is_file():
         sys.exit(f"{config_path} not found: name the run's recipe with --config")
+    for path in args.exclude:
+        if not (ROOT / path).is_file():
+            sys.exit(f"--exclude: no file {path} (a path from the repository root)")
     config = yaml.safe_load(config_path.read_text())
     frozen = [
         frozen_path(folder, queue, start, stop, args.reuse) for queue, start, stop in args.rows
@@ -175,7 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     new_files = [str(dst.relative_to(ROOT)) for dst in frozen]
     shutil.copytree(run, new_run)
     rel_run = str(new_run.relative_to(ROOT))
-    updated = continuation_config(config, new_files, rel_run, args.epochs, args.lr)
+    updated = continuation_config(
+        config, new_files, rel_run, args.epochs, args.lr, exclude=args.exclude
+    )
     header = stage_header(
         run.name, args.snapshot, config["max_epochs"], updated["max_epochs"], args.lr, rel_run
     )
