@@ -963,3 +963,41 @@ def test_relabel_exclusions_name_the_stored_labels_on_a_higher_solution(tmp_path
     nothing = tmp_path / "none.xyz"
     assert relabel.write_exclusions(relabel.compare(queue, same), same, nothing) == 0
     assert not nothing.exists()
+
+
+census = load_script("data/stilbene/r3/start_census.py")
+
+
+def test_start_census_lists_labels_on_followed_orbitals_alone(tmp_path):
+    """Four ok labels and a failed one: only the label kept from followed orbitals after a failed
+    fresh start, with no other start screened, is listed; one screened with a second neighbour
+    is not; --skip (a recheck queue) and --known leave listed ones out; the written queue names
+    each frame's file and row, and files of checks (``recheck``) are passed over."""
+    from ase.io import read
+
+    fail = {"failed_start": "fresh RHF start: OpenMolcas exited with 96"}
+    metas = [
+        {"start": "followed", "screen_state_averages_eV": {"followed": 1.0, "fresh": 2.0}},
+        {**fail, "start": "followed", "screen_state_averages_eV": {"followed": 1.0}},
+        {**fail, "start": "followed", "state_averages_eV": {"followed": 1, "second neighbour": 2}},
+        {**fail, "start": "followed"},
+    ]
+    path = tmp_path / "stilbene-r3-q.h5"
+    _labels(path, [[-10.0, -6.0]] * 4, metas=metas)
+    _labels(tmp_path / "stilbene-r3-recheck1.h5", [[-10.0, -6.0]], metas=[metas[1]])
+    counts, alone = census.census([path, tmp_path / "stilbene-r3-recheck1.h5"])
+    assert [(p, r) for p, r, _ in alone] == [(str(path), 1), (str(path), 3)]
+    assert counts[(True, ("followed",), "followed")] == 1 and sum(counts.values()) == 4
+    assert census.basis(metas[2]) == (True, ("followed", "second neighbour"), "followed")
+    queue = tmp_path / "recheck.xyz"
+    assert census.main([str(path), "--queue", str(queue)]) == 0
+    frames = read(queue, index=":")
+    assert [(f.info["source"], f.info["source_row"]) for f in frames] == [
+        (str(path), 1),
+        (str(path), 3),
+    ]
+    again = tmp_path / "again.xyz"
+    census.main([str(path), "--skip", str(queue), "--queue", str(again)])
+    assert not again.exists()
+    census.main([str(path), "--known", f"{path}:3", "--queue", str(again)])
+    assert [f.info["source_row"] for f in read(again, index=":")] == [1]
