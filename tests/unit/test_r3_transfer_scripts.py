@@ -890,6 +890,20 @@ def _labels(path, energies, metas=None):
             )
 
 
+def _queue(path, stored, rows):
+    """A relabelling queue at ``path``: H2 frames naming rows ``rows`` of ``stored``."""
+    from ase import Atoms
+    from ase.io import write
+
+    frames = []
+    for row in rows:
+        atoms = Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.74]])
+        atoms.info = {"source": str(stored), "source_row": row}
+        frames.append(atoms)
+    write(path, frames)
+    return frames
+
+
 def test_relabel_verdicts_split_at_the_tolerance():
     assert relabel.verdict(-0.5) == "lower"
     assert relabel.verdict(0.004) == "same" and relabel.verdict(-0.009) == "same"
@@ -902,18 +916,12 @@ def test_relabel_check_compares_each_row_with_the_label_it_repeats(tmp_path):
     0.5 eV lower in the state average (S1 1 eV lower: the stored label on a higher solution),
     frame 1 the same; the third is counted as not labelled yet. The relabelled file holds
     frame 1 first (rows in the order they finished, each naming its frame in meta)."""
-    from ase import Atoms
     from ase.io import write
 
     stored = tmp_path / "stored.h5"
     _labels(stored, [[-10.0, -6.0], [-10.0, -5.0], [-9.0, -4.0]])
-    frames = []
-    for row in (1, 0, 2):
-        atoms = Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.74]])
-        atoms.info = {"source": str(stored), "source_row": row}
-        frames.append(atoms)
     queue = tmp_path / "queue.xyz"
-    write(queue, frames)
+    frames = _queue(queue, stored, (1, 0, 2))
     new = tmp_path / "new.h5"
     metas = [{"start": "followed", "source_index": 1}]
     metas.append({"start": "fresh", "rhf": "Fermi aufbau", "source_index": 0})
@@ -934,20 +942,14 @@ def test_relabel_check_compares_each_row_with_the_label_it_repeats(tmp_path):
 def test_relabel_exclusions_name_the_stored_labels_on_a_higher_solution(tmp_path):
     """--exclude-out writes exactly the stored labels judged 'lower' (here stored row 1 of
     three), and the training data's exclude matcher finds that one structure and no other."""
-    from ase import Atoms
-    from ase.io import read, write
+    from ase.io import read
 
     from fusionff.train.data import load_training_data
 
     stored = tmp_path / "stored.h5"
     _labels(stored, [[-10.0, -6.0], [-10.0, -5.0], [-9.0, -4.0]])
-    frames = []
-    for row in (1, 2):
-        atoms = Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.74]])
-        atoms.info = {"source": str(stored), "source_row": row}
-        frames.append(atoms)
     queue = tmp_path / "queue.xyz"
-    write(queue, frames)
+    _queue(queue, stored, (1, 2))
     new = tmp_path / "new.h5"
     metas = [{"source_index": 0}, {"source_index": 1}]
     _labels(new, [[-10.0, -6.0], [-9.0, -4.0]], metas=metas)
@@ -969,9 +971,9 @@ census = load_script("data/stilbene/r3/start_census.py")
 
 
 def test_start_census_lists_labels_on_followed_orbitals_alone(tmp_path):
-    """Four ok labels and a failed one: only the label kept from followed orbitals after a failed
-    fresh start, with no other start screened, is listed; one screened with a second neighbour
-    is not; --skip (a recheck queue) and --known leave listed ones out; the written queue names
+    """Four ok labels: only those kept from followed orbitals after a failed fresh start, with no
+    other start screened (rows 1 and 3), are listed; one screened with a second neighbour is
+    not; --skip (a recheck queue) and --known leave listed ones out; the written queue names
     each frame's file and row, and files of checks (``recheck``) are passed over."""
     from ase.io import read
 
