@@ -970,12 +970,13 @@ def test_relabel_exclusions_name_the_stored_labels_on_a_higher_solution(tmp_path
 census = load_script("data/stilbene/r3/start_census.py")
 
 
-def test_start_census_lists_labels_on_followed_orbitals_alone(tmp_path):
+def test_start_census_lists_labels_on_followed_orbitals_alone(tmp_path, capsys):
     """Four ok labels: only those kept from followed orbitals after a failed fresh start, with no
     other start screened (rows 1 and 3), are listed; one screened with a second neighbour is
     not; --skip (a recheck queue) and --known leave listed ones out; the written queue names
     each frame's file and row, and files of checks (``recheck``) are passed over."""
-    from ase.io import read
+    from ase import Atoms
+    from ase.io import read, write
 
     fail = {"failed_start": "fresh RHF start: OpenMolcas exited with 96"}
     metas = [
@@ -1003,3 +1004,8 @@ def test_start_census_lists_labels_on_followed_orbitals_alone(tmp_path):
     assert not again.exists()
     census.main([str(path), "--known", f"{path}:3", "--queue", str(again)])
     assert [f.info["source_row"] for f in read(again, index=":")] == [1]
+    plain = tmp_path / "plain.xyz"  # a --skip file that is not a recheck queue
+    write(plain, Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.74]]))
+    with pytest.raises(SystemExit):
+        census.main([str(path), "--skip", str(plain)])
+    assert "plain.xyz frame 0: no source / source_row" in capsys.readouterr().err

@@ -92,7 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     skip = set(args.known)
     for queue in args.skip:
-        for frame in read(queue, index=":"):
+        for k, frame in enumerate(read(queue, index=":")):
+            if "source" not in frame.info or "source_row" not in frame.info:
+                parser.error(f"--skip {queue} frame {k}: no source / source_row in its info line")
             skip.add((str(frame.info["source"]), int(frame.info["source_row"])))
     counts, alone = census(sorted(args.files), skip)
     print(f"{sum(counts.values())} ok labels; (fresh start failed, starts screened, kept):")
